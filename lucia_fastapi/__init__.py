@@ -1,0 +1,26 @@
+"""Server-side session authentication for Starlette and FastAPI, after the Lucia auth library."""
+
+from lucia_fastapi.adapters import MemoryAdapter, SQLAlchemyAdapter
+from lucia_fastapi.core.auth import Auth
+from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME, Cookie, CookieOptions
+from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
+from lucia_fastapi.core.passwords import PasswordHasher
+
+__all__ = [
+    "SESSION_COOKIE_NAME",
+    "Auth",
+    "Cookie",
+    "CookieOptions",
+    "Key",
+    "KeySpec",
+    "LuciaError",
+    "MemoryAdapter",
+    "PasswordHasher",
+    "SQLAlchemyAdapter",
+    "Session",
+    "SessionInfo",
+    "SessionTimeout",
+    "SessionUser",
+    "User",
+]

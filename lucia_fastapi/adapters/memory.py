@@ -1,0 +1,112 @@
+"""An adapter that keeps everything in dictionaries: for tests, prototypes and one-process demos."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from lucia_fastapi.adapters.base import KeyRow, SessionRow, UserRow
+from lucia_fastapi.core.errors import LuciaError
+
+
+class MemoryAdapter:
+    """Keeps the same contract as a SQL store, errors included. Each call completes without yielding, so
+    every call is atomic with respect to other tasks on the event loop."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, UserRow] = {}
+        self.keys: dict[str, KeyRow] = {}
+        self.sessions: dict[str, SessionRow] = {}
+
+    # Users
+    async def get_user(self, user_id: str) -> UserRow | None:
+        return self.users.get(user_id)
+
+    async def set_user(self, user: UserRow, key: KeyRow | None) -> None:
+        if user.id in self.users:
+            raise LuciaError("AUTH_INVALID_USER_ID", f"user {user.id!r} exists already")
+        if key is not None and key.id in self.keys:
+            raise LuciaError("AUTH_DUPLICATE_KEY_ID", f"key {key.id!r} exists already")
+        self.users[user.id] = replace(user, attributes=dict(user.attributes))
+        if key is not None:
+            self.keys[key.id] = key
+
+    async def update_user(self, user_id: str, attributes: Mapping[str, Any]) -> None:
+        user = self._existing_user(user_id)
+        self.users[user_id] = replace(user, attributes={**user.attributes, **attributes})
+
+    async def delete_user(self, user_id: str) -> None:
+        self.users.pop(user_id, None)
+        for table in (self.keys, self.sessions):
+            for row_id in [row_id for row_id, row in table.items() if row.user_id == user_id]:
+                del table[row_id]
+
+    # Keys
+    async def get_key(self, key_id: str) -> KeyRow | None:
+        return self.keys.get(key_id)
+
+    async def get_keys_by_user_id(self, user_id: str) -> list[KeyRow]:
+        return [key for key in self.keys.values() if key.user_id == user_id]
+
+    async def set_key(self, key: KeyRow) -> None:
+        self._existing_user(key.user_id)
+        if key.id in self.keys:
+            raise LuciaError("AUTH_DUPLICATE_KEY_ID", f"key {key.id!r} exists already")
+        self.keys[key.id] = key
+
+    async def update_key_password(self, key_id: str, hashed_password: str | None) -> None:
+        key = self.keys.get(key_id)
+        if key is None:
+            raise LuciaError("AUTH_INVALID_KEY_ID", f"no key {key_id!r}")
+        self.keys[key_id] = replace(key, hashed_password=hashed_password)
+
+    async def delete_key(self, key_id: str) -> None:
+        self.keys.pop(key_id, None)
+
+    # Sessions
+    async def get_session(self, session_id: str) -> SessionRow | None:
+        return self.sessions.get(session_id)
+
+    async def get_sessions_by_user_id(self, user_id: str) -> list[SessionRow]:
+        return [session for session in self.sessions.values() if session.user_id == user_id]
+
+    async def get_session_and_user(self, session_id: str) -> tuple[SessionRow, UserRow] | None:
+        session = self.sessions.get(session_id)
+        user = self.users.get(session.user_id) if session is not None else None
+        return (session, user) if session is not None and user is not None else None
+
+    async def set_session(self, session: SessionRow) -> None:
+        self._existing_user(session.user_id)
+        if session.id in self.sessions:
+            raise LuciaError("AUTH_DUPLICATE_SESSION_ID", "a session with this id exists already")
+        self.sessions[session.id] = session
+
+    async def update_session_expiry(self, session_id: str, active_expires: int, idle_expires: int) -> None:
+        session = self.sessions.get(session_id)
+        if session is not None:
+            self.sessions[session_id] = replace(session, active_expires=active_expires, idle_expires=idle_expires)
+
+    async def delete_session(self, session_id: str) -> None:
+        self.sessions.pop(session_id, None)
+
+    async def delete_sessions_by_user_id(self, user_id: str, *, except_session_id: str | None = None) -> None:
+        for row_id in [row_id for row_id, row in self.sessions.items() if row.user_id == user_id]:
+            if row_id != except_session_id:
+                del self.sessions[row_id]
+
+    async def delete_dead_sessions(self, now: int, *, user_id: str | None = None) -> int:
+        dead = [
+            row_id
+            for row_id, row in self.sessions.items()
+            if row.idle_expires <= now and (user_id is None or row.user_id == user_id)
+        ]
+        for row_id in dead:
+            del self.sessions[row_id]
+        return len(dead)
+
+    def _existing_user(self, user_id: str) -> UserRow:
+        user = self.users.get(user_id)
+        if user is None:
+            raise LuciaError("AUTH_INVALID_USER_ID", f"no user {user_id!r}")
+        return user

@@ -1,0 +1,74 @@
+"""The SQL schema: Lucia's ``auth_user``, ``auth_key`` and ``auth_session`` tables as SQLAlchemy ``MetaData``.
+
+Apps add their own user (or session) columns by defining the tables on their own metadata::
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    tables = define_auth_tables(metadata, user_columns=[Column("email", String(255), unique=True)])
+    adapter = SQLAlchemyAdapter(engine, tables)
+
+and point their Alembic ``target_metadata`` at ``metadata``. The default tables live in ``metadata`` below and
+are what this project's own ``alembic/`` migrations create.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, MetaData, String, Table, Text
+
+# Named constraints make migrations reproducible across databases.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Columns of auth_session that the core reads itself; every other column is a session attribute.
+SESSION_CORE_COLUMNS = ("id", "user_id", "active_expires", "idle_expires", "created_at")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthTables:
+    user: Table
+    key: Table
+    session: Table
+
+
+def define_auth_tables(
+    metadata: MetaData,
+    *,
+    user_columns: Iterable[Column[object]] = (),
+    session_columns: Iterable[Column[object]] = (),
+) -> AuthTables:
+    """Define the three tables on ``metadata``, with the app's extra user and session columns."""
+    user = Table("auth_user", metadata, Column("id", String(255), primary_key=True), *user_columns)
+    key = Table(
+        "auth_key",
+        metadata,
+        Column("id", String(255), primary_key=True),  # "<provider_id>:<provider_user_id>"
+        Column("user_id", String(255), ForeignKey("auth_user.id", ondelete="CASCADE"), nullable=False),
+        Column("hashed_password", String(255), nullable=True),
+        Index(None, "user_id"),
+    )
+    session = Table(
+        "auth_session",
+        metadata,
+        Column("id", String(64), primary_key=True),  # hex SHA-256 of the session id
+        Column("user_id", String(255), ForeignKey("auth_user.id", ondelete="CASCADE"), nullable=False),
+        Column("active_expires", BigInteger, nullable=False),  # epoch milliseconds
+        Column("idle_expires", BigInteger, nullable=False),
+        Column("created_at", BigInteger, nullable=False),
+        Column("user_agent", Text, nullable=True),
+        Column("ip_address", String(45), nullable=True),  # room for any IPv6 text form
+        *session_columns,
+        Index(None, "user_id"),
+        Index(None, "idle_expires"),  # the dead-session sweep
+    )
+    return AuthTables(user=user, key=key, session=session)
+
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+default_tables = define_auth_tables(metadata)

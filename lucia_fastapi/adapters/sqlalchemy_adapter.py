@@ -1,0 +1,238 @@
+"""The SQL adapter: PostgreSQL (asyncpg) and SQLite (aiosqlite) through SQLAlchemy's async engine.
+
+Reads and single-statement writes run on an AUTOCOMMIT connection: a lone statement is atomic anyway, and
+skipping the BEGIN/ROLLBACK pair makes the per-request session read one round trip instead of three.
+Only the multi-statement writes (a user with its first key, deleting a user) open a transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Row, Table, and_, bindparam, delete, event, insert, select, update
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from lucia_fastapi.adapters.base import KeyRow, SessionRow, UserRow
+from lucia_fastapi.adapters.schema import SESSION_CORE_COLUMNS, AuthTables, default_tables
+from lucia_fastapi.core.errors import ErrorCode, LuciaError
+
+
+class SQLAlchemyAdapter:
+    """Stores users, keys and sessions in the tables of ``tables`` (by default Lucia's three)."""
+
+    def __init__(self, engine: AsyncEngine, tables: AuthTables = default_tables) -> None:
+        self.engine = engine
+        self.tables = tables
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
+        user, session = tables.user, tables.session
+        self._user_attribute_names = frozenset(c.name for c in user.columns if c.name != "id")
+        self._session_attribute_names = frozenset(c.name for c in session.columns) - set(SESSION_CORE_COLUMNS)
+        self._session_columns = len(session.columns)
+        # Built once: SQLAlchemy then serves the compiled form from its cache on every call.
+        self._select_session_and_user = (
+            select(session, user).join_from(session, user, session.c.user_id == user.c.id)
+            .where(session.c.id == bindparam("session_id"))
+        )
+        self._select_session = select(session).where(session.c.id == bindparam("session_id"))
+        self._update_expiry = (
+            update(session).where(session.c.id == bindparam("session_id"))
+            .values(active_expires=bindparam("active"), idle_expires=bindparam("idle"))
+        )
+
+    # Users
+    async def get_user(self, user_id: str) -> UserRow | None:
+        user = self.tables.user
+        row = await self._read_one(select(user).where(user.c.id == user_id))
+        return self._user_row(row) if row is not None else None
+
+    async def set_user(self, user: UserRow, key: KeyRow | None) -> None:
+        self._check_attribute_names("user", user.attributes, self._user_attribute_names)
+        with _database_errors():
+            async with self.engine.begin() as conn:
+                await self._insert(conn, self.tables.user, {"id": user.id, **user.attributes},
+                                   duplicate="AUTH_INVALID_USER_ID")
+                if key is not None:
+                    await self._insert(conn, self.tables.key, _key_values(key), duplicate="AUTH_DUPLICATE_KEY_ID")
+
+    async def update_user(self, user_id: str, attributes: Mapping[str, Any]) -> None:
+        self._check_attribute_names("user", attributes, self._user_attribute_names)
+        user = self.tables.user
+        if not attributes:
+            if await self.get_user(user_id) is None:
+                raise LuciaError("AUTH_INVALID_USER_ID", f"no user {user_id!r}")
+            return
+        if await self._write(update(user).where(user.c.id == user_id).values(**attributes)) == 0:
+            raise LuciaError("AUTH_INVALID_USER_ID", f"no user {user_id!r}")
+
+    async def delete_user(self, user_id: str) -> None:
+        # Explicit deletes, not only ON DELETE CASCADE: schemas an app made itself may lack the cascade.
+        with _database_errors():
+            async with self.engine.begin() as conn:
+                for table in (self.tables.session, self.tables.key):
+                    await conn.execute(delete(table).where(table.c.user_id == user_id))
+                await conn.execute(delete(self.tables.user).where(self.tables.user.c.id == user_id))
+
+    # Keys
+    async def get_key(self, key_id: str) -> KeyRow | None:
+        key = self.tables.key
+        row = await self._read_one(select(key).where(key.c.id == key_id))
+        return _key_row(row) if row is not None else None
+
+    async def get_keys_by_user_id(self, user_id: str) -> list[KeyRow]:
+        key = self.tables.key
+        rows = await self._read_all(select(key).where(key.c.user_id == user_id).order_by(key.c.id))
+        return [_key_row(row) for row in rows]
+
+    async def set_key(self, key: KeyRow) -> None:
+        with _database_errors():
+            async with self._autocommit.connect() as conn:
+                await self._insert(conn, self.tables.key, _key_values(key), duplicate="AUTH_DUPLICATE_KEY_ID")
+
+    async def update_key_password(self, key_id: str, hashed_password: str | None) -> None:
+        key = self.tables.key
+        statement = update(key).where(key.c.id == key_id).values(hashed_password=hashed_password)
+        if await self._write(statement) == 0:
+            raise LuciaError("AUTH_INVALID_KEY_ID", f"no key {key_id!r}")
+
+    async def delete_key(self, key_id: str) -> None:
+        await self._write(delete(self.tables.key).where(self.tables.key.c.id == key_id))
+
+    # Sessions
+    async def get_session(self, session_id: str) -> SessionRow | None:
+        row = await self._read_one(self._select_session, {"session_id": session_id})
+        return self._session_row(row) if row is not None else None
+
+    async def get_sessions_by_user_id(self, user_id: str) -> list[SessionRow]:
+        session = self.tables.session
+        statement = select(session).where(session.c.user_id == user_id).order_by(session.c.created_at)
+        return [self._session_row(row) for row in await self._read_all(statement)]
+
+    async def get_session_and_user(self, session_id: str) -> tuple[SessionRow, UserRow] | None:
+        row = await self._read_one(self._select_session_and_user, {"session_id": session_id})
+        if row is None:
+            return None
+        split = self._session_columns
+        return self._session_row(row[:split]), self._user_row(row[split:])
+
+    async def set_session(self, session: SessionRow) -> None:
+        self._check_attribute_names("session", session.attributes, self._session_attribute_names)
+        values = {
+            "id": session.id,
+            "user_id": session.user_id,
+            "active_expires": session.active_expires,
+            "idle_expires": session.idle_expires,
+            "created_at": session.created_at,
+            **session.attributes,
+        }
+        with _database_errors():
+            async with self._autocommit.connect() as conn:
+                await self._insert(conn, self.tables.session, values, duplicate="AUTH_DUPLICATE_SESSION_ID")
+
+    async def update_session_expiry(self, session_id: str, active_expires: int, idle_expires: int) -> None:
+        params = {"session_id": session_id, "active": active_expires, "idle": idle_expires}
+        await self._write(self._update_expiry, params)
+
+    async def delete_session(self, session_id: str) -> None:
+        await self._write(delete(self.tables.session).where(self.tables.session.c.id == session_id))
+
+    async def delete_sessions_by_user_id(self, user_id: str, *, except_session_id: str | None = None) -> None:
+        session = self.tables.session
+        condition = session.c.user_id == user_id
+        if except_session_id is not None:
+            condition = and_(condition, session.c.id != except_session_id)
+        await self._write(delete(session).where(condition))
+
+    async def delete_dead_sessions(self, now: int, *, user_id: str | None = None) -> int:
+        session = self.tables.session
+        condition = session.c.idle_expires <= now
+        if user_id is not None:
+            condition = and_(condition, session.c.user_id == user_id)
+        return await self._write(delete(session).where(condition))
+
+    # The few ways this adapter talks to the database
+    async def _read_one(self, statement: Any, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
+        with _database_errors():
+            async with self._autocommit.connect() as conn:
+                result = await conn.execute(statement, params)
+                return result.first()
+
+    async def _read_all(self, statement: Any) -> Sequence[Row[Any]]:
+        with _database_errors():
+            async with self._autocommit.connect() as conn:
+                return (await conn.execute(statement)).all()
+
+    async def _write(self, statement: Any, params: Mapping[str, Any] | None = None) -> int:
+        """Run one statement on its own (atomic by itself); return the number of rows it touched."""
+        with _database_errors():
+            async with self._autocommit.connect() as conn:
+                return (await conn.execute(statement, params)).rowcount
+
+    @staticmethod
+    async def _insert(conn: AsyncConnection, table: Table, values: Mapping[str, Any], *, duplicate: ErrorCode) -> None:
+        try:
+            await conn.execute(insert(table).values(**values))
+        except IntegrityError as error:
+            # The two constraints an insert here can break: the primary key, or the user it points to.
+            if "foreign key" in str(error.orig).lower():
+                raise LuciaError("AUTH_INVALID_USER_ID", f"no user {values.get('user_id')!r}") from None
+            raise LuciaError(duplicate, f"{table.name} {values['id']!r} exists already") from None
+
+    def _user_row(self, row: Sequence[Any]) -> UserRow:
+        columns = self.tables.user.columns.keys()
+        values = dict(zip(columns, row, strict=True))
+        return UserRow(id=values.pop("id"), attributes=values)
+
+    def _session_row(self, row: Sequence[Any]) -> SessionRow:
+        values = dict(zip(self.tables.session.columns.keys(), row, strict=True))
+        core = {name: values.pop(name) for name in SESSION_CORE_COLUMNS}
+        return SessionRow(**core, attributes=values)
+
+    @staticmethod
+    def _check_attribute_names(kind: str, attributes: Mapping[str, Any], known: frozenset[str]) -> None:
+        unknown = set(attributes) - known
+        if unknown:
+            raise ValueError(
+                f"unknown {kind} attribute(s) {sorted(unknown)}: auth_{kind} has no such column"
+                f" (known: {sorted(known)}); add the column with define_auth_tables(..., {kind}_columns=[...])"
+            )
+
+
+def _key_values(key: KeyRow) -> dict[str, Any]:
+    return {"id": key.id, "user_id": key.user_id, "hashed_password": key.hashed_password}
+
+
+def _key_row(row: Row[Any]) -> KeyRow:
+    return KeyRow(id=row.id, user_id=row.user_id, hashed_password=row.hashed_password)
+
+
+def _enable_sqlite_foreign_keys(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    # SQLite ignores foreign keys unless asked, per connection; without this a key could name no user.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """Turn "the database cannot be reached" into ``DATABASE_UNAVAILABLE``; let every other error through."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as error:
+        raise LuciaError("DATABASE_UNAVAILABLE", _first_line(error)) from error
+    except DBAPIError as error:
+        if error.connection_invalidated:
+            raise LuciaError("DATABASE_UNAVAILABLE", _first_line(error)) from error
+        raise
+    except (OSError, TimeoutError) as error:  # asyncpg raises these when it cannot connect at all
+        raise LuciaError("DATABASE_UNAVAILABLE", f"cannot connect to the database: {error}") from error
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -1,0 +1,1 @@
+"""The framework-free core: ``Auth`` and the values it deals in."""

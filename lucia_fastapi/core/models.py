@@ -1,0 +1,90 @@
+"""The values the core hands out: users, keys, sessions, and the settings that shape sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
+
+SessionState = Literal["active", "idle"]
+UserT = TypeVar("UserT")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTimeout:
+    """A session is *active* for ``active_period``, then *idle* for ``idle_period``, then dead.
+
+    Using an idle session renews it: both periods start again from now.
+    """
+
+    active_period: timedelta = timedelta(hours=24)
+    idle_period: timedelta = timedelta(days=14)
+
+    def __post_init__(self) -> None:
+        if self.active_period <= timedelta(0) or self.idle_period < timedelta(0):
+            raise ValueError("active_period must be positive and idle_period must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """The default user object: the row's id and its other columns by name."""
+
+    user_id: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """What ``create_user`` and ``create_key`` need to make a key. ``password=None`` makes a passwordless key
+    (an OAuth identity, a magic link): such a key can never be used with a password."""
+
+    provider_id: str
+    provider_user_id: str
+    password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """A way to sign in as a user: ``provider_id`` (``"email"``, ``"github"``) plus the id the provider knows."""
+
+    provider_id: str
+    provider_user_id: str
+    user_id: str
+    has_password: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionInfo:
+    """What the database knows about a session: safe to show to its user, unusable as a credential.
+
+    ``public_id`` names the session in a page or a form (``invalidate_user_session``); it is the SHA-256 digest
+    under which the session is stored, so knowing it does not let anyone sign in.
+    """
+
+    public_id: str
+    user_id: str
+    active_expires: datetime
+    idle_expires: datetime
+    created_at: datetime
+    state: SessionState
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Session(SessionInfo):
+    """A session together with its secret id, as created or validated from a request's credentials.
+
+    ``is_fresh`` is true when the session was just created or renewed: its cookie must be sent (again).
+    """
+
+    session_id: str
+    is_fresh: bool = False
+
+
+class SessionUser(NamedTuple, Generic[UserT]):
+    """The answer to "who is this?": both set when authenticated, both ``None`` otherwise.
+    A tuple, so ``session, user = await auth_request.get_session_user()`` works."""
+
+    session: Session | None
+    user: UserT | None
