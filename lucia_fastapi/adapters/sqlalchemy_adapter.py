@@ -15,7 +15,7 @@ from sqlalchemy import Row, Table, and_, bindparam, delete, event, insert, selec
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from lucia_fastapi.adapters.base import KeyRow, SessionRow, UserRow
 from lucia_fastapi.adapters.schema import SESSION_CORE_COLUMNS, AuthTables, default_tables
@@ -30,19 +30,21 @@ class SQLAlchemyAdapter:
         self.tables = tables
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         if engine.dialect.name == "sqlite":
-            event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
+            event.listen(engine.sync_engine, "checkout", _enable_sqlite_foreign_keys)
         user, session = tables.user, tables.session
         self._user_attribute_names = frozenset(c.name for c in user.columns if c.name != "id")
         self._session_attribute_names = frozenset(c.name for c in session.columns) - set(SESSION_CORE_COLUMNS)
         self._session_columns = len(session.columns)
         # Built once: SQLAlchemy then serves the compiled form from its cache on every call.
         self._select_session_and_user = (
-            select(session, user).join_from(session, user, session.c.user_id == user.c.id)
+            select(session, user)
+            .join_from(session, user, session.c.user_id == user.c.id)
             .where(session.c.id == bindparam("session_id"))
         )
         self._select_session = select(session).where(session.c.id == bindparam("session_id"))
         self._update_expiry = (
-            update(session).where(session.c.id == bindparam("session_id"))
+            update(session)
+            .where(session.c.id == bindparam("session_id"))
             .values(active_expires=bindparam("active"), idle_expires=bindparam("idle"))
         )
 
@@ -56,8 +58,9 @@ class SQLAlchemyAdapter:
         self._check_attribute_names("user", user.attributes, self._user_attribute_names)
         with _database_errors():
             async with self.engine.begin() as conn:
-                await self._insert(conn, self.tables.user, {"id": user.id, **user.attributes},
-                                   duplicate="AUTH_INVALID_USER_ID")
+                await self._insert(
+                    conn, self.tables.user, {"id": user.id, **user.attributes}, duplicate="AUTH_INVALID_USER_ID"
+                )
                 if key is not None:
                     await self._insert(conn, self.tables.key, _key_values(key), duplicate="AUTH_DUPLICATE_KEY_ID")
 
@@ -212,11 +215,17 @@ def _key_row(row: Row[Any]) -> KeyRow:
     return KeyRow(id=row.id, user_id=row.user_id, hashed_password=row.hashed_password)
 
 
-def _enable_sqlite_foreign_keys(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    # SQLite ignores foreign keys unless asked, per connection; without this a key could name no user.
+def _enable_sqlite_foreign_keys(
+    dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+) -> None:
+    # SQLite ignores foreign keys unless asked, per connection; without this a key could name no user. On
+    # checkout rather than connect, so connections the pool opened before this adapter existed get it too.
+    if record.info.get("lucia_foreign_keys"):
+        return
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    record.info["lucia_foreign_keys"] = True
 
 
 @contextmanager

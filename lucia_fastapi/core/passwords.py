@@ -43,9 +43,7 @@ class PasswordHasher:
         parallelism: int = ARGON2_PARALLELISM,
         max_concurrency: int | None = None,
     ) -> None:
-        self._argon2 = Argon2Hasher(
-            time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=Type.ID
-        )
+        self._argon2 = Argon2Hasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=Type.ID)
         # Leave a core for the event loop on small machines; one at a time is the floor.
         self._limiter = CapacityLimiter(max_concurrency or max(1, (os.cpu_count() or 2) - 1))
         # Verified against when a key does not exist, so that "no such account" costs as much as

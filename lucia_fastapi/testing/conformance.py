@@ -1,0 +1,350 @@
+"""The adapter conformance suite: the cases of Lucia's adapter-test package, for any ``Adapter``.
+
+One call checks an adapter::
+
+    await run_adapter_conformance(MyAdapter(...))
+
+or, to see each case as its own pytest test::
+
+    @pytest.mark.parametrize("case", ADAPTER_CASES, ids=lambda case: case.__name__)
+    async def test_my_adapter(case):
+        await case(AdapterUnderTest(MyAdapter(...)))
+
+The suite is black-box: it sets up and checks rows only through the adapter's own methods, with fresh random ids,
+so it can run against a store that already holds data. ``user_attributes`` and ``session_attributes`` are sample
+values for *every* attribute column the adapter's schema has (a SQL store reads an unset column back as ``None``;
+none may be unique: many rows get them); they are written and must be read back unchanged.
+``changed_user_attributes`` are what an update writes over them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lucia_fastapi.adapters.base import Adapter, KeyRow, SessionRow, UserRow
+from lucia_fastapi.core.errors import ErrorCode, LuciaError
+
+HOUR_MS = 3_600_000
+
+
+@dataclass
+class AdapterUnderTest:
+    adapter: Adapter
+    user_attributes: Mapping[str, Any] = field(default_factory=dict)
+    session_attributes: Mapping[str, Any] = field(default_factory=dict)
+    changed_user_attributes: Mapping[str, Any] = field(default_factory=dict)
+    now: int = 1_700_000_000_000  # a fixed "now" in epoch ms: expiries are plain numbers to the adapter
+
+    async def new_user(self, *, with_key: bool = False) -> UserRow:
+        user = UserRow(id=_random_id("user"), attributes=dict(self.user_attributes))
+        key = KeyRow(f"email:{_random_id('key')}", user.id, hashed_password="$argon2id$x") if with_key else None
+        await self.adapter.set_user(user, key)
+        return user
+
+    def session_row(self, user_id: str, *, expires_in_ms: int = HOUR_MS) -> SessionRow:
+        return SessionRow(
+            id=hashlib.sha256(secrets.token_bytes(24)).hexdigest(),
+            user_id=user_id,
+            active_expires=self.now + expires_in_ms,
+            idle_expires=self.now + 2 * expires_in_ms,
+            created_at=self.now - HOUR_MS,
+            attributes=dict(self.session_attributes),
+        )
+
+    async def new_session(self, user_id: str, *, expires_in_ms: int = HOUR_MS) -> SessionRow:
+        row = self.session_row(user_id, expires_in_ms=expires_in_ms)
+        await self.adapter.set_session(row)
+        return row
+
+
+Case = Callable[[AdapterUnderTest], Awaitable[None]]
+
+
+def _random_id(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(6)}"
+
+
+async def _expect_error(code: ErrorCode, action: Awaitable[object]) -> None:
+    try:
+        await action
+    except LuciaError as error:
+        assert error.code == code, f"expected LuciaError {code}, got {error.code}"
+        return
+    raise AssertionError(f"expected LuciaError {code}, nothing was raised")
+
+
+# Users ------------------------------------------------------------------------------------------------------------
+
+
+async def get_user_of_unknown_id_is_none(t: AdapterUnderTest) -> None:
+    assert await t.adapter.get_user(_random_id("nobody")) is None
+
+
+async def set_user_without_key_then_get_it(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    assert await t.adapter.get_user(user.id) == user
+    assert await t.adapter.get_keys_by_user_id(user.id) == []
+
+
+async def set_user_with_key_stores_both(t: AdapterUnderTest) -> None:
+    user = UserRow(id=_random_id("user"), attributes=dict(t.user_attributes))
+    key = KeyRow(id=f"email:{_random_id('a')}", user_id=user.id, hashed_password="hash")
+    await t.adapter.set_user(user, key)
+    assert await t.adapter.get_user(user.id) == user
+    assert await t.adapter.get_key(key.id) == key
+
+
+async def set_user_with_taken_key_writes_nothing(t: AdapterUnderTest) -> None:
+    first = UserRow(id=_random_id("user"), attributes=dict(t.user_attributes))
+    key = KeyRow(id=f"email:{_random_id('a')}", user_id=first.id, hashed_password=None)
+    await t.adapter.set_user(first, key)
+    second = UserRow(id=_random_id("user"), attributes=dict(t.user_attributes))
+    await _expect_error("AUTH_DUPLICATE_KEY_ID", t.adapter.set_user(second, KeyRow(key.id, second.id, None)))
+    assert await t.adapter.get_user(second.id) is None, "the user insert must be rolled back with the key's"
+    assert await t.adapter.get_key(key.id) == key
+
+
+async def update_user_changes_attributes(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    await t.adapter.update_user(user.id, dict(t.changed_user_attributes))
+    expected = UserRow(user.id, {**user.attributes, **t.changed_user_attributes})
+    assert await t.adapter.get_user(user.id) == expected
+
+
+async def update_unknown_user_fails(t: AdapterUnderTest) -> None:
+    await _expect_error("AUTH_INVALID_USER_ID", t.adapter.update_user(_random_id("nobody"), dict(t.user_attributes)))
+
+
+async def delete_user_removes_its_keys_and_sessions(t: AdapterUnderTest) -> None:
+    user = await t.new_user(with_key=True)
+    other = await t.new_user(with_key=True)
+    session = await t.new_session(user.id)
+    other_session = await t.new_session(other.id)
+    await t.adapter.delete_user(user.id)
+    assert await t.adapter.get_user(user.id) is None
+    assert await t.adapter.get_keys_by_user_id(user.id) == []
+    assert await t.adapter.get_session(session.id) is None
+    assert await t.adapter.get_user(other.id) == other
+    assert await t.adapter.get_session(other_session.id) == other_session
+
+
+async def delete_unknown_user_is_no_error(t: AdapterUnderTest) -> None:
+    await t.adapter.delete_user(_random_id("nobody"))
+
+
+# Keys -------------------------------------------------------------------------------------------------------------
+
+
+async def get_key_of_unknown_id_is_none(t: AdapterUnderTest) -> None:
+    assert await t.adapter.get_key(f"email:{_random_id('nobody')}") is None
+
+
+async def set_key_with_and_without_password(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    with_password = KeyRow(id=f"email:{_random_id('a')}", user_id=user.id, hashed_password="$argon2id$hash")
+    without_password = KeyRow(id=f"github:{_random_id('b')}", user_id=user.id, hashed_password=None)
+    for key in (with_password, without_password):
+        await t.adapter.set_key(key)
+        assert await t.adapter.get_key(key.id) == key
+
+
+async def set_key_with_taken_id_fails(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    key = KeyRow(id=f"email:{_random_id('a')}", user_id=user.id, hashed_password=None)
+    await t.adapter.set_key(key)
+    await _expect_error("AUTH_DUPLICATE_KEY_ID", t.adapter.set_key(KeyRow(key.id, user.id, "other")))
+    assert await t.adapter.get_key(key.id) == key
+
+
+async def set_key_for_unknown_user_fails(t: AdapterUnderTest) -> None:
+    key = KeyRow(id=f"email:{_random_id('a')}", user_id=_random_id("nobody"), hashed_password=None)
+    await _expect_error("AUTH_INVALID_USER_ID", t.adapter.set_key(key))
+    assert await t.adapter.get_key(key.id) is None
+
+
+async def get_keys_by_user_id_returns_only_that_users(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    other = await t.new_user(with_key=True)
+    keys = [KeyRow(id=f"p{n}:{_random_id('k')}", user_id=user.id, hashed_password=None) for n in range(3)]
+    for key in keys:
+        await t.adapter.set_key(key)
+    found = await t.adapter.get_keys_by_user_id(user.id)
+    assert sorted(found, key=lambda k: k.id) == sorted(keys, key=lambda k: k.id)
+    assert all(key.user_id == other.id for key in await t.adapter.get_keys_by_user_id(other.id))
+
+
+async def update_key_password_sets_and_removes_it(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    key = KeyRow(id=f"email:{_random_id('a')}", user_id=user.id, hashed_password="old")
+    await t.adapter.set_key(key)
+    await t.adapter.update_key_password(key.id, "new")
+    assert await t.adapter.get_key(key.id) == KeyRow(key.id, user.id, "new")
+    await t.adapter.update_key_password(key.id, None)
+    assert await t.adapter.get_key(key.id) == KeyRow(key.id, user.id, None)
+
+
+async def update_unknown_key_fails(t: AdapterUnderTest) -> None:
+    await _expect_error("AUTH_INVALID_KEY_ID", t.adapter.update_key_password(f"email:{_random_id('x')}", "hash"))
+
+
+async def delete_key_removes_only_it(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    kept = KeyRow(id=f"email:{_random_id('a')}", user_id=user.id, hashed_password=None)
+    deleted = KeyRow(id=f"github:{_random_id('b')}", user_id=user.id, hashed_password=None)
+    for key in (kept, deleted):
+        await t.adapter.set_key(key)
+    await t.adapter.delete_key(deleted.id)
+    await t.adapter.delete_key(deleted.id)  # again: no error
+    assert await t.adapter.get_key(deleted.id) is None
+    assert await t.adapter.get_keys_by_user_id(user.id) == [kept]
+
+
+# Sessions ---------------------------------------------------------------------------------------------------------
+
+
+async def get_session_of_unknown_id_is_none(t: AdapterUnderTest) -> None:
+    assert await t.adapter.get_session(hashlib.sha256(b"nothing").hexdigest()) is None
+
+
+async def set_session_then_get_it(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    session = await t.new_session(user.id)
+    assert await t.adapter.get_session(session.id) == session
+
+
+async def set_session_with_taken_id_fails(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    session = await t.new_session(user.id)
+    await _expect_error("AUTH_DUPLICATE_SESSION_ID", t.adapter.set_session(session))
+
+
+async def set_session_for_unknown_user_fails(t: AdapterUnderTest) -> None:
+    row = t.session_row(_random_id("nobody"))
+    await _expect_error("AUTH_INVALID_USER_ID", t.adapter.set_session(row))
+    assert await t.adapter.get_session(row.id) is None
+
+
+async def get_sessions_by_user_id_returns_only_that_users(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    other = await t.new_user()
+    sessions = [await t.new_session(user.id) for _ in range(3)]
+    await t.new_session(other.id)
+    found = await t.adapter.get_sessions_by_user_id(user.id)
+    assert sorted(found, key=lambda s: s.id) == sorted(sessions, key=lambda s: s.id)
+
+
+async def get_session_and_user_joins_them(t: AdapterUnderTest) -> None:
+    user = await t.new_user(with_key=True)
+    session = await t.new_session(user.id)
+    assert await t.adapter.get_session_and_user(session.id) == (session, user)
+    assert await t.adapter.get_session_and_user(hashlib.sha256(b"nothing").hexdigest()) is None
+
+
+async def update_session_expiry_extends_in_place(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    session = await t.new_session(user.id)
+    await t.adapter.update_session_expiry(session.id, session.active_expires + 5, session.idle_expires + 7)
+    updated = await t.adapter.get_session(session.id)
+    assert updated is not None
+    assert (updated.active_expires, updated.idle_expires) == (session.active_expires + 5, session.idle_expires + 7)
+    assert (updated.user_id, updated.created_at, updated.attributes) == (
+        session.user_id,
+        session.created_at,
+        session.attributes,
+    )
+
+
+async def delete_session_removes_only_it(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    kept, deleted = await t.new_session(user.id), await t.new_session(user.id)
+    await t.adapter.delete_session(deleted.id)
+    await t.adapter.delete_session(deleted.id)  # again: no error
+    assert await t.adapter.get_session(deleted.id) is None
+    assert await t.adapter.get_session(kept.id) == kept
+
+
+async def delete_sessions_by_user_id_with_and_without_exception(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    other = await t.new_user()
+    current, *rest = [await t.new_session(user.id) for _ in range(3)]
+    others = await t.new_session(other.id)
+    await t.adapter.delete_sessions_by_user_id(user.id, except_session_id=current.id)
+    assert await t.adapter.get_sessions_by_user_id(user.id) == [current]
+    assert [await t.adapter.get_session(session.id) for session in rest] == [None] * len(rest)
+    await t.adapter.delete_sessions_by_user_id(user.id)
+    assert await t.adapter.get_sessions_by_user_id(user.id) == []
+    assert await t.adapter.get_session(others.id) == others
+
+
+async def delete_dead_sessions_of_one_user_and_of_all(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    other = await t.new_user()
+    dead = [await t.new_session(user.id, expires_in_ms=-HOUR_MS) for _ in range(2)]
+    alive = await t.new_session(user.id)
+    others_dead = await t.new_session(other.id, expires_in_ms=-HOUR_MS)
+    assert await t.adapter.delete_dead_sessions(t.now, user_id=user.id) == len(dead)
+    assert await t.adapter.get_sessions_by_user_id(user.id) == [alive]
+    assert await t.adapter.get_session(others_dead.id) == others_dead
+    assert await t.adapter.delete_dead_sessions(t.now) >= 1
+    assert await t.adapter.get_session(others_dead.id) is None
+    assert await t.adapter.get_session(alive.id) == alive
+
+
+ADAPTER_CASES: tuple[Case, ...] = (
+    get_user_of_unknown_id_is_none,
+    set_user_without_key_then_get_it,
+    set_user_with_key_stores_both,
+    set_user_with_taken_key_writes_nothing,
+    update_user_changes_attributes,
+    update_unknown_user_fails,
+    delete_user_removes_its_keys_and_sessions,
+    delete_unknown_user_is_no_error,
+    get_key_of_unknown_id_is_none,
+    set_key_with_and_without_password,
+    set_key_with_taken_id_fails,
+    set_key_for_unknown_user_fails,
+    get_keys_by_user_id_returns_only_that_users,
+    update_key_password_sets_and_removes_it,
+    update_unknown_key_fails,
+    delete_key_removes_only_it,
+    get_session_of_unknown_id_is_none,
+    set_session_then_get_it,
+    set_session_with_taken_id_fails,
+    set_session_for_unknown_user_fails,
+    get_sessions_by_user_id_returns_only_that_users,
+    get_session_and_user_joins_them,
+    update_session_expiry_extends_in_place,
+    delete_session_removes_only_it,
+    delete_sessions_by_user_id_with_and_without_exception,
+    delete_dead_sessions_of_one_user_and_of_all,
+)
+
+
+class ConformanceFailure(AssertionError):
+    """Raised by ``run_adapter_conformance`` with every failed case and why."""
+
+
+async def run_adapter_conformance(
+    adapter: Adapter,
+    *,
+    user_attributes: Mapping[str, Any] | None = None,
+    session_attributes: Mapping[str, Any] | None = None,
+    changed_user_attributes: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Run every case against ``adapter``; return the names of the cases run, or raise ``ConformanceFailure``."""
+    subject = AdapterUnderTest(
+        adapter, dict(user_attributes or {}), dict(session_attributes or {}), dict(changed_user_attributes or {})
+    )
+    failures: list[str] = []
+    for case in ADAPTER_CASES:
+        try:
+            await case(subject)
+        except Exception as error:  # a broken adapter may raise anything; report it with the case's name
+            failures.append(f"{case.__name__}: {type(error).__name__}: {error}")
+    if failures:
+        raise ConformanceFailure(f"{len(failures)} of {len(ADAPTER_CASES)} cases failed:\n" + "\n".join(failures))
+    return [case.__name__ for case in ADAPTER_CASES]

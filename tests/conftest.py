@@ -1,0 +1,135 @@
+"""Fixtures: every behaviour test runs against every store (memory, SQLite file, real PostgreSQL).
+
+Like Django's session tests, one suite, many backends: a test asks for ``adapter`` (or ``auth``) and is run once
+per backend. PostgreSQL is a real server started for the session (``lucia_fastapi.testing.postgres``); if it cannot
+start, every PostgreSQL test errors with the reason: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from lucia_fastapi import Auth, MemoryAdapter, SQLAlchemyAdapter
+from lucia_fastapi.adapters.base import Adapter
+from lucia_fastapi.adapters.schema import AuthTables, default_tables
+from lucia_fastapi.adapters.schema import metadata as default_metadata
+from lucia_fastapi.testing.postgres import PostgresServer, PostgresUnavailable
+
+SQL_DATABASES = ["sqlite", "postgresql"]
+ALL_STORES = ["memory", *SQL_DATABASES]
+
+_results: dict[str, Counter[str]] = {}
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    try:
+        server = PostgresServer()
+        server.start()
+    except PostgresUnavailable as error:
+        pytest.fail(f"PostgreSQL could not be started, so the PostgreSQL tests cannot run:\n{error}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@dataclass
+class StatementLog:
+    """Every SQL statement an engine sent, to assert query counts (deterministic, unlike timings)."""
+
+    statements: list[str] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.statements.clear()
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+def record_database(request: pytest.FixtureRequest, name: str) -> None:
+    request.node.user_properties.append(("database", name))
+
+
+async def make_engine(
+    request: pytest.FixtureRequest, database: str, tmp_path_factory: pytest.TempPathFactory, metadata: MetaData
+) -> AsyncEngine:
+    """A fresh engine on an empty database with ``metadata``'s tables created."""
+    if database == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "auth.sqlite3"
+        engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        engine = create_async_engine(server.url, pool_size=10, max_overflow=20)
+        async with engine.begin() as conn:  # an empty schema for every test
+            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    # Tables first (create_all on SQLite needs no foreign-key pragma), then the adapter hooks connections.
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    return engine
+
+
+@pytest.fixture(params=SQL_DATABASES)
+async def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[AsyncEngine]:
+    record_database(request, request.param)
+    engine = await make_engine(request, request.param, tmp_path_factory, default_metadata)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def statement_log(engine: AsyncEngine) -> StatementLog:
+    log = StatementLog()
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        log.statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    return log
+
+
+@pytest.fixture(params=ALL_STORES)
+async def adapter(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Adapter]:
+    record_database(request, request.param)
+    if request.param == "memory":
+        yield MemoryAdapter()
+        return
+    engine = await make_engine(request, request.param, tmp_path_factory, default_metadata)
+    yield SQLAlchemyAdapter(engine, default_tables)
+    await engine.dispose()
+
+
+@pytest.fixture
+def auth(adapter: Adapter) -> Auth:
+    return Auth(adapter)
+
+
+@pytest.fixture
+def sql_tables() -> AuthTables:
+    return default_tables
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        for name, value in report.user_properties:
+            if name == "database":
+                _results.setdefault(str(value), Counter())[report.outcome] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.section("stores exercised")
+    if not _results:
+        terminalreporter.write_line("no test used a store")
+    for store, outcomes in sorted(_results.items()):
+        summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+        terminalreporter.write_line(f"{store}: {summary}")
