@@ -1,5 +1,7 @@
 """Password hashing: Argon2id for new hashes, Lucia's scrypt hashes accepted and upgraded.
 
+Passwords are NFKC-normalized before hashing and verifying, as Lucia did.
+
 Hashing is deliberately slow, so it runs in a worker thread and never on the event loop. At most
 ``max_concurrency`` hashes run at once, so a burst of sign-ins cannot take every core away from the requests
 that only read sessions.
@@ -51,7 +53,7 @@ class PasswordHasher:
         self._dummy_hash = self._argon2.hash("lucia_fastapi dummy password")
 
     async def hash(self, password: str) -> str:
-        return await self._in_thread(self._argon2.hash, password)
+        return await self._in_thread(self._argon2.hash, _normalize(password))
 
     async def verify(self, hashed: str, password: str) -> bool:
         return await self._in_thread(self._verify_sync, hashed, password)
@@ -70,6 +72,7 @@ class PasswordHasher:
             return True
 
     def _verify_sync(self, hashed: str, password: str) -> bool:
+        password = _normalize(password)
         if hashed.startswith("$argon2"):
             try:
                 return self._argon2.verify(hashed, password)
@@ -79,6 +82,11 @@ class PasswordHasher:
 
     async def _in_thread(self, func: Callable[..., T], *args: object) -> T:
         return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+
+
+def _normalize(password: str) -> str:
+    # As Lucia does: "ä" typed as one code point or as "a" plus a combining mark is the same password.
+    return unicodedata.normalize("NFKC", password)
 
 
 def _verify_lucia_scrypt(hashed: str, password: str) -> bool:
@@ -96,7 +104,7 @@ def _verify_lucia_scrypt(hashed: str, password: str) -> bool:
 def lucia_scrypt_key(password: str, salt: str, *, block_size: int = 16) -> bytes:
     """Lucia's scrypt derivation, as lowercase hex bytes (exposed so tests can build legacy hashes)."""
     key = hashlib.scrypt(
-        unicodedata.normalize("NFKC", password).encode("utf-8"),
+        _normalize(password).encode("utf-8"),
         salt=salt.encode("utf-8"),
         n=_SCRYPT_N,
         r=block_size,
