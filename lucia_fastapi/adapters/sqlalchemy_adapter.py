@@ -22,6 +22,19 @@ from lucia_fastapi.adapters.schema import SESSION_CORE_COLUMNS, AuthTables, defa
 from lucia_fastapi.core.errors import ErrorCode, LuciaError
 
 
+def async_database_url(url: str) -> str:
+    """Accept the URLs people have at hand (``postgres://``, ``postgresql://``, ``sqlite:///``) and name the async
+    driver this adapter uses for them; URLs that already name a driver are returned unchanged."""
+    for plain, with_driver in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return with_driver + url[len(plain) :]
+    return url
+
+
 class SQLAlchemyAdapter:
     """Stores users, keys and sessions in the tables of ``tables`` (by default Lucia's three)."""
 

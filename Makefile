@@ -1,0 +1,34 @@
+# The two entry points: `make run` serves the example app, `make test` runs the whole suite.
+# Both build the virtual environment they need; `make test` also installs and starts what the tests need.
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint system-deps clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+system-deps:
+	bash scripts/system-deps.sh
+
+## Serve the example app on http://127.0.0.1:8000 (SQLite file in the working directory; DATABASE_URL for another).
+run: $(BIN)/.installed
+	$(BIN)/uvicorn examples.app:app --host $(HOST) --port $(PORT)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict lucia_fastapi
+
+## The whole suite: lint and types, then every test on SQLite and on a throwaway PostgreSQL 15 server.
+test: $(BIN)/.installed system-deps lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

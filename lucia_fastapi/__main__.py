@@ -1,0 +1,5 @@
+import sys
+
+from lucia_fastapi.cli import main
+
+sys.exit(main())

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the system packages the test suite needs, when they are missing: PostgreSQL server binaries.
+# Debian's packages, installed with apt-get (root is needed only when something is missing).
+set -euo pipefail
+
+missing=()
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql-15)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "system-deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "system-deps: need root to install ${missing[*]} (run: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,117 @@
+"""The Alembic migrations round-trip and match the models; the cleanup command deletes dead sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from lucia_fastapi import Auth, SQLAlchemyAdapter
+from lucia_fastapi.adapters.schema import metadata
+from lucia_fastapi.adapters.sqlalchemy_adapter import async_database_url
+from lucia_fastapi.testing.postgres import PostgresServer
+from tests.conftest import SQL_DATABASES, record_database
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(params=SQL_DATABASES)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with no tables at all, as a plain (driverless) URL, the way people write them."""
+    record_database(request, request.param)
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'migrated.sqlite3'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    subprocess.run(  # noqa: S603
+        [str(server.bin / "psql"), server.dsn, "-q", "-c", "DROP SCHEMA public CASCADE; CREATE SCHEMA public"],
+        check=True,
+        capture_output=True,
+    )
+    return server.dsn
+
+
+def alembic_config(url: str) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logger"] = False
+    return config
+
+
+async def schema_state(url: str) -> tuple[set[str], list[Any]]:
+    """The tables in the database, and Alembic's list of differences between it and the models."""
+    engine = create_async_engine(async_database_url(url))
+
+    def inspect_sync(conn: Connection) -> tuple[set[str], list[Any]]:
+        tables = set(inspect(conn).get_table_names()) - {"alembic_version"}
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return tables, compare_metadata(context, metadata)
+
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(inspect_sync)
+    finally:
+        await engine.dispose()
+
+
+def test_upgrade_downgrade_upgrade_matches_the_models(empty_database_url: str) -> None:
+    config = alembic_config(empty_database_url)
+    command.upgrade(config, "head")
+    tables, differences = asyncio.run(schema_state(empty_database_url))
+    assert tables == {"auth_user", "auth_key", "auth_session"}
+    assert differences == []
+    command.downgrade(config, "base")
+    assert asyncio.run(schema_state(empty_database_url))[0] == set()
+    command.upgrade(config, "head")
+    tables, differences = asyncio.run(schema_state(empty_database_url))
+    assert tables == {"auth_user", "auth_key", "auth_session"} and differences == []
+
+
+def test_cleanup_command_deletes_dead_sessions(empty_database_url: str) -> None:
+    command.upgrade(alembic_config(empty_database_url), "head")
+
+    async def seed() -> None:
+        engine = create_async_engine(async_database_url(empty_database_url))
+        adapter = SQLAlchemyAdapter(engine)
+        auth = Auth(adapter)
+        user = await auth.create_user()
+        await auth.create_session(user.user_id)  # alive
+        now = time.time_ns() // 1_000_000
+        for _ in range(2):
+            dead = await auth.create_session(user.user_id)
+            await adapter.update_session_expiry(dead.public_id, now - 2000, now - 1000)
+        await engine.dispose()
+
+    asyncio.run(seed())
+    run = [sys.executable, "-m", "lucia_fastapi", "cleanup", "--database-url", empty_database_url]
+    first = subprocess.run(run, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
+    assert first.stdout.strip() == "deleted 2 dead sessions"
+    again = subprocess.run(run, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
+    assert again.stdout.strip() == "deleted 0 dead sessions"
+
+
+def test_cleanup_command_reports_an_unreachable_database() -> None:
+    from lucia_fastapi.testing.postgres import free_port
+
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "lucia_fastapi", "cleanup", "--database-url", url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": ""},
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: DATABASE_UNAVAILABLE")
