@@ -6,10 +6,13 @@ from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME, Cookie, CookieOption
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
 from lucia_fastapi.core.passwords import PasswordHasher
+from lucia_fastapi.web import AuthMiddleware, AuthRequest, ResponseStartedError, handle_logout_requests
 
 __all__ = [
     "SESSION_COOKIE_NAME",
     "Auth",
+    "AuthMiddleware",
+    "AuthRequest",
     "Cookie",
     "CookieOptions",
     "Key",
@@ -17,10 +20,12 @@ __all__ = [
     "LuciaError",
     "MemoryAdapter",
     "PasswordHasher",
+    "ResponseStartedError",
     "SQLAlchemyAdapter",
     "Session",
     "SessionInfo",
     "SessionTimeout",
     "SessionUser",
     "User",
+    "handle_logout_requests",
 ]

@@ -1,0 +1,27 @@
+"""FastAPI dependencies (the public path; the implementation lives in ``lucia_fastapi.web.dependencies``)."""
+
+from lucia_fastapi.web.dependencies import (
+    AuthRequestDep,
+    CurrentSession,
+    CurrentUser,
+    OptionalUser,
+    bearer_scheme,
+    get_auth_request,
+    optional_user,
+    require_session,
+    require_user,
+    session_cookie_scheme,
+)
+
+__all__ = [
+    "AuthRequestDep",
+    "CurrentSession",
+    "CurrentUser",
+    "OptionalUser",
+    "bearer_scheme",
+    "get_auth_request",
+    "optional_user",
+    "require_session",
+    "require_user",
+    "session_cookie_scheme",
+]

@@ -1,0 +1,133 @@
+"""``AuthRequest``: one request's view of its session, validated lazily and at most once.
+
+The middleware puts one at ``request.state.auth``. However many times and in whatever order a route and its
+dependencies ask (concurrently too), the session and user are read from the database at most once. The cookies a
+request asks for are handed to the middleware, which adds them to the response as it starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic
+
+import anyio
+from starlette.requests import HTTPConnection
+
+from lucia_fastapi.core.auth import Auth, UserT
+from lucia_fastapi.core.cookies import Cookie
+from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.models import Session, SessionUser
+from lucia_fastapi.core.request_check import session_id_from_bearer
+
+_UNREAD: Any = object()  # "not asked yet", as distinct from "asked, and the answer is None"
+
+
+class ResponseStartedError(RuntimeError):
+    """A cookie was set after the response headers were sent: it can no longer reach the browser."""
+
+
+class AuthRequest(Generic[UserT]):
+    """The session of one request. ``rejection`` tells why its credentials were ignored, if they were (a failed
+    origin check: the request came from another site)."""
+
+    def __init__(self, auth: Auth[UserT], connection: HTTPConnection) -> None:
+        self.auth = auth
+        self.connection = connection
+        self.rejection: LuciaError | None = None
+        self._session_id: str | None = _UNREAD
+        self._from_cookie = False
+        self._session: Session | None = _UNREAD
+        self._user: UserT | None = _UNREAD
+        self._error: LuciaError | None = None
+        self._lock: anyio.Lock | None = None
+        self._cookie: Cookie | None = None
+        self._response_started = False
+
+    @property
+    def session_id(self) -> str | None:
+        """The session id the request carries, if well-formed and not rejected by the origin check. No query."""
+        if self._session_id is _UNREAD:
+            try:
+                self._session_id = self.auth.validate_request_headers(self.connection)
+            except LuciaError as error:
+                self.rejection, self._session_id = error, None
+            self._from_cookie = self._session_id is not None and session_id_from_bearer(self.connection) is None
+        return self._session_id
+
+    async def get_session(self) -> Session | None:
+        """The request's living session (renewed if it was idle), or ``None``. Raises ``LuciaError`` with
+        ``DATABASE_UNAVAILABLE`` when the store cannot be reached: that is not "signed out"."""
+        if self._session is _UNREAD:
+            await self._validate()
+        return self._session
+
+    async def get_session_user(self) -> SessionUser[UserT]:
+        """The session and its user, from the same single query as ``get_session``."""
+        session = await self.get_session()
+        if session is not None and self._user is _UNREAD:  # only after set_session(): the user is not known yet
+            self._user = await self.auth.get_user(session.user_id)
+        return SessionUser(session, self._user if session is not None else None)
+
+    def set_session(self, session: Session | None) -> None:
+        """Send ``session``'s cookie with the response (after sign-in, say) and answer later calls with it.
+        ``None`` clears the session cookie; neither touches the database."""
+        self._set_cookie(self.auth.create_session_cookie(session))
+        self._session, self._user, self._error = session, _UNREAD if session is not None else None, None
+
+    def clear_session(self) -> None:
+        """Delete the session cookie in the browser. The session stays valid in the database: to sign out, use
+        ``invalidate()``."""
+        self.set_session(None)
+
+    async def invalidate(self) -> None:
+        """Sign out: delete the request's session from the database and clear its cookie."""
+        session_id = self._session.session_id if isinstance(self._session, Session) else self.session_id
+        if session_id is not None:
+            await self.auth.invalidate_session(session_id)
+        self.clear_session()
+
+    def session_attributes(self) -> dict[str, Any]:
+        """``user_agent`` and ``ip_address`` of this request, for ``auth.create_session(..., attributes=...)``."""
+        client = self.connection.client
+        user_agent = self.connection.headers.get("user-agent")
+        return {"user_agent": user_agent[:512] if user_agent else None, "ip_address": client.host if client else None}
+
+    # The middleware's side -----------------------------------------------------------------------------------
+
+    def start_response(self) -> list[str]:
+        """Mark the response as started and return the ``Set-Cookie`` values to send with it."""
+        self._response_started = True
+        return [self._cookie.serialize()] if self._cookie is not None else []
+
+    async def _validate(self) -> None:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:  # concurrent callers wait for the first one's answer instead of querying too
+            if self._error is not None:
+                raise self._error
+            if self._session is not _UNREAD:
+                return
+            session_id = self.session_id
+            if session_id is None:
+                self._session, self._user = None, None
+                return
+            try:
+                session, user = await self.auth.validate_session_user(session_id)
+            except LuciaError as error:
+                if error.code != "AUTH_INVALID_SESSION_ID":
+                    self._error = error  # the database is down: keep the cookie, say so to every caller
+                    raise
+                self._session, self._user = None, None
+                if self._from_cookie and not self._response_started:
+                    self._cookie = self.auth.create_session_cookie(None)  # a dead cookie: let the browser drop it
+                return
+            self._session, self._user = session, user
+            if session is not None and session.is_fresh and self._from_cookie and not self._response_started:
+                self._cookie = self.auth.create_session_cookie(session)  # renewed: push the later expiry out
+
+    def _set_cookie(self, cookie: Cookie) -> None:
+        if self._response_started:
+            raise ResponseStartedError(
+                "the response has already started, so its Set-Cookie headers are sent: set or clear the session"
+                " before returning (or streaming) the response"
+            )
+        self._cookie = cookie
