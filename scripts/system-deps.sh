@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Install the system packages the test suite needs, when they are missing: PostgreSQL server binaries.
+# Install the system packages the test suite needs, when they are missing: PostgreSQL server binaries, and
+# Chromium for the browser test (Playwright drives Debian's /usr/bin/chromium; it never downloads a browser).
 # Debian's packages, installed with apt-get (root is needed only when something is missing).
 set -euo pipefail
 
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql-15)
+[ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -87,6 +87,13 @@ async def engine(
     await engine.dispose()
 
 
+@pytest.fixture(params=SQL_DATABASES)
+def sql_database(request: pytest.FixtureRequest) -> str:
+    """The name of a SQL database to test on, for tests that build their own engine with ``make_engine``."""
+    record_database(request, request.param)
+    return str(request.param)
+
+
 @pytest.fixture
 def statement_log(engine: AsyncEngine) -> StatementLog:
     log = StatementLog()

@@ -204,3 +204,35 @@ async def test_hashing_runs_off_the_event_loop(auth: Auth) -> None:
     await task
     # On the loop, the hash would allow at most one tick; in a thread the ticker spins throughout.
     assert ticks - before > 10
+
+
+async def test_unique_app_column_conflicts_are_told_apart_from_taken_keys(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sql_database: str
+) -> None:
+    """An app's unique user column (the example's email) clashes before the key does; the key is the answer."""
+    from sqlalchemy import Column, MetaData, String
+
+    from lucia_fastapi import SQLAlchemyAdapter
+    from lucia_fastapi.adapters.schema import NAMING_CONVENTION, define_auth_tables
+    from tests.conftest import make_engine
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    tables = define_auth_tables(metadata, user_columns=[Column("email", String(255), nullable=False, unique=True)])
+    engine = await make_engine(request, sql_database, tmp_path_factory, metadata)
+    try:
+        auth = Auth(SQLAlchemyAdapter(engine, tables))
+        await auth.create_user(
+            key=KeySpec("email", "ada@example.com", "pw one two"), attributes={"email": "ada@example.com"}
+        )
+        with pytest.raises(LuciaError) as taken_key:
+            await auth.create_user(
+                key=KeySpec("email", "ada@example.com", "pw three"), attributes={"email": "ada@example.com"}
+            )
+        assert taken_key.value.code == "AUTH_DUPLICATE_KEY_ID"
+        with pytest.raises(LuciaError) as taken_email:
+            await auth.create_user(key=KeySpec("github", "ada"), attributes={"email": "ada@example.com"})
+        assert taken_email.value.code == "UNKNOWN_ERROR" and "conflicts with an existing row" in str(taken_email.value)
+        with pytest.raises(LuciaError):
+            await auth.get_key("github", "ada")  # rolled back with the user
+    finally:
+        await engine.dispose()

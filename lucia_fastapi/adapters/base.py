@@ -8,6 +8,7 @@ Errors an adapter raises, always as ``LuciaError``:
 - ``AUTH_DUPLICATE_KEY_ID`` / ``AUTH_DUPLICATE_SESSION_ID``: inserting an id that exists;
 - ``AUTH_INVALID_USER_ID``: a key or session for a user that does not exist, or updating a missing user;
 - ``AUTH_INVALID_KEY_ID``: updating a key that does not exist;
+- ``UNKNOWN_ERROR``: a new user row clashes with an existing one on a unique column, and its key (if any) is free;
 - ``DATABASE_UNAVAILABLE``: the store cannot be reached (never to be confused with "not found").
 """
 

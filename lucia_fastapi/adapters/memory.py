@@ -25,7 +25,7 @@ class MemoryAdapter:
 
     async def set_user(self, user: UserRow, key: KeyRow | None) -> None:
         if user.id in self.users:
-            raise LuciaError("AUTH_INVALID_USER_ID", f"user {user.id!r} exists already")
+            raise LuciaError("UNKNOWN_ERROR", f"auth_user conflicts with an existing row: id {user.id!r}")
         if key is not None and key.id in self.keys:
             raise LuciaError("AUTH_DUPLICATE_KEY_ID", f"key {key.id!r} exists already")
         self.users[user.id] = replace(user, attributes=dict(user.attributes))

@@ -70,12 +70,19 @@ class SQLAlchemyAdapter:
     async def set_user(self, user: UserRow, key: KeyRow | None) -> None:
         self._check_attribute_names("user", user.attributes, self._user_attribute_names)
         with _database_errors():
-            async with self.engine.begin() as conn:
-                await self._insert(
-                    conn, self.tables.user, {"id": user.id, **user.attributes}, duplicate="AUTH_INVALID_USER_ID"
-                )
-                if key is not None:
-                    await self._insert(conn, self.tables.key, _key_values(key), duplicate="AUTH_DUPLICATE_KEY_ID")
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(insert(self.tables.user).values(id=user.id, **user.attributes))
+                    if key is not None:
+                        await self._insert(conn, self.tables.key, _key_values(key), duplicate="AUTH_DUPLICATE_KEY_ID")
+            except IntegrityError as error:
+                # The user row clashed with another: an app's unique column (an email, say) usually goes with a
+                # key that is taken too, and then the key is the clearer answer.
+                if key is not None and await self.get_key(key.id) is not None:
+                    raise LuciaError("AUTH_DUPLICATE_KEY_ID", f"auth_key {key.id!r} exists already") from None
+                raise LuciaError(
+                    "UNKNOWN_ERROR", f"auth_user conflicts with an existing row: {_first_line(error)}"
+                ) from None
 
     async def update_user(self, user_id: str, attributes: Mapping[str, Any]) -> None:
         self._check_attribute_names("user", attributes, self._user_attribute_names)

@@ -1,0 +1,364 @@
+"""The lucia_fastapi example: sign up, sign in, profile, your sessions, password change, sign out.
+
+HTML pages for people (cookie sessions, origin-checked forms) and the same features as JSON under ``/api/`` for
+other clients (``Authorization: Bearer <token>``). Runs on SQLite by default (``lucia_example.sqlite3`` in the
+working directory, created on start); set ``DATABASE_URL`` for PostgreSQL. ``make run`` serves it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
+from sqlalchemy import Column, MetaData, String
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.templating import Jinja2Templates
+
+from lucia_fastapi import (
+    Auth,
+    AuthMiddleware,
+    KeySpec,
+    LuciaError,
+    Session,
+    SessionInfo,
+    SQLAlchemyAdapter,
+    User,
+    handle_logout_requests,
+)
+from lucia_fastapi.adapters.schema import NAMING_CONVENTION, define_auth_tables
+from lucia_fastapi.adapters.sqlalchemy_adapter import async_database_url
+from lucia_fastapi.dependencies import AuthRequestDep, CurrentSession, CurrentUser, require_same_origin
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite:///lucia_example.sqlite3")
+MIN_PASSWORD_LENGTH = 8
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
+
+# The app's own schema: Lucia's three tables, plus an email column on the user.
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+tables = define_auth_tables(metadata, user_columns=[Column("email", String(255), nullable=False, unique=True)])
+engine = create_async_engine(async_database_url(DATABASE_URL))
+auth = Auth(SQLAlchemyAdapter(engine, tables), env="PROD" if os.environ.get("LUCIA_ENV") == "PROD" else "DEV")
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async with engine.begin() as conn:  # a real app runs Alembic migrations instead
+        await conn.run_sync(metadata.create_all)
+    yield
+    await engine.dispose()
+
+
+app = FastAPI(title="lucia_fastapi example", lifespan=lifespan)
+app.add_middleware(AuthMiddleware, auth=auth)
+app.add_route("/logout", handle_logout_requests(auth, redirect_to="/signin?notice=signed-out"), methods=["POST"])
+app.add_route("/api/logout", handle_logout_requests(auth), methods=["POST"])
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+SameOrigin = Depends(require_same_origin)
+NOTICES = {  # shown from a fixed list, so a link cannot put words on the page
+    "signed-out": "You are signed out.",
+    "expired": "Your session has expired. Please sign in again.",
+    "password-changed": "Password changed. Your other devices were signed out.",
+    "others-signed-out": "Every other device was signed out.",
+    "device-signed-out": "That device was signed out.",
+}
+
+
+# Shared by pages and API -------------------------------------------------------------------------------------------
+
+
+class FormError(Exception):
+    """Something the person typed that we cannot accept; the message is for them."""
+
+
+def check_new_credentials(email: str, password: str) -> str:
+    email = email.strip().lower()
+    if not EMAIL.fullmatch(email) or len(email) > 254:
+        raise FormError("Please enter a valid email address.")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise FormError(f"Use at least {MIN_PASSWORD_LENGTH} characters for your password.")
+    if len(password) > 256:
+        raise FormError("That password is too long (256 characters at most).")
+    return email
+
+
+async def sign_up(email: str, password: str, request: Request) -> Session:
+    email = check_new_credentials(email, password)
+    try:
+        user = await auth.create_user(key=KeySpec("email", email, password), attributes={"email": email})
+    except LuciaError as error:
+        if error.code == "AUTH_DUPLICATE_KEY_ID":
+            raise FormError("An account with this email already exists. Sign in instead?") from None
+        if error.code == "AUTH_INVALID_PASSWORD":
+            raise FormError("That password cannot be used; please choose another.") from None
+        raise
+    return await auth.create_session(user.user_id, attributes=request.state.auth.session_attributes())
+
+
+async def sign_in(email: str, password: str, request: Request) -> Session:
+    try:
+        key = await auth.use_key("email", email.strip().lower(), password)
+    except LuciaError as error:
+        if error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
+            raise FormError("Wrong email or password.") from None  # never say which: accounts stay private
+        raise
+    return await auth.create_session(key.user_id, attributes=request.state.auth.session_attributes())
+
+
+async def change_password(user: User, session: Session, current: str, new: str) -> None:
+    email = str(user.attributes["email"])
+    try:
+        await auth.use_key("email", email, current)
+    except LuciaError as error:
+        if error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
+            raise FormError("Your current password is not right.") from None
+        raise
+    check_new_credentials(email, new)
+    await auth.update_key_password("email", email, new)
+    # A new password must lock out whoever knew the old one: every other session goes.
+    await auth.invalidate_all_user_sessions(user.user_id, except_session_id=session.session_id)
+
+
+def describe_sessions(sessions: list[SessionInfo], current: Session) -> list[dict[str, Any]]:
+    active_period = auth.session_timeout.active_period
+    return [
+        {
+            "public_id": info.public_id,
+            "current": info.public_id == current.public_id,
+            "created": info.created_at,
+            # Renewal sets active_expires to "now + active period", so this is when it was last renewed.
+            "last_renewed": info.active_expires - active_period,
+            "user_agent": info.attributes.get("user_agent") or "unknown",
+            "ip_address": info.attributes.get("ip_address") or "unknown",
+        }
+        for info in sorted(sessions, key=lambda info: info.created_at, reverse=True)
+    ]
+
+
+# Pages -------------------------------------------------------------------------------------------------------------
+
+
+class NotSignedIn(Exception):
+    def __init__(self, expired: bool) -> None:
+        self.expired = expired
+
+
+async def page_user(auth_request: AuthRequestDep) -> tuple[Session, User]:
+    """For pages: the session and user, or a redirect to the sign-in page (which says if a session expired)."""
+    if auth_request.session_id is None and auth_request.rejection is not None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "This form was sent from another site, so it was refused.")
+    session, user = await auth_request.get_session_user()
+    if session is None or user is None:
+        raise NotSignedIn(expired=auth_request.session_id is not None)
+    return session, user
+
+
+PageUser = Annotated[tuple[Session, User], Depends(page_user)]
+
+
+def page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    notice = NOTICES.get(request.query_params.get("notice", ""))
+    return templates.TemplateResponse(request, name, {"notice": notice, **context}, status_code=status_code)
+
+
+def see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+
+
+@app.exception_handler(NotSignedIn)
+async def redirect_to_sign_in(_request: Request, error: NotSignedIn) -> Response:
+    return see_other("/signin?notice=expired" if error.expired else "/signin")
+
+
+@app.exception_handler(StarletteHTTPException)
+async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+    detail = error.detail if isinstance(error.detail, str) else error.detail.get("message", "Request refused.")
+    return page(request, "error.html", status_code=error.status_code, message=detail)
+
+
+@app.exception_handler(LuciaError)
+async def store_unavailable(request: Request, error: LuciaError) -> Response:
+    if error.code != "DATABASE_UNAVAILABLE":
+        raise error
+    message = "We cannot reach our database right now. Please try again in a moment; you are still signed in."
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"detail": {"code": error.code, "message": message}}, status_code=503)
+    return page(request, "error.html", status_code=503, message=message)
+
+
+@app.get("/", include_in_schema=False)
+async def home(auth_request: AuthRequestDep) -> Response:
+    session = await auth_request.get_session()
+    return see_other("/profile" if session else "/signin")
+
+
+@app.get("/signup", include_in_schema=False)
+async def signup_page(request: Request) -> HTMLResponse:
+    return page(request, "signup.html")
+
+
+@app.post("/signup", include_in_schema=False, dependencies=[SameOrigin])
+async def signup_form(
+    request: Request,
+    auth_request: AuthRequestDep,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        session = await sign_up(email, password, request)
+    except FormError as error:
+        return page(request, "signup.html", status_code=400, error=str(error), email=email)
+    auth_request.set_session(session)
+    return see_other("/profile")
+
+
+@app.get("/signin", include_in_schema=False)
+async def signin_page(request: Request) -> HTMLResponse:
+    return page(request, "signin.html")
+
+
+@app.post("/signin", include_in_schema=False, dependencies=[SameOrigin])
+async def signin_form(
+    request: Request,
+    auth_request: AuthRequestDep,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        session = await sign_in(email, password, request)
+    except FormError as error:
+        return page(request, "signin.html", status_code=400, error=str(error), email=email)
+    auth_request.set_session(session)
+    return see_other("/profile")
+
+
+@app.get("/profile", include_in_schema=False)
+async def profile_page(request: Request, signed_in: PageUser) -> HTMLResponse:
+    session, user = signed_in
+    return page(request, "profile.html", user=user, session=session)
+
+
+@app.get("/sessions", include_in_schema=False)
+async def sessions_page(request: Request, signed_in: PageUser) -> HTMLResponse:
+    session, user = signed_in
+    listed = describe_sessions(await auth.get_all_user_sessions(user.user_id), session)
+    return page(request, "sessions.html", user=user, sessions=listed)
+
+
+@app.post("/sessions/revoke", include_in_schema=False)
+async def revoke_device(signed_in: PageUser, public_id: Annotated[str, Form()] = "") -> Response:
+    _, user = signed_in
+    await auth.invalidate_user_session(user.user_id, public_id)
+    return see_other("/sessions?notice=device-signed-out")
+
+
+@app.post("/sessions/revoke-others", include_in_schema=False)
+async def revoke_other_devices(signed_in: PageUser) -> Response:
+    session, user = signed_in
+    await auth.invalidate_all_user_sessions(user.user_id, except_session_id=session.session_id)
+    return see_other("/sessions?notice=others-signed-out")
+
+
+@app.get("/password", include_in_schema=False)
+async def password_page(request: Request, signed_in: PageUser) -> HTMLResponse:
+    return page(request, "password.html", user=signed_in[1])
+
+
+@app.post("/password", include_in_schema=False)
+async def password_form(
+    request: Request,
+    signed_in: PageUser,
+    current_password: Annotated[str, Form()] = "",
+    new_password: Annotated[str, Form()] = "",
+) -> Response:
+    session, user = signed_in
+    try:
+        await change_password(user, session, current_password, new_password)
+    except FormError as error:
+        return page(request, "password.html", status_code=400, user=user, error=str(error))
+    return see_other("/profile?notice=password-changed")
+
+
+# JSON API (bearer tokens) ------------------------------------------------------------------------------------------
+
+
+class Credentials(BaseModel):
+    email: str
+    password: str
+
+
+class PasswordChange(BaseModel):
+    current_password: str
+    new_password: str
+
+
+def api_error(error: FormError) -> HTTPException:
+    return HTTPException(status.HTTP_400_BAD_REQUEST, {"code": "INVALID_INPUT", "message": str(error)})
+
+
+@app.post("/api/signup", status_code=status.HTTP_201_CREATED, tags=["api"])
+async def api_signup(request: Request, credentials: Credentials) -> dict[str, str]:
+    """Create an account; answers the bearer token of a new session (no cookie is set)."""
+    try:
+        session = await sign_up(credentials.email, credentials.password, request)
+    except FormError as error:
+        raise api_error(error) from None
+    return {"user_id": session.user_id, "token": session.session_id}
+
+
+@app.post("/api/signin", tags=["api"])
+async def api_signin(request: Request, credentials: Credentials) -> dict[str, str]:
+    try:
+        session = await sign_in(credentials.email, credentials.password, request)
+    except FormError as error:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, {"code": "INVALID_CREDENTIALS", "message": str(error)}
+        ) from None
+    return {"user_id": session.user_id, "token": session.session_id}
+
+
+@app.get("/api/me", tags=["api"])
+async def api_me(user: CurrentUser) -> dict[str, Any]:
+    return {"user_id": user.user_id, "email": user.attributes["email"]}
+
+
+@app.get("/api/sessions", tags=["api"])
+async def api_sessions(user: CurrentUser, session: CurrentSession) -> list[dict[str, Any]]:
+    return describe_sessions(await auth.get_all_user_sessions(user.user_id), session)
+
+
+@app.delete("/api/sessions/{public_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["api"])
+async def api_revoke_session(public_id: str, user: CurrentUser) -> None:
+    if not await auth.invalidate_user_session(user.user_id, public_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, {"code": "NOT_FOUND", "message": "No such session."})
+
+
+@app.post("/api/sessions/revoke-others", tags=["api"])
+async def api_revoke_others(user: CurrentUser, session: CurrentSession) -> dict[str, bool]:
+    await auth.invalidate_all_user_sessions(user.user_id, except_session_id=session.session_id)
+    return {"ok": True}
+
+
+@app.post("/api/password", tags=["api"])
+async def api_password(change: PasswordChange, user: CurrentUser, session: CurrentSession) -> dict[str, bool]:
+    try:
+        await change_password(user, session, change.current_password, change.new_password)
+    except FormError as error:
+        raise api_error(error) from None
+    return {"ok": True}
+
+
+@app.get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok", "time": datetime.now(UTC).isoformat()}
