@@ -119,10 +119,12 @@ def build_fastapi_app(auth: Auth, observed: Observed | None = None) -> FastAPI:
         await auth_request.invalidate()
         return {"signed_out": True}
 
-    @app.api_route("/rejection", methods=["GET", "POST"])
     async def rejection(auth_request: AuthRequestDep) -> dict[str, str | None]:
         _ = auth_request.session_id
         return {"rejection": auth_request.rejection.detail if auth_request.rejection else None}
+
+    app.get("/rejection", operation_id="rejection_get")(rejection)
+    app.post("/rejection", operation_id="rejection_post")(rejection)
 
     @app.websocket("/ws")
     async def websocket(websocket: WebSocket, user: CurrentUser) -> None:
