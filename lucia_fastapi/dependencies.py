@@ -11,7 +11,6 @@ from lucia_fastapi.web.dependencies import (
     require_same_origin,
     require_session,
     require_user,
-    session_cookie_scheme,
 )
 
 __all__ = [
@@ -25,5 +24,4 @@ __all__ = [
     "require_same_origin",
     "require_session",
     "require_user",
-    "session_cookie_scheme",
 ]

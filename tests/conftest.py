@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 
 import pytest
-from sqlalchemy import MetaData, event, text
+from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from lucia_fastapi import Auth, MemoryAdapter, SQLAlchemyAdapter
@@ -20,6 +19,7 @@ from lucia_fastapi.adapters.base import Adapter
 from lucia_fastapi.adapters.schema import AuthTables, default_tables
 from lucia_fastapi.adapters.schema import metadata as default_metadata
 from lucia_fastapi.testing.postgres import PostgresServer, PostgresUnavailable
+from tests.statements import PostgresStatementLog, SQLiteStatementLog, StatementLog
 
 SQL_DATABASES = ["sqlite", "postgresql"]
 ALL_STORES = ["memory", *SQL_DATABASES]
@@ -38,20 +38,6 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.destroy()
-
-
-@dataclass
-class StatementLog:
-    """Every SQL statement an engine sent, to assert query counts (deterministic, unlike timings)."""
-
-    statements: list[str] = field(default_factory=list)
-
-    def clear(self) -> None:
-        self.statements.clear()
-
-    @property
-    def count(self) -> int:
-        return len(self.statements)
 
 
 def record_database(request: pytest.FixtureRequest, name: str) -> None:
@@ -95,14 +81,13 @@ def sql_database(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def statement_log(engine: AsyncEngine) -> StatementLog:
-    log = StatementLog()
-
-    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        log.statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    return log
+async def statement_log(request: pytest.FixtureRequest, engine: AsyncEngine) -> StatementLog:
+    """Statements the database ran, counted by the database (see ``tests/statements.py``)."""
+    if engine.dialect.name == "sqlite":
+        log: StatementLog = SQLiteStatementLog(engine)
+        await engine.dispose()  # reopen connections with the trace attached
+        return log
+    return PostgresStatementLog(request.getfixturevalue("postgres_server"))
 
 
 @pytest.fixture(params=ALL_STORES)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from lucia_fastapi import Auth, LuciaError, Session, SessionInfo, SessionTimeout, SQLAlchemyAdapter, User
 from lucia_fastapi.adapters.base import Adapter
 from lucia_fastapi.core.ids import session_digest
-from tests.conftest import StatementLog
+from tests.statements import StatementLog
 
 HOUR_MS = 3_600_000
 
@@ -202,14 +202,14 @@ async def test_database_holds_only_digests(engine: AsyncEngine) -> None:
 async def test_query_counts(engine: AsyncEngine, statement_log: StatementLog) -> None:
     auth = Auth(SQLAlchemyAdapter(engine))
     session = await auth.create_session((await auth.create_user()).user_id)
-    statement_log.clear()
+    await statement_log.reset()
     await auth.validate_session_user(session.session_id)
-    assert statement_log.count == 1, statement_log.statements  # one SELECT, no BEGIN/COMMIT around it
-    statement_log.clear()
+    assert await statement_log.count() == 1, await statement_log.statements()  # one SELECT, no BEGIN/COMMIT around it
+    await statement_log.reset()
     for bad in ("x", "A" * 31, "!" * 32):
         with pytest.raises(LuciaError):
             await auth.validate_session_user(bad)
-    assert statement_log.count == 0, "ids of the wrong shape are refused before any query"
+    assert await statement_log.count() == 0, "ids of the wrong shape are refused before any query"
 
 
 async def test_unreachable_database_is_not_signed_out() -> None:

@@ -3,6 +3,10 @@
 Reads and single-statement writes run on an AUTOCOMMIT connection: a lone statement is atomic anyway, and
 skipping the BEGIN/ROLLBACK pair makes the per-request session read one round trip instead of three.
 Only the multi-statement writes (a user with its first key, deleting a user) open a transaction.
+
+The one read every authenticated request makes (session joined with user) goes further: SQLAlchemy compiles it
+once, and it runs on the driver's own connection borrowed from SQLAlchemy's pool. That skips the per-call work
+of an ``AsyncConnection`` (measured: about 1.2 ms of CPU per call against 0.3 ms; see ``benchmarks/``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from lucia_fastapi.adapters.base import KeyRow, SessionRow, UserRow
 from lucia_fastapi.adapters.schema import SESSION_CORE_COLUMNS, AuthTables, default_tables
@@ -54,6 +59,7 @@ class SQLAlchemyAdapter:
             .join_from(session, user, session.c.user_id == user.c.id)
             .where(session.c.id == bindparam("session_id"))
         )
+        self._driver_read = _DriverRead.for_engine(engine, self._select_session_and_user)
         self._select_session = select(session).where(session.c.id == bindparam("session_id"))
         self._update_expiry = (
             update(session)
@@ -138,11 +144,19 @@ class SQLAlchemyAdapter:
         return [self._session_row(row) for row in await self._read_all(statement)]
 
     async def get_session_and_user(self, session_id: str) -> tuple[SessionRow, UserRow] | None:
-        row = await self._read_one(self._select_session_and_user, {"session_id": session_id})
+        row = await self._read_session_and_user(session_id)
         if row is None:
             return None
         split = self._session_columns
         return self._session_row(row[:split]), self._user_row(row[split:])
+
+    async def _read_session_and_user(self, session_id: str) -> Sequence[Any] | None:
+        if self._driver_read is not None:
+            try:
+                return await self._driver_read.fetch_one(session_id)
+            except _DriverReadFailed:
+                pass  # the general path runs it again, and turns any error into the right LuciaError
+        return await self._read_one(self._select_session_and_user, {"session_id": session_id})
 
     async def set_session(self, session: SessionRow) -> None:
         self._check_attribute_names("session", session.attributes, self._session_attribute_names)
@@ -225,6 +239,50 @@ class SQLAlchemyAdapter:
                 f"unknown {kind} attribute(s) {sorted(unknown)}: auth_{kind} has no such column"
                 f" (known: {sorted(known)}); add the column with define_auth_tables(..., {kind}_columns=[...])"
             )
+
+
+class _DriverReadFailed(Exception):
+    """The driver-level read failed; its connection was discarded."""
+
+
+class _DriverRead:
+    """One compiled SELECT with a single parameter, run on the driver connection under a pooled SQLAlchemy one."""
+
+    def __init__(self, engine: AsyncEngine, sql: str, driver: str) -> None:
+        self.engine, self.sql, self.driver = engine, sql, driver
+
+    @classmethod
+    def for_engine(cls, engine: AsyncEngine, statement: Any) -> _DriverRead | None:
+        driver = engine.dialect.driver
+        if driver not in ("asyncpg", "aiosqlite"):
+            return None
+        return cls(engine, str(statement.compile(dialect=engine.dialect)), driver)
+
+    async def fetch_one(self, value: str) -> tuple[Any, ...] | None:
+        """The row or ``None``; ``_DriverReadFailed`` when anything went wrong (the connection is discarded).
+
+        Checkout, query and return happen in one greenlet: SQLAlchemy's pool is synchronous code that may need to
+        await (to connect, or to close an overflow connection), and one hop costs less than three."""
+        with _database_errors():  # a failed checkout (the server is down) is a SQLAlchemy error already
+            return await greenlet_spawn(self._fetch_one_in_greenlet, value)
+
+    def _fetch_one_in_greenlet(self, value: str) -> tuple[Any, ...] | None:
+        pooled = self.engine.sync_engine.raw_connection()
+        try:
+            connection: Any = pooled.driver_connection
+            row = await_only(self._fetch(connection, value))
+        except Exception as error:  # a broken connection, a restarted server: never hand this one out again
+            pooled.invalidate()
+            raise _DriverReadFailed from error
+        finally:
+            pooled.close()  # back to the pool
+        return tuple(row) if row is not None else None
+
+    async def _fetch(self, connection: Any, value: str) -> Any:
+        if self.driver == "asyncpg":
+            return await connection.fetchrow(self.sql, value)
+        async with connection.execute(self.sql, (value,)) as cursor:
+            return await cursor.fetchone()
 
 
 def _key_values(key: KeyRow) -> dict[str, Any]:

@@ -127,7 +127,9 @@ class PostgresServer:
                 self.database,
                 "-q",
                 "-c",
-                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+                # In its own schema, so that tests may drop and recreate "public" freely.
+                "CREATE SCHEMA IF NOT EXISTS monitoring;"
+                " CREATE EXTENSION IF NOT EXISTS pg_stat_statements WITH SCHEMA monitoring",
             )
             self._initialized = True
 
@@ -141,6 +143,27 @@ class PostgresServer:
             self.stop()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    async def reset_statement_counts(self) -> None:
+        """Forget what ``statement_counts`` would report (``pg_stat_statements``, server side)."""
+        await self._query("SELECT monitoring.pg_stat_statements_reset()")
+
+    async def statement_counts(self) -> dict[str, int]:
+        """Each statement the server ran since the last reset, with how often: BEGIN and ROLLBACK included, as the
+        server saw them (whatever the client library did or did not report)."""
+        rows = await self._query(
+            "SELECT query, calls FROM monitoring.pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%'"
+        )
+        return {str(query): int(calls) for query, calls in rows}
+
+    async def _query(self, sql: str) -> list[tuple[object, ...]]:
+        import asyncpg  # a dependency of the package; imported here so the module loads without a server
+
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            return [tuple(row) for row in await connection.fetch(sql)]
+        finally:
+            await connection.close()
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -11,6 +11,7 @@ from typing import Any, Generic
 
 import anyio
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from lucia_fastapi.core.auth import Auth, UserT
 from lucia_fastapi.core.cookies import Cookie
@@ -29,18 +30,27 @@ class AuthRequest(Generic[UserT]):
     """The session of one request. ``rejection`` tells why its credentials were ignored, if they were (a failed
     origin check: the request came from another site)."""
 
-    def __init__(self, auth: Auth[UserT], connection: HTTPConnection) -> None:
+    # Defaults live on the class: a request that never asks about auth pays for two attribute stores, no more.
+    rejection: LuciaError | None = None
+    _connection: HTTPConnection | None = None
+    _session_id: str | None = _UNREAD
+    _from_cookie = False
+    _session: Session | None = _UNREAD
+    _user: UserT | None = _UNREAD
+    _error: LuciaError | None = None
+    _lock: anyio.Lock | None = None
+    _cookie: Cookie | None = None
+    response_started = False
+
+    def __init__(self, auth: Auth[UserT], scope: Scope) -> None:
         self.auth = auth
-        self.connection = connection
-        self.rejection: LuciaError | None = None
-        self._session_id: str | None = _UNREAD
-        self._from_cookie = False
-        self._session: Session | None = _UNREAD
-        self._user: UserT | None = _UNREAD
-        self._error: LuciaError | None = None
-        self._lock: anyio.Lock | None = None
-        self._cookie: Cookie | None = None
-        self._response_started = False
+        self._scope = scope
+
+    @property
+    def connection(self) -> HTTPConnection:
+        if self._connection is None:
+            self._connection = HTTPConnection(self._scope)
+        return self._connection
 
     @property
     def session_id(self) -> str | None:
@@ -95,12 +105,12 @@ class AuthRequest(Generic[UserT]):
 
     def start_response(self) -> list[str]:
         """Mark the response as started and return the ``Set-Cookie`` values to send with it."""
-        self._response_started = True
+        self.response_started = True
         return [self._cookie.serialize()] if self._cookie is not None else []
 
     async def _validate(self) -> None:
         if self._lock is None:
-            self._lock = anyio.Lock()
+            self._lock = anyio.Lock(fast_acquire=True)  # no event-loop round when nobody waits (anyio >= 4.5)
         async with self._lock:  # concurrent callers wait for the first one's answer instead of querying too
             if self._error is not None:
                 raise self._error
@@ -117,15 +127,15 @@ class AuthRequest(Generic[UserT]):
                     self._error = error  # the database is down: keep the cookie, say so to every caller
                     raise
                 self._session, self._user = None, None
-                if self._from_cookie and not self._response_started:
+                if self._from_cookie and not self.response_started:
                     self._cookie = self.auth.create_session_cookie(None)  # a dead cookie: let the browser drop it
                 return
             self._session, self._user = session, user
-            if session is not None and session.is_fresh and self._from_cookie and not self._response_started:
+            if session is not None and session.is_fresh and self._from_cookie and not self.response_started:
                 self._cookie = self.auth.create_session_cookie(session)  # renewed: push the later expiry out
 
     def _set_cookie(self, cookie: Cookie) -> None:
-        if self._response_started:
+        if self.response_started:
             raise ResponseStartedError(
                 "the response has already started, so its Set-Cookie headers are sent: set or clear the session"
                 " before returning (or streaming) the response"

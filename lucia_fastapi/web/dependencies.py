@@ -10,6 +10,7 @@ On WebSocket routes the same cases close the handshake with code 1008 (policy vi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, NoReturn
 
 from fastapi import Depends, HTTPException, Security, WebSocketException, status
@@ -23,13 +24,6 @@ from lucia_fastapi.core.request_check import check_origin, session_id_from_beare
 from lucia_fastapi.web.auth_request import AuthRequest
 
 
-class _SessionCookieScheme(APIKeyCookie):
-    """Declares the session cookie in OpenAPI (so ``/docs`` shows the lock); reading it is the middleware's job."""
-
-    async def __call__(self) -> None:  # type: ignore[override]
-        return None
-
-
 class _BearerScheme(HTTPBearer):
     """Declares ``Authorization: Bearer <session id>`` in OpenAPI; reading it is the middleware's job."""
 
@@ -37,20 +31,19 @@ class _BearerScheme(HTTPBearer):
         return None
 
 
-session_cookie_scheme = _SessionCookieScheme(
-    name=SESSION_COOKIE_NAME, scheme_name="sessionCookie", description="The session cookie set at sign-in."
-)
 bearer_scheme = _BearerScheme(
     scheme_name="sessionBearer", description="The session id as a bearer token, for API and mobile clients."
 )
-# Parameters of the guards below, so every route that uses one shows both schemes in OpenAPI.
-_DeclaresCookie = Annotated[None, Security(session_cookie_scheme)]
 _DeclaresBearer = Annotated[None, Security(bearer_scheme)]
 
 
 async def get_auth_request(connection: HTTPConnection) -> AuthRequest[Any]:
     """The ``AuthRequest`` that ``AuthMiddleware`` attached to this request. (Async on purpose: FastAPI runs a
     plain ``def`` dependency in a worker thread, a cost no request should pay for an attribute lookup.)"""
+    return auth_request_of(connection)
+
+
+def auth_request_of(connection: HTTPConnection) -> AuthRequest[Any]:
     auth_request = connection.scope.get("state", {}).get("auth")
     if not isinstance(auth_request, AuthRequest):
         raise RuntimeError(
@@ -103,28 +96,56 @@ async def require_same_origin(auth_request: AuthRequestDep) -> None:
         _refuse(auth_request, status.HTTP_403_FORBIDDEN, error.code, error.detail or "")
 
 
-async def require_session(auth_request: AuthRequestDep, _cookie: _DeclaresCookie, _bearer: _DeclaresBearer) -> Session:
-    """The request's session, or 401/403/503."""
-    session, _ = await _session_user(auth_request)
+class _Guard(APIKeyCookie):
+    """A route guard that is also the session cookie's declaration in OpenAPI (so ``/docs`` shows the lock).
+
+    Being the scheme itself, rather than depending on one, saves FastAPI a dependency to solve on every request:
+    the guard and the bearer declaration are the only two.
+    """
+
+    def __init__(self, name: str, answer: Callable[[AuthRequest[Any], Session | None, Any], Any], doc: str) -> None:
+        super().__init__(
+            name=SESSION_COOKIE_NAME,
+            scheme_name="sessionCookie",
+            description="The session cookie set at sign-in.",
+            auto_error=False,
+        )
+        self.__name__ = self.__qualname__ = name
+        self.__doc__ = doc
+        self._answer = answer
+
+    async def __call__(self, connection: HTTPConnection, _bearer: _DeclaresBearer) -> Any:  # type: ignore[override]
+        auth_request = auth_request_of(connection)
+        session, user = await _session_user(auth_request)
+        return self._answer(auth_request, session, user)
+
+
+def _session_or_401(auth_request: AuthRequest[Any], session: Session | None, _user: Any) -> Session:
     if session is None:
         _unauthenticated(auth_request)
     return session
 
 
-async def require_user(auth_request: AuthRequestDep, _cookie: _DeclaresCookie, _bearer: _DeclaresBearer) -> Any:
-    """The signed-in user (as ``transform_user`` made it), or 401/403/503."""
-    session, user = await _session_user(auth_request)
+def _user_or_401(auth_request: AuthRequest[Any], session: Session | None, user: Any) -> Any:
     if session is None:
         _unauthenticated(auth_request)
     return user
 
 
-async def optional_user(auth_request: AuthRequestDep, _cookie: _DeclaresCookie, _bearer: _DeclaresBearer) -> Any:
-    """The signed-in user, or ``None`` when there is none; still 403 for a cross-site request that carried a
-    cookie, and 503 when the store is down (neither is "signed out")."""
-    _, user = await _session_user(auth_request)
+def _user_or_none(_auth_request: AuthRequest[Any], _session: Session | None, user: Any) -> Any:
     return user
 
+
+require_session = _Guard("require_session", _session_or_401, "The request's session, or 401/403/503.")
+require_user = _Guard(
+    "require_user", _user_or_401, "The signed-in user (as ``transform_user`` made it), or 401/403/503."
+)
+optional_user = _Guard(
+    "optional_user",
+    _user_or_none,
+    "The signed-in user, or ``None``; still 403 for a cross-site request that carried a cookie, and 503 when"
+    ' the store is down (neither is "signed out").',
+)
 
 CurrentSession = Annotated[Session, Depends(require_session)]
 CurrentUser = Annotated[User, Depends(require_user)]

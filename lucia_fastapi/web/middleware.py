@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,14 +29,11 @@ class AuthMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        auth_request = AuthRequest(self.auth, HTTPConnection(scope))
+        auth_request = AuthRequest(self.auth, scope)
         scope.setdefault("state", {})["auth"] = auth_request
-        started = False
 
         async def send_with_cookies(message: Message) -> None:
-            nonlocal started
             if message["type"] in _STARTS:
-                started = True
                 cookies = auth_request.start_response()
                 if cookies:
                     # Appended next to the app's own Set-Cookie headers, never replacing them.
@@ -50,7 +46,7 @@ class AuthMiddleware:
         except LuciaError as error:
             # A route that asked for the session while the database was down: a 503, not a 500 (and no cookie
             # is cleared). Anything sent already cannot be taken back, so then the error goes on up.
-            if error.code != "DATABASE_UNAVAILABLE" or started or scope["type"] != "http":
+            if error.code != "DATABASE_UNAVAILABLE" or auth_request.response_started or scope["type"] != "http":
                 raise
             await service_unavailable(error)(scope, receive, send_with_cookies)
 
