@@ -79,6 +79,17 @@ NOTICES = {  # shown from a fixed list, so a link cannot put words on the page
 class FormError(Exception):
     """Something the person typed that we cannot accept; the message is for them."""
 
+    status_code = 400
+
+
+class TooManyAttempts(FormError):
+    status_code = 429
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = max(1, round(retry_after))
+        minutes = max(1, round(retry_after / 60))
+        super().__init__(f"Too many failed attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''}.")
+
 
 def check_new_credentials(email: str, password: str) -> str:
     email = email.strip().lower()
@@ -110,6 +121,8 @@ async def sign_in(email: str, password: str, request: Request) -> Session:
     except LuciaError as error:
         if error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
             raise FormError("Wrong email or password.") from None  # never say which: accounts stay private
+        if error.code == "AUTH_TOO_MANY_ATTEMPTS":
+            raise TooManyAttempts(error.retry_after or 60) from None
         raise
     return await auth.create_session(key.user_id, attributes=request.state.auth.session_attributes())
 
@@ -121,6 +134,8 @@ async def change_password(user: User, session: Session, current: str, new: str) 
     except LuciaError as error:
         if error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
             raise FormError("Your current password is not right.") from None
+        if error.code == "AUTH_TOO_MANY_ATTEMPTS":
+            raise TooManyAttempts(error.retry_after or 60) from None
         raise
     check_new_credentials(email, new)
     await auth.update_key_password("email", email, new)
@@ -238,7 +253,7 @@ async def signin_form(
     try:
         session = await sign_in(email, password, request)
     except FormError as error:
-        return page(request, "signin.html", status_code=400, error=str(error), email=email)
+        return page(request, "signin.html", status_code=error.status_code, error=str(error), email=email)
     auth_request.set_session(session)
     return see_other("/profile")
 
@@ -286,7 +301,7 @@ async def password_form(
     try:
         await change_password(user, session, current_password, new_password)
     except FormError as error:
-        return page(request, "password.html", status_code=400, user=user, error=str(error))
+        return page(request, "password.html", status_code=error.status_code, user=user, error=str(error))
     return see_other("/profile?notice=password-changed")
 
 
@@ -304,6 +319,9 @@ class PasswordChange(BaseModel):
 
 
 def api_error(error: FormError) -> HTTPException:
+    if isinstance(error, TooManyAttempts):
+        detail = {"code": "TOO_MANY_ATTEMPTS", "message": str(error)}
+        return HTTPException(error.status_code, detail, headers={"Retry-After": str(error.retry_after)})
     return HTTPException(status.HTTP_400_BAD_REQUEST, {"code": "INVALID_INPUT", "message": str(error)})
 
 

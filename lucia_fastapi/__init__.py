@@ -6,6 +6,7 @@ from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME, Cookie, CookieOption
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
 from lucia_fastapi.core.passwords import PasswordHasher
+from lucia_fastapi.core.throttle import SignInThrottle
 from lucia_fastapi.web import AuthMiddleware, AuthRequest, ResponseStartedError, handle_logout_requests
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "SessionInfo",
     "SessionTimeout",
     "SessionUser",
+    "SignInThrottle",
     "User",
     "handle_logout_requests",
 ]

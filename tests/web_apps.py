@@ -184,3 +184,23 @@ def _no_signal_handlers(server: uvicorn.Server) -> Iterator[None]:
     # The test runner owns the process's signals; uvicorn here is a guest in its event loop.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     yield
+
+
+def app_from_environment() -> FastAPI:
+    """``uvicorn --factory tests.web_apps:app_from_environment``: the test app on ``DATABASE_URL``, tables made."""
+    import os
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from lucia_fastapi import SQLAlchemyAdapter
+    from lucia_fastapi.adapters.schema import metadata
+
+    engine = create_async_engine(os.environ["DATABASE_URL"])
+    app = build_fastapi_app(Auth(SQLAlchemyAdapter(engine)))
+
+    @app.on_event("startup")
+    async def create_tables() -> None:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    return app

@@ -196,9 +196,18 @@ class SQLAlchemyAdapter:
     # The few ways this adapter talks to the database
     async def _read_one(self, statement: Any, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
         with _database_errors():
-            async with self._autocommit.connect() as conn:
-                result = await conn.execute(statement, params)
-                return result.first()
+            try:
+                return await self._read_first(statement, params)
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                # The pooled connection had died (the server restarted, say); SQLAlchemy has now discarded the
+                # pool's stale connections. A read is safe to run again, and the user need not see a 503 for it.
+                return await self._read_first(statement, params)
+
+    async def _read_first(self, statement: Any, params: Mapping[str, Any] | None) -> Row[Any] | None:
+        async with self._autocommit.connect() as conn:
+            return (await conn.execute(statement, params)).first()
 
     async def _read_all(self, statement: Any) -> Sequence[Row[Any]]:
         with _database_errors():
@@ -314,11 +323,21 @@ def _database_errors() -> Iterator[None]:
     except (OperationalError, InterfaceError) as error:
         raise LuciaError("DATABASE_UNAVAILABLE", _first_line(error)) from error
     except DBAPIError as error:
-        if error.connection_invalidated:
+        if error.connection_invalidated or _is_transient(error):
             raise LuciaError("DATABASE_UNAVAILABLE", _first_line(error)) from error
         raise
     except (OSError, TimeoutError) as error:  # asyncpg raises these when it cannot connect at all
         raise LuciaError("DATABASE_UNAVAILABLE", f"cannot connect to the database: {error}") from error
+
+
+# SQLSTATE classes that mean "the server cannot answer now" rather than "the request is wrong": connection
+# exceptions, insufficient resources (too many connections), operator intervention (statement timeout, shutdown).
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+
+
+def _is_transient(error: DBAPIError) -> bool:
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES
 
 
 def _first_line(error: BaseException) -> str:

@@ -25,10 +25,14 @@ from lucia_fastapi.core.ids import (
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
 from lucia_fastapi.core.passwords import PasswordHasher
 from lucia_fastapi.core.request_check import normalize_origins, read_session_id
+from lucia_fastapi.core.throttle import SignInThrottle
 
 UserT = TypeVar("UserT", default=User)
 Env = Literal["DEV", "PROD"]
 MAX_PASSWORD_LENGTH = 4096  # long enough for any passphrase, short enough that nobody hashes a megabyte
+
+
+_DEFAULT_THROTTLE: Any = object()  # "a fresh SignInThrottle per Auth": a shared default would mix apps' counts
 
 
 def _default_transform_user(user: User) -> Any:
@@ -64,6 +68,7 @@ class Auth(Generic[UserT]):
         auto_database_cleanup: bool = True,
         transform_user: Callable[[User], UserT] = _default_transform_user,
         password_hasher: PasswordHasher | None = None,
+        sign_in_throttle: SignInThrottle | None = _DEFAULT_THROTTLE,
     ) -> None:
         if env not in ("DEV", "PROD"):
             raise ValueError(f"env must be 'DEV' or 'PROD', not {env!r}")
@@ -82,6 +87,7 @@ class Auth(Generic[UserT]):
         self.auto_database_cleanup = auto_database_cleanup
         self.transform_user = transform_user
         self.password_hasher = password_hasher or PasswordHasher()
+        self.sign_in_throttle = SignInThrottle() if sign_in_throttle is _DEFAULT_THROTTLE else sign_in_throttle
 
     # Users ----------------------------------------------------------------------------------------------------
 
@@ -115,15 +121,32 @@ class Auth(Generic[UserT]):
 
         An unknown key costs the same hashing time as a wrong password, so timing does not tell which accounts
         exist. A key without a password accepts only ``password=None``. An old scrypt hash (or Argon2 with
-        weaker parameters) is replaced by a new hash once the password proved right.
+        weaker parameters) is replaced by a new hash once the password proved right. With ``sign_in_throttle``
+        (on by default), too many failures for one key raise ``AUTH_TOO_MANY_ATTEMPTS`` for a while.
         """
-        row = await self.adapter.get_key(_key_id(provider_id, provider_user_id))
+        key_id = _key_id(provider_id, provider_user_id)
         if password is None:
+            row = await self.adapter.get_key(key_id)
             if row is None:
                 raise LuciaError("AUTH_INVALID_KEY_ID", "no such key")
             if row.hashed_password is not None:
                 raise LuciaError("AUTH_INVALID_PASSWORD", "a password is required")
             return _key(row)
+        throttle = self.sign_in_throttle
+        if throttle is not None and (wait := throttle.retry_after(key_id)) > 0:
+            raise LuciaError("AUTH_TOO_MANY_ATTEMPTS", "too many failed sign-ins; try again later", retry_after=wait)
+        try:
+            row = await self._check_password(key_id, password)
+        except LuciaError as error:
+            if throttle is not None and error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
+                throttle.record_failure(key_id)  # unknown accounts too, or the throttle would reveal which exist
+            raise
+        if throttle is not None:
+            throttle.record_success(key_id)
+        return _key(row)
+
+    async def _check_password(self, key_id: str, password: str) -> KeyRow:
+        row = await self.adapter.get_key(key_id)
         hasher = self.password_hasher
         if row is None or row.hashed_password is None or not _is_usable_password(password):
             await hasher.verify_nothing(password if _is_usable_password(password) else "")
@@ -134,7 +157,7 @@ class Auth(Generic[UserT]):
             raise LuciaError("AUTH_INVALID_PASSWORD", "wrong password")
         if hasher.needs_rehash(row.hashed_password):
             await self.adapter.update_key_password(row.id, await hasher.hash(password))
-        return _key(row)
+        return row
 
     async def get_key(self, provider_id: str, provider_user_id: str) -> Key:
         row = await self.adapter.get_key(_key_id(provider_id, provider_user_id))

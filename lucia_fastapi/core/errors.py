@@ -14,8 +14,10 @@ ErrorCode = Literal[
     "AUTH_INVALID_REQUEST",
     "AUTH_OUTDATED_PASSWORD",
     "UNKNOWN_ERROR",
-    # Not in Lucia: a store that cannot be reached must never look like "not signed in".
+    # Not in Lucia: a store that cannot be reached must never look like "not signed in",
     "DATABASE_UNAVAILABLE",
+    # and sign-in throttling (``SignInThrottle``): too many wrong passwords for one account; see ``retry_after``.
+    "AUTH_TOO_MANY_ATTEMPTS",
 ]
 
 ERROR_CODES: frozenset[str] = frozenset(get_args(ErrorCode))
@@ -24,9 +26,10 @@ ERROR_CODES: frozenset[str] = frozenset(get_args(ErrorCode))
 class LuciaError(Exception):
     """An expected failure: ``code`` says which, ``detail`` says why in words for a developer."""
 
-    def __init__(self, code: ErrorCode, detail: str | None = None) -> None:
+    def __init__(self, code: ErrorCode, detail: str | None = None, *, retry_after: float | None = None) -> None:
         if code not in ERROR_CODES:
             raise ValueError(f"unknown LuciaError code {code!r}")
         self.code: ErrorCode = code
         self.detail = detail
+        self.retry_after = retry_after  # seconds, for AUTH_TOO_MANY_ATTEMPTS
         super().__init__(f"{code}: {detail}" if detail else code)

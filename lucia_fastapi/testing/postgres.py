@@ -154,10 +154,10 @@ class PostgresServer:
         rows = await self._query(
             "SELECT query, calls FROM monitoring.pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%'"
         )
-        return {str(query): int(calls) for query, calls in rows}
+        return {str(row[0]): int(str(row[1])) for row in rows}
 
     async def _query(self, sql: str) -> list[tuple[object, ...]]:
-        import asyncpg  # a dependency of the package; imported here so the module loads without a server
+        import asyncpg  # type: ignore[import-untyped]  # a dependency of the package; ships no type stubs
 
         connection = await asyncpg.connect(self.dsn)
         try:

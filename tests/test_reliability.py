@@ -1,0 +1,236 @@
+"""Reliability on real PostgreSQL: racing renewals, two worker processes, the database going away mid-run,
+and connections dying in the middle of a sign-up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import await_only
+
+from lucia_fastapi import Auth, KeySpec, LuciaError, SQLAlchemyAdapter
+from lucia_fastapi.adapters.schema import metadata
+from lucia_fastapi.testing.postgres import PostgresServer, free_port
+from tests.conftest import record_database
+from tests.web_apps import build_fastapi_app, serve
+
+ROOT = Path(__file__).resolve().parent.parent
+HOUR_MS = 3_600_000
+
+
+# Racing renewals ----------------------------------------------------------------------------------------------------
+
+
+async def test_fifty_concurrent_requests_renewing_one_idle_session(engine: AsyncEngine) -> None:
+    adapter = SQLAlchemyAdapter(engine)
+    auth = Auth(adapter)
+    user = await auth.create_user()
+    session = await auth.create_session(user.user_id)
+    now = time.time_ns() // 1_000_000
+    await adapter.update_session_expiry(session.public_id, now - 1000, now + HOUR_MS)  # idle: every request renews
+
+    cookie = {"cookie": f"auth_session={session.session_id}"}
+    async with serve(build_fastapi_app(auth)) as url, httpx.AsyncClient(base_url=url) as client:
+        responses = await asyncio.gather(*(client.get("/me", headers=cookie) for _ in range(50)))
+        assert [r.status_code for r in responses] == [200] * 50, "no request may see the user signed out"
+        set_cookies = {r.headers["set-cookie"].split(";")[0] for r in responses if "set-cookie" in r.headers}
+        assert set_cookies, "the renewal re-sent the cookie"
+        for value in set_cookies:  # whatever cookie a response set, it works
+            assert (await client.get("/me", headers={"cookie": value})).status_code == 200
+    sessions = await auth.get_all_user_sessions(user.user_id)
+    assert len(sessions) == 1 and sessions[0].state == "active", "one live session, renewed in place"
+
+
+# Two worker processes -----------------------------------------------------------------------------------------------
+
+
+class ExampleWorker:
+    """``uvicorn examples.app:app`` as its own process, on the given database."""
+
+    def __init__(self, database_url: str, workdir: Path) -> None:
+        self.port = free_port()
+        self.log = workdir / f"worker-{self.port}.log"
+        env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", "uvicorn", "examples.app:app", "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the example worker exited:\n{self.log.read_text()}")
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"the example worker did not start:\n{self.log.read_text()}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=15)
+
+
+@pytest.fixture
+def fresh_postgres(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test's own, which it may stop and start."""
+    record_database(request, "postgresql")
+    with PostgresServer() as server:
+        yield server
+
+
+def workers(server: PostgresServer, tmp_path: Path, count: int) -> list[ExampleWorker]:
+    started: list[ExampleWorker] = []
+    for _ in range(count):  # one after the other: the first creates the tables
+        started.append(ExampleWorker(server.dsn, tmp_path))
+    return started
+
+
+async def test_two_workers_share_sessions(fresh_postgres: PostgresServer, tmp_path: Path) -> None:
+    first, second = workers(fresh_postgres, tmp_path, 2)
+    try:
+        async with httpx.AsyncClient() as client:
+            credentials = {"email": "ada@example.com", "password": "two workers one db"}
+            signup = await client.post(f"{first.url}/api/signup", json=credentials)
+            assert signup.status_code == 201
+            laptop = {"authorization": f"Bearer {signup.json()['token']}"}
+            assert (await client.get(f"{second.url}/api/me", headers=laptop)).status_code == 200
+
+            phone_token = (await client.post(f"{second.url}/api/signin", json=credentials)).json()["token"]
+            phone = {"authorization": f"Bearer {phone_token}"}
+            assert (await client.get(f"{first.url}/api/me", headers=phone)).status_code == 200
+
+            # "Sign out everywhere else" through the first worker signs the phone out on the second.
+            revoked = await client.post(f"{first.url}/api/sessions/revoke-others", headers=laptop)
+            assert revoked.status_code == 200
+            assert (await client.get(f"{second.url}/api/me", headers=phone)).status_code == 401
+            assert (await client.get(f"{second.url}/api/me", headers=laptop)).status_code == 200
+    finally:
+        for worker in (first, second):
+            worker.stop()
+
+
+# The database goes away --------------------------------------------------------------------------------------------
+
+
+def no_session_cookie_cleared(response: httpx.Response) -> bool:
+    return not any(h.startswith("auth_session=") for h in response.headers.get_list("set-cookie"))
+
+
+async def test_database_outage_is_503_keeps_cookies_and_recovers(
+    fresh_postgres: PostgresServer, tmp_path: Path
+) -> None:
+    (worker,) = workers(fresh_postgres, tmp_path, 1)
+    try:
+        async with httpx.AsyncClient(base_url=worker.url) as client:
+            signup = await client.post(
+                "/signup",
+                data={"email": "grace@example.com", "password": "outage proof"},
+                headers={"origin": worker.url},
+            )
+            cookie = {"cookie": signup.headers["set-cookie"].split(";")[0]}
+            token = await client.post("/api/signin", json={"email": "grace@example.com", "password": "outage proof"})
+            bearer = {"authorization": f"Bearer {token.json()['token']}"}
+            assert (await client.get("/profile", headers=cookie)).status_code == 200
+
+            fresh_postgres.stop()  # really stopped: connections cut, the port closed
+            page = await client.get("/profile", headers=cookie)
+            api = await client.get("/api/me", headers=bearer)
+            logout = await client.post("/logout", headers={**cookie, "origin": worker.url})
+            for response in (page, api, logout):
+                assert response.status_code == 503, response.text
+                assert no_session_cookie_cleared(response)
+            assert "try again" in page.text and api.json()["detail"]["code"] == "DATABASE_UNAVAILABLE"
+
+            fresh_postgres.start()  # same port, same data; the app is not restarted
+            assert (await client.get("/profile", headers=cookie)).status_code == 200
+            assert (await client.get("/api/me", headers=bearer)).status_code == 200
+    finally:
+        worker.stop()
+    assert "Traceback" not in worker.log.read_text(), "an outage is handled, not crashed through"
+
+
+# A sign-up interrupted half-way -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def pg_engine(request: pytest.FixtureRequest, postgres_server: PostgresServer) -> AsyncIterator[AsyncEngine]:
+    record_database(request, "postgresql")
+    setup = create_async_engine(postgres_server.url)
+    async with setup.begin() as conn:
+        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+        await conn.run_sync(metadata.create_all)
+    await setup.dispose()
+    engine = create_async_engine(postgres_server.url, connect_args={"server_settings": {"statement_timeout": "300"}})
+    yield engine
+    await engine.dispose()
+
+
+async def count_rows(engine: AsyncEngine) -> tuple[int, int]:
+    async with engine.connect() as conn:
+        users = (await conn.execute(select(func.count()).select_from(metadata.tables["auth_user"]))).scalar_one()
+        keys = (await conn.execute(select(func.count()).select_from(metadata.tables["auth_key"]))).scalar_one()
+    return int(users), int(keys)
+
+
+async def test_connection_killed_between_user_and_key_leaves_nothing(
+    pg_engine: AsyncEngine, postgres_server: PostgresServer
+) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    killer = await asyncpg.connect(postgres_server.dsn)
+
+    def kill_before_key_insert(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO auth_key"):
+            pid = conn.connection.driver_connection.get_server_pid()
+            await_only(killer.execute("SELECT pg_terminate_backend($1)", pid))
+
+    event.listen(pg_engine.sync_engine, "before_cursor_execute", kill_before_key_insert)
+    auth = Auth(SQLAlchemyAdapter(pg_engine))
+    try:
+        with pytest.raises(LuciaError) as error:
+            await auth.create_user(key=KeySpec("email", "cut@example.com", "half a sign-up"))
+        assert error.value.code == "DATABASE_UNAVAILABLE"
+    finally:
+        event.remove(pg_engine.sync_engine, "before_cursor_execute", kill_before_key_insert)
+        await killer.close()
+    assert await count_rows(pg_engine) == (0, 0), "the user insert was rolled back with the connection"
+    await auth.create_user(key=KeySpec("email", "cut@example.com", "half a sign-up"))  # and the app goes on
+    assert await count_rows(pg_engine) == (1, 1)
+
+
+async def test_statement_timeout_during_sign_up_leaves_nothing(pg_engine: AsyncEngine) -> None:
+    async with pg_engine.begin() as conn:  # make the key insert slower than the 300 ms statement timeout
+        await conn.execute(
+            text(
+                "CREATE FUNCTION slow_key() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$"
+            )
+        )
+        await conn.execute(
+            text("CREATE TRIGGER slow_key BEFORE INSERT ON auth_key FOR EACH ROW EXECUTE FUNCTION slow_key()")
+        )
+    auth = Auth(SQLAlchemyAdapter(pg_engine))
+    with pytest.raises(LuciaError) as error:
+        await auth.create_user(key=KeySpec("email", "slow@example.com", "timed out"))
+    assert error.value.code == "DATABASE_UNAVAILABLE"
+    assert await count_rows(pg_engine) == (0, 0)
