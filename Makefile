@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint system-deps clean
+BENCH_VENV ?= benchmarks/.venv
+
+.PHONY: run test lint bench system-deps clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,5 +32,15 @@ lint: $(BIN)/.installed
 test: $(BIN)/.installed system-deps lint
 	$(BIN)/pytest
 
+$(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e . -r benchmarks/requirements.txt
+	touch $@
+
+## Every contender side by side in one run (PostgreSQL, one uvicorn worker each, wrk): benchmarks/results/.
+bench: $(BENCH_VENV)/.installed
+	bash scripts/system-deps.sh bench
+	$(BENCH_VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Install the system packages the test suite needs, when they are missing: PostgreSQL server binaries, and
-# Chromium for the browser test (Playwright drives Debian's /usr/bin/chromium; it never downloads a browser).
+# Install the Debian packages that `make test` (and, with the argument "bench", `make bench`) needs, when they are
+# missing: PostgreSQL server binaries; Chromium for the browser test (Playwright drives Debian's /usr/bin/chromium
+# and never downloads a browser); wrk for the benchmarks.
 # Debian's packages, installed with apt-get (root is needed only when something is missing).
 set -euo pipefail
 
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql-15)
-[ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)
+if [ "${1:-test}" = bench ]; then
+  command -v wrk >/dev/null || missing+=(wrk)
+else
+  [ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

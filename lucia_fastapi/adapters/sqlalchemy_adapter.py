@@ -20,7 +20,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
-from sqlalchemy.util import await_only, greenlet_spawn
+from sqlalchemy.util import greenlet_spawn
 
 from lucia_fastapi.adapters.base import KeyRow, SessionRow, UserRow
 from lucia_fastapi.adapters.schema import SESSION_CORE_COLUMNS, AuthTables, default_tables
@@ -255,10 +255,19 @@ class _DriverReadFailed(Exception):
 
 
 class _DriverRead:
-    """One compiled SELECT with a single parameter, run on the driver connection under a pooled SQLAlchemy one."""
+    """One compiled SELECT with a single parameter, run on the driver's own connection.
+
+    Connections come from SQLAlchemy's pool and are kept between reads (at most as many as the pool's size):
+    a checkout and return through the pool costs more CPU than the query itself (``benchmarks/``). A connection
+    that fails is discarded; the kept ones go back when the engine is disposed.
+    """
 
     def __init__(self, engine: AsyncEngine, sql: str, driver: str) -> None:
         self.engine, self.sql, self.driver = engine, sql, driver
+        self._idle: list[PoolProxiedConnection] = []
+        size = getattr(engine.sync_engine.pool, "size", None)
+        self._keep = max(1, size()) if callable(size) else 1
+        event.listen(engine.sync_engine, "engine_disposed", self._release_all)
 
     @classmethod
     def for_engine(cls, engine: AsyncEngine, statement: Any) -> _DriverRead | None:
@@ -268,23 +277,21 @@ class _DriverRead:
         return cls(engine, str(statement.compile(dialect=engine.dialect)), driver)
 
     async def fetch_one(self, value: str) -> tuple[Any, ...] | None:
-        """The row or ``None``; ``_DriverReadFailed`` when anything went wrong (the connection is discarded).
-
-        Checkout, query and return happen in one greenlet: SQLAlchemy's pool is synchronous code that may need to
-        await (to connect, or to close an overflow connection), and one hop costs less than three."""
-        with _database_errors():  # a failed checkout (the server is down) is a SQLAlchemy error already
-            return await greenlet_spawn(self._fetch_one_in_greenlet, value)
-
-    def _fetch_one_in_greenlet(self, value: str) -> tuple[Any, ...] | None:
-        pooled = self.engine.sync_engine.raw_connection()
+        """The row or ``None``; ``_DriverReadFailed`` when anything went wrong (the connection is discarded)."""
+        if self._idle:
+            pooled = self._idle.pop()
+        else:
+            with _database_errors():  # a failed checkout (the server is down) is a SQLAlchemy error already
+                pooled = await greenlet_spawn(self.engine.sync_engine.raw_connection)
         try:
-            connection: Any = pooled.driver_connection
-            row = await_only(self._fetch(connection, value))
-        except Exception as error:  # a broken connection, a restarted server: never hand this one out again
-            pooled.invalidate()
+            row = await self._fetch(pooled.driver_connection, value)
+        except Exception as error:  # a broken connection, a restarted server: never use this one again
+            await greenlet_spawn(_discard, pooled)
             raise _DriverReadFailed from error
-        finally:
-            pooled.close()  # back to the pool
+        if len(self._idle) < self._keep:
+            self._idle.append(pooled)
+        else:
+            await greenlet_spawn(pooled.close)  # back to the pool (closing may need the event loop: a greenlet)
         return tuple(row) if row is not None else None
 
     async def _fetch(self, connection: Any, value: str) -> Any:
@@ -292,6 +299,17 @@ class _DriverRead:
             return await connection.fetchrow(self.sql, value)
         async with connection.execute(self.sql, (value,)) as cursor:
             return await cursor.fetchone()
+
+    def _release_all(self, _engine: object) -> None:
+        # Runs inside engine.dispose(): give the kept connections up, so that nothing outlives the pool.
+        idle, self._idle = self._idle, []
+        for pooled in idle:
+            _discard(pooled)
+
+
+def _discard(pooled: PoolProxiedConnection) -> None:
+    pooled.invalidate()
+    pooled.close()
 
 
 def _key_values(key: KeyRow) -> dict[str, Any]:

@@ -350,6 +350,10 @@ class Auth(Generic[UserT]):
         """The session id the request carries (``auth_session`` cookie or ``Authorization: Bearer``), or
         ``None``. No database. Raises ``AUTH_INVALID_REQUEST`` when a cookie-authenticated unsafe request (or a
         WebSocket handshake) fails the origin check."""
+        return self.read_session_credential(request)[0]
+
+    def read_session_credential(self, request: HTTPConnection) -> tuple[str | None, bool]:
+        """Like ``validate_request_headers``, and whether the id came in the cookie (``False``: a bearer token)."""
         return read_session_id(
             request,
             cookie_name=self.session_cookie.name,

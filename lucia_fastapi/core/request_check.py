@@ -28,7 +28,10 @@ def normalize_origin(origin: str) -> str:
 
 
 def session_id_from_bearer(conn: HTTPConnection) -> str | None:
-    header = conn.headers.get("authorization")
+    return _bearer_token(conn.headers.get("authorization"))
+
+
+def _bearer_token(header: str | None) -> str | None:
     if header is None or len(header) > _MAX_HEADER_LENGTH:
         return None
     scheme, _, token = header.partition(" ")
@@ -36,10 +39,10 @@ def session_id_from_bearer(conn: HTTPConnection) -> str | None:
     return token if scheme.lower() == "bearer" and is_session_id_shaped(token) else None
 
 
-def session_id_from_cookie(conn: HTTPConnection, cookie_name: str) -> str | None:
+def _cookie_value(headers: list[str], cookie_name: str) -> str | None:
     """The cookie's value if it is a well-shaped session id; ``None`` if absent, malformed, or ambiguous."""
     values: set[str] = set()
-    for header in conn.headers.getlist("cookie"):
+    for header in headers:
         if len(header) > _MAX_HEADER_LENGTH:
             continue
         for pair in header.split(";"):
@@ -78,16 +81,24 @@ def check_origin(conn: HTTPConnection, allowed_origins: frozenset[str]) -> None:
 
 def read_session_id(
     conn: HTTPConnection, *, cookie_name: str, csrf_protection: bool, allowed_origins: frozenset[str]
-) -> str | None:
-    """The session id a request carries, or ``None``. A bearer token wins over a cookie and needs no origin
-    check: a browser never attaches it on its own, so a cross-site page cannot ride on it."""
-    bearer = session_id_from_bearer(conn)
+) -> tuple[str | None, bool]:
+    """The session id a request carries (or ``None``) and whether it came in a cookie. A bearer token wins over a
+    cookie and needs no origin check: a browser never attaches it on its own, so a cross-site page cannot ride on
+    it. One pass over the raw headers: this runs for every request that asks about its session."""
+    authorization: str | None = None
+    cookies: list[str] = []
+    for name, value in conn.scope["headers"]:
+        if name == b"cookie":
+            cookies.append(value.decode("latin-1"))
+        elif name == b"authorization":
+            authorization = value.decode("latin-1")
+    bearer = _bearer_token(authorization)
     if bearer is not None:
-        return bearer
-    session_id = session_id_from_cookie(conn, cookie_name)
+        return bearer, False
+    session_id = _cookie_value(cookies, cookie_name) if cookies else None
     if session_id is not None and csrf_protection:
         check_origin(conn, allowed_origins)
-    return session_id
+    return session_id, session_id is not None
 
 
 def _request_host(conn: HTTPConnection) -> str:

@@ -17,7 +17,6 @@ from lucia_fastapi.core.auth import Auth, UserT
 from lucia_fastapi.core.cookies import Cookie
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Session, SessionUser
-from lucia_fastapi.core.request_check import session_id_from_bearer
 
 _UNREAD: Any = object()  # "not asked yet", as distinct from "asked, and the answer is None"
 
@@ -57,10 +56,9 @@ class AuthRequest(Generic[UserT]):
         """The session id the request carries, if well-formed and not rejected by the origin check. No query."""
         if self._session_id is _UNREAD:
             try:
-                self._session_id = self.auth.validate_request_headers(self.connection)
+                self._session_id, self._from_cookie = self.auth.read_session_credential(self.connection)
             except LuciaError as error:
                 self.rejection, self._session_id = error, None
-            self._from_cookie = self._session_id is not None and session_id_from_bearer(self.connection) is None
         return self._session_id
 
     async def get_session(self) -> Session | None:
