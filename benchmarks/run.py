@@ -175,15 +175,20 @@ async def seed(database_url: str) -> dict[str, str]:
     }
 
 
+STATEMENTS_SEEN: dict[str, dict[str, int]] = {}  # per case, the statements of its last measurement
+
+
 def measure(
-    server: PostgresServer, url: str, *, seconds: int, headers: dict[str, str] | None = None
+    server: PostgresServer, url: str, *, seconds: int, headers: dict[str, str] | None = None, case: str = ""
 ) -> tuple[Load, float]:
-    """A short warm-up, then the measured load; statements per request from the server's own count."""
-    wrk(url, seconds=1, headers=headers)
+    """A warm-up (pools filled, statements prepared), then the measured load; statements per request from the
+    server's own count."""
+    wrk(url, seconds=2, headers=headers)
     asyncio.run(server.reset_statement_counts())
     load = wrk(url, seconds=seconds, headers=headers)
-    statements = sum(asyncio.run(server.statement_counts()).values())
-    return load, statements / max(load.requests, 1)
+    counts = asyncio.run(server.statement_counts())
+    STATEMENTS_SEEN[case] = {" ".join(query.split())[:100]: calls for query, calls in counts.items()}
+    return load, sum(counts.values()) / max(load.requests, 1)
 
 
 # Scenarios ---------------------------------------------------------------------------------------------------------
@@ -215,7 +220,9 @@ def throughput(
     for round_number in range(args.rounds):  # rounds interleave the apps, so drift hits them all alike
         for name, _, app, path, headers in cases:
             print(f"  round {round_number + 1}/{args.rounds}: {name}", flush=True)
-            samples[name].append(measure(server, workers[app].url(path), seconds=args.seconds, headers=headers))
+            samples[name].append(
+                measure(server, workers[app].url(path), seconds=args.seconds, headers=headers, case=name)
+            )
     medians = {name: _median(runs) for name, runs in samples.items()}
     bare = medians["bare"][0].requests_per_s
     return [
@@ -302,7 +309,13 @@ def write_report(rows: list[Row], sign_in: dict[str, Any], memory: dict[str, Any
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "results.json").write_text(
         json.dumps(
-            {"meta": meta, "throughput": [asdict(row) for row in rows], "sign_in_load": sign_in, "memory": memory},
+            {
+                "meta": meta,
+                "throughput": [asdict(row) for row in rows],
+                "statements_seen": STATEMENTS_SEEN,
+                "sign_in_load": sign_in,
+                "memory": memory,
+            },
             indent=2,
         )
         + "\n"

@@ -53,6 +53,14 @@ class SQLAlchemyAdapter:
         self._user_attribute_names = frozenset(c.name for c in user.columns if c.name != "id")
         self._session_attribute_names = frozenset(c.name for c in session.columns) - set(SESSION_CORE_COLUMNS)
         self._session_columns = len(session.columns)
+        # Where each value sits in a selected row, worked out once: rows are converted on every request.
+        user_names, session_names = list(user.columns.keys()), list(session.columns.keys())
+        self._user_id_at = user_names.index("id")
+        self._user_attributes_at = [(name, at) for at, name in enumerate(user_names) if name != "id"]
+        self._session_core_at = [session_names.index(name) for name in SESSION_CORE_COLUMNS]
+        self._session_attributes_at = [
+            (name, at) for at, name in enumerate(session_names) if name not in SESSION_CORE_COLUMNS
+        ]
         # Built once: SQLAlchemy then serves the compiled form from its cache on every call.
         self._select_session_and_user = (
             select(session, user)
@@ -231,14 +239,12 @@ class SQLAlchemyAdapter:
             raise LuciaError(duplicate, f"{table.name} {values['id']!r} exists already") from None
 
     def _user_row(self, row: Sequence[Any]) -> UserRow:
-        columns = self.tables.user.columns.keys()
-        values = dict(zip(columns, row, strict=True))
-        return UserRow(id=values.pop("id"), attributes=values)
+        return UserRow(row[self._user_id_at], {name: row[at] for name, at in self._user_attributes_at})
 
     def _session_row(self, row: Sequence[Any]) -> SessionRow:
-        values = dict(zip(self.tables.session.columns.keys(), row, strict=True))
-        core = {name: values.pop(name) for name in SESSION_CORE_COLUMNS}
-        return SessionRow(**core, attributes=values)
+        session_id, user_id, active_expires, idle_expires, created_at = (row[at] for at in self._session_core_at)
+        attributes = {name: row[at] for name, at in self._session_attributes_at}
+        return SessionRow(session_id, user_id, active_expires, idle_expires, created_at, attributes)
 
     @staticmethod
     def _check_attribute_names(kind: str, attributes: Mapping[str, Any], known: frozenset[str]) -> None:
