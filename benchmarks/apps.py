@@ -1,8 +1,11 @@
 """The apps the benchmark compares, one per uvicorn worker, chosen by ``BENCH_APP``:
 
-- ``bare``: FastAPI, no auth at all (the baseline every ratio divides by);
+- ``bare``: a minimal FastAPI app, no auth at all (shown for reference);
+- ``lucia_without_middleware``: the lucia app below without ``AuthMiddleware``: the same app's endpoint without
+  auth, the baseline DESIGN.md's budget divides by (same imports, engine and routes, so the same heap);
 - ``lucia``: FastAPI + ``AuthMiddleware``; ``/hello`` never asks about auth (the anonymous case), ``/me`` reads the
-  session and user, ``/signin`` hashes a password (for the sign-in load scenario);
+  session and user through the ``CurrentUser`` dependency, ``/me-direct`` through ``request.state.auth``,
+  ``/signin`` hashes a password (for the sign-in load scenario);
 - ``fastapi_users``: fastapi-users with its database strategy (the token and the user read through SQLAlchemy
   ORM sessions), same PostgreSQL;
 - ``signed_cookie``: Starlette's ``SessionMiddleware`` (a signed cookie, no database).
@@ -34,7 +37,7 @@ def bare_app() -> FastAPI:
     return app
 
 
-def lucia_app() -> FastAPI:
+def lucia_app(*, middleware: bool = True) -> FastAPI:
     from pydantic import BaseModel
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -44,7 +47,8 @@ def lucia_app() -> FastAPI:
     engine = create_async_engine(DATABASE_URL, pool_size=40, max_overflow=0)
     auth = Auth(SQLAlchemyAdapter(engine))
     app = FastAPI()
-    app.add_middleware(AuthMiddleware, auth=auth)
+    if middleware:
+        app.add_middleware(AuthMiddleware, auth=auth)
 
     class Credentials(BaseModel):
         email: str
@@ -56,6 +60,13 @@ def lucia_app() -> FastAPI:
 
     @app.get("/me")
     async def me(user: CurrentUser) -> dict[str, str]:
+        return {"user_id": user.user_id}
+
+    @app.get("/me-direct")
+    async def me_direct(request: Request) -> dict[str, str]:
+        _, user = await request.state.auth.get_session_user()
+        if user is None:
+            raise HTTPException(401)
         return {"user_id": user.user_id}
 
     @app.post("/signin")
@@ -138,5 +149,11 @@ def signed_cookie_app() -> FastAPI:
     return app
 
 
-APPS = {"bare": bare_app, "lucia": lucia_app, "fastapi_users": fastapi_users_app, "signed_cookie": signed_cookie_app}
+APPS = {
+    "bare": bare_app,
+    "lucia_without_middleware": lambda: lucia_app(middleware=False),
+    "lucia": lucia_app,
+    "fastapi_users": fastapi_users_app,
+    "signed_cookie": signed_cookie_app,
+}
 app = APPS[os.environ.get("BENCH_APP", "bare")]()
