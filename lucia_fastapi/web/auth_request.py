@@ -37,7 +37,8 @@ class AuthRequest(Generic[UserT]):
     _session: Session | None = _UNREAD
     _user: UserT | None = _UNREAD
     _error: LuciaError | None = None
-    _lock: anyio.Lock | None = None
+    _validating = False
+    _validated: anyio.Event | None = None
     _cookie: Cookie | None = None
     response_started = False
 
@@ -107,30 +108,44 @@ class AuthRequest(Generic[UserT]):
         return [self._cookie.serialize()] if self._cookie is not None else []
 
     async def _validate(self) -> None:
-        if self._lock is None:
-            self._lock = anyio.Lock(fast_acquire=True)  # no event-loop round when nobody waits (anyio >= 4.5)
-        async with self._lock:  # concurrent callers wait for the first one's answer instead of querying too
-            if self._error is not None:
-                raise self._error
-            if self._session is not _UNREAD:
-                return
-            session_id = self.session_id
-            if session_id is None:
-                self._session, self._user = None, None
-                return
-            try:
-                session, user = await self.auth.validate_session_user(session_id)
-            except LuciaError as error:
-                if error.code != "AUTH_INVALID_SESSION_ID":
-                    self._error = error  # the database is down: keep the cookie, say so to every caller
-                    raise
-                self._session, self._user = None, None
-                if self._from_cookie and not self.response_started:
-                    self._cookie = self.auth.create_session_cookie(None)  # a dead cookie: let the browser drop it
-                return
-            self._session, self._user = session, user
-            if session is not None and session.is_fresh and self._from_cookie and not self.response_started:
-                self._cookie = self.auth.create_session_cookie(session)  # renewed: push the later expiry out
+        # Concurrent first callers share one query: the first asks, the others wait for its answer. Only a caller
+        # that has to wait makes an Event; the usual lone caller makes no primitive at all (an anyio Lock per
+        # request cost more than the rest of this method).
+        while self._validating:
+            if self._validated is None:
+                self._validated = anyio.Event()
+            await self._validated.wait()
+        if self._error is not None:
+            raise self._error
+        if self._session is not _UNREAD:
+            return
+        self._validating = True
+        try:
+            await self._ask_database()
+        finally:  # also when cancelled: a waiter then takes over
+            self._validating = False
+            if self._validated is not None:
+                self._validated.set()
+                self._validated = None
+
+    async def _ask_database(self) -> None:
+        session_id = self.session_id
+        if session_id is None:
+            self._session, self._user = None, None
+            return
+        try:
+            session, user = await self.auth.validate_session_user(session_id)
+        except LuciaError as error:
+            if error.code != "AUTH_INVALID_SESSION_ID":
+                self._error = error  # the database is down: keep the cookie, say so to every caller
+                raise
+            self._session, self._user = None, None
+            if self._from_cookie and not self.response_started:
+                self._cookie = self.auth.create_session_cookie(None)  # a dead cookie: let the browser drop it
+            return
+        self._session, self._user = session, user
+        if session is not None and session.is_fresh and self._from_cookie and not self.response_started:
+            self._cookie = self.auth.create_session_cookie(session)  # renewed: push the later expiry out
 
     def _set_cookie(self, cookie: Cookie) -> None:
         if self.response_started:
