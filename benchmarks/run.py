@@ -21,10 +21,9 @@ import json
 import os
 import platform
 import re
-import socket
 import statistics
 import subprocess
-import sys
+import tempfile
 import time
 import uuid
 from contextlib import ExitStack
@@ -35,12 +34,14 @@ from typing import Any
 
 import httpx
 
-from lucia_fastapi.testing.postgres import PostgresServer, free_port
+from lucia_fastapi.testing.postgres import PostgresServer
+from lucia_fastapi.testing.processes import UvicornProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 EMAIL, PASSWORD = "bench@example.com", "benchmark password"
 CONNECTIONS = 32
+WORKER_LOGS = Path(tempfile.mkdtemp(prefix="lucia-bench-"))  # each worker's output, for when one fails
 
 
 @dataclass
@@ -95,50 +96,22 @@ def wrk(url: str, *, seconds: int, headers: dict[str, str] | None = None, connec
 # Workers -----------------------------------------------------------------------------------------------------------
 
 
-class Worker:
+class Worker(UvicornProcess):
     """One uvicorn process serving one of ``benchmarks/apps.py``'s apps."""
 
     def __init__(self, app: str, database_url: str) -> None:
         self.app = app
-        self.port = free_port()
         env = {**os.environ, "BENCH_APP": app, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "benchmarks.apps:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            env=env,
-            cwd=ROOT,
+        super().__init__(
+            "benchmarks.apps:app", cwd=WORKER_LOGS, env=env, extra_args=["--log-level", "warning", "--no-access-log"]
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the {app} worker exited with {self.process.returncode}")
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"the {app} worker did not start")
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def endpoint(self, path: str) -> str:
+        return f"{self.url}{path}"
 
     def rss_mib(self) -> float:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=15)
 
 
 # Database setup ----------------------------------------------------------------------------------------------------
@@ -225,7 +198,7 @@ def throughput(
         for name, _, app, path, headers in cases:
             print(f"  round {round_number + 1}/{args.rounds}: {name}", flush=True)
             samples[name].append(
-                measure(server, workers[app].url(path), seconds=args.seconds, headers=headers, case=name)
+                measure(server, workers[app].endpoint(path), seconds=args.seconds, headers=headers, case=name)
             )
     medians = {name: _median(runs) for name, runs in samples.items()}
     bare = medians["bare"][0].requests_per_s
@@ -260,15 +233,15 @@ async def _sign_in_forever(url: str, stop: asyncio.Event, count: list[int]) -> N
 
 def p99_under_sign_in_load(worker: Worker, cookie: str, args: argparse.Namespace) -> dict[str, Any]:
     headers = {"Cookie": cookie}
-    alone = [wrk(worker.url("/me"), seconds=args.seconds, headers=headers) for _ in range(args.rounds)]
+    alone = [wrk(worker.endpoint("/me"), seconds=args.seconds, headers=headers) for _ in range(args.rounds)]
 
     async def with_sign_ins() -> tuple[list[Load], int, float]:
         stop, count = asyncio.Event(), [0]
-        signers = [asyncio.create_task(_sign_in_forever(worker.url("/signin"), stop, count)) for _ in range(20)]
+        signers = [asyncio.create_task(_sign_in_forever(worker.endpoint("/signin"), stop, count)) for _ in range(20)]
         started = time.monotonic()
         await asyncio.sleep(1)
         loads = [
-            await asyncio.to_thread(wrk, worker.url("/me"), seconds=args.seconds, headers=headers)
+            await asyncio.to_thread(wrk, worker.endpoint("/me"), seconds=args.seconds, headers=headers)
             for _ in range(args.rounds)
         ]
         stop.set()
@@ -292,11 +265,11 @@ def memory_over_requests(database_url: str, cookie: str, total: int) -> dict[str
     worker = Worker("lucia", database_url)
     try:
         headers = {"Cookie": cookie}
-        wrk(worker.url("/me"), seconds=3, headers=headers)  # warm: pools filled, statements prepared
+        wrk(worker.endpoint("/me"), seconds=3, headers=headers)  # warm: pools filled, statements prepared
         start = worker.rss_mib()
         done = 0
         while done < total:
-            done += wrk(worker.url("/me"), seconds=5, headers=headers).requests
+            done += wrk(worker.endpoint("/me"), seconds=5, headers=headers).requests
         return {
             "requests": done,
             "rss_mib_start": start,
@@ -446,11 +419,11 @@ def main() -> None:
         names = ("bare", "lucia_without_middleware", "lucia", "fastapi_users", "signed_cookie")
         workers = {name: Worker(name, server.url) for name in names}
         stack.callback(lambda: [worker.stop() for worker in workers.values()])
-        login = httpx.get(workers["signed_cookie"].url("/login"))
+        login = httpx.get(workers["signed_cookie"].endpoint("/login"))
         cookies["signed_cookie"] = login.headers["set-cookie"].split(";")[0]
         for name, worker in workers.items():  # every worker answers its authenticated endpoint before we measure
             path = "/hello" if name in ("bare", "lucia_without_middleware") else "/me"
-            status = httpx.get(worker.url(path), headers={"Cookie": cookies.get(name, "")}).status_code
+            status = httpx.get(worker.endpoint(path), headers={"Cookie": cookies.get(name, "")}).status_code
             if status != 200:
                 raise RuntimeError(f"{name} answered {status} on {path}")
 

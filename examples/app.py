@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -225,17 +225,9 @@ async def signup_page(request: Request) -> HTMLResponse:
 
 @app.post("/signup", include_in_schema=False, dependencies=[SameOrigin])
 async def signup_form(
-    request: Request,
-    auth_request: AuthRequestDep,
-    email: Annotated[str, Form()] = "",
-    password: Annotated[str, Form()] = "",
+    request: Request, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
 ) -> Response:
-    try:
-        session = await sign_up(email, password, request)
-    except FormError as error:
-        return page(request, "signup.html", status_code=400, error=str(error), email=email)
-    auth_request.set_session(session)
-    return see_other("/profile")
+    return await credentials_form(request, "signup.html", sign_up(email, password, request), email)
 
 
 @app.get("/signin", include_in_schema=False)
@@ -245,16 +237,19 @@ async def signin_page(request: Request) -> HTMLResponse:
 
 @app.post("/signin", include_in_schema=False, dependencies=[SameOrigin])
 async def signin_form(
-    request: Request,
-    auth_request: AuthRequestDep,
-    email: Annotated[str, Form()] = "",
-    password: Annotated[str, Form()] = "",
+    request: Request, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
 ) -> Response:
+    return await credentials_form(request, "signin.html", sign_in(email, password, request), email)
+
+
+async def credentials_form(request: Request, template: str, signing_in: Awaitable[Session], email: str) -> Response:
+    """Sign-up and sign-in alike: on success set the session cookie and go to the profile; on a mistake show the
+    form again with what went wrong."""
     try:
-        session = await sign_in(email, password, request)
+        session = await signing_in
     except FormError as error:
-        return page(request, "signin.html", status_code=error.status_code, error=str(error), email=email)
-    auth_request.set_session(session)
+        return page(request, template, status_code=error.status_code, error=str(error), email=email)
+    request.state.auth.set_session(session)
     return see_other("/profile")
 
 

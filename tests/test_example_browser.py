@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,7 +12,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
-from lucia_fastapi.testing.postgres import free_port
+from lucia_fastapi.testing.processes import UvicornProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -39,37 +35,13 @@ PASSWORD = "analytical engine"
 def example_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``uvicorn examples.app:app`` in its own process, with its SQLite file in a fresh directory."""
     workdir = tmp_path_factory.mktemp("example")
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("DATABASE_URL", None)
-    log = (workdir / "uvicorn.log").open("w")
-    server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "uvicorn", "examples.app:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=workdir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}  # its default: SQLite
+    server = UvicornProcess("examples.app:app", cwd=workdir, env={**env, "PYTHONPATH": str(ROOT)})
     try:
-        _wait_for_port(port, server, workdir / "uvicorn.log")
-        yield f"http://127.0.0.1:{port}"
+        yield server.url
     finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
+        server.stop()
     assert (workdir / "lucia_example.sqlite3").exists(), "the example keeps its data in a SQLite file"
-
-
-def _wait_for_port(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the example exited with {server.returncode}:\n{log.read_text()}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"the example did not listen on port {port} within 30 s:\n{log.read_text()}")
 
 
 def chromium_missing() -> bool:

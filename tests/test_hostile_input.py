@@ -11,9 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lucia_fastapi.testing.postgres import free_port
+from lucia_fastapi.testing.processes import UvicornProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = b"pwned"  # any response header carrying this came from attacker input
@@ -108,38 +105,19 @@ class Target:
     sign_in_json: bytes
 
 
-def start(command: list[str], workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    log = (workdir / f"server-{port}.log").open("w")
-    process = subprocess.Popen(  # noqa: S603
-        [*command, "--host", "127.0.0.1", "--port", str(port)], cwd=workdir, env=env, stdout=log, stderr=log
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (workdir / f"server-{port}.log").read_text()
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return process, port
-        time.sleep(0.1)
-    raise RuntimeError("server did not start")
-
-
 @pytest.fixture(scope="module", params=["example", "minimal"])
 def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     workdir = tmp_path_factory.mktemp(request.param)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'db.sqlite3'}"}
-    uvicorn = [sys.executable, "-m", "uvicorn"]
     if request.param == "example":
-        process, port = start([*uvicorn, "examples.app:app"], workdir, env)
-        found = Target(port, b"/api/me", b"/sessions/revoke-others", b"/signin", b"/api/signin")
+        server = UvicornProcess("examples.app:app", cwd=workdir, env=env)
+        found = Target(server.port, b"/api/me", b"/sessions/revoke-others", b"/signin", b"/api/signin")
     else:
-        process, port = start([*uvicorn, "--factory", "tests.web_apps:app_from_environment"], workdir, env)
-        found = Target(port, b"/me", b"/action", None, b"/login")
+        server = UvicornProcess("tests.web_apps:app_from_environment", cwd=workdir, env=env, factory=True)
+        found = Target(server.port, b"/me", b"/action", None, b"/login")
     yield found
-    process.terminate()
-    process.wait(timeout=15)
-    for log in workdir.glob("server-*.log"):
-        assert b"Traceback" not in log.read_bytes(), log.read_text()[-3000:]
+    server.stop()
+    assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
 
 
 @HYPOTHESIS

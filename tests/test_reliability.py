@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,7 +18,8 @@ from sqlalchemy.util import await_only
 
 from lucia_fastapi import Auth, KeySpec, LuciaError, SQLAlchemyAdapter
 from lucia_fastapi.adapters.schema import metadata
-from lucia_fastapi.testing.postgres import PostgresServer, free_port
+from lucia_fastapi.testing.postgres import PostgresServer
+from lucia_fastapi.testing.processes import UvicornProcess
 from tests.conftest import record_database
 from tests.web_apps import build_fastapi_app, serve
 
@@ -55,40 +53,6 @@ async def test_fifty_concurrent_requests_renewing_one_idle_session(engine: Async
 # Two worker processes -----------------------------------------------------------------------------------------------
 
 
-class ExampleWorker:
-    """``uvicorn examples.app:app`` as its own process, on the given database."""
-
-    def __init__(self, database_url: str, workdir: Path) -> None:
-        self.port = free_port()
-        self.log = workdir / f"worker-{self.port}.log"
-        env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "uvicorn", "examples.app:app", "--host", "127.0.0.1", "--port", str(self.port)],
-                cwd=workdir,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the example worker exited:\n{self.log.read_text()}")
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"the example worker did not start:\n{self.log.read_text()}")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=15)
-
-
 @pytest.fixture
 def fresh_postgres(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test's own, which it may stop and start."""
@@ -97,11 +61,11 @@ def fresh_postgres(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
         yield server
 
 
-def workers(server: PostgresServer, tmp_path: Path, count: int) -> list[ExampleWorker]:
-    started: list[ExampleWorker] = []
-    for _ in range(count):  # one after the other: the first creates the tables
-        started.append(ExampleWorker(server.dsn, tmp_path))
-    return started
+def workers(server: PostgresServer, tmp_path: Path, count: int) -> list[UvicornProcess]:
+    """``uvicorn examples.app:app`` processes on one database, started one after the other (the first creates
+    the tables)."""
+    env = {**os.environ, "DATABASE_URL": server.dsn, "PYTHONPATH": str(ROOT)}
+    return [UvicornProcess("examples.app:app", cwd=tmp_path, env=env) for _ in range(count)]
 
 
 async def test_two_workers_share_sessions(fresh_postgres: PostgresServer, tmp_path: Path) -> None:
@@ -165,7 +129,7 @@ async def test_database_outage_is_503_keeps_cookies_and_recovers(
             assert (await client.get("/api/me", headers=bearer)).status_code == 200
     finally:
         worker.stop()
-    assert "Traceback" not in worker.log.read_text(), "an outage is handled, not crashed through"
+    assert "Traceback" not in worker.log_text(), "an outage is handled, not crashed through"
 
 
 # A sign-up interrupted half-way -------------------------------------------------------------------------------------
