@@ -169,3 +169,19 @@ def test_malformed_credentials_are_anonymous(headers: dict[str, str]) -> None:
 def test_same_cookie_twice_is_fine() -> None:
     headers = {"cookie": f"auth_session={SESSION_ID}; auth_session={SESSION_ID}"}
     assert make_auth().validate_request_headers(connection("GET", headers)) == SESSION_ID
+
+
+def test_verify_request_origin_needs_no_cookie() -> None:
+    """The check sign-in forms and sign-out use: a cross-site POST is refused even without a session cookie."""
+    auth = make_auth()
+    host = {"host": "app.example.com"}
+    with pytest.raises(LuciaError) as refused:
+        auth.verify_request_origin(connection("POST", {**host, "origin": "https://evil.example"}))
+    assert refused.value.code == "AUTH_INVALID_REQUEST"
+    with pytest.raises(LuciaError):
+        auth.verify_request_origin(connection("POST", host))  # no Origin at all
+    auth.verify_request_origin(connection("POST", {**host, "origin": "http://app.example.com"}))
+    auth.verify_request_origin(connection("GET", {**host, "origin": "https://evil.example"}))  # safe method
+    bearer = {**host, "origin": "https://evil.example", "authorization": f"Bearer {SESSION_ID}"}
+    auth.verify_request_origin(connection("POST", bearer))
+    make_auth(csrf_protection=False).verify_request_origin(connection("POST", {**host, "origin": "https://e.x"}))

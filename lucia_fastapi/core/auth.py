@@ -24,7 +24,7 @@ from lucia_fastapi.core.ids import (
 )
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
 from lucia_fastapi.core.passwords import PasswordHasher
-from lucia_fastapi.core.request_check import normalize_origins, read_session_id
+from lucia_fastapi.core.request_check import check_origin, normalize_origins, read_session_id, session_id_from_bearer
 from lucia_fastapi.core.throttle import SignInThrottle
 
 UserT = TypeVar("UserT", default=User)
@@ -351,6 +351,13 @@ class Auth(Generic[UserT]):
         ``None``. No database. Raises ``AUTH_INVALID_REQUEST`` when a cookie-authenticated unsafe request (or a
         WebSocket handshake) fails the origin check."""
         return self.read_session_credential(request)[0]
+
+    def verify_request_origin(self, request: HTTPConnection) -> None:
+        """Raise ``AUTH_INVALID_REQUEST`` unless an unsafe request comes from this site (or ``allowed_origins``),
+        whether or not it carries a cookie: for forms that act without a session yet (sign-in: login CSRF) and
+        for sign-out. Bearer-token requests pass: a browser never attaches that header on its own."""
+        if self.csrf_protection and session_id_from_bearer(request) is None:
+            check_origin(request, self.allowed_origins)
 
     def read_session_credential(self, request: HTTPConnection) -> tuple[str | None, bool]:
         """Like ``validate_request_headers``, and whether the id came in the cookie (``False``: a bearer token)."""

@@ -20,7 +20,6 @@ from starlette.requests import HTTPConnection
 from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Session, SessionUser, User
-from lucia_fastapi.core.request_check import check_origin, session_id_from_bearer
 from lucia_fastapi.web.auth_request import AuthRequest
 
 
@@ -87,11 +86,8 @@ async def require_same_origin(auth_request: AuthRequestDep) -> None:
     """403 unless an unsafe request comes from this site (or ``allowed_origins``), cookie or not: for forms that
     need no session yet, such as sign-in and sign-up, where a cross-site post could sign a victim into the
     attacker's account (login CSRF). ``@app.post("/signin", dependencies=[Depends(require_same_origin)])``."""
-    auth = auth_request.auth
-    if not auth.csrf_protection or session_id_from_bearer(auth_request.connection) is not None:
-        return
     try:
-        check_origin(auth_request.connection, auth.allowed_origins)
+        auth_request.auth.verify_request_origin(auth_request.connection)
     except LuciaError as error:
         _refuse(auth_request, status.HTTP_403_FORBIDDEN, error.code, error.detail or "")
 

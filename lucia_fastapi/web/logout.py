@@ -10,7 +10,6 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.errors import LuciaError
-from lucia_fastapi.core.request_check import check_origin, session_id_from_bearer
 from lucia_fastapi.web.auth_request import AuthRequest
 from lucia_fastapi.web.middleware import service_unavailable
 
@@ -30,8 +29,7 @@ def handle_logout_requests(
 
     async def logout(request: Request) -> Response:
         try:
-            if auth.csrf_protection and session_id_from_bearer(request) is None:
-                check_origin(request, auth.allowed_origins)  # checked even without a cookie: it is a POST
+            auth.verify_request_origin(request)  # checked even without a cookie: it is a POST
             session_id = auth.validate_request_headers(request)
             if session_id is not None:
                 await auth.invalidate_session(session_id)
