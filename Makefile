@@ -9,7 +9,7 @@ PORT ?= 8000
 
 BENCH_VENV ?= benchmarks/.venv
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run run-postgres test lint bench system-deps clean screenshots
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ system-deps:
 
 ## Serve the example app on http://127.0.0.1:8000 (SQLite file in the working directory; DATABASE_URL for another).
 run: $(BIN)/.installed
-	$(BIN)/uvicorn examples.app:app --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn examples.app.main:app --host $(HOST) --port $(PORT)
+
+## The same on PostgreSQL: DATABASE_URL=postgresql://... if set, else a throwaway local server (needs postgresql-15).
+run-postgres: $(BIN)/.installed
+	$(BIN)/python -m examples.run_postgres --host $(HOST) --port $(PORT)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -1,0 +1,81 @@
+"""The app's schema, database engine and ``Auth`` object: the one place that knows how the library is set up.
+
+Lucia's three tables plus an ``email`` column on the user, and one table of the app's own: ``example_signed_out``
+remembers for two weeks why a session was ended by its user from another device (so that device is told "you were
+signed out from another device", not "your session expired"). Only the SHA-256 digest of the session id is kept,
+the same digest the library stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import timedelta
+
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, delete, insert, select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from examples.app.config import DATABASE_URL, ENV
+from lucia_fastapi import Auth, SessionInfo, SQLAlchemyAdapter
+from lucia_fastapi.adapters.schema import NAMING_CONVENTION, define_auth_tables
+from lucia_fastapi.adapters.sqlalchemy_adapter import async_database_url
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+tables = define_auth_tables(metadata, user_columns=[Column("email", String(255), nullable=False, unique=True)])
+signed_out = Table(
+    "example_signed_out",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("reason", String(32), nullable=False),
+    Column("at", BigInteger, nullable=False),
+)
+engine = create_async_engine(async_database_url(DATABASE_URL))
+auth = Auth(SQLAlchemyAdapter(engine, tables), env=ENV)
+
+REMEMBER_SIGN_OUTS = timedelta(days=14)  # the idle period: a cookie older than that is gone from the browser anyway
+
+
+async def create_tables() -> None:
+    """A real app runs its Alembic migrations instead (``lucia-fastapi migrate``)."""
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+
+
+def digest_of(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("ascii")).hexdigest()
+
+
+def listed_digest(info: SessionInfo) -> str:
+    """The digest under which a listed session is known (and revoked)."""
+    value = getattr(info, "digest", None) or getattr(info, "public_id", None)
+    return str(value)
+
+
+def now_ms() -> int:
+    return int(auth.clock()) if hasattr(auth, "clock") else _wall_ms()
+
+
+def _wall_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+async def remember_signed_out(digests: Iterable[str], reason: str) -> None:
+    """Record that these sessions were ended on purpose by their user (``reason``: a key of ``SIGNED_OUT_REASONS``
+    in ``pages.py``)."""
+    rows = [{"digest": digest, "reason": reason, "at": now_ms()} for digest in digests]
+    if not rows:
+        return
+    async with engine.begin() as conn:
+        cutoff = now_ms() - int(REMEMBER_SIGN_OUTS.total_seconds() * 1000)
+        await conn.execute(delete(signed_out).where(signed_out.c.at < cutoff))
+        await conn.execute(delete(signed_out).where(signed_out.c.digest.in_([row["digest"] for row in rows])))
+        await conn.execute(insert(signed_out), rows)
+
+
+async def why_signed_out(session_id: str) -> str | None:
+    """Why the session behind this (no longer valid) id was ended, if its user ended it; ``None`` otherwise."""
+    async with engine.connect() as conn:
+        reason = await conn.scalar(select(signed_out.c.reason).where(signed_out.c.digest == digest_of(session_id)))
+    return str(reason) if reason is not None else None

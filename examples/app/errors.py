@@ -1,0 +1,146 @@
+"""Error answers. Pages get a human page that knows whether you are signed in (its menu and its way out depend on
+it) and never shows the library's wording or raw JSON; ``/api/`` gets JSON ``{"detail": {"code", "message"}}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from examples.app.pages import CrossSite, NotSignedIn, render, see_other, templates
+from lucia_fastapi import LuciaError
+
+log = logging.getLogger("examples.app")
+
+TITLES = {
+    400: "We could not read that",
+    401: "Please sign in",
+    403: "That was refused",
+    404: "We could not find that page",
+    405: "That page cannot be used like that",
+    413: "That was too much to send",
+    422: "We could not read that",
+    429: "Too many attempts",
+    500: "Something went wrong on our side",
+    503: "We are having trouble right now",
+}
+MESSAGES = {
+    400: "Something in that request was not right. Please go back and try again.",
+    401: "You need to be signed in to see this page.",
+    403: "You do not have access to this page.",
+    404: "The address may be mistyped, or the page may have moved.",
+    405: "Please use the buttons and links on our pages.",
+    413: "That form was far larger than anything we accept.",
+    422: "Something in that form was not right. Please go back and try again.",
+    429: "Please wait a little and try again.",
+    500: "It is not your fault, and nothing you did was lost. Please try again in a moment.",
+    503: "We cannot reach our database right now. Please try again in a moment; if you were signed in, you still are.",
+}
+CROSS_SITE = (
+    "Nothing was changed. The button you pressed was on another website (or on an old copy of one of our pages), "
+    "and we only accept forms sent from our own pages."
+)
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def api_error(status_code: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": {"code": code, "message": message}}, status_code=status_code, headers=headers)
+
+
+async def error_page(
+    request: Request,
+    status_code: int,
+    *,
+    message: str | None = None,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    response = await render(
+        request,
+        "errors/error.html",
+        status_code=status_code,
+        title=TITLES.get(status_code, "We could not do that"),
+        message=message or MESSAGES.get(status_code, MESSAGES[400]),
+        status=status_code,
+        **context,
+    )
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def retry_message(seconds: int) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"Please wait {minutes} minute{'s' if minutes > 1 else ''} and try again."
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+
+    @app.exception_handler(NotSignedIn)
+    async def not_signed_in(_request: Request, error: NotSignedIn) -> Response:
+        return see_other(error.sign_in_url())
+
+    @app.exception_handler(CrossSite)
+    async def cross_site(request: Request, _error: CrossSite) -> Response:
+        if is_api(request):
+            return api_error(403, "CROSS_SITE", "This request came from another site.")
+        return await error_page(request, 403, message=CROSS_SITE, cross_site=True)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        detail = error.detail if isinstance(error.detail, dict) else {"code": "HTTP_ERROR", "message": error.detail}
+        if is_api(request):
+            return JSONResponse({"detail": detail}, status_code=error.status_code, headers=error.headers)
+        if error.status_code == 403 and detail.get("code") == "AUTH_INVALID_REQUEST":
+            return await error_page(request, 403, message=CROSS_SITE, cross_site=True)
+        if error.status_code == 401:
+            return see_other("/signin?notice=sign-in-to-continue")
+        return await error_page(request, error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        if is_api(request):
+            return JSONResponse({"detail": error.errors()}, status_code=422)
+        return await error_page(request, 422)
+
+    @app.exception_handler(LuciaError)
+    async def lucia_error(request: Request, error: LuciaError) -> Response:
+        if error.code == "DATABASE_UNAVAILABLE":
+            headers = {"Retry-After": "5"}
+            if is_api(request):
+                return api_error(503, error.code, "The database cannot be reached; try again shortly.", headers)
+            return await error_page(request, 503, headers=headers)
+        if error.code == "AUTH_TOO_MANY_ATTEMPTS":
+            seconds = max(1, round(getattr(error, "retry_after", None) or 60))
+            headers = {"Retry-After": str(seconds)}
+            if is_api(request):
+                return api_error(429, "TOO_MANY_ATTEMPTS", f"Too many attempts. {retry_message(seconds)}", headers)
+            return await error_page(request, 429, message=retry_message(seconds), headers=headers)
+        if error.code == "AUTH_INVALID_REQUEST":
+            if is_api(request):
+                return api_error(403, "CROSS_SITE", "This request came from another site.")
+            return await error_page(request, 403, message=CROSS_SITE, cross_site=True)
+        log.error("unexpected LuciaError %s", error.code, exc_info=error)
+        if is_api(request):
+            return api_error(500, "SERVER_ERROR", "Something went wrong on our side.")
+        return server_error_page(request)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, _error: Exception) -> Response:
+        if is_api(request):
+            return api_error(500, "SERVER_ERROR", "Something went wrong on our side.")
+        return server_error_page(request)
+
+
+def server_error_page(request: Request) -> HTMLResponse:
+    """No database, no menu lookup: whatever broke may break again."""
+    context = {"title": TITLES[500], "message": MESSAGES[500], "status": 500, "viewer": "unknown", "nav": []}
+    return templates.TemplateResponse(request, "errors/error.html", {"errors": {}, **context}, status_code=500)

@@ -1,0 +1,65 @@
+"""The example app: ``uvicorn examples.app.main:app`` (``make run``).
+
+HTML pages for people (cookie sessions, origin-checked forms) and the same features as JSON under ``/api/`` for
+other clients (bearer tokens). Each flow is a router in ``routes/``: a new flow is one ``include_router`` line here
+(plus, if it wants them, a menu link or a security-page section, see ``pages.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+from examples.app import errors
+from examples.app.config import DEV
+from examples.app.db import auth, create_tables, engine
+from examples.app.routes import account, api, delete_account, password, profile, security, sessions
+from examples.app.security import BodyLimit, SecurityHeaders
+from lucia_fastapi import AuthMiddleware, handle_logout_requests
+
+FORM_ACTION_ORIGINS: list[str] = []  # origins a form may post or redirect to besides ours (an OAuth provider)
+
+
+class ExampleApp(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outermost, so that even the 500 page from Starlette's error middleware carries the headers.
+        return SecurityHeaders(super().build_middleware_stack(), form_action=FORM_ACTION_ORIGINS, docs=DEV)
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    await create_tables()
+    yield
+    await engine.dispose()
+
+
+app = ExampleApp(
+    title="lucia_fastapi example",
+    lifespan=lifespan,
+    docs_url="/docs" if DEV else None,  # the API's documentation: only while developing
+    redoc_url=None,
+    openapi_url="/openapi.json" if DEV else None,
+)
+app.add_middleware(AuthMiddleware, auth=auth)
+app.add_middleware(BodyLimit, max_bytes=64 * 1024)
+app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+errors.install(app)
+
+app.include_router(account.router)
+app.include_router(profile.router)
+app.include_router(sessions.router)
+app.include_router(security.router)
+app.include_router(password.router)
+app.include_router(delete_account.router)
+app.include_router(api.router)
+app.add_route("/api/logout", handle_logout_requests(auth), methods=["POST"])
+
+
+@app.get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}

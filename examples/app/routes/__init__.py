@@ -1,0 +1,1 @@
+"""One router per flow; ``main.py`` includes each with one line."""

@@ -1,0 +1,117 @@
+"""Sign up, sign in and sign out: the pages and the one form handler that sign-up and sign-in share."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from examples.app import forms
+from examples.app.db import auth
+from examples.app.pages import render, see_other
+from lucia_fastapi import KeySpec, LuciaError, Session
+from lucia_fastapi.dependencies import AuthRequestDep
+
+router = APIRouter(include_in_schema=False)
+
+
+async def sign_up(request: Request, email: str, password: str) -> Session:
+    email = forms.email_address(email)
+    forms.new_password(password)
+    try:
+        user = await auth.create_user(key=KeySpec("email", email, password), attributes={"email": email})
+    except LuciaError as error:
+        if error.code == "AUTH_DUPLICATE_KEY_ID":
+            raise forms.FormError("An account with this email already exists. Sign in instead?", "email") from None
+        if error.code == "AUTH_INVALID_PASSWORD":
+            raise forms.FormError("That password cannot be used; please choose another.", "password") from None
+        raise
+    return await auth.create_session(user.user_id, attributes=request.state.auth.session_attributes())
+
+
+async def sign_in(request: Request, email: str, password: str) -> Session:
+    email = forms.sign_in_email(email)
+    password = forms.bounded_password(password, field=None)
+    try:
+        key = await auth.use_key("email", email, password)
+    except LuciaError as error:
+        if error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
+            raise forms.FormError("Wrong email or password.") from None  # never say which: accounts stay private
+        if error.code == "AUTH_TOO_MANY_ATTEMPTS":
+            raise forms.TooManyAttempts(error.retry_after or 60) from None
+        raise
+    return await auth.create_session(key.user_id, attributes=request.state.auth.session_attributes())
+
+
+SignInOrUp = Callable[[Request, str, str], Awaitable[Session]]
+FLOWS: dict[str, tuple[str, SignInOrUp]] = {
+    "/signup": ("account/signup.html", sign_up),
+    "/signin": ("account/signin.html", sign_in),
+}
+
+
+@router.get("/")
+async def home(auth_request: AuthRequestDep) -> Response:
+    session = await auth_request.get_session()
+    return see_other("/profile" if session else "/signin")
+
+
+@router.get("/signup")
+@router.get("/signin")
+async def credentials_page(request: Request, auth_request: AuthRequestDep) -> Response:
+    next_path = forms.local_path(request.query_params.get("next"))
+    if await auth_request.get_session() is not None:
+        return see_other(next_path)  # already signed in
+    template, _ = FLOWS[request.url.path]
+    return await render(request, template, next=next_path)
+
+
+@router.post("/signup")
+@router.post("/signin")
+async def credentials_form(
+    request: Request,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    """Sign-up and sign-in alike: on success set the session cookie and go where the person was going; on a
+    mistake show the form again, the message next to the field it is about."""
+    template, act = FLOWS[request.url.path]
+    next_path = forms.local_path(next)
+    try:
+        auth.verify_request_origin(request)  # login CSRF: another site must not sign you into its account
+    except LuciaError:
+        message = (
+            "We did not sign you in: that form was sent from another website. "
+            "If you meant to sign in, use the form below."
+        )
+        return await render(request, template, status_code=403, errors={"form": message}, next=next_path)
+    try:
+        session = await act(request, email, password)
+    except forms.FormError as error:
+        response = await render(
+            request, template, status_code=error.status_code, errors=error.errors, email=email[:254], next=next_path
+        )
+        if isinstance(error, forms.TooManyAttempts):
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
+    request.state.auth.set_session(session)
+    return see_other(next_path)
+
+
+@router.get("/logout")
+async def sign_out_page(request: Request) -> Response:
+    """A sign-out button of our own, for when one on another site was refused (and for a typed address)."""
+    return await render(request, "account/signout.html")
+
+
+@router.post("/logout")
+async def sign_out(request: Request, auth_request: AuthRequestDep) -> Response:
+    try:
+        auth.verify_request_origin(request)
+    except LuciaError:  # nothing changes; say so, and offer our own button
+        return await render(request, "account/signout.html", status_code=403, cross_site=True)
+    await auth_request.invalidate()
+    return see_other("/signin?notice=signed-out")
