@@ -11,6 +11,7 @@ if [ "${1:-test}" = bench ]; then
   command -v wrk >/dev/null || missing+=(wrk)
 else
   [ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)
+  command -v npm >/dev/null || missing+=(nodejs npm)  # tests/browser: axe-core, installed by the tests with npm ci
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

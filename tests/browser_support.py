@@ -1,0 +1,74 @@
+"""What the browser tests share: Debian's Chromium driven by Playwright, and axe-core (the accessibility checker,
+from npm, pinned in ``tests/browser/package-lock.json`` and installed here with ``npm ci``) run inside a page."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Page
+
+ROOT = Path(__file__).resolve().parent.parent
+BROWSER_DEPS = ROOT / "tests" / "browser"
+AXE = BROWSER_DEPS / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM = os.environ.get("LUCIA_CHROMIUM", "/usr/bin/chromium")
+# As root Chromium needs --no-sandbox; the rest keep it off this machine's closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERIOUS = ("serious", "critical")
+
+
+def _locked_version() -> str:
+    lock = json.loads((BROWSER_DEPS / "package-lock.json").read_text())
+    return str(lock["packages"]["node_modules/axe-core"]["version"])
+
+
+def _installed_version() -> str | None:
+    package = AXE.parent / "package.json"
+    return str(json.loads(package.read_text())["version"]) if package.exists() else None
+
+
+def axe_source() -> str:
+    """axe-core's script, installed with ``npm ci`` if it is missing or not the locked version (one installer at a
+    time: pytest-xdist workers wait for each other)."""
+    if _installed_version() != _locked_version():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise RuntimeError("npm not found: run `make system-deps` (Debian packages nodejs npm)")
+        with (BROWSER_DEPS / ".npm-ci.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if _installed_version() != _locked_version():
+                subprocess.run(  # noqa: S603 - npm from PATH, fixed arguments
+                    [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BROWSER_DEPS, check=True
+                )
+    return AXE.read_text()
+
+
+async def axe_violations(page: Page, *, impacts: tuple[str, ...] = SERIOUS) -> list[dict[str, Any]]:
+    """Run axe-core on the page as it is now; the violations of the given impacts (WCAG 2.x A and AA rules and
+    axe's best practices). Evaluated through the DevTools protocol, so the page's CSP stays in force."""
+    if not await page.evaluate("typeof window.axe !== 'undefined'"):
+        await page.evaluate(axe_source())
+    results: dict[str, Any] = await page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [
+        {
+            "id": violation["id"],
+            "impact": violation["impact"],
+            "help": violation["help"],
+            "nodes": [node["target"] for node in violation["nodes"]][:5],
+        }
+        for violation in results["violations"]
+        if violation["impact"] in impacts
+    ]

@@ -1,0 +1,310 @@
+"""The example app over real HTTP (uvicorn in its own process, SQLite file): security headers on every kind of
+response, cross-site requests answered with human pages, input checks that stay linear on hostile input, the
+return-to-page check, the API's 429 on lockout, ``/docs`` only in DEV, and why a session ended."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+import httpx
+import pytest
+
+from examples.app import forms
+from lucia_fastapi.testing.processes import UvicornProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+EVIL = "https://evil.example"
+
+
+def serve(workdir: Path, **env: str) -> UvicornProcess:
+    base = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "LUCIA_ENV")}
+    return UvicornProcess("examples.app.main:app", cwd=workdir, env={**base, "PYTHONPATH": str(ROOT), **env})
+
+
+@pytest.fixture(scope="module")
+def example_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = serve(tmp_path_factory.mktemp("example"))
+    try:
+        yield server.url
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
+
+
+class NoCookies(CookieJar):
+    """Each request says which cookie it carries: the client keeps none by itself."""
+
+    def extract_cookies(self, *_: object) -> None:
+        return None
+
+
+@pytest.fixture
+async def client(example_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=example_url, headers={"origin": example_url}, cookies=NoCookies()) as client:
+        yield client
+
+
+async def signed_up(client: httpx.AsyncClient, email: str, password: str = "a good password") -> dict[str, str]:  # noqa: S107
+    """Sign up through the form; the cookie header of the new session."""
+    response = await client.post("/signup", data={"email": email, "password": password})
+    assert response.status_code == 303, response.text
+    return {"cookie": response.headers["set-cookie"].split(";")[0]}
+
+
+# Headers -----------------------------------------------------------------------------------------------------------
+
+
+def assert_security_headers(response: httpx.Response, *, cacheable: bool = False) -> None:
+    csp = response.headers.get("content-security-policy", "")
+    assert "frame-ancestors 'none'" in csp, (response.url, csp)
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+    assert response.headers.get("x-frame-options") == "DENY"
+    assert response.headers.get("referrer-policy") == "same-origin"
+    assert response.headers.get("x-content-type-options") == "nosniff"
+    if not cacheable:
+        assert response.headers.get("cache-control") == "no-store", response.url
+
+
+async def test_every_kind_of_response_carries_the_security_headers(client: httpx.AsyncClient) -> None:
+    cookie = await signed_up(client, "headers@example.com")
+    answers = [
+        await client.get("/signin"),  # page, signed out
+        await client.get("/profile", headers=cookie),  # account page
+        await client.get("/sessions", headers=cookie),
+        await client.get("/security", headers=cookie),
+        await client.get("/profile"),  # redirect to sign in
+        await client.get("/no-such-page", headers=cookie),  # 404 page
+        await client.put("/signin"),  # 405
+        await client.post("/sessions/revoke-others", headers={**cookie, "origin": EVIL}),  # 403 cross-site
+        await client.post("/signin", content=b"x" * 70_000),  # 413 from the body limit
+        await client.post("/api/signin", json={"email": "x@example.com", "password": "wrong password"}),  # API 401
+        await client.get("/healthz"),
+    ]
+    assert [r.status_code for r in answers] == [200, 200, 200, 200, 303, 404, 405, 403, 413, 401, 200]
+    for response in answers:
+        assert_security_headers(response)
+    static = await client.get("/static/app.css")
+    assert static.status_code == 200
+    assert_security_headers(static, cacheable=True)
+    assert static.headers.get("cache-control") != "no-store"
+
+
+# Cross-site requests: human pages, nothing changed ----------------------------------------------------------------
+
+
+async def test_cross_site_sign_out_shows_a_human_page_and_signs_nobody_out(client: httpx.AsyncClient) -> None:
+    cookie = await signed_up(client, "crosssite@example.com")
+    forged = await client.post("/logout", headers={**cookie, "origin": EVIL})
+    assert forged.status_code == 403
+    assert forged.headers["content-type"].startswith("text/html")
+    assert "You were not signed out" in forged.text and 'action="/logout"' in forged.text  # our own button
+    for wording in ("AUTH_", '{"detail"', "origin", "Origin"):
+        assert wording not in forged.text
+    assert "set-cookie" not in forged.headers
+    still = await client.get("/profile", headers=cookie)
+    assert still.status_code == 200 and "crosssite@example.com" in still.text
+    # The same button pressed on our own page signs out.
+    real = await client.post("/logout", headers=cookie)
+    assert real.status_code == 303 and real.headers["location"] == "/signin?notice=signed-out"
+    assert (await client.get("/profile", headers=cookie)).status_code == 303
+
+
+async def test_cross_site_sign_in_is_refused_in_plain_words(client: httpx.AsyncClient) -> None:
+    await signed_up(client, "victim@example.com")
+    forged = await client.post(
+        "/signin", data={"email": "victim@example.com", "password": "a good password"}, headers={"origin": EVIL}
+    )
+    assert forged.status_code == 403 and "set-cookie" not in forged.headers
+    assert "We did not sign you in: that form was sent from another website." in forged.text
+    assert "AUTH_" not in forged.text and "origin" not in forged.text.lower().replace("original", "")
+    forged_signup = await client.post(
+        "/signup", data={"email": "planted@example.com", "password": "a good password"}, headers={"origin": EVIL}
+    )
+    assert forged_signup.status_code == 403 and "set-cookie" not in forged_signup.headers
+
+
+async def test_a_cross_site_form_on_a_signed_in_page_is_a_human_403(client: httpx.AsyncClient) -> None:
+    cookie = await signed_up(client, "forms@example.com")
+    for path in ("/sessions/revoke-others", "/password", "/account/delete", "/sessions/revoke"):
+        forged = await client.post(path, headers={**cookie, "origin": EVIL}, data={"confirmation": "x"})
+        assert forged.status_code == 403, path
+        assert "Nothing was changed" in forged.text and "AUTH_" not in forged.text
+    assert (await client.get("/profile", headers=cookie)).status_code == 200
+
+
+async def test_error_pages_know_who_is_looking(client: httpx.AsyncClient) -> None:
+    cookie = await signed_up(client, "lost@example.com")
+    signed_in = await client.get("/nowhere", headers=cookie)
+    assert signed_in.status_code == 404 and "We could not find that page" in signed_in.text
+    assert 'href="/sessions"' in signed_in.text and "Sign out</button>" in signed_in.text
+    signed_out = await client.get("/nowhere")
+    assert signed_out.status_code == 404 and 'href="/signup"' in signed_out.text
+    assert "Sign out</button>" not in signed_out.text
+
+
+# Hostile input -----------------------------------------------------------------------------------------------------
+
+
+def test_email_check_is_linear_and_bounded() -> None:
+    """The old pattern ``[^@\\s]{1,64}@[^@\\s]+\\.[^@\\s]+`` took 12 s on one 40 KB address. Now the length is
+    checked before any parsing: a 40 KB (or 4 MB) hostile address costs about what a short bad one does."""
+    hostile = ["a@" + "a" * 40_000, "a" * 64 + "@" + "b." * 20_000, "@" * 40_000, "a@" + "-." * 2_000_000]
+
+    def cost(value: str, rounds: int = 200) -> float:
+        start = time.perf_counter()
+        for _ in range(rounds):
+            with pytest.raises(forms.FormError):
+                forms.email_address(value)
+        return time.perf_counter() - start
+
+    baseline = cost("not an address")
+    for value in hostile:
+        assert cost(value) < 5 * baseline + 0.05, len(value)  # a ratio in one test: never seconds, never quadratic
+    assert forms.email_address("  Grace@Example.COM ") == "grace@example.com"
+
+
+async def test_a_huge_email_is_a_clear_400_and_a_huge_body_a_413(client: httpx.AsyncClient) -> None:
+    response = await client.post("/signup", data={"email": "a@" + "a" * 40_000, "password": "a good password"})
+    assert response.status_code == 400 and "That email address is too long" in response.text
+    assert 'aria-describedby="email-error"' in response.text and 'aria-invalid="true"' in response.text
+    api = await client.post("/api/signup", json={"email": "a@" + "a" * 40_000, "password": "a good password"})
+    assert api.status_code in (400, 422)
+    too_big = await client.post("/signup", data={"email": "a@example.com", "password": "p" * 100_000})
+    assert too_big.status_code == 413
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit counts as the body streams in
+        for chunk in (b"email=", b"a" * 40_000, b"b" * 40_000):
+            yield chunk
+
+    streamed = await client.post("/signup", content=chunks())
+    assert streamed.status_code == 413
+    assert (await client.get("/healthz")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("/sessions", "/sessions"),
+        ("/security?tab=1", "/security?tab=1"),
+        ("//evil.example/x", "/profile"),
+        ("/\\evil.example", "/profile"),
+        ("https://evil.example/", "/profile"),
+        ("javascript:alert(1)", "/profile"),
+        ("/ok\r\nSet-Cookie: x=1", "/profile"),
+        ("/\t/evil.example", "/profile"),
+        ("/" + "a" * 600, "/profile"),
+        ("", "/profile"),
+        ("/signin", "/profile"),
+    ],
+)
+def test_return_to_accepts_only_local_paths(value: str, expected: str) -> None:
+    assert forms.local_path(value) == expected
+
+
+async def test_sign_in_returns_to_the_page_asked_for(client: httpx.AsyncClient) -> None:
+    await signed_up(client, "returning@example.com")
+    asked = await client.get("/sessions")
+    assert asked.status_code == 303
+    assert asked.headers["location"] == "/signin?notice=sign-in-to-continue&next=/sessions"
+    form = await client.get(asked.headers["location"])
+    assert 'name="next" value="/sessions"' in form.text
+    credentials = {"email": "returning@example.com", "password": "a good password"}
+    back = await client.post("/signin", data={**credentials, "next": "/sessions"})
+    assert back.status_code == 303 and back.headers["location"] == "/sessions"
+    away = await client.post("/signin", data={**credentials, "next": "//evil.example/"})
+    assert away.headers["location"] == "/profile"
+
+
+# API ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_api_answers_a_lockout_with_429_and_retry_after(client: httpx.AsyncClient) -> None:
+    credentials = {"email": "locked@example.com", "password": "the right password"}
+    assert (await client.post("/api/signup", json=credentials)).status_code == 201
+    statuses = []
+    for _ in range(8):
+        response = await client.post("/api/signin", json={**credentials, "password": "a wrong password"})
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            break
+    assert statuses[0] == 401 and statuses[-1] == 429, statuses
+    assert int(response.headers["retry-after"]) > 0
+    assert response.json()["detail"]["code"] == "TOO_MANY_ATTEMPTS"
+    # Locked out means locked out, even with the right password, until Retry-After has passed.
+    right = await client.post("/api/signin", json=credentials)
+    assert right.status_code == 429 and int(right.headers["retry-after"]) > 0
+    # The page says the same in words, with the same status and header.
+    page = await client.post("/signin", data=credentials)
+    assert page.status_code == 429 and "Too many failed attempts" in page.text and "retry-after" in page.headers
+
+
+async def test_api_flows_with_a_bearer_token(client: httpx.AsyncClient) -> None:
+    credentials = {"email": "api@example.com", "password": "an api password"}
+    token = (await client.post("/api/signup", json=credentials)).json()["token"]
+    bearer = {"authorization": f"Bearer {token}"}
+    assert (await client.get("/api/me", headers=bearer)).json()["email"] == "api@example.com"
+    other = (await client.post("/api/signin", json=credentials)).json()["token"]
+    listed = (await client.get("/api/sessions", headers=bearer)).json()
+    assert len(listed) == 2 and sum(item["current"] for item in listed) == 1
+    assert all(item["device"].startswith("python-httpx") for item in listed)
+    assert other not in str(listed) and token not in str(listed)  # no usable id is ever listed
+    victim = next(item["id"] for item in listed if not item["current"])
+    assert (await client.delete(f"/api/sessions/{victim}", headers=bearer)).status_code == 204
+    assert (await client.get("/api/me", headers={"authorization": f"Bearer {other}"})).status_code == 401
+    wrong = await client.request("DELETE", "/api/me", json={"confirmation": "not it"}, headers=bearer)
+    assert wrong.status_code == 403
+    gone = await client.request("DELETE", "/api/me", json={"confirmation": "an api password"}, headers=bearer)
+    assert gone.status_code == 204
+    assert (await client.get("/api/me", headers=bearer)).status_code == 401
+    assert (await client.post("/api/signin", json=credentials)).status_code == 401
+
+
+# Why a session ended --------------------------------------------------------------------------------------------
+
+
+async def test_a_revoked_device_is_told_it_was_signed_out_elsewhere(client: httpx.AsyncClient) -> None:
+    laptop = await signed_up(client, "two@example.com")
+    phone_login = await client.post("/signin", data={"email": "two@example.com", "password": "a good password"})
+    phone = {"cookie": phone_login.headers["set-cookie"].split(";")[0]}
+    assert (await client.post("/sessions/revoke-others", headers=laptop)).status_code == 303
+    told = await client.get("/profile", headers=phone)
+    assert told.headers["location"] == "/signin?notice=signed-out-elsewhere"
+    page = await client.get(told.headers["location"])
+    assert "You were signed out from another device." in page.text and "expired" not in page.text
+    # A cookie the app never issued is not "signed out elsewhere": just "please sign in again".
+    stranger = await client.get("/profile", headers={"cookie": "auth_session=" + "A" * 32})
+    assert stranger.headers["location"] == "/signin?notice=sign-in-again"
+
+
+async def test_delete_account(client: httpx.AsyncClient) -> None:
+    cookie = await signed_up(client, "leaving@example.com")
+    wrong = await client.post("/account/delete", data={"confirmation": "not my password"}, headers=cookie)
+    assert wrong.status_code == 400 and 'id="confirmation-error"' in wrong.text
+    done = await client.post("/account/delete", data={"confirmation": "a good password"}, headers=cookie)
+    assert done.status_code == 303 and done.headers["location"] == "/signin?notice=account-deleted"
+    assert "auth_session=;" in done.headers["set-cookie"] or 'auth_session="";' in done.headers["set-cookie"]
+    assert (await client.get("/profile", headers=cookie)).status_code == 303
+    again = await client.post("/signin", data={"email": "leaving@example.com", "password": "a good password"})
+    assert again.status_code == 400 and "Wrong email or password." in again.text
+
+
+# DEV and PROD ----------------------------------------------------------------------------------------------------
+
+
+async def test_docs_only_in_dev(example_url: str, tmp_path: Path) -> None:
+    async with httpx.AsyncClient(base_url=example_url) as client:
+        assert (await client.get("/docs")).status_code == 200
+        assert (await client.get("/openapi.json")).status_code == 200
+    prod = serve(tmp_path, LUCIA_ENV="PROD")
+    try:
+        async with httpx.AsyncClient(base_url=prod.url) as client:
+            docs = await client.get("/docs")
+            assert docs.status_code == 404 and "We could not find that page" in docs.text
+            assert (await client.get("/openapi.json")).status_code == 404
+            assert_security_headers(docs)
+    finally:
+        prod.stop()
