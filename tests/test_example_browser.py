@@ -1,56 +1,62 @@
 """The example app end to end in a real browser: Debian's headless Chromium driven by Playwright, against the
-example served by a real uvicorn process on SQLite. Screenshots go to ``test-artifacts/screenshots/``."""
+example served by a real uvicorn process on SQLite.
+
+Every flow is walked at desktop width and at 390 and 360 px (phones). On every page: zero axe-core violations of
+"serious" or "critical" impact, no sideways scrolling, a header whose parts do not run into each other, and no
+console errors (a CSP that blocked one of our own files would show there). Screenshots of every page at every
+width go to ``test-artifacts/screenshots/``. Framing by another site, cross-site sign-out and sign-in, and keyboard
+use are tested here too.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Response, async_playwright, expect
 
 from lucia_fastapi.testing.processes import UvicornProcess
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT, axe_violations
 
-ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = os.environ.get("LUCIA_CHROMIUM", "/usr/bin/chromium")
-# As root Chromium needs --no-sandbox; the rest keep it off this machine's closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-EMAIL = "grace@example.com"
+ATTACKER = "http://attacker.test"
 PASSWORD = "analytical engine"
+
+
+@dataclass(frozen=True)
+class Width:
+    name: str
+    width: int
+    height: int
+
+
+DESKTOP = Width("desktop", 1280, 800)
+PHONE = Width("390", 390, 844)
+SMALL = Width("360", 360, 740)
+WIDTHS = [DESKTOP, PHONE, SMALL]
 
 
 @pytest.fixture(scope="module")
 def example_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``uvicorn examples.app.main:app`` in its own process, with its SQLite file in a fresh directory."""
     workdir = tmp_path_factory.mktemp("example")
-    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}  # its default: SQLite
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "LUCIA_ENV")}
     server = UvicornProcess("examples.app.main:app", cwd=workdir, env={**env, "PYTHONPATH": str(ROOT)})
     try:
         yield server.url
     finally:
         server.stop()
     assert (workdir / "lucia_example.sqlite3").exists(), "the example keeps its data in a SQLite file"
-
-
-def chromium_missing() -> bool:
-    return not Path(CHROMIUM).exists()
+    assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if chromium_missing():
+    if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: run `make system-deps` (Debian package chromium)")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -58,16 +64,63 @@ async def browser() -> AsyncIterator[Browser]:
         await browser.close()
 
 
-async def shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
-    print(f"screenshot: {path.relative_to(ROOT)}")
+@dataclass
+class Device:
+    """One browser profile (its own cookies) at one width; checks every page it is shown."""
+
+    context: BrowserContext
+    page: Page
+    width: Width
+    console_errors: list[str] = field(default_factory=list)
+
+    async def check(self, name: str) -> None:
+        """axe-core, layout and a screenshot, for the page as it is now."""
+        page = self.page
+        await page.wait_for_load_state("load")
+        violations = await axe_violations(page)
+        assert violations == [], f"{name} at {self.width.name}: {violations}"
+        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{name} at {self.width.name}: {overflow}px wider than the screen"
+        overlaps = await page.evaluate(
+            """() => {
+                const boxes = [...document.querySelectorAll('header .brand, header nav li')]
+                    .map(e => e.getBoundingClientRect());
+                let n = 0;
+                for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+                    const a = boxes[i], b = boxes[j];
+                    if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) n++;
+                }
+                return n;
+            }"""
+        )
+        assert overlaps == 0, f"{name} at {self.width.name}: header items overlap"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{self.width.name}-{name}.png"
+        await page.screenshot(path=str(path), full_page=True)
+        assert self.console_errors == [], f"{name} at {self.width.name}: {self.console_errors}"
+
+    async def close(self) -> None:
+        await self.context.close()
 
 
-async def new_device(browser: Browser, base_url: str) -> tuple[BrowserContext, Page]:
-    context = await browser.new_context(base_url=base_url, viewport={"width": 1100, "height": 720})
-    return context, await context.new_page()
+async def device(browser: Browser, base_url: str, width: Width = DESKTOP) -> Device:
+    context = await browser.new_context(base_url=base_url, viewport={"width": width.width, "height": width.height})
+    page = await context.new_page()
+    found = Device(context, page, width)
+
+    def console(message: ConsoleMessage) -> None:
+        # A page answered with 4xx is logged as "Failed to load resource": that is the page under test, not a fault.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            found.console_errors.append(message.text)
+
+    def response(answer: Response) -> None:
+        if answer.request.resource_type != "document" and answer.status >= 400:
+            found.console_errors.append(f"{answer.status} {answer.url}")
+
+    page.on("console", console)
+    page.on("response", response)
+    page.on("requestfailed", lambda request: found.console_errors.append(f"failed: {request.url}"))
+    return found
 
 
 async def sign_in(page: Page, email: str, password: str) -> None:
@@ -77,121 +130,241 @@ async def sign_in(page: Page, email: str, password: str) -> None:
     await page.click("main button[type=submit]")
 
 
-async def test_two_devices_then_sign_out_everywhere_else(browser: Browser, example_url: str) -> None:
-    laptop_context, laptop = await new_device(browser, example_url)
-
-    # Sign up; stay signed in across a reload.
-    await laptop.goto("/signup")
-    await laptop.fill("#email", EMAIL)
-    await laptop.fill("#password", PASSWORD)
-    await laptop.click("main button[type=submit]")
-    await expect(laptop).to_have_url(re.compile(r"/profile$"))
-    await expect(laptop.locator("h1")).to_have_text(f"Hello, {EMAIL}")
-    await laptop.reload()
-    await expect(laptop.locator("h1")).to_have_text(f"Hello, {EMAIL}")
-    cookie = next(c for c in await laptop_context.cookies() if c["name"] == "auth_session")
-    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
-    await shot(laptop, "01-profile-after-sign-up")
-
-    # A second device signs in; the first sees two sessions, itself marked.
-    phone_context, phone = await new_device(browser, example_url)
-    await sign_in(phone, EMAIL, PASSWORD)
-    await expect(phone).to_have_url(re.compile(r"/profile$"))
-    await laptop.goto("/sessions")
-    rows = laptop.locator("ul.devices li")
-    await expect(rows).to_have_count(2)
-    await expect(laptop.locator("ul.devices li:has(.badge)")).to_have_count(1)
-    await shot(laptop, "02-sessions-two-devices")
-
-    # Sign out everywhere else: the phone is signed out, the laptop is not.
-    await laptop.click("text=Sign out everywhere else")
-    await expect(laptop.locator(".notice")).to_have_text("Every other device was signed out.")
-    await expect(rows).to_have_count(1)
-    await shot(laptop, "03-sessions-after-sign-out-everywhere-else")
-    await phone.goto("/profile")
-    await expect(phone).to_have_url(re.compile(r"/signin\?notice=signed-out-elsewhere$"))
-    await expect(phone.locator(".notice")).to_have_text(
-        "You were signed out from another device. Please sign in again."
-    )
-    await shot(phone, "04-second-device-signed-out")
-
-    # Sign out; the profile page now sends us to sign in.
-    await laptop.click("header button:text('Sign out')")
-    await expect(laptop).to_have_url(re.compile(r"/signin\?notice=signed-out$"))
-    await shot(laptop, "05-signed-out")
-    await laptop.goto("/profile")
-    await expect(laptop).to_have_url(re.compile(r"/signin\?notice=sign-in-to-continue$"))
-    assert not [c for c in await laptop_context.cookies() if c["name"] == "auth_session"]
-    await laptop_context.close()
-    await phone_context.close()
-
-
-async def test_mistakes_are_shown_on_the_page(browser: Browser, example_url: str) -> None:
-    context, page = await new_device(browser, example_url)
-    await sign_in(page, EMAIL, "not the password")
-    await expect(page.locator(".error")).to_have_text("Wrong email or password.")
-    await shot(page, "06-wrong-password")
-
+async def sign_up(page: Page, email: str, password: str) -> None:
     await page.goto("/signup")
-    await page.fill("#email", "someone@example.com")
+    await page.fill("#email", email)
+    await page.fill("#password", password)
+    await page.click("main button[type=submit]")
+
+
+async def expect_current(page: Page, label: str) -> None:
+    await expect(page.locator("header nav a[aria-current=page]")).to_have_text(label)
+
+
+async def expect_error_tied(page: Page, field_id: str, text: str) -> None:
+    """The message is shown, and the input points at it (``aria-describedby``) and is marked invalid."""
+    await expect(page.locator(f"#{field_id}-error")).to_have_text(text)
+    described = await page.get_attribute(f"#{field_id}", "aria-describedby") or ""
+    assert f"{field_id}-error" in described.split()
+    assert await page.get_attribute(f"#{field_id}", "aria-invalid") == "true"
+
+
+@pytest.mark.parametrize("width", WIDTHS, ids=[w.name for w in WIDTHS])
+async def test_every_flow(browser: Browser, example_url: str, width: Width) -> None:
+    email = f"grace-{width.name}@example.com"
+    laptop = await device(browser, example_url, width)
+    page = laptop.page
+
+    # Sign up: a mistake is shown next to its field; then the profile, signed in across a reload.
+    await page.goto("/signup")
+    await expect_current(page, "Sign up")
+    await laptop.check("01-sign-up")
+    await page.fill("#email", email)
     await page.fill("#password", "short")
     await page.click("main button[type=submit]")
-    await expect(page.locator("#password-error")).to_have_text("Use at least 8 characters for your password.")
-    await shot(page, "07-weak-password")
-
-    await page.fill("#email", EMAIL)
-    await page.fill("#password", "long enough password")
+    await expect_error_tied(page, "password", "Use at least 8 characters for your password.")
+    await laptop.check("02-sign-up-mistake")
+    await page.fill("#password", PASSWORD)
     await page.click("main button[type=submit]")
-    await expect(page.locator("#email-error")).to_have_text(
-        "An account with this email already exists. Sign in instead?"
+    await expect(page).to_have_url(re.compile(r"/profile$"))
+    await expect(page.locator("h1")).to_have_text(f"Hello, {email}")
+    await page.reload()
+    await expect_current(page, "Profile")
+    cookie = next(c for c in await laptop.context.cookies() if c["name"] == "auth_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    await laptop.check("03-profile")
+
+    # A second device signs in after asking for /sessions: it lands there, not on the profile.
+    phone = await device(browser, example_url, width)
+    await phone.page.goto("/sessions")
+    await expect(phone.page).to_have_url(re.compile(r"/signin\?notice=sign-in-to-continue&next=/sessions$"))
+    await expect(phone.page.locator(".notice")).to_have_text("Please sign in to see that page.")
+    await phone.check("04-sign-in-to-continue")
+    await phone.page.fill("#email", email)
+    await phone.page.fill("#password", PASSWORD)
+    await phone.page.click("main button[type=submit]")
+    await expect(phone.page).to_have_url(re.compile(r"/sessions$"))
+
+    # The first device sees both, itself marked, with readable names.
+    await page.goto("/sessions")
+    await expect_current(page, "Sessions")
+    devices = page.locator("ul.devices li")
+    await expect(devices).to_have_count(2)
+    await expect(page.locator("ul.devices li:has(.badge)")).to_have_count(1)
+    await expect(page.locator("ul.devices li.current .badge")).to_have_text("This device")
+    await expect(devices.first.locator(".device")).to_contain_text("Chrome")
+    await expect(devices.first.locator(".device")).to_contain_text(" on Linux")
+    await expect(devices.first.locator(".meta")).to_contain_text("last active today")
+    await laptop.check("05-sessions")
+
+    # Security page; a wrong current password is tied to its field; then the change signs the other device out.
+    await page.click("header nav >> text=Security")
+    await expect_current(page, "Security")
+    await laptop.check("06-security")
+    await page.click("main >> text=Change password")
+    await expect_current(page, "Security")
+    await page.fill("#current_password", "not it at all")
+    await page.fill("#new_password", "notes on the engine")
+    await page.click("main button[type=submit]")
+    await expect_error_tied(page, "current_password", "Your current password is not right.")
+    await laptop.check("07-password-mistake")
+    await page.fill("#current_password", PASSWORD)
+    await page.fill("#new_password", "notes on the engine")
+    await page.click("main button[type=submit]")
+    await expect(page.locator(".notice")).to_have_text("Password changed. Your other devices were signed out.")
+    await laptop.check("08-password-changed")
+
+    await phone.page.goto("/profile")
+    await expect(phone.page).to_have_url(re.compile(r"/signin\?notice=password-changed-elsewhere$"))
+    await expect(phone.page.locator(".notice")).to_have_text(
+        "Your password was changed on another device, so you were signed out here."
     )
-    await context.close()
+    await phone.check("09-signed-out-elsewhere")
+
+    # The phone signs in again; the laptop signs it out from the sessions page; the phone is told why.
+    await sign_in(phone.page, email, "notes on the engine")
+    await expect(phone.page).to_have_url(re.compile(r"/profile$"))
+    await page.goto("/sessions")
+    await expect(devices).to_have_count(2)
+    await page.click("ul.devices li:not(.current) button")
+    await expect(page.locator(".notice")).to_have_text("That device was signed out.")
+    await expect(devices).to_have_count(1)
+    await phone.page.goto("/sessions")
+    await expect(phone.page.locator(".notice")).to_have_text(
+        "You were signed out from another device. Please sign in again."
+    )
+
+    # Error pages know who is looking.
+    await page.goto("/no-such-page")
+    await expect(page.locator("h1")).to_have_text("We could not find that page")
+    await expect(page.locator("header")).to_contain_text("Sign out")
+    await laptop.check("10-not-found-signed-in")
+    await phone.page.goto("/no-such-page")
+    await expect(phone.page.locator("header")).to_contain_text("Sign in")
+
+    # Wrong password at sign-in: one message for the whole form, never which of the two was wrong.
+    await sign_in(phone.page, email, "not the password")
+    await expect(phone.page.locator("#form-error")).to_have_text("Wrong email or password.")
+    await phone.check("11-sign-in-mistake")
+
+    # Sign out from the header, then delete the account from the other device.
+    await sign_in(phone.page, email, "notes on the engine")
+    await phone.page.click("header button:text('Sign out')")
+    await expect(phone.page).to_have_url(re.compile(r"/signin\?notice=signed-out$"))
+    await expect(phone.page.locator(".notice")).to_have_text("You are signed out.")
+    await phone.check("12-signed-out")
+
+    await page.goto("/security")
+    await page.click("main >> text=Delete account")
+    await expect(page).to_have_url(re.compile(r"/account/delete$"))
+    await laptop.check("13-delete-account")
+    await page.fill("#confirmation", "wrong")
+    await page.click("main button[type=submit]")
+    await expect_error_tied(page, "confirmation", "Your current password is not right.")
+    await page.fill("#confirmation", "notes on the engine")
+    await page.click("main button[type=submit]")
+    await expect(page).to_have_url(re.compile(r"/signin\?notice=account-deleted$"))
+    await expect(page.locator(".notice")).to_have_text(
+        "Your account was deleted. Everything we stored about you is gone."
+    )
+    await laptop.check("14-account-deleted")
+    assert not [c for c in await laptop.context.cookies() if c["name"] == "auth_session"]
+    await laptop.close()
+    await phone.close()
 
 
-async def test_password_change_signs_out_the_other_devices(browser: Browser, example_url: str) -> None:
-    email, old, new = "ada@example.com", "difference engine", "notes on the engine"
-    desk_context, desk = await new_device(browser, example_url)
-    await desk.goto("/signup")
-    await desk.fill("#email", email)
-    await desk.fill("#password", old)
-    await desk.click("main button[type=submit]")
-    tablet_context, tablet = await new_device(browser, example_url)
-    await sign_in(tablet, email, old)
-    await expect(tablet).to_have_url(re.compile(r"/profile$"))
-
-    await desk.goto("/password")
-    await desk.fill("#current_password", "wrong")
-    await desk.fill("#new_password", new)
-    await desk.click("main button[type=submit]")
-    await expect(desk.locator("#current_password-error")).to_have_text("Your current password is not right.")
-    await desk.fill("#current_password", old)
-    await desk.fill("#new_password", new)
-    await desk.click("main button[type=submit]")
-    await expect(desk.locator(".notice")).to_have_text("Password changed. Your other devices were signed out.")
-    await shot(desk, "08-password-changed")
-
-    await tablet.goto("/profile")
-    await expect(tablet).to_have_url(re.compile(r"/signin\?notice=password-changed-elsewhere$"))
-    await sign_in(tablet, email, new)
-    await expect(tablet).to_have_url(re.compile(r"/profile$"))
-    await desk_context.close()
-    await tablet_context.close()
-
-
-async def test_cross_site_form_post_is_refused(example_url: str) -> None:
-    """What a browser sends when another site's page posts a form here: the library's origin check refuses it."""
-    async with httpx.AsyncClient(base_url=example_url) as client:
-        signup = await client.post(
-            "/signup",
-            data={"email": "mallory@example.com", "password": "mallory's password"},
-            headers={"origin": example_url},
+async def test_keyboard_only(browser: Browser, example_url: str) -> None:
+    """Skip link first, a visible focus ring on everything focused, and a form that works from the keyboard."""
+    user = await device(browser, example_url, SMALL)
+    page = user.page
+    await page.goto("/signup")
+    await page.keyboard.press("Tab")
+    focused = await page.evaluate("document.activeElement.className")
+    assert focused == "skip"
+    assert (await page.locator(".skip").bounding_box() or {"y": -1})["y"] >= 0  # visible once focused
+    await page.keyboard.press("Enter")
+    seen = []
+    for _ in range(12):
+        await page.keyboard.press("Tab")
+        style = await page.evaluate(
+            """() => { const s = getComputedStyle(document.activeElement);
+                       return [document.activeElement.id || document.activeElement.tagName,
+                               s.outlineStyle, parseFloat(s.outlineWidth)]; }"""
         )
-        cookie = {"cookie": signup.headers["set-cookie"].split(";")[0]}
-        forged = await client.post("/sessions/revoke-others", headers={**cookie, "origin": "https://evil.example"})
-        assert forged.status_code == 403 and "Nothing was changed" in forged.text
-        login_csrf = await client.post(
-            "/signin",
-            data={"email": "mallory@example.com", "password": "x"},
-            headers={"origin": "https://evil.example"},
-        )
-        assert login_csrf.status_code == 403
+        seen.append(style[0])
+        assert style[1] != "none" and style[2] >= 2, f"no visible focus on {style[0]}"
+        if style[0] == "email":
+            break
+    assert seen[-1] == "email", seen
+    await page.keyboard.type("keys@example.com")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await expect(page).to_have_url(re.compile(r"/profile$"))
+    await user.close()
+
+
+async def attacker_page(context: BrowserContext, html: str) -> None:
+    """Serve ``html`` as another site's page (Playwright answers for it: no network)."""
+
+    async def handle(route):  # type: ignore[no-untyped-def]
+        await route.fulfill(status=200, content_type="text/html", body=html)
+
+    await context.route(f"{ATTACKER}/**", handle)
+
+
+async def test_another_site_cannot_frame_our_pages(browser: Browser, example_url: str) -> None:
+    """A same-site or cross-site page that frames /sessions gets nothing to click on (CSP frame-ancestors 'none',
+    X-Frame-Options: DENY)."""
+    victim = await device(browser, example_url)
+    await sign_up(victim.page, "framed@example.com", PASSWORD)
+    await expect(victim.page).to_have_url(re.compile(r"/profile$"))
+    await attacker_page(
+        victim.context,
+        f'<!doctype html><title>win a prize</title><iframe src="{example_url}/sessions" width=800 height=600></iframe>',
+    )
+    page = await victim.context.new_page()
+    await page.goto(f"{ATTACKER}/prize")
+    await page.wait_for_timeout(500)  # let the frame try to load (no assertion is timed)
+    frames = [frame for frame in page.frames if frame != page.main_frame]
+    assert len(frames) == 1
+    framed = frames[0]
+    assert "Sign out everywhere else" not in await framed.content()
+    assert not framed.url.startswith(f"{example_url}/sessions") or await framed.locator("button").count() == 0
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / "desktop-15-framing-refused.png"))
+    await victim.close()
+
+
+async def test_cross_site_sign_out_and_sign_in_show_human_pages(browser: Browser, example_url: str) -> None:
+    victim = await device(browser, example_url)
+    await sign_up(victim.page, "crossed@example.com", PASSWORD)
+    await expect(victim.page).to_have_url(re.compile(r"/profile$"))
+    await attacker_page(
+        victim.context,
+        f"""<!doctype html><title>other site</title>
+        <form method="post" action="{example_url}/logout"><button id="out">Sign out</button></form>
+        <form method="post" action="{example_url}/signin">
+          <input name="email" value="mallory@example.com"><input name="password" value="mallory's password">
+          <button id="in">Sign in</button></form>""",
+    )
+    page = victim.page
+    victim.console_errors.clear()
+    await page.goto(f"{ATTACKER}/")
+    await page.click("#out")
+    await expect(page).to_have_url(f"{example_url}/logout")
+    await expect(page.locator("h1")).to_have_text("Sign out?")
+    await expect(page.locator("main .error")).to_contain_text("You were not signed out.")
+    assert "AUTH_" not in await page.content()
+    await victim.check("16-cross-site-sign-out")
+    await page.goto("/profile")
+    await expect(page.locator("h1")).to_have_text("Hello, crossed@example.com")  # still signed in
+
+    await page.goto(f"{ATTACKER}/")
+    await page.click("#in")
+    await expect(page).to_have_url(f"{example_url}/signin")
+    await expect(page.locator("#form-error")).to_contain_text("We did not sign you in")
+    await victim.check("17-cross-site-sign-in")
+    await page.goto("/profile")
+    await expect(page.locator("h1")).to_have_text("Hello, crossed@example.com")  # not Mallory
+    await victim.close()
