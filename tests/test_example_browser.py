@@ -56,7 +56,7 @@ def example_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
+    if not Path(CHROMIUM).exists():  # noqa: ASYNC240 - once per test, before anything runs
         pytest.fail(f"Chromium not found at {CHROMIUM}: run `make system-deps` (Debian package chromium)")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -88,7 +88,8 @@ class Device:
                 let n = 0;
                 for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
                     const a = boxes[i], b = boxes[j];
-                    if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) n++;
+                    const across = a.left < b.right - 1 && b.left < a.right - 1;
+                    if (across && a.top < b.bottom - 1 && b.top < a.bottom - 1) n++;
                 }
                 return n;
             }"""
