@@ -16,9 +16,9 @@ from sqlalchemy import BigInteger, Column, MetaData, String, Table, delete, inse
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from examples.app.config import DATABASE_URL, ENV
-from lucia_fastapi import Auth, SessionInfo, SQLAlchemyAdapter
-from lucia_fastapi.adapters.schema import NAMING_CONVENTION, define_auth_tables
-from lucia_fastapi.adapters.sqlalchemy_adapter import async_database_url
+from lucia_fastapi import Auth, SQLAlchemyAdapter
+from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
+from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 tables = define_auth_tables(metadata, user_columns=[Column("email", String(255), nullable=False, unique=True)])
@@ -42,23 +42,12 @@ async def create_tables() -> None:
 
 
 def digest_of(session_id: str) -> str:
+    """The library's digest of a session id (``SessionInfo.digest``): hex SHA-256."""
     return hashlib.sha256(session_id.encode("ascii")).hexdigest()
 
 
-def listed_digest(info: SessionInfo) -> str:
-    """The digest under which a listed session is known (and revoked)."""
-    value = getattr(info, "digest", None) or getattr(info, "public_id", None)
-    return str(value)
-
-
 def now_ms() -> int:
-    return int(auth.clock()) if hasattr(auth, "clock") else _wall_ms()
-
-
-def _wall_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)
+    return auth.clock()
 
 
 async def remember_signed_out(digests: Iterable[str], reason: str) -> None:

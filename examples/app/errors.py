@@ -3,18 +3,17 @@ it) and never shows the library's wording or raw JSON; ``/api/`` gets JSON ``{"d
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 
 from examples.app.pages import CrossSite, NotSignedIn, render, see_other, templates
 from lucia_fastapi import LuciaError
-
-log = logging.getLogger("examples.app")
+from lucia_fastapi.web.responses import error_headers, error_response, status_for
 
 TITLES = {
     400: "We could not read that",
@@ -111,33 +110,31 @@ def install(app: FastAPI) -> None:
             return JSONResponse({"detail": error.errors()}, status_code=422)
         return await error_page(request, 422)
 
-    @app.exception_handler(LuciaError)
-    async def lucia_error(request: Request, error: LuciaError) -> Response:
-        if error.code == "DATABASE_UNAVAILABLE":
-            headers = {"Retry-After": "5"}
-            if is_api(request):
-                return api_error(503, error.code, "The database cannot be reached; try again shortly.", headers)
-            return await error_page(request, 503, headers=headers)
-        if error.code == "AUTH_TOO_MANY_ATTEMPTS":
-            seconds = max(1, round(getattr(error, "retry_after", None) or 60))
-            headers = {"Retry-After": str(seconds)}
-            if is_api(request):
-                return api_error(429, "TOO_MANY_ATTEMPTS", f"Too many attempts. {retry_message(seconds)}", headers)
-            return await error_page(request, 429, message=retry_message(seconds), headers=headers)
-        if error.code == "AUTH_INVALID_REQUEST":
-            if is_api(request):
-                return api_error(403, "CROSS_SITE", "This request came from another site.")
-            return await error_page(request, 403, message=CROSS_SITE, cross_site=True)
-        log.error("unexpected LuciaError %s", error.code, exc_info=error)
-        if is_api(request):
-            return api_error(500, "SERVER_ERROR", "Something went wrong on our side.")
-        return server_error_page(request)
-
     @app.exception_handler(Exception)
     async def server_error(request: Request, _error: Exception) -> Response:
         if is_api(request):
             return api_error(500, "SERVER_ERROR", "Something went wrong on our side.")
         return server_error_page(request)
+
+
+async def on_lucia_error(connection: HTTPConnection, error: LuciaError) -> Response:
+    """``AuthMiddleware(on_error=...)``: every ``LuciaError`` a route or guard let through. The API keeps the
+    library's JSON answer (status, ``WWW-Authenticate``, ``Retry-After``); pages get words."""
+    request = Request(connection.scope)
+    if is_api(request):
+        return error_response(connection, error)
+    status_code = status_for(error)
+    headers = error_headers(error)
+    if status_code == 401:
+        return see_other("/signin?notice=sign-in-to-continue")
+    if error.code == "AUTH_INVALID_REQUEST":
+        return await error_page(request, 403, message=CROSS_SITE, cross_site=True)
+    if error.code == "AUTH_TOO_MANY_ATTEMPTS":
+        seconds = int(headers.get("Retry-After", "60"))
+        return await error_page(request, 429, message=retry_message(seconds), headers=headers)
+    if status_code >= 500 and status_code != 503:
+        return server_error_page(request)
+    return await error_page(request, status_code, headers=headers)
 
 
 def server_error_page(request: Request) -> HTMLResponse:

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
+from lucia_fastapi.web.responses import local_path as library_local_path
+
 MAX_EMAIL = 254  # RFC 5321's limit on a forward path
 MAX_PASSWORD = 256  # characters; Argon2 would take more, but nobody types more, and hashing time grows with it
 MIN_PASSWORD = 8
@@ -78,15 +80,9 @@ def bounded_password(value: str, field: str | None = "password") -> str:
 
 
 def local_path(value: str | None, default: str = "/profile") -> str:
-    """Where to go after signing in: a path on this site, or ``default``. Refuses absolute and scheme-relative URLs
-    (``//evil.example``, ``/\\evil.example``), control characters and anything long."""
-    if not value or len(value) > MAX_NEXT or not value.startswith("/") or value.startswith(("//", "/\\")):
+    """Where to go after signing in: a path on this site (the library's ``local_path`` check: no ``//evil.example``,
+    ``/\\evil.example``, scheme or control characters), short, and not a sign-in page itself; else ``default``."""
+    path = library_local_path(value)
+    if path is None or len(path) > MAX_NEXT or urlsplit(path).path in ("/signin", "/signup", "/logout"):
         return default
-    if any(ord(char) < 0x20 or char in "\\\x7f" for char in value):
-        return default
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
-        return default
-    if parts.path in ("/signin", "/signup", "/logout"):
-        return default
-    return value
+    return path

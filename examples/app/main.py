@@ -45,7 +45,7 @@ app = ExampleApp(
     redoc_url=None,
     openapi_url="/openapi.json" if DEV else None,
 )
-app.add_middleware(AuthMiddleware, auth=auth)
+app.add_middleware(AuthMiddleware, auth=auth, on_error=errors.on_lucia_error)
 app.add_middleware(BodyLimit, max_bytes=64 * 1024)
 app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 errors.install(app)

@@ -24,7 +24,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from starlette.templating import Jinja2Templates
 
 from examples.app.db import auth, why_signed_out
-from lucia_fastapi import LuciaError, Session, User
+from lucia_fastapi import Key, LuciaError, Session, User
 from lucia_fastapi.dependencies import AuthRequestDep
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -112,6 +112,16 @@ async def render(
     nav = [{"href": link.href, "label": link.label, "current": link.is_current(path)} for link in links]
     context = {"notice": notice, "errors": {}, "user": user, "viewer": viewer.value, "nav": nav, **context}
     return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+async def start_session(request: Request, user_id: str, *, key: Key | None = None, cookie: bool = True) -> Session:
+    """A new session for ``user_id``: for a browser, its cookie is set and the session it carried (if any) ends;
+    for an API client (``cookie=False``) it is returned for the caller to hand out as a bearer token. Pass the
+    ``key`` that ``use_key`` returned, so a sign-in racing a password change dies with the old password."""
+    if cookie:
+        session: Session = await request.state.auth.create_session(user_id, key=key)
+        return session
+    return await auth.create_session(user_id, key=key, attributes=request.state.auth.session_attributes())
 
 
 def see_other(url: str) -> RedirectResponse:

@@ -10,14 +10,14 @@ from fastapi.responses import Response
 
 from examples.app import forms
 from examples.app.db import auth
-from examples.app.pages import render, see_other
+from examples.app.pages import render, see_other, start_session
 from lucia_fastapi import KeySpec, LuciaError, Session
 from lucia_fastapi.dependencies import AuthRequestDep
 
 router = APIRouter(include_in_schema=False)
 
 
-async def sign_up(request: Request, email: str, password: str) -> Session:
+async def sign_up(request: Request, email: str, password: str, *, cookie: bool = True) -> Session:
     email = forms.email_address(email)
     forms.new_password(password)
     try:
@@ -28,10 +28,10 @@ async def sign_up(request: Request, email: str, password: str) -> Session:
         if error.code == "AUTH_INVALID_PASSWORD":
             raise forms.FormError("That password cannot be used; please choose another.", "password") from None
         raise
-    return await auth.create_session(user.user_id, attributes=request.state.auth.session_attributes())
+    return await start_session(request, user.user_id, cookie=cookie)
 
 
-async def sign_in(request: Request, email: str, password: str) -> Session:
+async def sign_in(request: Request, email: str, password: str, *, cookie: bool = True) -> Session:
     email = forms.sign_in_email(email)
     password = forms.bounded_password(password, field=None)
     try:
@@ -42,7 +42,8 @@ async def sign_in(request: Request, email: str, password: str) -> Session:
         if error.code == "AUTH_TOO_MANY_ATTEMPTS":
             raise forms.TooManyAttempts(error.retry_after or 60) from None
         raise
-    return await auth.create_session(key.user_id, attributes=request.state.auth.session_attributes())
+    # The key makes a sign-in that raced a password change die with the old password.
+    return await start_session(request, key.user_id, key=key, cookie=cookie)
 
 
 SignInOrUp = Callable[[Request, str, str], Awaitable[Session]]
@@ -89,7 +90,7 @@ async def credentials_form(
         )
         return await render(request, template, status_code=403, errors={"form": message}, next=next_path)
     try:
-        session = await act(request, email, password)
+        await act(request, email, password)  # sets the cookie, and ends the session this browser had, if any
     except forms.FormError as error:
         response = await render(
             request, template, status_code=error.status_code, errors=error.errors, email=email[:254], next=next_path
@@ -97,7 +98,6 @@ async def credentials_form(
         if isinstance(error, forms.TooManyAttempts):
             response.headers["Retry-After"] = str(error.retry_after)
         return response
-    request.state.auth.set_session(session)
     return see_other(next_path)
 
 

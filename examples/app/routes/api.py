@@ -56,7 +56,7 @@ def refused(error: forms.FormError, *, code: str = "INVALID_INPUT", status_code:
 async def api_signup(request: Request, credentials: Credentials) -> Token:
     """Create an account; answers the bearer token of a new session (no cookie is set)."""
     try:
-        session = await sign_up(request, credentials.email, credentials.password)
+        session = await sign_up(request, credentials.email, credentials.password, cookie=False)
     except forms.FormError as error:
         raise refused(error) from None
     return Token(user_id=session.user_id, token=session.session_id)
@@ -66,7 +66,7 @@ async def api_signup(request: Request, credentials: Credentials) -> Token:
 async def api_signin(request: Request, credentials: Credentials) -> Token:
     """Sign in: 401 for a wrong email or password (never which), 429 with ``Retry-After`` while locked out."""
     try:
-        session = await sign_in(request, credentials.email, credentials.password)
+        session = await sign_in(request, credentials.email, credentials.password, cookie=False)
     except forms.FormError as error:
         raise refused(error, code="INVALID_CREDENTIALS", status_code=401) from None
     return Token(user_id=session.user_id, token=session.session_id)
@@ -98,18 +98,19 @@ async def api_revoke_session(session_id: str, user: CurrentUser) -> None:
 
 
 @router.post("/sessions/revoke-others")
-async def api_revoke_others(user: CurrentUser, session: CurrentSession) -> dict[str, Any]:
-    """Sign out every other session. If the library rotated this one, ``token`` is the new bearer token."""
+async def api_revoke_others(user: CurrentUser, session: CurrentSession) -> dict[str, str]:
+    """Sign out every other session; this client's token is replaced by the returned one."""
     kept = await revoke_others(user.user_id, session)
-    return {"ok": True, **({"token": kept.session_id} if kept is not None else {})}
+    return {"token": kept.session_id}
 
 
 @router.post("/password")
-async def api_password(change: PasswordChange, user: CurrentUser, session: CurrentSession) -> dict[str, Any]:
-    """Change the password; every other session is signed out. ``token`` is this client's new bearer token when
-    the library rotated its session."""
+async def api_password(
+    request: Request, change: PasswordChange, user: CurrentUser, session: CurrentSession
+) -> dict[str, str]:
+    """Change the password; every session dies, and this client's token is replaced by the returned one."""
     try:
-        kept = await change_password(user, session, change.current_password, change.new_password)
+        kept = await change_password(request, user, session, change.current_password, change.new_password, cookie=False)
     except forms.FormError as error:
         raise refused(error) from None
-    return {"ok": True, **({"token": kept.session_id} if kept is not None else {})}
+    return {"token": kept.session_id}

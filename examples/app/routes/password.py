@@ -8,8 +8,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from examples.app import forms
-from examples.app.db import auth, digest_of, listed_digest, remember_signed_out
-from examples.app.pages import PageUser, render, see_other
+from examples.app.db import auth, remember_signed_out
+from examples.app.pages import PageUser, render, see_other, start_session
 from lucia_fastapi import LuciaError, Session, User
 
 router = APIRouter(include_in_schema=False)
@@ -29,17 +29,17 @@ async def confirm_password(user: User, password: str, field: str = "current_pass
         raise
 
 
-async def change_password(user: User, session: Session, current: str, new: str) -> Session | None:
-    """Returns the current session's replacement when the library rotated it (set it on the response)."""
+async def change_password(
+    request: Request, user: User, session: Session, current: str, new: str, *, cookie: bool
+) -> Session:
+    """A new password must lock out whoever knew the old one: every session of the user dies (sign-ins in flight
+    too), and this device gets a new one, as a cookie or (``cookie=False``) for the caller to hand out as a token."""
     await confirm_password(user, current)
     forms.new_password(new, "new_password")
-    current_digest = digest_of(session.session_id)
-    others = [listed_digest(info) for info in await auth.get_all_user_sessions(user.user_id)]
+    others = [info.digest for info in await auth.get_all_user_sessions(user.user_id) if info.digest != session.digest]
     await auth.update_key_password("email", str(user.attributes["email"]), new)
-    # A new password must lock out whoever knew the old one: every other session goes.
-    kept = await auth.invalidate_all_user_sessions(user.user_id, except_session_id=session.session_id)
-    await remember_signed_out([digest for digest in others if digest != current_digest], "password-changed")
-    return kept if isinstance(kept, Session) else None
+    await remember_signed_out(others, "password-changed")
+    return await start_session(request, user.user_id, cookie=cookie)
 
 
 @router.get("/password")
@@ -56,7 +56,7 @@ async def password_form(
 ) -> Response:
     session, user = signed_in
     try:
-        kept = await change_password(user, session, current_password, new_password)
+        await change_password(request, user, session, current_password, new_password, cookie=True)
     except forms.FormError as error:
         response = await render(
             request, "password/password.html", status_code=error.status_code, user=user, errors=error.errors
@@ -64,6 +64,4 @@ async def password_form(
         if isinstance(error, forms.TooManyAttempts):
             response.headers["Retry-After"] = str(error.retry_after)
         return response
-    if kept is not None:
-        request.state.auth.set_session(kept)
     return see_other("/security?notice=password-changed")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from examples.app.db import auth, digest_of, listed_digest, remember_signed_out
+from examples.app.db import auth, remember_signed_out
 from examples.app.devices import device_name
 from examples.app.pages import PageUser, render, see_other
 from lucia_fastapi import Session, SessionInfo
@@ -22,14 +22,14 @@ def describe_sessions(sessions: list[SessionInfo], current: Session) -> list[dic
     renewed (or created): renewal moves ``active_expires`` to now + the active period, so it is exact to within
     one active period (a day by default), and shown as a day."""
     active_period = auth.session_timeout.active_period
-    current_digest = digest_of(current.session_id)
     described = []
-    for info in sorted(sessions, key=lambda info: info.created_at, reverse=True):
+    # This device first, then the newest.
+    for info in sorted(sessions, key=lambda info: (info.digest != current.digest, -info.created_at.timestamp())):
         user_agent = info.attributes.get("user_agent")
         described.append(
             {
-                "id": listed_digest(info),
-                "current": listed_digest(info) == current_digest,
+                "id": info.digest,
+                "current": info.digest == current.digest,
                 "device": device_name(user_agent),
                 "user_agent": user_agent or "",
                 "ip_address": info.attributes.get("ip_address") or "unknown",
@@ -58,14 +58,14 @@ async def revoke(user_id: str, digest: str) -> bool:
     return True
 
 
-async def revoke_others(user_id: str, current: Session) -> Session | None:
-    """Sign out every other session of the user. Returns the current session's replacement if the library rotated
-    it (then the caller sets it), else ``None``."""
-    current_digest = digest_of(current.session_id)
-    others = [listed_digest(info) for info in await auth.get_all_user_sessions(user_id)]
+async def revoke_others(user_id: str, current: Session) -> Session:
+    """Sign out every other session of the user. This device stays signed in under a new session id: the caller
+    sends it (cookie or token)."""
+    others = [info.digest for info in await auth.get_all_user_sessions(user_id) if info.digest != current.digest]
     kept = await auth.invalidate_all_user_sessions(user_id, except_session_id=current.session_id)
-    await remember_signed_out([digest for digest in others if digest != current_digest], "others-signed-out")
-    return kept if isinstance(kept, Session) else None
+    assert kept is not None  # the current session was alive: the page's check just read it
+    await remember_signed_out(others, "others-signed-out")
+    return kept
 
 
 @router.get("/sessions")
@@ -87,7 +87,5 @@ async def revoke_device(signed_in: PageUser, session_id: Annotated[str, Form()] 
 @router.post("/sessions/revoke-others")
 async def revoke_other_devices(request: Request, signed_in: PageUser) -> Response:
     session, user = signed_in
-    kept = await revoke_others(user.user_id, session)
-    if kept is not None:
-        request.state.auth.set_session(kept)
+    request.state.auth.set_session(await revoke_others(user.user_id, session))
     return see_other("/sessions?notice=others-signed-out")
