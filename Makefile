@@ -34,6 +34,14 @@ run: $(BIN)/.installed-example
 run-postgres: $(BIN)/.installed
 	$(BIN)/python -m examples.run_postgres --host $(HOST) --port $(PORT)
 
+## Refresh the screenshots in docs/screenshots/ (shown in the README and the docs) from the browser suite.
+DOC_SHOTS ?= desktop-05-sessions 390-03-profile desktop-06-security 360-02-sign-up-mistake desktop-16-cross-site-sign-out
+screenshots: $(BIN)/.installed system-deps
+	$(BIN)/pytest -q -p no:xdist tests/test_example_browser.py
+	mkdir -p docs/screenshots
+	for shot in $(DOC_SHOTS); do cp test-artifacts/screenshots/$$shot.png docs/screenshots/$$shot.png; done
+	if command -v pngquant >/dev/null; then pngquant --force --skip-if-larger --ext .png docs/screenshots/*.png || true; fi
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
