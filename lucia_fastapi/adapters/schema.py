@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, MetaData, String, Table, Text
 
+from lucia_fastapi.adapters.sqlalchemy.tokens import define_token_tables
+
 # Named constraints make migrations reproducible across databases.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -72,3 +74,4 @@ def define_auth_tables(
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 default_tables = define_auth_tables(metadata)
+define_token_tables(metadata)  # auth_token: single-use tokens of the email flows (migration 0004)
