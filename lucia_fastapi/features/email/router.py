@@ -188,7 +188,6 @@ class _NotSignedInError(Exception):
     pass
 
 
-
 def require_verified_email(flows: EmailFlows) -> Callable[..., Awaitable[Any]]:
     """A FastAPI dependency: the signed-in user if their address is verified; 401 without a session, 403
     ``EMAIL_NOT_VERIFIED`` otherwise. ``Depends(require_verified_email(flows))``."""
