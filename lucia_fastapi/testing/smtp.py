@@ -118,13 +118,14 @@ class SMTPTestServer:
     def wait_for(
         self, *, to: str | None = None, subject_contains: str | None = None, count: int = 1, timeout: float = 15.0
     ) -> ReceivedMail:
-        """The newest matching message once at least ``count`` match; ``AssertionError`` after ``timeout`` s."""
+        """The ``count``-th matching message (in order of arrival) once it has come; ``AssertionError`` after
+        ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
                 found = self.find(to=to, subject_contains=subject_contains)
                 if len(found) >= count:
-                    return found[-1]
+                    return found[count - 1]
                 left = deadline - time.monotonic()
                 if left <= 0:
                     seen = [(m.rcpt_tos, m.subject) for m in self.messages]
