@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import MetaData
 
 from lucia_fastapi import Auth, MemoryAdapter, SQLAlchemyAdapter
-from lucia_fastapi.adapters.schema import NAMING_CONVENTION, define_auth_tables
+from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
 from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore, define_token_tables
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.features.email import OutboxEmailSender

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from lucia_fastapi import SQLAlchemyAdapter
-from lucia_fastapi.adapters.schema import default_tables
-from lucia_fastapi.adapters.schema import metadata as default_metadata
+from lucia_fastapi.adapters.sqlalchemy.schema import default_tables
+from lucia_fastapi.adapters.sqlalchemy.schema import metadata as default_metadata
 from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.features.tokens import (
@@ -73,7 +73,7 @@ async def stores(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     store = SQLAlchemyTokenStore(engine)
 
     async def new_sql_user() -> str:
-        from lucia_fastapi.adapters.base import UserRow
+        from lucia_fastapi.core.storage import UserRow
 
         user_id = f"user{len(await sql_users()) + 1}"
         await adapter.set_user(UserRow(user_id), None)

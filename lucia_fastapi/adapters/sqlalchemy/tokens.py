@@ -41,7 +41,7 @@ class SQLAlchemyTokenStore:
 
     def __init__(self, engine: AsyncEngine, table: Table | None = None) -> None:
         if table is None:
-            from lucia_fastapi.adapters.schema import metadata
+            from lucia_fastapi.adapters.sqlalchemy.schema import metadata
 
             table = metadata.tables[TOKEN_TABLE]
         self.engine = engine
@@ -50,7 +50,7 @@ class SQLAlchemyTokenStore:
         if engine.dialect.name == "sqlite":
             from sqlalchemy import event
 
-            from lucia_fastapi.adapters.sqlalchemy_adapter import _enable_sqlite_foreign_keys
+            from lucia_fastapi.adapters.sqlalchemy.adapter import _enable_sqlite_foreign_keys
 
             if not event.contains(engine.sync_engine, "checkout", _enable_sqlite_foreign_keys):
                 event.listen(engine.sync_engine, "checkout", _enable_sqlite_foreign_keys)
@@ -67,13 +67,16 @@ class SQLAlchemyTokenStore:
             "expires": row.expires,
             "created_at": row.created_at,
         }
-        try:
-            await self._execute(insert(self.table).values(**values))
-        except IntegrityError:
-            if await self.get_token(row.id) is not None:
-                return False
-            raise LuciaError("AUTH_INVALID_USER_ID", f"no user {row.user_id!r} for this token") from None
-        return True
+        with _database_errors():
+            try:
+                async with self._autocommit.connect() as conn:
+                    await conn.execute(insert(self.table).values(**values))
+                return True
+            except IntegrityError:
+                pass  # a taken id, or no such user: told apart below
+        if await self.get_token(row.id) is not None:
+            return False
+        raise LuciaError("AUTH_INVALID_USER_ID", f"no user {row.user_id!r} for this token")
 
     async def get_token(self, token_id: str) -> TokenRow | None:
         rows = await self._execute(select(self.table).where(self.table.c.id == token_id), fetch=True)
@@ -114,7 +117,7 @@ class SQLAlchemyTokenStore:
 
 def _database_errors() -> Any:
     # Imported here: schema.py defines this module's table on the default metadata, and the adapter imports schema.
-    from lucia_fastapi.adapters.sqlalchemy_adapter import _database_errors as errors
+    from lucia_fastapi.adapters.sqlalchemy.adapter import _database_errors as errors
 
     return errors()
 

@@ -451,7 +451,7 @@ class EmailFlows:
         return updated
 
     async def _move_key(self, user_id: str, old: str | None, new: str) -> None:
-        from lucia_fastapi.adapters.base import KeyRow
+        from lucia_fastapi.core.storage import KeyRow
 
         adapter = self.auth.adapter
         new_id = f"{self.provider_id}:{new}"
