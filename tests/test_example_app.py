@@ -49,8 +49,10 @@ async def client(example_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def signed_up(client: httpx.AsyncClient, email: str, password: str = "a good password") -> dict[str, str]:  # noqa: S107
-    """Sign up through the form; the cookie header of the new session."""
+    """Sign up, then sign in, through the forms; the cookie header of the new session."""
     response = await client.post("/signup", data={"email": email, "password": password})
+    assert response.status_code == 303 and response.headers["location"] == "/signup/check-email", response.text
+    response = await client.post("/signin", data={"email": email, "password": password})
     assert response.status_code == 303, response.text
     return {"cookie": response.headers["set-cookie"].split(";")[0]}
 
@@ -173,6 +175,8 @@ async def test_a_huge_email_is_a_clear_400_and_a_huge_body_a_413(client: httpx.A
     assert 'aria-describedby="email-error"' in response.text and 'aria-invalid="true"' in response.text
     api = await client.post("/api/signup", json={"email": "a@" + "a" * 40_000, "password": "a good password"})
     assert api.status_code in (400, 422)
+    form = await client.post("/signup", data={"email": "a@b", "password": "a good password"})
+    assert form.status_code == 400 and 'id="email-error"' in form.text
     too_big = await client.post("/signup", data={"email": "a@example.com", "password": "p" * 100_000})
     assert too_big.status_code == 413
 
@@ -224,7 +228,7 @@ async def test_sign_in_returns_to_the_page_asked_for(client: httpx.AsyncClient) 
 
 async def test_api_answers_a_lockout_with_429_and_retry_after(client: httpx.AsyncClient) -> None:
     credentials = {"email": "locked@example.com", "password": "the right password"}
-    assert (await client.post("/api/signup", json=credentials)).status_code == 201
+    assert (await client.post("/api/signup", json=credentials)).status_code == 202
     statuses = []
     for _ in range(8):
         response = await client.post("/api/signin", json={**credentials, "password": "a wrong password"})
@@ -244,7 +248,11 @@ async def test_api_answers_a_lockout_with_429_and_retry_after(client: httpx.Asyn
 
 async def test_api_flows_with_a_bearer_token(client: httpx.AsyncClient) -> None:
     credentials = {"email": "api@example.com", "password": "an api password"}
-    token = (await client.post("/api/signup", json=credentials)).json()["token"]
+    signed_up = await client.post("/api/signup", json=credentials)
+    assert signed_up.status_code == 202 and "token" not in signed_up.json()  # the same answer for a taken address
+    again = await client.post("/api/signup", json=credentials)
+    assert (again.status_code, again.json()) == (signed_up.status_code, signed_up.json())
+    token = (await client.post("/api/signin", json=credentials)).json()["token"]
     bearer = {"authorization": f"Bearer {token}"}
     assert (await client.get("/api/me", headers=bearer)).json()["email"] == "api@example.com"
     other = (await client.post("/api/signin", json=credentials)).json()["token"]

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Response, async_playwright, expect
 
+from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT, axe_violations
 
@@ -44,8 +45,10 @@ WIDTHS = [DESKTOP, PHONE, SMALL]
 def example_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``uvicorn examples.app.main:app`` in its own process, with its SQLite file in a fresh directory."""
     workdir = tmp_path_factory.mktemp("example")
-    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "LUCIA_ENV")}
-    server = UvicornProcess("examples.app.main:app", cwd=workdir, env={**env, "PYTHONPATH": str(ROOT)})
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "LUCIA_ENV", "SMTP_HOST")}
+    port = free_port()  # mail links point at APP_BASE_URL; mail goes to the DEV outbox (/dev/outbox)
+    env |= {"PYTHONPATH": str(ROOT), "APP_BASE_URL": f"http://127.0.0.1:{port}"}
+    server = UvicornProcess("examples.app.main:app", cwd=workdir, env=env, port=port)
     try:
         yield server.url
     finally:
@@ -128,14 +131,37 @@ async def sign_in(page: Page, email: str, password: str) -> None:
     await page.goto("/signin")
     await page.fill("#email", email)
     await page.fill("#password", password)
-    await page.click("main button[type=submit]")
+    await page.click("main form[action='/signin'] button[type=submit]")
 
 
 async def sign_up(page: Page, email: str, password: str) -> None:
+    """Sign up, then sign in (sign-up answers "check your email" whether or not the address was free)."""
     await page.goto("/signup")
     await page.fill("#email", email)
     await page.fill("#password", password)
-    await page.click("main button[type=submit]")
+    await page.click("main form[action='/signup'] button[type=submit]")
+    await expect(page).to_have_url(re.compile(r"/signup/check-email$"))
+    await sign_in(page, email, password)
+
+
+async def mailed_link(page: Page, to: str, path: str) -> str:
+    """The newest link to ``path`` mailed to ``to``, from the DEV outbox page."""
+    await page.goto("/dev/outbox")
+    link = page.locator(f'article.mail:has-text("To {to}") a[href*="{path}?token="]').first
+    href = await link.get_attribute("href")
+    assert href, f"no {path} link mailed to {to}"
+    return href
+
+
+# Shared with tests/test_email_browser.py: a new browser profile as (context, page), and a screenshot.
+async def new_device(browser: Browser, base_url: str) -> tuple[BrowserContext, Page]:
+    found = await device(browser, base_url)
+    return found.context, found.page
+
+
+async def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 async def expect_current(page: Page, label: str) -> None:
@@ -167,12 +193,31 @@ async def test_every_flow(browser: Browser, example_url: str, width: Width) -> N
     await laptop.check("02-sign-up-mistake")
     await page.fill("#password", PASSWORD)
     await page.click("main button[type=submit]")
+    await expect(page).to_have_url(re.compile(r"/signup/check-email$"))
+    await expect(page.locator("#check-email")).to_contain_text("If this address can be used")
+    await laptop.check("03-check-email")
+    await page.click("main a[href=\"/signin\"]")
+    await page.fill("#email", email)
+    await page.fill("#password", PASSWORD)
+    await page.click("main button[type=submit]")
     await expect(page).to_have_url(re.compile(r"/profile$"))
     await expect(page.locator("h1")).to_have_text(f"Hello, {email}")
+    await expect(page.locator("#verify-banner")).to_be_visible()
     await page.reload()
     await expect_current(page, "Profile")
     cookie = next(c for c in await laptop.context.cookies() if c["name"] == "auth_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    await laptop.check("03-profile-unverified")
+
+    # Verify the address from the mail (the DEV outbox shows it): a page with a button, so a scanner that fetches
+    # the link does not use it up.
+    link = await mailed_link(page, email, "/verify-email")
+    await laptop.check("03-outbox")
+    await page.goto(link)
+    await laptop.check("03-confirm-address")
+    await page.click("main form[action='/verify-email'] button")
+    await expect(page.locator(".notice")).to_have_text("Your email address is verified.")
+    await expect(page.locator("#verify-banner")).to_have_count(0)
     await laptop.check("03-profile")
 
     # A second device signs in after asking for /sessions: it lands there, not on the profile.
@@ -201,6 +246,7 @@ async def test_every_flow(browser: Browser, example_url: str, width: Width) -> N
     # Security page; a wrong current password is tied to its field; then the change signs the other device out.
     await page.click("header nav >> text=Security")
     await expect_current(page, "Security")
+    await expect(page.locator("#email-heading")).to_have_text("Email address")
     await laptop.check("06-security")
     await page.click("main >> text=Change password")
     await expect_current(page, "Security")
@@ -255,20 +301,60 @@ async def test_every_flow(browser: Browser, example_url: str, width: Width) -> N
     await expect(phone.page.locator(".notice")).to_have_text("You are signed out.")
     await phone.check("12-signed-out")
 
+    # Forgot password: the same answer for any address; the mailed link sets a new one and signs everything out.
+    await phone.page.goto("/signin")
+    await phone.page.click("main >> text=Forgot your password?")
+    await phone.check("13-forgot-password")
+    await phone.page.fill("#email", email)
+    await phone.page.click("main button[type=submit]")
+    await expect(phone.page.locator("#check-email")).to_contain_text("If an account exists")
+    reset = await mailed_link(phone.page, email, "/reset-password")
+    await phone.page.goto(reset)
+    await phone.check("13-reset-password")
+    await phone.page.fill("#password", "a password from the mail")
+    await phone.page.click("main button[type=submit]")
+    await expect(phone.page.locator(".notice")).to_have_text(
+        "Your password was reset. Every other device was signed out."
+    )
+    await page.goto("/profile")
+    await expect(page).to_have_url(re.compile(r"/signin\?notice="))
+    await sign_in(page, email, "a password from the mail")
+    await expect(page).to_have_url(re.compile(r"/profile$"))
+
+    # Change the email address: confirmed from the new address before anything changes.
+    new_email = f"grace-{width.name}@new.example"
+    await page.goto("/security")
+    await page.click("main >> text=Change email address")
+    await expect_current(page, "Security")
+    await page.fill("#email", new_email)
+    await page.fill("#current_password", "wrong password")
+    await page.click("main button[type=submit]")
+    await expect_error_tied(page, "current_password", "Your current password is not right.")
+    await laptop.check("13-change-email-mistake")
+    await page.fill("#email", new_email)
+    await page.fill("#current_password", "a password from the mail")
+    await page.click("main button[type=submit]")
+    await expect(page.locator("#check-email")).to_contain_text(new_email)
+    change = await mailed_link(page, new_email, "/confirm-email-change")
+    await page.goto(change)
+    await page.click("main button[type=submit]")
+    await expect(page.locator(".notice")).to_have_text("Your email address was changed.")
+    await expect(page.locator("h1")).to_have_text(f"Hello, {new_email}")
+
     await page.goto("/security")
     await page.click("main >> text=Delete account")
     await expect(page).to_have_url(re.compile(r"/account/delete$"))
-    await laptop.check("13-delete-account")
+    await laptop.check("14-delete-account")
     await page.fill("#confirmation", "wrong")
     await page.click("main button[type=submit]")
     await expect_error_tied(page, "confirmation", "Your current password is not right.")
-    await page.fill("#confirmation", "notes on the engine")
+    await page.fill("#confirmation", "a password from the mail")
     await page.click("main button[type=submit]")
     await expect(page).to_have_url(re.compile(r"/signin\?notice=account-deleted$"))
     await expect(page.locator(".notice")).to_have_text(
         "Your account was deleted. Everything we stored about you is gone."
     )
-    await laptop.check("14-account-deleted")
+    await laptop.check("15-account-deleted")
     assert not [c for c in await laptop.context.cookies() if c["name"] == "auth_session"]
     await laptop.close()
     await phone.close()
@@ -301,7 +387,7 @@ async def test_keyboard_only(browser: Browser, example_url: str) -> None:
     await page.keyboard.press("Tab")
     await page.keyboard.type(PASSWORD)
     await page.keyboard.press("Enter")
-    await expect(page).to_have_url(re.compile(r"/profile$"))
+    await expect(page).to_have_url(re.compile(r"/signup/check-email$"))
     await user.close()
 
 
@@ -333,7 +419,7 @@ async def test_another_site_cannot_frame_our_pages(browser: Browser, example_url
     assert "Sign out everywhere else" not in await framed.content()
     assert not framed.url.startswith(f"{example_url}/sessions") or await framed.locator("button").count() == 0
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / "desktop-15-framing-refused.png"))
+    await page.screenshot(path=str(SCREENSHOTS / "desktop-16-framing-refused.png"))
     await victim.close()
 
 
@@ -357,7 +443,7 @@ async def test_cross_site_sign_out_and_sign_in_show_human_pages(browser: Browser
     await expect(page.locator("h1")).to_have_text("Sign out?")
     await expect(page.locator("main .error")).to_contain_text("You were not signed out.")
     assert "AUTH_" not in await page.content()
-    await victim.check("16-cross-site-sign-out")
+    await victim.check("17-cross-site-sign-out")
     await page.goto("/profile")
     await expect(page.locator("h1")).to_have_text("Hello, crossed@example.com")  # still signed in
 
@@ -365,7 +451,7 @@ async def test_cross_site_sign_out_and_sign_in_show_human_pages(browser: Browser
     await page.click("#in")
     await expect(page).to_have_url(f"{example_url}/signin")
     await expect(page.locator("#form-error")).to_contain_text("We did not sign you in")
-    await victim.check("17-cross-site-sign-in")
+    await victim.check("18-cross-site-sign-in")
     await page.goto("/profile")
     await expect(page.locator("h1")).to_have_text("Hello, crossed@example.com")  # not Mallory
     await victim.close()

@@ -19,9 +19,11 @@ from examples.app.config import DATABASE_URL, ENV
 from lucia_fastapi import Auth, SQLAlchemyAdapter
 from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
 from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
+from lucia_fastapi.features.email.flows import email_user_columns
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
-tables = define_auth_tables(metadata, user_columns=[Column("email", String(255), nullable=False, unique=True)])
+# Lucia's three tables, with the email flows' columns on the user: email (unique) and email_verified_at.
+tables = define_auth_tables(metadata, user_columns=email_user_columns())
 signed_out = Table(
     "example_signed_out",
     metadata,

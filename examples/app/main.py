@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 from examples.app import errors
 from examples.app.config import DEV
 from examples.app.db import auth, create_tables, engine
-from examples.app.routes import account, api, delete_account, password, profile, security, sessions
+from examples.app.routes import account, api, delete_account, email, password, profile, security, sessions
 from examples.app.security import BodyLimit, SecurityHeaders
 from lucia_fastapi import AuthMiddleware, handle_logout_requests
 
@@ -57,6 +57,7 @@ app.include_router(security.router)
 app.include_router(password.router)
 app.include_router(delete_account.router)
 app.include_router(api.router)
+app.include_router(email.router)  # verification, reset, email change, DEV outbox
 app.add_route("/api/logout", handle_logout_requests(auth), methods=["POST"])
 
 

@@ -6,7 +6,8 @@ A flow plugs into the layout with:
 - ``NAV.append(NavLink("/security/mfa", "Two-step", ("/security/mfa",)))``: a link in the signed-in menu;
 - ``SECURITY_SECTIONS.append(section)``: an ``async (request, user) -> (template, context)`` whose template is
   included on the security page;
-- ``NOTICES["code"] = "Text"``: a notice a redirect can ask for with ``?notice=code``.
+- ``NOTICES["code"] = "Text"``: a notice a redirect can ask for with ``?notice=code``;
+- ``BANNERS.append("flow/banner.html")``, ``FOOTER_LINKS.append(NavLink(...))``.
 """
 
 from __future__ import annotations
@@ -51,12 +52,14 @@ class NavLink:
 NAV: list[NavLink] = [
     NavLink("/profile", "Profile"),
     NavLink("/sessions", "Sessions"),
-    NavLink("/security", "Security", ("/security", "/password", "/account")),
+    NavLink("/security", "Security", ("/security", "/password", "/account", "/email")),
 ]
 NAV_SIGNED_OUT: list[NavLink] = [NavLink("/signin", "Sign in"), NavLink("/signup", "Sign up")]
 
 SecuritySection = Callable[[Request, Any], Awaitable[tuple[str, dict[str, Any]]]]
 SECURITY_SECTIONS: list[SecuritySection] = []
+BANNERS: list[str] = []  # templates shown above every page's content (they get the page's context)
+FOOTER_LINKS: list[NavLink] = []  # e.g. the DEV outbox
 
 NOTICES = {  # shown from a fixed list, so a link cannot put words on the page
     "signed-out": "You are signed out.",
@@ -110,7 +113,16 @@ async def render(
     links = NAV if viewer is Viewer.SIGNED_IN else NAV_SIGNED_OUT if viewer is Viewer.SIGNED_OUT else []
     path = request.url.path
     nav = [{"href": link.href, "label": link.label, "current": link.is_current(path)} for link in links]
-    context = {"notice": notice, "errors": {}, "user": user, "viewer": viewer.value, "nav": nav, **context}
+    context = {
+        "notice": notice,
+        "errors": {},
+        "user": user,
+        "viewer": viewer.value,
+        "nav": nav,
+        "banners": BANNERS,
+        "footer_links": FOOTER_LINKS,
+        **context,
+    }
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 

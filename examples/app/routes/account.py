@@ -11,24 +11,11 @@ from fastapi.responses import Response
 from examples.app import forms
 from examples.app.db import auth
 from examples.app.pages import render, see_other, start_session
-from lucia_fastapi import KeySpec, LuciaError, Session
+from examples.app.routes import email as email_routes
+from lucia_fastapi import LuciaError, Session
 from lucia_fastapi.dependencies import AuthRequestDep
 
 router = APIRouter(include_in_schema=False)
-
-
-async def sign_up(request: Request, email: str, password: str, *, cookie: bool = True) -> Session:
-    email = forms.email_address(email)
-    forms.new_password(password)
-    try:
-        user = await auth.create_user(key=KeySpec("email", email, password), attributes={"email": email})
-    except LuciaError as error:
-        if error.code == "AUTH_DUPLICATE_KEY_ID":
-            raise forms.FormError("An account with this email already exists. Sign in instead?", "email") from None
-        if error.code == "AUTH_INVALID_PASSWORD":
-            raise forms.FormError("That password cannot be used; please choose another.", "password") from None
-        raise
-    return await start_session(request, user.user_id, cookie=cookie)
 
 
 async def sign_in(request: Request, email: str, password: str, *, cookie: bool = True) -> Session:
@@ -46,10 +33,21 @@ async def sign_in(request: Request, email: str, password: str, *, cookie: bool =
     return await start_session(request, key.user_id, key=key, cookie=cookie)
 
 
-SignInOrUp = Callable[[Request, str, str], Awaitable[Session]]
+async def sign_up_page(_request: Request, email: str, password: str) -> str | None:
+    await email_routes.sign_up(email, password)
+    return "/signup/check-email"  # the same answer whether the address was free or taken
+
+
+async def sign_in_page(request: Request, email: str, password: str) -> str | None:
+    await sign_in(request, email, password)  # sets the cookie, and ends the session this browser had, if any
+    return None  # back where the person was going
+
+
+# The one form handler below serves both: what differs is the template and what a success does.
+SignInOrUp = Callable[[Request, str, str], Awaitable[str | None]]
 FLOWS: dict[str, tuple[str, SignInOrUp]] = {
-    "/signup": ("account/signup.html", sign_up),
-    "/signin": ("account/signin.html", sign_in),
+    "/signup": ("account/signup.html", sign_up_page),
+    "/signin": ("account/signin.html", sign_in_page),
 }
 
 
@@ -61,10 +59,9 @@ async def home(auth_request: AuthRequestDep) -> Response:
 
 @router.get("/signup")
 @router.get("/signin")
-async def credentials_page(request: Request, auth_request: AuthRequestDep) -> Response:
+async def credentials_page(request: Request) -> Response:
+    """The form, also to someone signed in (to switch accounts: signing in ends the session this browser had)."""
     next_path = forms.local_path(request.query_params.get("next"))
-    if await auth_request.get_session() is not None:
-        return see_other(next_path)  # already signed in
     template, _ = FLOWS[request.url.path]
     return await render(request, template, next=next_path)
 
@@ -90,7 +87,7 @@ async def credentials_form(
         )
         return await render(request, template, status_code=403, errors={"form": message}, next=next_path)
     try:
-        await act(request, email, password)  # sets the cookie, and ends the session this browser had, if any
+        goes_to = await act(request, email, password)
     except forms.FormError as error:
         response = await render(
             request, template, status_code=error.status_code, errors=error.errors, email=email[:254], next=next_path
@@ -98,7 +95,7 @@ async def credentials_form(
         if isinstance(error, forms.TooManyAttempts):
             response.headers["Retry-After"] = str(error.retry_after)
         return response
-    return see_other(next_path)
+    return see_other(goes_to or next_path)
 
 
 @router.get("/logout")

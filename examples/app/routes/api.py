@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 
 from examples.app import forms
 from examples.app.db import auth
-from examples.app.routes.account import sign_in, sign_up
+from examples.app.routes import email as email_routes
+from examples.app.routes.account import sign_in
 from examples.app.routes.delete_account import delete_account
 from examples.app.routes.password import change_password
 from examples.app.routes.sessions import describe_sessions, revoke, revoke_others
@@ -52,14 +53,15 @@ def refused(error: forms.FormError, *, code: str = "INVALID_INPUT", status_code:
     return HTTPException(status_code, detail)
 
 
-@router.post("/signup", status_code=status.HTTP_201_CREATED)
-async def api_signup(request: Request, credentials: Credentials) -> Token:
-    """Create an account; answers the bearer token of a new session (no cookie is set)."""
+@router.post("/signup", status_code=status.HTTP_202_ACCEPTED)
+async def api_signup(credentials: Credentials) -> dict[str, str]:
+    """Create an account and mail a verification link. A free and a taken address get the same answer (the owner
+    of a taken one is mailed): nothing here tells a stranger who has an account. Then ``/api/signin``."""
     try:
-        session = await sign_up(request, credentials.email, credentials.password, cookie=False)
+        await email_routes.sign_up(credentials.email, credentials.password)
     except forms.FormError as error:
         raise refused(error) from None
-    return Token(user_id=session.user_id, token=session.session_id)
+    return {"status": "check-email", "message": "If this address can be used, we sent it a link to confirm it."}
 
 
 @router.post("/signin")

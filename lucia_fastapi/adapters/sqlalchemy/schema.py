@@ -30,6 +30,8 @@ from sqlalchemy import (
     text,
 )
 
+from lucia_fastapi.adapters.sqlalchemy.tokens import define_token_tables
+
 # Named constraints make migrations reproducible across databases.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -107,3 +109,4 @@ def define_auth_tables(
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 default_tables = define_auth_tables(metadata)
+define_token_tables(metadata)  # auth_token: single-use tokens of the email flows (migration 0004)
