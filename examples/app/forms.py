@@ -4,9 +4,11 @@ backtracking regular expressions), and every refusal is a message for the person
 
 from __future__ import annotations
 
+import math
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
+from starlette.requests import Request
 
 from lucia_fastapi.web.responses import local_path as library_local_path
 
@@ -36,7 +38,10 @@ class TooManyAttempts(FormError):
     status_code = 429
 
     def __init__(self, retry_after: float) -> None:
-        self.retry_after = max(1, round(retry_after))
+        self.retry_after = max(1, math.ceil(retry_after))
+        if self.retry_after < 60:  # the server is busy checking passwords: a moment is enough
+            super().__init__("Too many sign-ins right now. Please try again in a few seconds.")
+            return
         minutes = max(1, round(retry_after / 60))
         super().__init__(f"Too many failed attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''}.")
 
@@ -77,6 +82,12 @@ def bounded_password(value: str, field: str | None = "password") -> str:
     if len(value) > MAX_PASSWORD:
         raise FormError("Wrong email or password.", field)
     return value
+
+
+def client_address(request: Request) -> str | None:
+    """The address sign-in limits are kept per: the connection's peer (behind a reverse proxy, run uvicorn with
+    ``--forwarded-allow-ips`` set to the proxy's address so that this is the real client)."""
+    return request.client.host if request.client else None
 
 
 def local_path(value: str | None, default: str = "/profile") -> str:

@@ -22,7 +22,7 @@ async def sign_in(request: Request, email: str, password: str, *, cookie: bool =
     email = forms.sign_in_email(email)
     password = forms.bounded_password(password, field=None)
     try:
-        key = await auth.use_key("email", email, password)
+        key = await auth.use_key("email", email, password, client_address=forms.client_address(request))
     except LuciaError as error:
         if error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
             raise forms.FormError("Wrong email or password.") from None  # never say which: accounts stay private

@@ -80,10 +80,10 @@ async def api_me(user: CurrentUser) -> dict[str, Any]:
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
-async def api_delete_me(confirm: Confirmation, user: CurrentUser) -> None:
+async def api_delete_me(request: Request, confirm: Confirmation, user: CurrentUser) -> None:
     """Delete the account: ``{"confirmation": "<password>"}`` (or the email address for an account without one)."""
     try:
-        await delete_account(user, confirm.confirmation)
+        await delete_account(request, user, confirm.confirmation)
     except forms.FormError as error:
         raise refused(error, code="CONFIRMATION_FAILED", status_code=403) from None
 

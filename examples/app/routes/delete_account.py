@@ -21,9 +21,9 @@ async def has_password(user: User) -> bool:
     return any(key.has_password for key in await auth.get_all_user_keys(user.user_id))
 
 
-async def delete_account(user: User, confirmation: str) -> None:
+async def delete_account(request: Request, user: User, confirmation: str) -> None:
     if await has_password(user):
-        await confirm_password(user, confirmation, "confirmation")
+        await confirm_password(request, user, confirmation, "confirmation")
     elif confirmation.strip().lower()[:300] != str(user.attributes["email"]).lower():
         raise forms.FormError("Type your email address exactly as shown to confirm.", "confirmation")
     await auth.delete_user(user.user_id)  # its keys and sessions go with it
@@ -39,7 +39,7 @@ async def delete_page(request: Request, signed_in: PageUser) -> HTMLResponse:
 async def delete_form(request: Request, signed_in: PageUser, confirmation: Annotated[str, Form()] = "") -> Response:
     user = signed_in[1]
     try:
-        await delete_account(user, confirmation)
+        await delete_account(request, user, confirmation)
     except forms.FormError as error:
         response = await render(
             request,

@@ -15,12 +15,13 @@ from lucia_fastapi import LuciaError, Session, User
 router = APIRouter(include_in_schema=False)
 
 
-async def confirm_password(user: User, password: str, field: str = "current_password") -> None:
+async def confirm_password(request: Request, user: User, password: str, field: str = "current_password") -> None:
     """Re-authentication: the account's password, or ``FormError``/``TooManyAttempts`` (the sign-in throttle
     counts these attempts too)."""
     forms.bounded_password(password, field)
     try:
-        await auth.use_key("email", str(user.attributes["email"]), password)
+        address = forms.client_address(request)
+        await auth.use_key("email", str(user.attributes["email"]), password, client_address=address)
     except LuciaError as error:
         if error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
             raise forms.FormError("Your current password is not right.", field) from None
@@ -34,10 +35,15 @@ async def change_password(
 ) -> Session:
     """A new password must lock out whoever knew the old one: every session of the user dies (sign-ins in flight
     too), and this device gets a new one, as a cookie or (``cookie=False``) for the caller to hand out as a token."""
-    await confirm_password(user, current)
+    await confirm_password(request, user, current)
     forms.new_password(new, "new_password")
     others = [info.digest for info in await auth.get_all_user_sessions(user.user_id) if info.digest != session.digest]
-    await auth.update_key_password("email", str(user.attributes["email"]), new)
+    try:
+        await auth.update_key_password("email", str(user.attributes["email"]), new)
+    except LuciaError as error:
+        if error.code == "AUTH_TOO_MANY_ATTEMPTS":  # password hashing is at capacity
+            raise forms.TooManyAttempts(error.retry_after or 1) from None
+        raise
     await remember_signed_out(others, "password-changed")
     return await start_session(request, user.user_id, cookie=cookie)
 
