@@ -6,7 +6,7 @@ from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME, Cookie, CookieOption
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
 from lucia_fastapi.core.passwords import PasswordHasher
-from lucia_fastapi.core.throttle import SignInThrottle
+from lucia_fastapi.core.ratelimit import RateLimit, RateLimiter, SignInThrottle
 from lucia_fastapi.web import AuthMiddleware, AuthRequest, ResponseStartedError, handle_logout_requests
 
 __all__ = [
@@ -21,6 +21,8 @@ __all__ = [
     "LuciaError",
     "MemoryAdapter",
     "PasswordHasher",
+    "RateLimit",
+    "RateLimiter",
     "ResponseStartedError",
     "SQLAlchemyAdapter",
     "Session",

@@ -16,6 +16,7 @@ from lucia_fastapi.adapters.base import Adapter, KeyRow, SessionRow, UserRow
 from lucia_fastapi.core.cookies import Cookie, CookieOptions, build_cookie
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.ids import (
+    check_identifier,
     is_public_id_shaped,
     is_session_id_shaped,
     new_session_id,
@@ -24,11 +25,13 @@ from lucia_fastapi.core.ids import (
 )
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
 from lucia_fastapi.core.passwords import PasswordHasher
+from lucia_fastapi.core.ratelimit import SignInThrottle
 from lucia_fastapi.core.request_check import check_origin, normalize_origins, read_session_id, session_id_from_bearer
-from lucia_fastapi.core.throttle import SignInThrottle
 
 UserT = TypeVar("UserT", default=User)
 Env = Literal["DEV", "PROD"]
+MAX_PROVIDER_ID_LENGTH = 64
+MAX_PROVIDER_USER_ID_LENGTH = 255  # an email address is at most 254; OpenID Connect subjects at most 255 ASCII
 MAX_PASSWORD_LENGTH = 4096  # long enough for any passphrase, short enough that nobody hashes a megabyte
 
 
@@ -116,13 +119,17 @@ class Auth(Generic[UserT]):
         await self.adapter.set_key(row)
         return _key(row)
 
-    async def use_key(self, provider_id: str, provider_user_id: str, password: str | None) -> Key:
+    async def use_key(
+        self, provider_id: str, provider_user_id: str, password: str | None, *, client_address: str | None = None
+    ) -> Key:
         """The sign-in check: the key if ``password`` is right for it, else ``LuciaError``.
 
         An unknown key costs the same hashing time as a wrong password, so timing does not tell which accounts
         exist. A key without a password accepts only ``password=None``. An old scrypt hash (or Argon2 with
         weaker parameters) is replaced by a new hash once the password proved right. With ``sign_in_throttle``
-        (on by default), too many failures for one key raise ``AUTH_TOO_MANY_ATTEMPTS`` for a while.
+        (on by default) the attempt takes its slots per client address, per account and per both *before* any
+        hashing, and ``AUTH_TOO_MANY_ATTEMPTS`` (with ``retry_after``) refuses it when one is exhausted; pass the
+        request's ``client_address`` so that per-address limits apply (see ``SignInThrottle``).
         """
         key_id = _key_id(provider_id, provider_user_id)
         if password is None:
@@ -133,16 +140,10 @@ class Auth(Generic[UserT]):
                 raise LuciaError("AUTH_INVALID_PASSWORD", "a password is required")
             return _key(row)
         throttle = self.sign_in_throttle
-        if throttle is not None and (wait := throttle.retry_after(key_id)) > 0:
-            raise LuciaError("AUTH_TOO_MANY_ATTEMPTS", "too many failed sign-ins; try again later", retry_after=wait)
-        try:
-            row = await self._check_password(key_id, password)
-        except LuciaError as error:
-            if throttle is not None and error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
-                throttle.record_failure(key_id)  # unknown accounts too, or the throttle would reveal which exist
-            raise
-        if throttle is not None:
-            throttle.record_success(key_id)
+        attempt = await throttle.before_attempt(key_id, client_address) if throttle is not None else None
+        row = await self._check_password(key_id, password)  # unknown accounts count alike: no lockout tells
+        if throttle is not None and attempt is not None:
+            await throttle.succeeded(attempt)
         return _key(row)
 
     async def _check_password(self, key_id: str, password: str) -> KeyRow:
@@ -382,8 +383,13 @@ class Auth(Generic[UserT]):
 
 def _key_id(provider_id: str, provider_user_id: str) -> str:
     # Lucia's key id is "<provider>:<provider user id>"; a colon in the provider would make it ambiguous.
-    if not provider_id or ":" in provider_id or not provider_user_id:
-        raise LuciaError("AUTH_INVALID_KEY_ID", "provider_id (without ':') and provider_user_id must be non-empty")
+    # Both are bounded before anything hashes, counts or stores them (a 10 MB "email" is refused here).
+    check_identifier(provider_id, name="provider_id", max_length=MAX_PROVIDER_ID_LENGTH, code="AUTH_INVALID_KEY_ID")
+    check_identifier(
+        provider_user_id, name="provider_user_id", max_length=MAX_PROVIDER_USER_ID_LENGTH, code="AUTH_INVALID_KEY_ID"
+    )
+    if ":" in provider_id:
+        raise LuciaError("AUTH_INVALID_KEY_ID", "provider_id must not contain ':'")
     return f"{provider_id}:{provider_user_id}"
 
 
