@@ -7,6 +7,7 @@ The browser version of the main journeys is ``tests/test_oauth_browser.py``; thi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,6 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from lucia_fastapi import Auth, AuthMiddleware, KeySpec, LuciaError, MemoryAdapter
+from lucia_fastapi.core.ratelimit import RateLimit, RateLimiter
 from lucia_fastapi.features.oauth import MemoryOAuthTokenStore, OAuth, OAuthIdentity, OIDCProvider
 from tests.oidc_harness import Client, HarnessUnavailable, OIDCProviderProcess, walk_provider
 
@@ -376,4 +378,18 @@ async def test_a_wrong_client_id_is_refused_by_the_provider(oidc: OIDCProviderPr
     url = await browser.start()
     response = await browser.provider.get(url)
     assert response.status_code == 400 and "invalid_client" in response.text  # the provider's own error page
+    await browser.close()
+
+
+async def test_callbacks_go_through_the_rate_limiter(oidc: OIDCProviderProcess) -> None:
+    limiter = RateLimiter()
+    world = World(oidc, rate_limiter=limiter, callback_limit=RateLimit(3, timedelta(minutes=5)))
+    browser = world.browser()
+    for _ in range(3):  # guesses: each takes a slot before any other work
+        refused(await browser.callback(f"{CALLBACK}?code=guess&state=guess"), "OAUTH_STATE_MISSING")
+    callback_url = await browser.authorize(await browser.start())
+    limited = await browser.callback(callback_url)
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+    assert await browser.user_id() is None
+    assert await limiter.count("oauth_callback", "127.0.0.1") == 4
     await browser.close()

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -28,6 +28,7 @@ from starlette.routing import Route
 from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Key, KeySpec, Session
+from lucia_fastapi.core.ratelimit import RateLimit, RateLimiter, normalize_client_address
 from lucia_fastapi.features.oauth.errors import OAuthError
 from lucia_fastapi.features.oauth.providers import OAuthIdentity, OAuthProvider, TokenSet, require_httpx
 from lucia_fastapi.features.oauth.state import (
@@ -50,12 +51,9 @@ ErrorHandler = Callable[[Request, OAuthError], Awaitable[Response] | Response]
 UserAttributes = Callable[[OAuthIdentity], Awaitable[Mapping[str, Any]]]
 EmailMatcher = Callable[[OAuthIdentity], Awaitable[str | None]]
 _MAX_PARAM = 2048
-
-
-class RateLimiterLike(Protocol):
-    """What the callback needs of ``lucia_fastapi.core.ratelimit.RateLimiter``."""
-
-    async def consume(self, scope: str, identifier: str, rule: Any) -> Any: ...
+# A person finishes a sign-in in one callback; 30 per address in 5 minutes leaves room for a shared NAT and retries
+# while bounding code-guessing and the work (token exchange, JWKS) an address can make us do.
+DEFAULT_CALLBACK_LIMIT = RateLimit(30, timedelta(minutes=5))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +76,9 @@ class OAuth:
     - ``find_user_by_verified_email(identity)``: opt-in account matching. Called only when the provider vouches
       for the email (``email_verified``); return the id of the user whose *verified* local email it is, or
       ``None``. Without it, an identity never joins an existing account unless that account's user links it.
-    - ``rate_limiter`` / ``callback_limit``: every callback consumes one attempt per client address
-      (``scope="oauth_callback"``) before any work.
+    - ``rate_limiter`` / ``callback_limit``: every callback takes one slot per client address
+      (``scope="oauth_callback"``) before any other work; 30 per 5 minutes by default. Pass the app's shared
+      ``RateLimiter`` (SQL or Redis store) when several workers serve the app; the default is in memory.
     - ``token_store``: where provider tokens go for providers built with ``store_tokens=True``.
     - ``on_error(request, error)``: renders refusals (default: a small HTML page, or JSON when asked for).
     """
@@ -93,8 +92,8 @@ class OAuth:
         user_attributes: UserAttributes | None = None,
         find_user_by_verified_email: EmailMatcher | None = None,
         require_verified_email: bool = False,
-        rate_limiter: RateLimiterLike | None = None,
-        callback_limit: Any = None,
+        rate_limiter: RateLimiter | None = None,
+        callback_limit: RateLimit = DEFAULT_CALLBACK_LIMIT,
         token_store: OAuthTokenStore | None = None,
         on_error: ErrorHandler | None = None,
         default_return_to: str = "/",
@@ -115,12 +114,8 @@ class OAuth:
         self.user_attributes = user_attributes
         self.find_user_by_verified_email = find_user_by_verified_email
         self.require_verified_email = require_verified_email
-        self.rate_limiter = rate_limiter
+        self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter(clock=self._now_ms)
         self.callback_limit = callback_limit
-        if rate_limiter is not None and callback_limit is None:
-            from lucia_fastapi.core.ratelimit import RateLimit  # type: ignore[import-not-found,unused-ignore]
-
-            self.callback_limit = RateLimit(30, timedelta(minutes=5))
         self.token_store = token_store
         self.on_error = on_error
         self.default_return_to = safe_return_path(default_return_to, "/")
@@ -422,9 +417,7 @@ class OAuth:
         return HTMLResponse(page, status_code=error.status_code)
 
     async def _consume_attempt(self, request: Request) -> None:
-        if self.rate_limiter is None:
-            return
-        client = request.client.host if request.client else "unknown"
+        client = normalize_client_address(request.client.host) if request.client else "unknown"
         await self.rate_limiter.consume("oauth_callback", client, self.callback_limit)
 
     async def _find_key(self, identity: OAuthIdentity) -> Key | None:
