@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.templating import Jinja2Templates
 
+from examples.oauth_routes import install as install_oauth
 from lucia_fastapi import (
     Auth,
     AuthMiddleware,
@@ -40,7 +41,7 @@ from lucia_fastapi.adapters.redis.rate_limits import RedisRateLimitStore
 from lucia_fastapi.adapters.schema import NAMING_CONVENTION, define_auth_tables
 from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore, define_rate_limit_tables
 from lucia_fastapi.adapters.sqlalchemy_adapter import async_database_url
-from lucia_fastapi.core.ratelimit import RateLimitStore
+from lucia_fastapi.core.ratelimit import RateLimiter, RateLimitStore
 from lucia_fastapi.dependencies import AuthRequestDep, CurrentSession, CurrentUser, require_same_origin
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite:///lucia_example.sqlite3")
@@ -412,3 +413,17 @@ async def api_password(
 @app.get("/healthz", include_in_schema=False)
 async def healthz() -> dict[str, str]:
     return {"status": "ok", "time": datetime.now(UTC).isoformat()}
+
+
+# Sign in with OAuth / OpenID Connect providers configured in the environment (examples/oauth_routes.py).
+oauth = install_oauth(
+    app,
+    auth=auth,
+    templates=templates,
+    notices=NOTICES,
+    users=tables.user,
+    engine=engine,
+    page_user=lambda request: page_user(request.state.auth),
+    render=page,
+    rate_limiter=RateLimiter(rate_limit_store),
+)
