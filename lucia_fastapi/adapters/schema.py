@@ -77,3 +77,6 @@ default_tables = define_auth_tables(metadata)
 from lucia_fastapi.adapters.sqlalchemy.rate_limits import define_rate_limit_tables  # noqa: E402
 
 rate_limit_table = define_rate_limit_tables(metadata)
+from lucia_fastapi.adapters.sqlalchemy.oauth import define_oauth_tables  # noqa: E402
+
+oauth_token_table = define_oauth_tables(metadata)
