@@ -6,10 +6,11 @@ The browser version of the main journeys is ``tests/test_oauth_browser.py``; thi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from lucia_fastapi import Auth, AuthMiddleware, KeySpec, LuciaError, MemoryAdapter
+from lucia_fastapi.adapters.base import Adapter
 from lucia_fastapi.core.ratelimit import RateLimit, RateLimiter
 from lucia_fastapi.features.oauth import MemoryOAuthTokenStore, OAuth, OAuthIdentity, OIDCProvider
 from tests.oidc_harness import Client, HarnessUnavailable, OIDCProviderProcess, walk_provider
@@ -46,7 +48,7 @@ class World:
 
     def __init__(self, oidc: OIDCProviderProcess, **options: Any) -> None:
         self.oidc = oidc
-        self.auth: Auth = Auth(MemoryAdapter())
+        self.auth: Auth = Auth(options.pop("adapter", None) or MemoryAdapter())
         self.tokens = MemoryOAuthTokenStore()
         self.provider = OIDCProvider(
             "corp",
@@ -152,6 +154,21 @@ async def test_sign_up_then_sign_in_again_is_the_same_user(world: World, browser
     await other.close()
 
 
+async def test_concurrent_first_sign_ins_of_one_person_make_one_user(
+    oidc: OIDCProviderProcess, adapter: Adapter
+) -> None:
+    world = World(oidc, adapter=adapter)
+    browsers = [world.browser() for _ in range(3)]
+    urls = [await browser.authorize(await browser.start(), login="twin") for browser in browsers]
+    responses = await asyncio.gather(*(browser.callback(url) for browser, url in zip(browsers, urls, strict=True)))
+    assert [response.status_code for response in responses] == [303, 303, 303]
+    user_ids = {await browser.user_id() for browser in browsers}
+    assert len(user_ids) == 1 and None not in user_ids
+    assert [key.provider_id for key in await world.auth.get_all_user_keys(str(user_ids.pop()))] == ["corp"]
+    for browser in browsers:
+        await browser.close()
+
+
 async def test_sign_in_rotates_a_session_the_browser_already_had(world: World, browser: Browser) -> None:
     await browser.sign_in()
     before = browser.app.cookies["auth_session"]
@@ -229,8 +246,22 @@ async def test_declined_consent_is_a_clear_refusal(world: World, browser: Browse
 async def test_a_bad_code_is_a_clear_refusal(browser: Browser) -> None:
     callback_url = await browser.authorize(await browser.start())
     query = parse_qs(urlsplit(callback_url).query)
-    forged = f"{CALLBACK}?code=not-a-code&state={query['state'][0]}"
-    refused(await browser.callback(forged), "OAUTH_PROVIDER_ERROR")
+    forged = f"{CALLBACK}?{urlencode({'code': 'not-a-code', 'state': query['state'][0], 'iss': query['iss'][0]})}"
+    response = await browser.callback(forged)
+    refused(response, "OAUTH_PROVIDER_ERROR")
+    assert response.json()["detail"]["message"] == "The provider refused this sign-in. Please start again."
+
+
+@pytest.mark.parametrize("iss", [None, "https://evil.example"])
+async def test_an_authorization_response_from_another_issuer_is_refused(browser: Browser, iss: str | None) -> None:
+    """RFC 9207 (mix-up attacks): the provider says it sends iss, so it must be there and be the provider."""
+    callback_url = await browser.authorize(await browser.start())
+    query = {key: values[0] for key, values in parse_qs(urlsplit(callback_url).query).items()}
+    assert query.pop("iss") == browser.world.oidc.issuer
+    if iss is not None:
+        query["iss"] = iss
+    refused(await browser.callback(f"{CALLBACK}?{urlencode(query)}"), "OAUTH_PROVIDER_ERROR")
+    assert await browser.user_id() is None
 
 
 async def test_a_missing_or_huge_code_is_a_clear_refusal(browser: Browser) -> None:

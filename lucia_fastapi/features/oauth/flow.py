@@ -266,10 +266,6 @@ class OAuth:
         await self._consume_attempt(request)
         flow = self._read_state(request, provider)
         params = request.query_params
-        issuer = params.get("iss")  # RFC 9207: who sent this response (defeats mix-up attacks)
-        accepted = getattr(provider, "accepted_issuers", None)
-        if issuer is not None and accepted is not None and issuer not in accepted:
-            raise OAuthError("OAUTH_PROVIDER_ERROR", "the response's iss is another provider")
         if "error" in params:
             error = params.get("error", "")[:100]
             logger.info("oauth %s: the provider answered error=%s", provider.name, error)
@@ -278,6 +274,7 @@ class OAuth:
         if not code or len(code) > _MAX_PARAM:
             raise OAuthError("OAUTH_INVALID_REQUEST", "no authorization code")
         async with self._http() as http:
+            await provider.check_response_issuer(http, params.get("iss"))
             tokens = await provider.exchange_code(http, code, flow.code_verifier)
             identity = await provider.identity(
                 http, tokens, nonce=flow.nonce if provider.uses_nonce else None, now_ms=self._now_ms()

@@ -140,6 +140,12 @@ class OAuthProvider:
         separator = "&" if urlsplit(authorization_endpoint).query else "?"
         return f"{authorization_endpoint}{separator}{urlencode(params)}"
 
+    async def check_response_issuer(self, http: httpx.AsyncClient, issuer: str | None) -> None:
+        """RFC 9207: refuse an authorization response that names another issuer (a mix-up attack). Plain OAuth 2.0
+        providers name none."""
+        if issuer is not None:
+            raise OAuthError("OAUTH_PROVIDER_ERROR", "an iss parameter from a provider without an issuer")
+
     async def exchange_code(self, http: httpx.AsyncClient, code: str, code_verifier: str) -> TokenSet:
         """Trade the authorization code (and the PKCE verifier) for tokens at the token endpoint."""
         _, token_endpoint = await self.endpoints(http)
@@ -244,6 +250,16 @@ class OIDCProvider(OAuthProvider):
                     raise OAuthError("OAUTH_PROVIDER_ERROR", f"discovery: no {member}", status_code=502)
             self._metadata = document
         return self._metadata
+
+    async def check_response_issuer(self, http: httpx.AsyncClient, issuer: str | None) -> None:
+        """RFC 9207: the ``iss`` response parameter must be this issuer, and is required when the provider says
+        it sends one."""
+        if issuer is None:
+            if (await self.metadata(http)).get("authorization_response_iss_parameter_supported") is True:
+                raise OAuthError("OAUTH_PROVIDER_ERROR", "the authorization response has no iss parameter")
+            return
+        if issuer.rstrip("/") not in self.accepted_issuers:
+            raise OAuthError("OAUTH_PROVIDER_ERROR", "the authorization response is from another issuer")
 
     async def endpoints(self, http: httpx.AsyncClient) -> tuple[str, str]:
         metadata = await self.metadata(http)
