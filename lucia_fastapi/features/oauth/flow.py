@@ -145,6 +145,8 @@ class OAuth:
         async def callback(request: Request) -> Response:
             response = await self._guard(request, self._callback(request, chosen))
             self._clear_state_cookie(response, chosen)  # single use, whatever happened
+            response.headers["cache-control"] = "no-store"
+            response.headers["referrer-policy"] = "no-referrer"  # the URL carried a code: never pass it on
             return response
 
         return callback
