@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from lucia_fastapi import Auth, AuthMiddleware, KeySpec, LuciaError, MemoryAdapter
-from lucia_fastapi.adapters.base import Adapter
 from lucia_fastapi.core.ratelimit import RateLimit, RateLimiter
+from lucia_fastapi.core.storage import Adapter
 from lucia_fastapi.features.oauth import MemoryOAuthTokenStore, OAuth, OAuthIdentity, OIDCProvider
 from tests.oidc_harness import Client, HarnessUnavailable, OIDCProviderProcess, walk_provider
 

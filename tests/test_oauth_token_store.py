@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from lucia_fastapi import Auth, KeySpec, MemoryAdapter, SQLAlchemyAdapter
-from lucia_fastapi.adapters.schema import default_tables
-from lucia_fastapi.adapters.schema import metadata as default_metadata
 from lucia_fastapi.adapters.sqlalchemy.oauth import SQLAlchemyOAuthTokenStore
+from lucia_fastapi.adapters.sqlalchemy.schema import default_tables
+from lucia_fastapi.adapters.sqlalchemy.schema import metadata as default_metadata
 from lucia_fastapi.features.oauth import MemoryOAuthTokenStore, OAuthTokenRow, OAuthTokenStore
 from tests.conftest import ALL_STORES, make_engine, record_database
 

@@ -8,8 +8,8 @@ import pytest
 from redis.asyncio import Redis
 
 from lucia_fastapi.adapters.redis.rate_limits import RedisRateLimitStore
-from lucia_fastapi.adapters.schema import metadata
 from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore
+from lucia_fastapi.adapters.sqlalchemy.schema import metadata
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.ratelimit import MemoryRateLimitStore, RateLimitStore
 from lucia_fastapi.testing.postgres import free_port

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from lucia_fastapi import Auth, KeySpec, LuciaError, RateLimit, RateLimiter, SignInThrottle
-from lucia_fastapi.adapters.base import Adapter
 from lucia_fastapi.core.ratelimit import MemoryRateLimitStore, normalize_client_address, rate_limit_key
+from lucia_fastapi.core.storage import Adapter
 
 
 class Clock:

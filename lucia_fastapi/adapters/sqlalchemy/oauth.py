@@ -42,7 +42,7 @@ class SQLAlchemyOAuthTokenStore:
 
     def __init__(self, engine: AsyncEngine, table: Table | None = None) -> None:
         if table is None:
-            from lucia_fastapi.adapters.schema import metadata
+            from lucia_fastapi.adapters.sqlalchemy.schema import metadata
 
             table = metadata.tables[OAUTH_TOKEN_TABLE]
         dialect = engine.dialect.name
@@ -52,7 +52,7 @@ class SQLAlchemyOAuthTokenStore:
             from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
         else:
             raise ValueError(f"SQLAlchemyOAuthTokenStore supports PostgreSQL and SQLite, not {dialect!r}")
-        from lucia_fastapi.adapters.sqlalchemy_adapter import _database_errors
+        from lucia_fastapi.adapters.sqlalchemy.adapter import _database_errors
 
         self._errors: Callable[[], AbstractContextManager[None]] = _database_errors
         self.engine = engine
