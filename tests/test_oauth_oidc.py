@@ -24,6 +24,7 @@ from lucia_fastapi import Auth, AuthMiddleware, KeySpec, LuciaError, MemoryAdapt
 from lucia_fastapi.core.ratelimit import RateLimit, RateLimiter
 from lucia_fastapi.core.storage import Adapter
 from lucia_fastapi.features.oauth import MemoryOAuthTokenStore, OAuth, OAuthIdentity, OIDCProvider
+from lucia_fastapi.testing import ManualClock
 from tests.oidc_harness import Client, HarnessUnavailable, OIDCProviderProcess, walk_provider
 
 APP = "http://127.0.0.1:9"  # the in-process app's origin (never listened on: the user agent hands it the URLs)
@@ -48,7 +49,8 @@ class World:
 
     def __init__(self, oidc: OIDCProviderProcess, **options: Any) -> None:
         self.oidc = oidc
-        self.auth: Auth = Auth(options.pop("adapter", None) or MemoryAdapter())
+        self.clock = options.pop("clock", None) or ManualClock()
+        self.auth: Auth = Auth(options.pop("adapter", None) or MemoryAdapter(), clock=self.clock)
         self.tokens = MemoryOAuthTokenStore()
         self.provider = OIDCProvider(
             "corp",
@@ -178,6 +180,39 @@ async def test_sign_in_rotates_a_session_the_browser_already_had(world: World, b
         await world.auth.validate_session(before)
 
 
+async def test_a_state_older_than_its_lifetime_is_refused(oidc: OIDCProviderProcess) -> None:
+    world = World(oidc)
+    browser = world.browser()
+    callback_url = await browser.authorize(await browser.start())
+    world.clock.advance(timedelta(minutes=10, seconds=1))  # the default lifetime is 10 minutes
+    refused(await browser.callback(callback_url), "OAUTH_STATE_EXPIRED")
+    await browser.close()
+
+
+async def test_an_id_token_expired_by_the_apps_clock_is_refused(oidc: OIDCProviderProcess) -> None:
+    world = World(oidc, state_ttl=timedelta(hours=3))
+    browser = world.browser()
+    callback_url = await browser.authorize(await browser.start())
+    world.clock.advance(timedelta(hours=2))  # the provider's ID tokens live for one hour
+    response = await browser.callback(callback_url)
+    refused(response, "OAUTH_INVALID_ID_TOKEN")
+    await browser.close()
+
+
+async def test_a_user_with_a_second_factor_gets_a_pending_session(oidc: OIDCProviderProcess) -> None:
+    async def required(user_id: str) -> bool:
+        return True
+
+    world = World(oidc, second_factor_required=required)
+    browser = world.browser()
+    assert (await browser.sign_in(login="careful")).status_code == 303
+    session = await world.auth.validate_session(browser.app.cookies["auth_session"])
+    assert session.second_factor_pending
+    linking = await start_linking(browser)  # not until the second factor is proven
+    assert linking.status_code == 401
+    await browser.close()
+
+
 async def test_replayed_state_is_refused(browser: Browser) -> None:
     callback_url = await browser.authorize(await browser.start())
     assert (await browser.callback(callback_url)).status_code == 303
@@ -305,7 +340,7 @@ async def test_an_unreachable_provider_is_a_clear_502(oidc: OIDCProviderProcess)
 async def signed_in_with_password(world: World, browser: Browser, email: str = "grace@example.com") -> str:
     user = await world.auth.create_user(key=KeySpec("email", email, "a long password"))
     session = await world.auth.create_session(user.user_id)
-    browser.app.cookies.set("auth_session", session.session_id)
+    browser.app.cookies.set("auth_session", session.session_id, domain="127.0.0.1")
     return str(user.user_id)
 
 
@@ -328,14 +363,17 @@ async def test_link_to_a_password_account_then_unlink(world: World, browser: Bro
     other = world.browser()
     await other.sign_in(login="grace")
     assert await other.user_id() == user_id
-    await other.close()
-
+    before = browser.app.cookies["auth_session"]
     unlinked = await browser.app.post(
         "/oauth/unlink", json={"provider": "corp", "subject": "grace"}, headers={"origin": APP}
     )
     assert unlinked.status_code == 200, unlinked.text
     assert await world.oauth.connected_accounts(user_id) == []
     assert await world.tokens.get_tokens("corp:grace") is None
+    # A removed key ends the other sessions (one was made with it); this device goes on under a new id.
+    assert await browser.user_id() == user_id and browser.app.cookies["auth_session"] != before
+    assert await other.user_id() is None
+    await other.close()
 
 
 async def test_the_last_way_to_sign_in_cannot_be_unlinked(world: World, browser: Browser) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hmac
 import html
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,6 +39,7 @@ from lucia_fastapi.features.oauth.state import (
 )
 from lucia_fastapi.features.oauth.tokens import OAuthTokenRow, OAuthTokenStore, ProviderTokens
 from lucia_fastapi.web.auth_request import AuthRequest
+from lucia_fastapi.web.responses import render_error
 
 if TYPE_CHECKING:
     import httpx
@@ -80,6 +80,8 @@ class OAuth:
       (``scope="oauth_callback"``) before any other work; 30 per 5 minutes by default. Pass the app's shared
       ``RateLimiter`` (SQL or Redis store) when several workers serve the app; the default is in memory.
     - ``token_store``: where provider tokens go for providers built with ``store_tokens=True``.
+    - ``second_factor_required(user_id)``: when it answers ``True`` the new session is pending a second factor
+      (``CurrentUser`` refuses it until ``auth.record_verification``), as after a password.
     - ``on_error(request, error)``: renders refusals (default: a small HTML page, or JSON when asked for).
     """
 
@@ -95,6 +97,7 @@ class OAuth:
         rate_limiter: RateLimiter | None = None,
         callback_limit: RateLimit = DEFAULT_CALLBACK_LIMIT,
         token_store: OAuthTokenStore | None = None,
+        second_factor_required: Callable[[str], Awaitable[bool]] | None = None,
         on_error: ErrorHandler | None = None,
         default_return_to: str = "/",
         state_ttl: timedelta = timedelta(minutes=10),
@@ -114,9 +117,10 @@ class OAuth:
         self.user_attributes = user_attributes
         self.find_user_by_verified_email = find_user_by_verified_email
         self.require_verified_email = require_verified_email
-        self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter(clock=self._now_ms)
+        self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter(clock=auth.clock)
         self.callback_limit = callback_limit
         self.token_store = token_store
+        self.second_factor_required = second_factor_required
         self.on_error = on_error
         self.default_return_to = safe_return_path(default_return_to, "/")
         self.state_ttl_ms = int(state_ttl.total_seconds() * 1000)
@@ -186,21 +190,30 @@ class OAuth:
             if key.provider_id in self.providers
         ]
 
-    async def unlink(self, user_id: str, provider: str, subject: str) -> None:
-        """Disconnect ``provider:subject`` from ``user_id``. ``OAUTH_LAST_KEY`` if the user has no other key (a
-        password, another provider): an account must keep a way to sign in."""
+    async def unlink(
+        self, user_id: str, provider: str, subject: str, *, except_session_id: str | None = None
+    ) -> Session | None:
+        """Disconnect ``provider:subject`` from ``user_id``; ``OAUTH_LAST_KEY`` if the user has no other key (a
+        password, another provider): an account must keep a way to sign in.
+
+        Like ``auth.delete_key``, a removed key ends every session of the user (one may have been made with it),
+        except ``except_session_id`` (the device that asked), which continues under a new id: the returned
+        session, for ``AuthRequest.set_session``."""
         keys = await self.auth.get_all_user_keys(user_id)
         if not any(key.provider_id == provider and key.provider_user_id == subject for key in keys):
             raise OAuthError("OAUTH_INVALID_REQUEST", "not connected to this account", status_code=404)
         if len(keys) <= 1:
             raise OAuthError("OAUTH_LAST_KEY")
-        await self.auth.delete_key(provider, subject)
+        key_id = f"{provider}:{subject}"
+        await self.auth.adapter.delete_key(key_id)
         if not await self.auth.get_all_user_keys(user_id):
-            # Lost a race with a concurrent unlink of the other key: put this one back.
+            # Lost a race with a concurrent unlink of the other key: put this one back (no session was touched).
             await self.auth.create_key(user_id, KeySpec(provider, subject))
             raise OAuthError("OAUTH_LAST_KEY")
         if self.token_store is not None:
-            await self.token_store.delete_tokens(f"{provider}:{subject}")
+            await self.token_store.delete_tokens(key_id)
+        # The credential generation goes up (what delete_key does), keeping the asking device under a new id.
+        return await self.auth.invalidate_all_user_sessions(user_id, except_session_id=except_session_id)
 
     async def get_tokens(self, user_id: str, provider: str, subject: str) -> ProviderTokens | None:
         """The provider tokens stored at the user's last sign-in with ``provider:subject``, decrypted."""
@@ -229,7 +242,7 @@ class OAuth:
             form = await request.form()
             next_path = form.get("next")
             session = await self._current_session(request)
-            if session is None:
+            if session is None or session.second_factor_pending:
                 raise OAuthError("OAUTH_NOT_SIGNED_IN", "linking needs a session")
             link_user_id = session.user_id
         else:
@@ -329,7 +342,10 @@ class OAuth:
         await self._store_tokens(key, tokens, provider)
         auth_request = _auth_request(request)
         attributes = auth_request.session_attributes() if auth_request is not None else None
-        session = await self.auth.create_session(key.user_id, attributes=attributes)
+        pending = self.second_factor_required is not None and await self.second_factor_required(key.user_id)
+        session = await self.auth.create_session(
+            key.user_id, attributes=attributes, key=key, second_factor_pending=pending
+        )
         previous = auth_request.session_id if auth_request is not None else None
         if previous is not None:  # rotation: the session the browser had before is over
             await self.auth.invalidate_session(previous)
@@ -339,7 +355,7 @@ class OAuth:
         self, request: Request, user_id: str, identity: OAuthIdentity, tokens: TokenSet, provider: OAuthProvider
     ) -> None:
         session = await self._current_session(request)
-        if session is None or session.user_id != user_id:
+        if session is None or session.user_id != user_id or session.second_factor_pending:
             raise OAuthError("OAUTH_NOT_SIGNED_IN", "the session that started linking is gone")
         key = await self._find_key(identity)
         if key is None:
@@ -355,7 +371,7 @@ class OAuth:
         except LuciaError:
             raise OAuthError("OAUTH_INVALID_REQUEST", "cross-site form", status_code=403) from None
         session = await self._current_session(request)
-        if session is None:
+        if session is None or session.second_factor_pending:
             raise OAuthError("OAUTH_NOT_SIGNED_IN")
         fields: Mapping[str, Any]
         if request.headers.get("content-type", "").startswith("application/json"):
@@ -369,7 +385,9 @@ class OAuth:
         provider, subject, next_path = fields.get("provider"), fields.get("subject"), fields.get("next")
         if not isinstance(provider, str) or not isinstance(subject, str) or provider not in self.providers:
             raise OAuthError("OAUTH_INVALID_REQUEST", "provider and subject are required")
-        await self.unlink(session.user_id, provider, subject)
+        kept = await self.unlink(session.user_id, provider, subject, except_session_id=session.session_id)
+        if kept is not None:
+            self._set_session(request, kept)
         if isinstance(next_path, str):
             return RedirectResponse(safe_return_path(next_path, self.default_return_to), status_code=303)
         return JSONResponse({"ok": True})
@@ -384,21 +402,11 @@ class OAuth:
             logger.info("oauth refused %s %s: %s", request.method, request.url.path, error)
             return await self._error_response(request, error)
         except LuciaError as error:
-            if error.code == "DATABASE_UNAVAILABLE":
-                message = "We cannot reach our database right now. Please try again in a moment."
-                oauth_error = OAuthError("OAUTH_INVALID_REQUEST", error.detail, message=message, status_code=503)
-                response = await self._error_response(request, oauth_error)
-                response.headers["retry-after"] = "5"
-                return response
-            if error.code == "AUTH_TOO_MANY_ATTEMPTS":
-                retry_after = max(1, round(error.retry_after or 60))
-                message = "Too many sign-in attempts. Please wait a little and try again."
-                oauth_error = OAuthError("OAUTH_INVALID_REQUEST", "rate limited", message=message, status_code=429)
-                response = await self._error_response(request, oauth_error)
-                response.headers["retry-after"] = str(retry_after)
-                return response
-            logger.warning("oauth: %s", error)
-            return await self._error_response(request, OAuthError("OAUTH_INVALID_REQUEST", str(error)))
+            # Too many attempts (429 + Retry-After), an outage (503), ...: the library's one error renderer, through
+            # AuthMiddleware (and so the app's on_error) when it is there.
+            if _auth_request(request) is not None:
+                raise
+            return await render_error(request, error)
 
     async def _error_response(self, request: Request, error: OAuthError) -> Response:
         if self.on_error is not None:
@@ -502,10 +510,7 @@ class OAuth:
         return client
 
     def _now_ms(self) -> int:
-        clock = getattr(self.auth, "clock", None)
-        if callable(clock):
-            return int(clock())
-        return time.time_ns() // 1_000_000
+        return self.auth.clock()
 
 
 def _auth_request(request: Request) -> AuthRequest[Any] | None:
