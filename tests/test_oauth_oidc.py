@@ -462,3 +462,27 @@ async def test_callbacks_go_through_the_rate_limiter(oidc: OIDCProviderProcess) 
     assert await browser.user_id() is None
     assert await limiter.count("oauth_callback", "127.0.0.1") == 4
     await browser.close()
+
+
+async def test_a_burst_of_callbacks_gets_exactly_its_slots(oidc: OIDCProviderProcess) -> None:
+    world = World(oidc, callback_limit=RateLimit(10, timedelta(minutes=5)))
+    browser = world.browser()
+    responses = await asyncio.gather(*(browser.callback(f"{CALLBACK}?code=c{i}&state=s{i}") for i in range(60)))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [400] * 10 + [429] * 50
+    await browser.close()
+
+
+async def test_hostile_callback_input_is_a_clear_refusal(world: World, browser: Browser) -> None:
+    await browser.start()
+    browser.app.cookies.set("lucia_oauth_corp", "A" * 1_000_000, domain="127.0.0.1")
+    refused(await browser.callback(f"{CALLBACK}?code=x&state=y"), "OAUTH_STATE_MISSING")
+    browser.app.cookies.clear()
+    raw = await browser.app.get(
+        "/oauth/corp/callback?code=x&state=y",
+        headers=[(b"cookie", b"lucia_oauth_corp=\xff\xfe\x00bytes"), (b"accept", b"application/json")],
+    )
+    refused(raw, "OAUTH_STATE_MISSING")
+    for query in ("error=" + "x" * 10_000, "state=%00&code=%00", "code=a&code=b&state=c&state=d"):
+        response = await browser.callback(f"{CALLBACK}?{query}")
+        assert 400 <= response.status_code < 500
