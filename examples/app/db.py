@@ -9,6 +9,7 @@ the same digest the library stores.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -17,8 +18,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from examples.app.config import DATABASE_URL, ENV
 from lucia_fastapi import Auth, SQLAlchemyAdapter
+from lucia_fastapi.adapters.redis.rate_limits import RedisRateLimitStore
 from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
+from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore, define_rate_limit_tables
 from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
+from lucia_fastapi.core.ratelimit import RateLimiter, RateLimitStore, SignInThrottle
 from lucia_fastapi.features.email.flows import email_user_columns
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
@@ -32,9 +36,22 @@ signed_out = Table(
     Column("at", BigInteger, nullable=False),
 )
 engine = create_async_engine(async_database_url(DATABASE_URL))
-auth = Auth(SQLAlchemyAdapter(engine, tables), env=ENV)
+# Sign-in limits shared by every worker: in the same database (auth_rate_limit), or in Redis when REDIS_URL is set.
+rate_limit_store: RateLimitStore = (
+    RedisRateLimitStore.from_url(os.environ["REDIS_URL"])
+    if os.environ.get("REDIS_URL")
+    else SQLAlchemyRateLimitStore(engine, define_rate_limit_tables(metadata))
+)
+rate_limiter = RateLimiter(rate_limit_store)  # for the other flows' limits (OAuth callbacks)
+auth = Auth(SQLAlchemyAdapter(engine, tables), env=ENV, sign_in_throttle=SignInThrottle(store=rate_limit_store))
 
 REMEMBER_SIGN_OUTS = timedelta(days=14)  # the idle period: a cookie older than that is gone from the browser anyway
+
+
+async def close() -> None:
+    if isinstance(rate_limit_store, RedisRateLimitStore):
+        await rate_limit_store.aclose()
+    await engine.dispose()
 
 
 async def create_tables() -> None:

@@ -52,7 +52,7 @@ class NavLink:
 NAV: list[NavLink] = [
     NavLink("/profile", "Profile"),
     NavLink("/sessions", "Sessions"),
-    NavLink("/security", "Security", ("/security", "/password", "/account", "/email")),
+    NavLink("/security", "Security", ("/security", "/password", "/account", "/email", "/connections")),
 ]
 NAV_SIGNED_OUT: list[NavLink] = [NavLink("/signin", "Sign in"), NavLink("/signup", "Sign up")]
 

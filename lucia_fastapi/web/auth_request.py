@@ -7,6 +7,7 @@ request asks for are handed to the middleware, which adds them to the response a
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Generic
 
 import anyio
@@ -115,7 +116,8 @@ class AuthRequest(Generic[UserT]):
         """``user_agent`` and ``ip_address`` of this request, for ``auth.create_session(..., attributes=...)``."""
         client = self.connection.client
         user_agent = self.connection.headers.get("user-agent")
-        return {"user_agent": user_agent[:512] if user_agent else None, "ip_address": client.host if client else None}
+        address = stored_ip_address(client.host) if client else None
+        return {"user_agent": user_agent[:512] if user_agent else None, "ip_address": address}
 
     # The middleware's side -----------------------------------------------------------------------------------
 
@@ -171,3 +173,14 @@ class AuthRequest(Generic[UserT]):
                 " before returning (or streaming) the response"
             )
         self._cookie = cookie
+
+
+def stored_ip_address(host: str | None) -> str | None:
+    """The form of a client address that fits ``auth_session.ip_address`` (45 characters): an IP address in its
+    canonical text, anything else (a Unix socket path, a test client's name) cut to 45 characters."""
+    if not host:
+        return None
+    try:
+        return str(ipaddress.ip_address(host[:64]))[:45]
+    except ValueError:
+        return host[:45]
