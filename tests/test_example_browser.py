@@ -196,7 +196,7 @@ async def test_every_flow(browser: Browser, example_url: str, width: Width) -> N
     await expect(page).to_have_url(re.compile(r"/signup/check-email$"))
     await expect(page.locator("#check-email")).to_contain_text("If this address can be used")
     await laptop.check("03-check-email")
-    await page.click("main a[href=\"/signin\"]")
+    await page.click('main a[href="/signin"]')
     await page.fill("#email", email)
     await page.fill("#password", PASSWORD)
     await page.click("main button[type=submit]")
