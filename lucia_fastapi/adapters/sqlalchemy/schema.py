@@ -107,3 +107,8 @@ def define_auth_tables(
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 default_tables = define_auth_tables(metadata)
+
+# Each feature's tables join the default metadata, so one `create_all` (or the shipped migrations) makes them all.
+from lucia_fastapi.adapters.sqlalchemy.mfa import define_mfa_tables  # noqa: E402
+
+default_mfa_tables = define_mfa_tables(metadata)  # TOTP, recovery codes, passkeys, passkey challenges (0006)
