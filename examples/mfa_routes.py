@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from examples.app import auth, mfa, page, see_other
 from lucia_fastapi import LuciaError, Session, User
+from lucia_fastapi.core.ratelimit import RateLimit
 from lucia_fastapi.dependencies import AuthRequestDep, require_same_origin
 from lucia_fastapi.features.mfa.web import (
     PageRedirect,
@@ -31,6 +32,7 @@ from lucia_fastapi.features.mfa.web import (
 REAUTH_AFTER = timedelta(seconds=int(os.environ.get("LUCIA_EXAMPLE_REAUTH_SECONDS", "300")))
 Sudo = Annotated[Session, Depends(require_recent_auth(REAUTH_AFTER, redirect_to="/mfa/verify"))]
 SameOrigin = Depends(require_same_origin)
+PASSKEY_OPTIONS_LIMIT = RateLimit(60, timedelta(minutes=1))
 router = APIRouter(include_in_schema=False)
 
 MESSAGES = {
@@ -320,7 +322,12 @@ async def verify_passkey(request: Request, session: PendingSession, body: Passke
 
 
 @router.post("/api/signin/passkey-options", dependencies=[SameOrigin])
-async def passkey_signin_options() -> Response:
+async def passkey_signin_options(request: Request) -> Response:
+    client = request.client.host if request.client else "unknown"
+    try:  # reachable without a session: each call stores a challenge, so bound them per client address
+        await mfa.limit("passkey-signin-options", client, PASSKEY_OPTIONS_LIMIT)
+    except LuciaError as error:
+        return json_error(error)
     ceremony = await mfa.passkeys.begin_authentication()
     response = Response(ceremony.options_json, media_type="application/json")
     set_ceremony_cookie(response, auth, ceremony)

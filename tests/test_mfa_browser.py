@@ -269,3 +269,46 @@ async def test_a_stale_session_is_asked_to_reauthenticate(browser: Browser, impa
     await page.click("text=Set up authenticator app")
     await expect(page.locator("#totp-qr")).to_be_visible()
     await context.close()
+
+
+async def test_hostile_input_on_the_mfa_routes_is_a_clear_4xx(example_url: str) -> None:
+    """Garbage where a passkey answer, a code or a name should be: 4xx with a reason, never a 500."""
+    import httpx
+
+    origin = {"origin": example_url}
+    async with httpx.AsyncClient(base_url=example_url) as client:
+        signup = await client.post(
+            "/signup", data={"email": "hostile@example.com", "password": PASSWORD}, headers=origin
+        )
+        assert signup.status_code == 303
+        options = await client.post("/api/signin/passkey-options", headers=origin)
+        assert options.status_code == 200 and "challenge" in options.json()
+        bodies = [
+            {"credential": {"id": "x"}},
+            {"credential": {"id": "A" * 100, "rawId": "A" * 100, "type": "public-key", "response": {}}},
+            {"credential": {"id": "A" * 70_000}},
+            {"credential": "not an object"},
+            {"nothing": True},
+        ]
+        for body in bodies:
+            response = await client.post("/api/signin/passkey", json=body, headers=origin)
+            assert 400 <= response.status_code < 500, (body, response.status_code, response.text[:200])
+        lone_surrogate = '{"credential": {"id": "' + "\\ud800" * 20 + '"}}'
+        nested = '{"credential": ' + "[" * 50_000 + "]" * 50_000 + "}"
+        for raw in (lone_surrogate, nested):
+            response = await client.post(
+                "/api/signin/passkey", content=raw, headers={**origin, "content-type": "application/json"}
+            )
+            assert 400 <= response.status_code < 500, (response.status_code, response.text[:200])
+        for code in ("\x00" * 10_000, "9" * 100_000, "\uff11\uff12\uff13\uff14\uff15\uff16", ""):
+            response = await client.post("/mfa/verify/totp", data={"code": code}, headers=origin)
+            assert response.status_code in (303, 400), response.status_code
+            response = await client.post("/mfa/verify/recovery", data={"code": code}, headers=origin)
+            assert response.status_code in (303, 400), response.status_code
+        for name in ("", "\x00", "x" * 10_000):
+            response = await client.post(
+                "/security/passkeys/rename", data={"credential_id": "A" * 50, "name": name}, headers=origin
+            )
+            assert response.status_code == 303
+        cross_site = await client.post("/security/totp/disable", headers={"origin": "https://evil.example"})
+        assert cross_site.status_code == 403
