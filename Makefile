@@ -9,7 +9,7 @@ PORT ?= 8000
 
 BENCH_VENV ?= benchmarks/.venv
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint docs bench system-deps clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy --strict lucia_fastapi
 
 ## The whole suite: lint and types, then every test on SQLite and on a throwaway PostgreSQL 15 server.
-test: $(BIN)/.installed system-deps lint
+test: $(BIN)/.installed system-deps lint docs
 	$(BIN)/pytest
+
+## The documentation site, built strictly (a warning is an error) into a throwaway directory; `mkdocs serve` previews.
+docs: $(BIN)/.installed
+	@site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && \
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$$site" && echo "docs: built strictly"
 
 $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
