@@ -8,9 +8,11 @@ finder on ``sys.meta_path`` is wrapped so that it does not find them, exactly as
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -144,17 +146,48 @@ def _missing_extra(expression: str) -> str:
     return str(result["error"])
 
 
+def named_extras(message: str) -> list[str]:
+    """The extras a message tells to install (``pip install 'lucia_fastapi[a,b]'`` names a and b); each must be an
+    extra that ``pyproject.toml`` really declares, or the advice would install nothing useful."""
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    names = [
+        name
+        for group in re.findall(r"pip install 'lucia_fastapi\[([a-z,_-]+)\]'", message)
+        for name in group.split(",")
+    ]
+    assert names, f"no pip install line in: {message}"
+    assert set(names) <= set(declared), f"{message} names extras that pyproject.toml does not declare"
+    return names
+
+
 def test_sqlalchemy_adapter_names_the_extra() -> None:
     message = _missing_extra("lucia_fastapi.SQLAlchemyAdapter")
-    assert "pip install 'lucia_fastapi[" in message, message
     assert "sqlalchemy" in message.lower(), message
+    assert set(named_extras(message)) == {"postgres", "sqlite"}, message
 
 
 def test_sqlalchemy_package_import_names_the_extra() -> None:
     message = _missing_extra("from lucia_fastapi.adapters.sqlalchemy import SQLAlchemyAdapter")
-    assert "pip install 'lucia_fastapi[" in message, message
+    assert set(named_extras(message)) == {"postgres", "sqlite"}, message
 
 
 def test_fastapi_dependencies_name_the_extra() -> None:
     message = _missing_extra("import lucia_fastapi.dependencies")
-    assert "pip install 'lucia_fastapi[fastapi]'" in message, message
+    assert named_extras(message) == ["fastapi"], message
+
+
+def test_migrate_names_the_extra() -> None:
+    result = run_without_extras(
+        """
+        from lucia_fastapi.migrations import alembic_config
+
+        try:
+            alembic_config("sqlite:///never-created.sqlite3")
+        except ImportError as error:
+            result = {"error": str(error)}
+        else:
+            result = {"error": None}
+        """
+    )
+    assert result["error"] is not None
+    assert named_extras(result["error"]) == ["migrations"], result["error"]
