@@ -101,6 +101,11 @@ def test_wheel_and_sdist_carry_the_migrations_the_types_and_the_license(installe
     assert migrations <= wheel_files, f"missing from the wheel: {sorted(migrations - wheel_files)}"
     assert "lucia_fastapi/py.typed" in wheel_files
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in wheel_files), sorted(wheel_files)
+    (metadata_file,) = [name for name in wheel_files if name.endswith(".dist-info/METADATA")]
+    package_metadata = zipfile.ZipFile(installed.wheel).read(metadata_file).decode()
+    assert "License-Expression: MIT" in package_metadata.splitlines()
+    for extra in ("postgres", "sqlite", "fastapi", "migrations"):
+        assert f"Provides-Extra: {extra}" in package_metadata.splitlines(), extra
     assert not any(name.startswith(("tests/", "examples/", "benchmarks/", "docs/")) for name in wheel_files)
 
     with tarfile.open(installed.sdist) as sdist:
