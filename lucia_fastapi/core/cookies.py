@@ -45,6 +45,8 @@ class CookieOptions:
 
 @dataclass(frozen=True, slots=True)
 class CookieAttributes:
+    """The attributes of a ``Set-Cookie`` header; ``max_age`` is in seconds (0 deletes the cookie)."""
+
     path: str
     same_site: SameSite
     secure: bool
@@ -56,6 +58,8 @@ class CookieAttributes:
 
 @dataclass(frozen=True, slots=True)
 class Cookie:
+    """A session cookie to send: ``serialize()`` gives the value of its ``Set-Cookie`` header."""
+
     name: str
     value: str
     attributes: CookieAttributes

@@ -53,9 +53,11 @@ class PasswordHasher:
         self._dummy_hash = self._argon2.hash("lucia_fastapi dummy password")
 
     async def hash(self, password: str) -> str:
+        """An Argon2id hash of ``password``, computed in a worker thread."""
         return await self._in_thread(self._argon2.hash, _normalize(password))
 
     async def verify(self, hashed: str, password: str) -> bool:
+        """Whether ``password`` matches ``hashed`` (Argon2 or Lucia's scrypt ``s2:``), in a worker thread."""
         return await self._in_thread(self._verify_sync, hashed, password)
 
     async def verify_nothing(self, password: str) -> None:
