@@ -6,6 +6,8 @@ Read statically with griffe, the same loader mkdocstrings uses: nothing is impor
 
 from __future__ import annotations
 
+import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -93,3 +95,37 @@ def test_every_how_to_page_is_in_the_nav() -> None:
     pages = sorted(path.relative_to(ROOT / "docs").as_posix() for path in (ROOT / "docs" / "how-to").glob("*.md"))
     assert pages, "docs/how-to/ is empty"
     assert [page for page in pages if page not in config] == []
+
+
+CODE_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def python_blocks() -> list[tuple[str, str]]:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    return [
+        (f"{page.relative_to(ROOT)}#{number}", block)
+        for page in pages
+        for number, block in enumerate(CODE_BLOCK.findall(page.read_text()), start=1)
+    ]
+
+
+@pytest.mark.parametrize(("where", "code"), python_blocks(), ids=[where for where, _ in python_blocks()])
+def test_every_python_sample_in_the_docs_compiles(where: str, code: str) -> None:
+    """Samples are fragments (``await`` at the top, names from earlier samples), but never broken Python."""
+    compile(code, where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+
+
+def test_every_name_the_docs_import_from_lucia_fastapi_exists() -> None:
+    """A renamed or moved name must take the docs with it."""
+    wrong = []
+    for where, code in python_blocks():
+        tree = ast.parse(code, where, feature_version=(3, 11))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lucia_fastapi"):
+                module = importlib.import_module(str(node.module))
+                wrong += [f"{where}: {node.module}.{a.name}" for a in node.names if not hasattr(module, a.name)]
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("lucia_fastapi"):
+                        importlib.import_module(alias.name)
+    assert wrong == []
