@@ -16,6 +16,7 @@ from lucia_fastapi.adapters.base import Adapter, KeyRow, SessionRow, UserRow
 from lucia_fastapi.core.cookies import Cookie, CookieOptions, build_cookie
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.ids import (
+    check_identifier,
     is_public_id_shaped,
     is_session_id_shaped,
     new_session_id,
@@ -29,6 +30,8 @@ from lucia_fastapi.core.throttle import SignInThrottle
 
 UserT = TypeVar("UserT", default=User)
 Env = Literal["DEV", "PROD"]
+MAX_PROVIDER_ID_LENGTH = 64
+MAX_PROVIDER_USER_ID_LENGTH = 255  # an email address is at most 254; OpenID Connect subjects at most 255 ASCII
 MAX_PASSWORD_LENGTH = 4096  # long enough for any passphrase, short enough that nobody hashes a megabyte
 
 
@@ -382,8 +385,13 @@ class Auth(Generic[UserT]):
 
 def _key_id(provider_id: str, provider_user_id: str) -> str:
     # Lucia's key id is "<provider>:<provider user id>"; a colon in the provider would make it ambiguous.
-    if not provider_id or ":" in provider_id or not provider_user_id:
-        raise LuciaError("AUTH_INVALID_KEY_ID", "provider_id (without ':') and provider_user_id must be non-empty")
+    # Both are bounded before anything hashes, counts or stores them (a 10 MB "email" is refused here).
+    check_identifier(provider_id, name="provider_id", max_length=MAX_PROVIDER_ID_LENGTH, code="AUTH_INVALID_KEY_ID")
+    check_identifier(
+        provider_user_id, name="provider_user_id", max_length=MAX_PROVIDER_USER_ID_LENGTH, code="AUTH_INVALID_KEY_ID"
+    )
+    if ":" in provider_id:
+        raise LuciaError("AUTH_INVALID_KEY_ID", "provider_id must not contain ':'")
     return f"{provider_id}:{provider_user_id}"
 
 
