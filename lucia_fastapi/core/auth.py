@@ -13,7 +13,7 @@ from starlette.requests import HTTPConnection
 from typing_extensions import TypeVar
 
 from lucia_fastapi.adapters.base import Adapter, KeyRow, SessionRow, UserRow
-from lucia_fastapi.core.cookies import Cookie, CookieOptions, build_cookie
+from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME, Cookie, CookieOptions, build_cookie
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.ids import (
     check_identifier,
@@ -81,10 +81,9 @@ class Auth(Generic[UserT]):
         self.env = env
         self.session_timeout = session_timeout
         self.absolute_timeout = absolute_timeout
-        self.session_cookie = session_cookie
-        self.cookie_secure = session_cookie.secure if session_cookie.secure is not None else env == "PROD"
-        if session_cookie.same_site == "none" and not self.cookie_secure:
-            raise ValueError("browsers drop SameSite=None cookies that are not Secure: set secure=True")
+        # Name and Secure decided for env: __Host-auth_session in PROD; impossible combinations refused here.
+        self.session_cookie = session_cookie.for_env(env)
+        self.cookie_secure = bool(self.session_cookie.secure)
         self.csrf_protection = csrf_protection
         self.allowed_origins = normalize_origins(allowed_origins)
         self.auto_database_cleanup = auto_database_cleanup
@@ -335,6 +334,11 @@ class Auth(Generic[UserT]):
 
     # Cookies and requests -------------------------------------------------------------------------------------
 
+    @property
+    def cookie_name(self) -> str:
+        """The session cookie's name: ``auth_session`` in DEV, ``__Host-auth_session`` in PROD (by default)."""
+        return self.session_cookie.name or SESSION_COOKIE_NAME
+
     def create_session_cookie(self, session: Session | None) -> Cookie:
         """The cookie that stores ``session`` until its idle expiry; ``None`` gives the blank cookie that deletes
         it from the browser."""
@@ -366,7 +370,7 @@ class Auth(Generic[UserT]):
         """Like ``validate_request_headers``, and whether the id came in the cookie (``False``: a bearer token)."""
         return read_session_id(
             request,
-            cookie_name=self.session_cookie.name,
+            cookie_name=self.cookie_name,
             csrf_protection=self.csrf_protection,
             allowed_origins=self.allowed_origins,
         )

@@ -23,24 +23,76 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class CookieOptions:
     """How the session cookie is set. ``HttpOnly`` is always on: no script should ever read a session id.
 
-    ``secure=None`` means "follow ``env``": ``Secure`` in ``"PROD"``, not in ``"DEV"`` (so plain-HTTP
-    localhost works while developing).
+    ``name=None`` (the default) means ``auth_session`` in ``"DEV"`` and ``__Host-auth_session`` in ``"PROD"``: a
+    ``__Host-`` cookie is one that only this exact host can have set (``Secure``, ``Path=/``, no ``Domain``), so a
+    page on a sibling subdomain cannot plant ("toss") a session cookie that this site would read. With a ``domain``
+    or another ``path`` the PROD default is ``__Secure-auth_session`` instead. ``secure=None`` means "follow
+    ``env``": ``Secure`` in ``"PROD"``, not in ``"DEV"`` (so plain-HTTP localhost works while developing).
+
+    Combinations a browser would silently drop are refused here, with the reason: a ``__Host-`` or ``__Secure-``
+    name without ``Secure``, a ``__Host-`` name with a ``domain`` or a ``path`` other than ``/``, and
+    ``SameSite=None`` without ``Secure``. With ``secure=None`` the same checks run again when ``Auth`` knows its
+    ``env`` (``for_env``).
     """
 
-    name: str = SESSION_COOKIE_NAME
+    name: str | None = None
     same_site: SameSite = "lax"
     path: str = "/"
     domain: str | None = None
     secure: bool | None = None
 
     def __post_init__(self) -> None:
-        if not _TOKEN.fullmatch(self.name):
+        if self.name is not None and not _TOKEN.fullmatch(self.name):
             raise ValueError(f"cookie name {self.name!r} is not an RFC 6265 token")
         for label, value in (("path", self.path), ("domain", self.domain or "")):
             if not _ATTRIBUTE_VALUE.fullmatch(value):
                 raise ValueError(f"cookie {label} {value!r} contains a forbidden character")
+        if not self.path.startswith("/"):
+            raise ValueError(f"cookie path {self.path!r} must start with '/'")
         if self.same_site not in ("lax", "strict", "none"):
             raise ValueError(f"same_site must be 'lax', 'strict' or 'none', not {self.same_site!r}")
+        if self.name is not None:
+            _check_prefix(self.name, path=self.path, domain=self.domain)
+        if self.secure is False:
+            _check_secure(self.name, self.same_site, "secure=False")
+
+    def for_env(self, env: str) -> CookieOptions:
+        """These options with ``name`` and ``secure`` decided for ``env`` (``"DEV"`` or ``"PROD"``), checked again:
+        e.g. a ``__Host-`` name in ``"DEV"`` with ``secure=None`` is refused, since the browser would drop it."""
+        secure = self.secure if self.secure is not None else env == "PROD"
+        name = self.name
+        if name is None:
+            if env != "PROD":
+                name = SESSION_COOKIE_NAME
+            elif self.domain is None and self.path == "/" and secure:
+                name = HOST_PREFIX + SESSION_COOKIE_NAME
+            else:
+                name = (SECURE_PREFIX if secure else "") + SESSION_COOKIE_NAME
+        if not secure:
+            _check_secure(name, self.same_site, f"env={env!r} (not Secure; pass secure=True behind HTTPS)")
+        return CookieOptions(name=name, same_site=self.same_site, path=self.path, domain=self.domain, secure=secure)
+
+
+HOST_PREFIX = "__Host-"
+SECURE_PREFIX = "__Secure-"
+
+
+def _check_prefix(name: str, *, path: str, domain: str | None) -> None:
+    if name.startswith(HOST_PREFIX) and (domain is not None or path != "/"):
+        raise ValueError(
+            f"cookie name {name!r}: browsers accept a __Host- cookie only without Domain and with Path=/"
+            f" (got domain={domain!r}, path={path!r}); drop them or use a __Secure- name"
+        )
+
+
+def _check_secure(name: str | None, same_site: str, why: str) -> None:
+    if name is not None and name.startswith((HOST_PREFIX, SECURE_PREFIX)):
+        raise ValueError(
+            f"cookie name {name!r} with {why}: browsers drop __Host- and __Secure- cookies that are not Secure,"
+            " so nobody could stay signed in; use a plain name in DEV or set secure=True"
+        )
+    if same_site == "none":
+        raise ValueError(f"SameSite=None with {why}: browsers drop SameSite=None cookies that are not Secure")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +134,10 @@ class Cookie:
 
 
 def build_cookie(options: CookieOptions, *, secure: bool, value: str, expires: datetime, now: datetime) -> Cookie:
-    """A session cookie with ``value`` that the browser keeps until ``expires`` (at or before ``now``: deleted)."""
+    """A session cookie with ``value`` that the browser keeps until ``expires`` (at or before ``now``: deleted).
+    ``options`` must have a name (``CookieOptions.for_env``)."""
+    if options.name is None:
+        raise ValueError("the cookie options have no name yet: use CookieOptions.for_env(env)")
     if expires <= now:
         expires, max_age = _EPOCH, 0
     else:
