@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lucia_fastapi import Auth, CookieOptions, MemoryAdapter
+from lucia_fastapi.core.cookies import tossed_cookie_deletions
 
 
 def make_auth(**options: object) -> Auth:
@@ -75,3 +76,41 @@ def test_impossible_in_dev_is_refused_when_auth_knows_its_env(options: CookieOpt
 def test_explicitly_secure_prefixed_cookie_works_in_dev_behind_https() -> None:
     auth = make_auth(env="DEV", session_cookie=CookieOptions(name="__Host-auth_session", secure=True))
     assert "; Secure" in auth.create_session_cookie(None).serialize()
+
+
+# Clearing a tossed cookie ------------------------------------------------------------------------------------------
+
+
+def test_tossed_cookie_deletions_name_every_parent_domain_and_path_prefix() -> None:
+    options = CookieOptions().for_env("DEV")
+    deletions = tossed_cookie_deletions(options, host="app.eu.example.com:8443", path="/account/profile")
+    assert {(c.attributes.domain, c.attributes.path) for c in deletions} == {
+        (domain, path) for domain in ("eu.example.com", "example.com") for path in ("/", "/account", "/account/profile")
+    }
+    for cookie in deletions:
+        assert cookie.name == "auth_session" and cookie.value == "" and cookie.attributes.max_age == 0
+        assert "Max-Age=0" in cookie.serialize()
+
+
+@pytest.mark.parametrize(
+    ("options", "host"),
+    [
+        (CookieOptions().for_env("PROD"), "app.example.com"),  # __Host-: cannot be tossed, nothing to clear
+        (CookieOptions().for_env("DEV"), "127.0.0.1:8000"),  # an IP address has no parent domain
+        (CookieOptions().for_env("DEV"), "localhost"),
+        (CookieOptions().for_env("DEV"), "example.com"),  # the only parent would be a public suffix
+        (CookieOptions().for_env("DEV"), "[::1]:8000"),
+        (CookieOptions().for_env("DEV"), "app.example.com;evil=1"),  # a hostile Host header is not echoed
+        (CookieOptions().for_env("DEV"), "app.exa mple.com"),
+    ],
+)
+def test_tossed_cookie_deletions_only_where_a_sibling_could_toss(options: CookieOptions, host: str) -> None:
+    assert tossed_cookie_deletions(options, host=host, path="/") == []
+
+
+def test_tossed_cookie_deletions_spare_the_apps_own_domain_cookie_and_hostile_paths() -> None:
+    options = CookieOptions(domain="example.com").for_env("DEV")
+    deletions = tossed_cookie_deletions(options, host="app.example.com", path="/a;b=c/d")
+    assert [(c.attributes.domain, c.attributes.path) for c in deletions] == []  # only ("example.com", "/"): ours
+    deletions = tossed_cookie_deletions(options, host="app.example.com", path="/x")
+    assert [(c.attributes.domain, c.attributes.path) for c in deletions] == [("example.com", "/x")]

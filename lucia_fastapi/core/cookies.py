@@ -151,3 +151,55 @@ def build_cookie(options: CookieOptions, *, secure: bool, value: str, expires: d
         max_age=max_age,
     )
     return Cookie(options.name, value, attributes)
+
+
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()*+,=:@%-]{1,100}")
+_MAX_PARENT_DOMAINS = 4
+_MAX_PATH_DEPTH = 4
+
+
+def tossed_cookie_deletions(options: CookieOptions, *, host: str, path: str) -> list[Cookie]:
+    """Blank cookies that delete session cookies a sibling subdomain may have planted ("tossed") for this host.
+
+    A request that carries two different session cookies is trusted for neither; this is the response's attempt
+    to get rid of the planted one. A browser deletes a cookie only when a ``Set-Cookie`` names its exact name,
+    ``Domain`` and ``Path``, and a request never says which domain or path its cookies were set for. So the
+    deletions name every parent domain of ``host`` (``app.eu.example.com`` -> ``eu.example.com``,
+    ``example.com``; a public suffix such as ``com`` is refused by the browser, and a sibling cannot set one
+    either) and ``Path=/`` plus every prefix of the request's ``path``. The app's own cookie (host-only, or its
+    configured ``domain`` and ``path``) is left alone, so the victim's own session works again on the next request.
+
+    What this cannot clear: a tossed cookie with a ``Path`` that is not a prefix of the current request's path
+    (it is cleared when such a page is visited), a ``Secure`` one over plain HTTP, and a cookie the sibling
+    plants again on the victim's next visit there. A ``__Host-`` cookie (the PROD default) cannot be tossed at
+    all, so nothing is sent for one.
+    """
+    name = options.name
+    if name is None or name.startswith(HOST_PREFIX):
+        return []
+    hostname = host.strip().lower().rsplit(":", 1)[0] if not host.startswith("[") else ""
+    labels = hostname.split(".")
+    if len(labels) < 3 or not all(_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit():
+        return []  # no parent domain to toss from (or an IP address, or not a host name at all)
+    parents = [".".join(labels[i:]) for i in range(1, len(labels) - 1)][:_MAX_PARENT_DOMAINS]
+    paths = ["/"]
+    for segment in path.split("/")[1 : _MAX_PATH_DEPTH + 1]:
+        if not _PATH_SEGMENT.fullmatch(segment):
+            break
+        paths.append(paths[-1].rstrip("/") + "/" + segment)
+    deletions = []
+    for domain in parents:
+        for cookie_path in paths:
+            if domain == options.domain and cookie_path == options.path:
+                continue  # the app's own cookie
+            attributes = CookieAttributes(
+                path=cookie_path,
+                same_site=options.same_site,
+                secure=bool(options.secure),
+                domain=domain,
+                expires=_EPOCH,
+                max_age=0,
+            )
+            deletions.append(Cookie(name, "", attributes))
+    return deletions
