@@ -92,8 +92,11 @@ async def test_hostile_user_ids_are_refused_everywhere(auth: Auth, kind: str) ->
 async def test_hostile_session_and_user_attributes_are_refused(auth: Auth, kind: str) -> None:
     user = await auth.create_user()
     bad = HOSTILE[kind]
-    await expect_refusal(lambda: auth.create_session(user.user_id, attributes={"user_agent": bad}), "AUTH_INVALID_REQUEST")
-    await expect_refusal(lambda: auth.create_session(user.user_id, attributes={bad: "x"}), "AUTH_INVALID_REQUEST")
+    for attributes in ({"user_agent": bad}, {bad: "x"}):
+        await expect_refusal(
+            lambda attributes=attributes: auth.create_session(user.user_id, attributes=attributes),
+            "AUTH_INVALID_REQUEST",
+        )
     assert await auth.get_all_user_sessions(user.user_id) == []
 
 
@@ -113,10 +116,9 @@ async def test_use_key_without_a_password_never_signs_in(auth: Auth) -> None:
     await auth.create_user(key=KeySpec("email", "ada@example.com", "the password"))
     for provider_id, provider_user_id in (("github", "12345"), ("email", "ada@example.com")):
         for password in (None, ""):
-            await expect_refusal(
-                lambda: auth.use_key(provider_id, provider_user_id, password),  # type: ignore[arg-type]
-                "AUTH_INVALID_PASSWORD",
-            )
+            with pytest.raises(LuciaError) as refused:
+                await auth.use_key(provider_id, provider_user_id, password)  # type: ignore[arg-type]
+            assert refused.value.code == "AUTH_INVALID_PASSWORD", refused.value
     key = await auth.use_passwordless_key("github", "12345")
     assert key.user_id == github.user_id and not key.has_password
 

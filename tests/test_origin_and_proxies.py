@@ -40,6 +40,10 @@ def example(workdir: Path, *extra_args: str) -> Iterator[UvicornProcess]:
     assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
 
 
+def new_account() -> dict[str, str]:
+    return {"email": f"{secrets.token_hex(4)}@example.com", "password": PASSWORD}
+
+
 def signed_in_cookie(client: httpx.Client, origin: str, headers: dict[str, str] | None = None) -> dict[str, str]:
     email = f"{secrets.token_hex(4)}@example.com"
     response = client.post(
@@ -92,9 +96,7 @@ def test_behind_a_trusted_proxy_the_forwarded_scheme_and_address_count(tmp_path:
         assert revoke_others(client, cookie, public, **forwarded) == 303
         token = client.post("/api/signin", json={"email": "x@example.com", "password": PASSWORD}, headers=forwarded)
         assert token.status_code == 401
-        signup = client.post(
-            "/api/signup", json={"email": f"{secrets.token_hex(4)}@example.com", "password": PASSWORD}, headers=forwarded
-        )
+        signup = client.post("/api/signup", json=new_account(), headers=forwarded)
         bearer = {"authorization": f"Bearer {signup.json()['token']}"}
         listed = client.get("/api/sessions", headers=bearer).json()
         assert [entry["ip_address"] for entry in listed] == ["203.0.113.7"]
@@ -102,17 +104,15 @@ def test_behind_a_trusted_proxy_the_forwarded_scheme_and_address_count(tmp_path:
 
 def test_forwarded_headers_from_an_untrusted_client_change_nothing(tmp_path: Path) -> None:
     """The same headers from a client that is not the configured proxy: it cannot pick its scheme or address."""
-    with example(tmp_path, "--proxy-headers", "--forwarded-allow-ips", "10.255.255.1") as server:
-        with httpx.Client(base_url=server.url) as client:
-            forged = {"x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.7"}
-            cookie = signed_in_cookie(client, server.url, forged)
-            assert revoke_others(client, cookie, f"https://127.0.0.1:{server.port}", **forged) == 403
-            assert revoke_others(client, cookie, server.url, **forged) == 303
-            signup = client.post(
-                "/api/signup", json={"email": f"{secrets.token_hex(4)}@example.com", "password": PASSWORD}, headers=forged
-            )
-            listed = client.get("/api/sessions", headers={"authorization": f"Bearer {signup.json()['token']}"})
-            assert [entry["ip_address"] for entry in listed.json()] == ["127.0.0.1"]
+    untrusted = ["--proxy-headers", "--forwarded-allow-ips", "10.255.255.1"]
+    with example(tmp_path, *untrusted) as server, httpx.Client(base_url=server.url) as client:
+        forged = {"x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.7"}
+        cookie = signed_in_cookie(client, server.url, forged)
+        assert revoke_others(client, cookie, f"https://127.0.0.1:{server.port}", **forged) == 403
+        assert revoke_others(client, cookie, server.url, **forged) == 303
+        signup = client.post("/api/signup", json=new_account(), headers=forged)
+        listed = client.get("/api/sessions", headers={"authorization": f"Bearer {signup.json()['token']}"})
+        assert [entry["ip_address"] for entry in listed.json()] == ["127.0.0.1"]
 
 
 # allowed_origins ---------------------------------------------------------------------------------------------------
