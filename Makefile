@@ -6,21 +6,28 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+TEST_WORKERS ?= 2
 
 BENCH_VENV ?= benchmarks/.venv
 
 .PHONY: run test lint bench system-deps clean
 
+# Two stamps: `make run` installs only what the example needs; `make test` everything the tests need.
+$(BIN)/.installed-example: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[example]'
+	touch $@
+
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $@
+	touch $@ $(BIN)/.installed-example
 
 system-deps:
 	bash scripts/system-deps.sh
 
 ## Serve the example app on http://127.0.0.1:8000 (SQLite file in the working directory; DATABASE_URL for another).
-run: $(BIN)/.installed
+run: $(BIN)/.installed-example
 	$(BIN)/uvicorn examples.app:app --host $(HOST) --port $(PORT)
 
 lint: $(BIN)/.installed
@@ -30,7 +37,7 @@ lint: $(BIN)/.installed
 
 ## The whole suite: lint and types, then every test on SQLite and on a throwaway PostgreSQL 15 server.
 test: $(BIN)/.installed system-deps lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)

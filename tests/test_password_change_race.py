@@ -18,7 +18,7 @@ import random
 import pytest
 
 from lucia_fastapi import Auth, KeySpec, LuciaError, Session
-from lucia_fastapi.adapters.base import Adapter
+from lucia_fastapi.core.storage import Adapter
 from lucia_fastapi.core.passwords import PasswordHasher
 
 EMAIL = "owner@example.com"

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from lucia_fastapi import Auth, KeySpec, LuciaError, MemoryAdapter
-from lucia_fastapi.adapters.base import Adapter
+from lucia_fastapi.core.storage import Adapter
 from lucia_fastapi.core.passwords import PasswordHasher, lucia_scrypt_key
 
 TRIES = 7
