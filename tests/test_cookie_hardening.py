@@ -3,10 +3,13 @@ is ``test_cookie_tossing_browser.py``."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
-from lucia_fastapi import Auth, CookieOptions, MemoryAdapter
+from lucia_fastapi import Auth, CookieOptions, KeySpec, MemoryAdapter
 from lucia_fastapi.core.cookies import tossed_cookie_deletions
+from lucia_fastapi.core.ids import new_session_id
+from tests.web_apps import build_fastapi_app, serve
 
 
 def make_auth(**options: object) -> Auth:
@@ -114,3 +117,27 @@ def test_tossed_cookie_deletions_spare_the_apps_own_domain_cookie_and_hostile_pa
     assert [(c.attributes.domain, c.attributes.path) for c in deletions] == []  # only ("example.com", "/"): ours
     deletions = tossed_cookie_deletions(options, host="app.example.com", path="/x")
     assert [(c.attributes.domain, c.attributes.path) for c in deletions] == [("example.com", "/x")]
+
+
+async def test_a_request_with_two_session_cookies_is_anonymous_and_deletes_the_tossed_ones() -> None:
+    auth = Auth(MemoryAdapter())
+    await auth.create_user(key=KeySpec("email", "ada@example.com", "the password"))
+    async with serve(build_fastapi_app(auth)) as url, httpx.AsyncClient(base_url=url) as client:
+        login = await client.post("/login", json={"email": "ada@example.com", "password": "the password"})
+        client.cookies.clear()
+        mine = login.json()["token"]
+        host = {"host": "app.example.test"}
+        two = {**host, "cookie": f"auth_session={mine}; auth_session={new_session_id()}"}
+        response = await client.get("/me", headers=two)
+        assert response.status_code == 401
+        deleted = response.headers.get_list("set-cookie")
+        assert deleted == [
+            "auth_session=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Domain=example.test; HttpOnly;"
+            " SameSite=Lax",
+            "auth_session=; Path=/me; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Domain=example.test; HttpOnly;"
+            " SameSite=Lax",
+        ]
+        one = await client.get("/me", headers={**host, "cookie": f"auth_session={mine}"})
+        assert one.status_code == 200 and "set-cookie" not in one.headers  # the victim's own cookie works again
+        same_twice = await client.get("/me", headers={**host, "cookie": f"auth_session={mine}; auth_session={mine}"})
+        assert same_twice.status_code == 200 and "set-cookie" not in same_twice.headers

@@ -18,8 +18,8 @@ import random
 import pytest
 
 from lucia_fastapi import Auth, KeySpec, LuciaError, Session
-from lucia_fastapi.core.storage import Adapter
 from lucia_fastapi.core.passwords import PasswordHasher
+from lucia_fastapi.core.storage import Adapter
 
 EMAIL = "owner@example.com"
 OLD = "the leaked password"

@@ -15,8 +15,8 @@ import time
 import pytest
 
 from lucia_fastapi import Auth, KeySpec, LuciaError, MemoryAdapter
-from lucia_fastapi.core.storage import Adapter
 from lucia_fastapi.core.passwords import PasswordHasher, lucia_scrypt_key
+from lucia_fastapi.core.storage import Adapter
 
 TRIES = 7
 SALT = "abcdefgh12345678"
