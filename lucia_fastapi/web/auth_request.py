@@ -7,6 +7,7 @@ request asks for are handed to the middleware, which adds them to the response a
 
 from __future__ import annotations
 
+import re
 from typing import Any, Generic
 
 import anyio
@@ -19,6 +20,7 @@ from lucia_fastapi.core.credentials import has_conflicting_cookies, header
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Key, Session, SessionUser
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 _UNREAD: Any = object()  # "not asked yet", as distinct from "asked, and the answer is None"
 
 
@@ -117,7 +119,9 @@ class AuthRequest(Generic[UserT]):
         """``user_agent`` and ``ip_address`` of this request, for ``auth.create_session(..., attributes=...)``."""
         client = self.connection.client
         user_agent = self.connection.headers.get("user-agent")
-        return {"user_agent": user_agent[:512] if user_agent else None, "ip_address": client.host if client else None}
+        if user_agent:  # header bytes the server let through: no control characters reach a column
+            user_agent = _CONTROL_CHARACTERS.sub("", user_agent[:512]) or None
+        return {"user_agent": user_agent or None, "ip_address": client.host if client else None}
 
     # The middleware's side -----------------------------------------------------------------------------------
 
