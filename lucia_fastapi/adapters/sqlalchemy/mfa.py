@@ -42,6 +42,8 @@ from lucia_fastapi.features.mfa.store import ChallengeRow, PasskeyRow, TotpRow
 
 @dataclass(frozen=True, slots=True)
 class MFATables:
+    """The four MFA tables of one ``MetaData``."""
+
     totp: Table
     recovery_code: Table
     passkey: Table

@@ -43,9 +43,11 @@ class SecretCipher:
         return Fernet.generate_key().decode("ascii")
 
     def encrypt(self, user_id: str, secret: str) -> str:
+        """``secret`` of ``user_id``, encrypted with the current key (a Fernet token, as text)."""
         return self._multi.encrypt(f"{user_id}\x00{secret}".encode()).decode("ascii")
 
     def decrypt(self, user_id: str, token: str) -> str:
+        """The secret in ``token``; ``SecretDecryptionError`` if no key opens it or it is another user's."""
         try:
             plain = self._multi.decrypt(token.encode("ascii")).decode()
         except (InvalidToken, UnicodeError) as error:

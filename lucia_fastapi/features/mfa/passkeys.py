@@ -124,10 +124,12 @@ def user_handle(user_id: str) -> bytes:
 
 
 def challenge_id(token: str) -> str:
+    """The stored name of a ceremony: hex SHA-256 of the browser's token."""
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
 def clean_passkey_name(name: str) -> str:
+    """A passkey name with its whitespace folded; ``AUTH_INVALID_REQUEST`` if empty or unprintable."""
     cleaned = " ".join(name.split())[:MAX_NAME_LENGTH]
     if not cleaned or any(ord(char) < 32 or 0xD800 <= ord(char) <= 0xDFFF for char in cleaned):
         raise LuciaError("AUTH_INVALID_REQUEST", f"a passkey name is 1 to {MAX_NAME_LENGTH} printable characters")
@@ -285,9 +287,11 @@ class Passkeys:
     # Management -----------------------------------------------------------------------------------------------
 
     async def list(self, user_id: str) -> list[Passkey]:
+        """The user's passkeys, oldest first."""
         return [_passkey(row) for row in await self._mfa.store.get_passkeys(user_id)]
 
     async def rename(self, user_id: str, credential_id: str, name: str) -> bool:
+        """Rename one of the user's passkeys; ``False`` if the user has no such passkey."""
         if not _CREDENTIAL_ID.fullmatch(credential_id):
             return False
         return await self._mfa.store.rename_passkey(user_id, credential_id, clean_passkey_name(name))

@@ -20,6 +20,7 @@ DEFAULT_COUNT = 10
 
 
 def new_recovery_code() -> str:
+    """A random code, ``XXXX-XXXX-XXXX-XXXX`` (80 bits)."""
     raw = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
     return "-".join(raw[i : i + 4] for i in range(0, CODE_LENGTH, 4))
 
@@ -35,6 +36,7 @@ def normalize_recovery_code(code: str) -> str | None:
 
 
 def recovery_code_digest(user_id: str, normalized: str) -> str:
+    """What is stored of a (normalized) code: hex SHA-256, with the user id."""
     return hashlib.sha256(f"{user_id}\x00{normalized}".encode()).hexdigest()
 
 
@@ -70,4 +72,5 @@ class RecoveryCodes:
         return left
 
     async def remaining(self, user_id: str) -> int:
+        """How many unused codes the user has."""
         return await self._mfa.store.count_recovery_codes(user_id)

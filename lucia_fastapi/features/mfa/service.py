@@ -107,6 +107,7 @@ class MFA:
         return await self.auth.record_verification(session_id)
 
     async def status(self, user_id: str) -> MFAStatus:
+        """The user's factors: TOTP on or pending, recovery codes left, passkeys."""
         totp = await self.store.get_totp(user_id)
         return MFAStatus(
             totp_enabled=totp is not None and totp.confirmed,
@@ -124,16 +125,20 @@ class MFA:
     # For the factors -------------------------------------------------------------------------------------------
 
     def now_ms(self) -> int:
+        """Now, in epoch milliseconds, from ``Auth``'s clock."""
         return self.auth.clock()
 
     @staticmethod
     def session_digest(session: Session) -> str:
+        """The stored name of ``session`` (its SHA-256 digest), to bind ceremonies to it."""
         return session.digest
 
     async def limit(self, scope: str, identifier: str, rule: RateLimit) -> None:
+        """Take an attempt's slot of ``rule``, or raise ``AUTH_TOO_MANY_ATTEMPTS``."""
         await self.rate_limiter.consume(scope, identifier, rule)
 
     async def announce(self, user_id: str, event: MFAEvent) -> None:
+        """Tell the notifier (if any) about ``event``; its failures are logged, not raised."""
         if self.notifier is None:
             return
         try:
@@ -142,5 +147,6 @@ class MFA:
             logger.exception("lucia_fastapi: could not announce MFA event %s to user %s", event, user_id)
 
     async def drop_recovery_codes_if_no_factor(self, user_id: str) -> None:
+        """Recovery codes mean nothing without a factor: void them when none is left."""
         if not await self.store.has_second_factor(user_id):
             await self.store.delete_recovery_codes(user_id)

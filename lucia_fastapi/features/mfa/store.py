@@ -22,6 +22,8 @@ from lucia_fastapi.core.errors import LuciaError
 
 @dataclass(frozen=True, slots=True)
 class TotpRow:
+    """A user's TOTP factor as stored."""
+
     user_id: str
     encrypted_secret: str  # SecretCipher token, never the secret itself
     confirmed: bool  # False while enrolment waits for its first code
@@ -31,6 +33,8 @@ class TotpRow:
 
 @dataclass(frozen=True, slots=True)
 class PasskeyRow:
+    """A registered passkey as stored."""
+
     credential_id: str  # base64url, as the browser names it
     user_id: str
     name: str
@@ -47,6 +51,8 @@ class PasskeyRow:
 
 @dataclass(frozen=True, slots=True)
 class ChallengeRow:
+    """A passkey ceremony's challenge as stored, until it is taken (once) or expires."""
+
     id: str  # SHA-256 digest of the ceremony token the browser holds in a cookie
     purpose: str  # "register" or "authenticate"
     challenge: str  # base64url
@@ -65,7 +71,10 @@ class MFAStore(Protocol):
     when the store cannot be reached; ``MFA_ALREADY_ENROLLED`` for a passkey whose credential id is registered."""
 
     # TOTP
-    async def get_totp(self, user_id: str) -> TotpRow | None: ...
+    async def get_totp(self, user_id: str) -> TotpRow | None:
+        """The user's TOTP row (confirmed or waiting for its first code), or ``None``."""
+        ...
+
     async def set_pending_totp(self, row: TotpRow) -> bool:
         """Store an unconfirmed TOTP secret, replacing an unconfirmed one; ``False`` (nothing written) when the
         user has a confirmed one."""
@@ -87,7 +96,9 @@ class MFAStore(Protocol):
         """TOTP rows by ascending ``user_id`` after ``after``: for re-encrypting them all in batches."""
         ...
 
-    async def delete_totp(self, user_id: str) -> bool: ...
+    async def delete_totp(self, user_id: str) -> bool:
+        """Delete the user's TOTP row; ``True`` if there was one."""
+        ...
 
     # Recovery codes (digests)
     async def replace_recovery_codes(self, user_id: str, digests: Sequence[str]) -> None:
@@ -98,19 +109,38 @@ class MFAStore(Protocol):
         """Spend one code: delete it if it is the user's; ``True`` if this call did."""
         ...
 
-    async def count_recovery_codes(self, user_id: str) -> int: ...
-    async def delete_recovery_codes(self, user_id: str) -> None: ...
+    async def count_recovery_codes(self, user_id: str) -> int:
+        """How many unused recovery codes the user has."""
+        ...
+
+    async def delete_recovery_codes(self, user_id: str) -> None:
+        """Void all of the user's recovery codes."""
+        ...
 
     # Passkeys
-    async def add_passkey(self, row: PasskeyRow) -> None: ...
-    async def get_passkey(self, credential_id: str) -> PasskeyRow | None: ...
-    async def get_passkeys(self, user_id: str) -> list[PasskeyRow]: ...
+    async def add_passkey(self, row: PasskeyRow) -> None:
+        """Store a new passkey; ``MFA_ALREADY_ENROLLED`` if its credential id is registered."""
+        ...
+
+    async def get_passkey(self, credential_id: str) -> PasskeyRow | None:
+        """The passkey with this credential id (any user's), or ``None``."""
+        ...
+
+    async def get_passkeys(self, user_id: str) -> list[PasskeyRow]:
+        """The user's passkeys, oldest first."""
+        ...
+
     async def update_passkey_use(self, credential_id: str, old_count: int, new_count: int, used_at: int) -> bool:
         """Move the sign counter from ``old_count`` to ``new_count`` (compare-and-set) and note the use."""
         ...
 
-    async def rename_passkey(self, user_id: str, credential_id: str, name: str) -> bool: ...
-    async def delete_passkey(self, user_id: str, credential_id: str) -> bool: ...
+    async def rename_passkey(self, user_id: str, credential_id: str, name: str) -> bool:
+        """Rename one of the user's passkeys; ``False`` if the user has no such passkey."""
+        ...
+
+    async def delete_passkey(self, user_id: str, credential_id: str) -> bool:
+        """Delete one of the user's passkeys (never another user's); ``True`` if it did."""
+        ...
 
     # Both factors
     async def has_second_factor(self, user_id: str) -> bool:
@@ -122,12 +152,17 @@ class MFAStore(Protocol):
         ...
 
     # Ceremony challenges
-    async def set_challenge(self, row: ChallengeRow) -> None: ...
+    async def set_challenge(self, row: ChallengeRow) -> None:
+        """Store a ceremony's challenge."""
+        ...
+
     async def take_challenge(self, challenge_id: str) -> ChallengeRow | None:
         """Delete and return the challenge (single use: of two concurrent takers, one gets it)."""
         ...
 
-    async def delete_expired_challenges(self, now: int) -> int: ...
+    async def delete_expired_challenges(self, now: int) -> int:
+        """Delete challenges that expired at ``now``; return how many."""
+        ...
 
 
 class MemoryMFAStore:

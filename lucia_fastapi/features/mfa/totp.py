@@ -57,6 +57,7 @@ class TotpFactor:
         self._issuer = issuer
 
     async def is_enabled(self, user_id: str) -> bool:
+        """Whether the user has a confirmed TOTP factor."""
         row = await self._mfa.store.get_totp(user_id)
         return row is not None and row.confirmed
 

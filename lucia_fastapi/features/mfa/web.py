@@ -100,6 +100,7 @@ def require_recent_auth(
 
 
 def ceremony_cookie_name(auth: Auth[Any]) -> str:
+    """``lucia_webauthn``, or ``__Host-lucia_webauthn`` when cookies are Secure."""
     return f"__Host-{CEREMONY_COOKIE}" if auth.cookie_secure else CEREMONY_COOKIE
 
 
@@ -117,10 +118,12 @@ def set_ceremony_cookie(response: Response, auth: Auth[Any], ceremony: Ceremony,
 
 
 def read_ceremony_token(connection: HTTPConnection, auth: Auth[Any]) -> str | None:
+    """The ceremony token the browser sent back, or ``None``."""
     return connection.cookies.get(ceremony_cookie_name(auth))
 
 
 def clear_ceremony_cookie(response: Response, auth: Auth[Any]) -> None:
+    """Delete the ceremony cookie (the ceremony is over, whatever its outcome)."""
     response.delete_cookie(
         ceremony_cookie_name(auth), path="/", secure=auth.cookie_secure, httponly=True, samesite="strict"
     )
