@@ -41,9 +41,10 @@ SMALL = Width("360", 360, 740)
 WIDTHS = [DESKTOP, PHONE, SMALL]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def example_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``uvicorn examples.app.main:app`` in its own process, with its SQLite file in a fresh directory."""
+    """``uvicorn examples.app.main:app`` in its own process, with its SQLite file in a fresh directory: one per
+    test, since every browser here signs in from 127.0.0.1 and the sign-in limits count per address."""
     workdir = tmp_path_factory.mktemp("example")
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "LUCIA_ENV", "SMTP_HOST")}
     port = free_port()  # mail links point at APP_BASE_URL; mail goes to the DEV outbox (/dev/outbox)
@@ -146,8 +147,12 @@ async def sign_up(page: Page, email: str, password: str) -> None:
 
 async def mailed_link(page: Page, to: str, path: str) -> str:
     """The newest link to ``path`` mailed to ``to``, from the DEV outbox page."""
-    await page.goto("/dev/outbox")
     link = page.locator(f'article.mail:has-text("To {to}") a[href*="{path}?token="]').first
+    for _ in range(50):  # some mail is sent in the background (a reset: the same answer for unknown accounts)
+        await page.goto("/dev/outbox")
+        if await link.count():
+            break
+        await page.wait_for_timeout(200)
     href = await link.get_attribute("href")
     assert href, f"no {path} link mailed to {to}"
     return href

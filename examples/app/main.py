@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 from examples.app import errors
 from examples.app.config import DEV
 from examples.app.db import auth, close, create_tables
-from examples.app.routes import account, api, delete_account, email, oauth, password, profile, security, sessions
+from examples.app.routes import account, api, delete_account, email, mfa, oauth, password, profile, security, sessions
 from examples.app.security import BodyLimit, SecurityHeaders
 from lucia_fastapi import AuthMiddleware, handle_logout_requests
 
@@ -58,6 +58,7 @@ app.include_router(password.router)
 app.include_router(delete_account.router)
 app.include_router(api.router)
 app.include_router(email.router)  # verification, reset, email change, DEV outbox
+mfa.install(app)  # two-step sign-in, recovery codes, passkeys (also passwordless), "confirm it's you"
 oauth.install(app, FORM_ACTION_ORIGINS)  # "Sign in with ..." for the providers configured in the environment
 app.add_route("/api/logout", handle_logout_requests(auth), methods=["POST"])
 

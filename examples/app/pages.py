@@ -99,6 +99,8 @@ async def viewer_of(request: Request) -> tuple[Viewer, Any]:
         session, user = await auth_request.get_session_user()
     except LuciaError:
         return Viewer.UNKNOWN, None
+    if session is not None and session.second_factor_pending:
+        return Viewer.UNKNOWN, None  # half signed in: no account menu until the second step
     return (Viewer.SIGNED_IN, user) if session is not None else (Viewer.SIGNED_OUT, None)
 
 
@@ -109,7 +111,8 @@ async def render(
     viewer = Viewer.SIGNED_IN if user is not None else None
     if viewer is None:
         viewer, user = await viewer_of(request)
-    notice = NOTICES.get(request.query_params.get("notice", "")[:40])
+    asked = request.query_params.get("notice") or request.query_params.get("done") or ""
+    notice = NOTICES.get(asked[:40])
     links = NAV if viewer is Viewer.SIGNED_IN else NAV_SIGNED_OUT if viewer is Viewer.SIGNED_OUT else []
     path = request.url.path
     nav = [{"href": link.href, "label": link.label, "current": link.is_current(path)} for link in links]
@@ -126,14 +129,26 @@ async def render(
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
-async def start_session(request: Request, user_id: str, *, key: Key | None = None, cookie: bool = True) -> Session:
+async def start_session(
+    request: Request,
+    user_id: str,
+    *,
+    key: Key | None = None,
+    cookie: bool = True,
+    second_factor_pending: bool = False,
+) -> Session:
     """A new session for ``user_id``: for a browser, its cookie is set and the session it carried (if any) ends;
     for an API client (``cookie=False``) it is returned for the caller to hand out as a bearer token. Pass the
     ``key`` that ``use_key`` returned, so a sign-in racing a password change dies with the old password."""
     if cookie:
-        session: Session = await request.state.auth.create_session(user_id, key=key)
+        session: Session = await request.state.auth.create_session(
+            user_id, key=key, second_factor_pending=second_factor_pending
+        )
         return session
-    return await auth.create_session(user_id, key=key, attributes=request.state.auth.session_attributes())
+    attributes = request.state.auth.session_attributes()
+    return await auth.create_session(
+        user_id, key=key, attributes=attributes, second_factor_pending=second_factor_pending
+    )
 
 
 def see_other(url: str) -> RedirectResponse:
@@ -144,15 +159,16 @@ class NotSignedIn(Exception):
     """A page needs a signed-in user: ``errors.py`` turns this into a redirect to the sign-in page that comes back
     to ``next`` afterwards and says, if it knows, why the session ended."""
 
-    def __init__(self, next_path: str, notice: str) -> None:
+    def __init__(self, next_path: str, notice: str, *, to: str = "/signin") -> None:
         self.next_path = next_path
         self.notice = notice
+        self.to = to
 
     def sign_in_url(self) -> str:
-        url = f"/signin?notice={self.notice}"
+        query = [f"notice={self.notice}"] if self.notice else []
         if self.next_path not in ("/", "/profile"):
-            url += f"&next={quote(self.next_path, safe='/')}"
-        return url
+            query.append(f"next={quote(self.next_path, safe='/')}")
+        return self.to + (f"?{'&'.join(query)}" if query else "")
 
 
 class CrossSite(Exception):
@@ -168,11 +184,13 @@ async def page_user(request: Request, auth_request: AuthRequestDep) -> tuple[Ses
         except LuciaError:
             raise CrossSite from None
     session, user = await auth_request.get_session_user()
-    if session is not None and user is not None:
-        return session, user
     next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if request.method != "GET":
         next_path = request.url.path
+    if session is not None and user is not None:
+        if session.second_factor_pending:  # the password was right; the second step is still to come
+            raise NotSignedIn(next_path, "", to="/mfa/verify")
+        return session, user
     notice = "sign-in-to-continue"
     if auth_request.session_id is not None:
         reason = await why_signed_out(auth_request.session_id)

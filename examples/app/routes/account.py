@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from examples.app import forms
 from examples.app.db import auth
+from examples.app.mfa_setup import mfa
 from examples.app.pages import render, see_other, start_session
 from examples.app.routes import email as email_routes
 from lucia_fastapi import LuciaError, Session
@@ -29,8 +30,10 @@ async def sign_in(request: Request, email: str, password: str, *, cookie: bool =
         if error.code == "AUTH_TOO_MANY_ATTEMPTS":
             raise forms.TooManyAttempts(error.retry_after or 60) from None
         raise
-    # The key makes a sign-in that raced a password change die with the old password.
-    return await start_session(request, key.user_id, key=key, cookie=cookie)
+    # The key makes a sign-in that raced a password change die with the old password. With a second factor set
+    # up, the session waits for it (second_factor_pending: CurrentUser and the pages refuse it until /mfa/verify).
+    pending = await mfa.requires_second_factor(key.user_id)
+    return await start_session(request, key.user_id, key=key, cookie=cookie, second_factor_pending=pending)
 
 
 async def sign_up_page(_request: Request, email: str, password: str) -> str | None:
@@ -39,8 +42,8 @@ async def sign_up_page(_request: Request, email: str, password: str) -> str | No
 
 
 async def sign_in_page(request: Request, email: str, password: str) -> str | None:
-    await sign_in(request, email, password)  # sets the cookie, and ends the session this browser had, if any
-    return None  # back where the person was going
+    session = await sign_in(request, email, password)  # sets the cookie, ends the session this browser had
+    return "/mfa/verify" if session.second_factor_pending else None  # else back where the person was going
 
 
 # The one form handler below serves both: what differs is the template and what a success does.

@@ -42,6 +42,7 @@ class Confirmation(BaseModel):
 class Token(BaseModel):
     user_id: str
     token: str
+    second_factor_pending: bool = False  # then POST /api/mfa/verify with a code before anything else
 
 
 def refused(error: forms.FormError, *, code: str = "INVALID_INPUT", status_code: int = 400) -> HTTPException:
@@ -71,7 +72,7 @@ async def api_signin(request: Request, credentials: Credentials) -> Token:
         session = await sign_in(request, credentials.email, credentials.password, cookie=False)
     except forms.FormError as error:
         raise refused(error, code="INVALID_CREDENTIALS", status_code=401) from None
-    return Token(user_id=session.user_id, token=session.session_id)
+    return Token(user_id=session.user_id, token=session.session_id, second_factor_pending=session.second_factor_pending)
 
 
 @router.get("/me")

@@ -118,3 +118,8 @@ rate_limit_table = define_rate_limit_tables(metadata)
 from lucia_fastapi.adapters.sqlalchemy.oauth import define_oauth_tables  # noqa: E402
 
 oauth_token_table = define_oauth_tables(metadata)
+
+# Each feature's tables join the default metadata, so one `create_all` (or the shipped migrations) makes them all.
+from lucia_fastapi.adapters.sqlalchemy.mfa import define_mfa_tables  # noqa: E402
+
+default_mfa_tables = define_mfa_tables(metadata)  # TOTP, recovery codes, passkeys, passkey challenges (0006)
