@@ -234,6 +234,17 @@ async def test_totp_sign_in_replay_recovery_codes_and_pending_session(browser: B
     await page.click("text=Use recovery code")
     await expect(page).to_have_url(re.compile(r"/security$"))
 
+    # A bearer-token client: its token is pending until /api/mfa/verify gets a second factor.
+    credentials = {"email": email, "password": PASSWORD}
+    token = (await (await page.request.post("/api/signin", data=credentials)).json())["token"]
+    bearer = {"authorization": f"Bearer {token}"}
+    assert (await page.request.get("/api/me", headers=bearer)).status == 403
+    wrong = await page.request.post("/api/mfa/verify", data={"recovery_code": codes[0]}, headers=bearer)
+    assert wrong.status == 400 and (await wrong.json())["detail"]["code"] == "MFA_INVALID_CODE"
+    right = await page.request.post("/api/mfa/verify", data={"recovery_code": codes[2]}, headers=bearer)
+    assert right.status == 200, await right.text()
+    assert (await page.request.get("/api/me", headers=bearer)).status == 200
+
     # Then turn TOTP off (the session was just verified): sign-in is one step again.
     await page.click("text=Turn off authenticator app")
     await expect(page.locator("#totp-status")).to_have_text("Off.")
