@@ -18,7 +18,9 @@ import hashlib
 import hmac
 import os
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 import anyio.to_thread
@@ -30,6 +32,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from lucia_fastapi.core.errors import LuciaError
 
 T = TypeVar("T")
+
+# The hasher whose queue the current task holds a place in (``PasswordHasher.admission``).
+_admitted_to: ContextVar[PasswordHasher | None] = ContextVar("lucia_fastapi_hashing_admission", default=None)
 
 # OWASP's first Argon2id recommendation: 19 MiB, 2 iterations, 1 lane.
 ARGON2_MEMORY_KIB = 19 * 1024
@@ -98,16 +103,29 @@ class PasswordHasher:
         """Hashes and verifications running or waiting for a thread now."""
         return self._admitted
 
-    async def _in_thread(self, func: Callable[..., T], *args: object) -> T:
+    @contextmanager
+    def admission(self) -> Iterator[None]:
+        """A place in the hashing queue for the block, or ``AUTH_TOO_MANY_ATTEMPTS`` (``retry_after=1``) at once
+        when the queue is full. Hashes and verifications inside the block use this place (nested blocks too).
+        Sign-in takes it *before* its rate-limit slots, so a refusal for a busy server costs nobody an attempt."""
+        if _admitted_to.get() is self:
+            yield
+            return
         if self._admitted >= self.max_concurrency + self.max_queue:
             raise LuciaError(
                 "AUTH_TOO_MANY_ATTEMPTS", "the server is busy checking passwords; try again shortly", retry_after=1
             )
         self._admitted += 1
+        token = _admitted_to.set(self)
         try:
-            return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+            yield
         finally:
+            _admitted_to.reset(token)
             self._admitted -= 1
+
+    async def _in_thread(self, func: Callable[..., T], *args: object) -> T:
+        with self.admission():
+            return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
 
 
 def _normalize(password: str) -> str:
