@@ -2,8 +2,8 @@
 
 The bound this file shows (without timing anything): a real sign-in during a flood of bogus ones is answered after
 at most ``max_concurrency + max_queue`` other password hashes have run (9 with one hashing thread and the default
-queue: about 0.3 s at ~30 ms per Argon2id hash), or refused at once with ``retry_after=1``. ``benchmarks/sign_in_flood.py``
-reports the latencies.
+queue: about 0.3 s at ~30 ms per Argon2id hash), or refused at once with ``retry_after=1``.
+``benchmarks/sign_in_flood.py`` reports the latencies.
 """
 
 from __future__ import annotations
