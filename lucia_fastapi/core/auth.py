@@ -140,11 +140,11 @@ class Auth(Generic[UserT]):
                 raise LuciaError("AUTH_INVALID_PASSWORD", "a password is required")
             return _key(row)
         throttle = self.sign_in_throttle
-        # A place in the hashing queue first (a busy server costs nobody an attempt), then the attempt's slots,
-        # then the hash. Unknown accounts are counted alike, so a lockout tells nothing about which exist.
-        with self.password_hasher.admission():
-            attempt = await throttle.before_attempt(key_id, client_address) if throttle is not None else None
-            row = await self._check_password(key_id, password)
+        # Refused at once if the hashing queue is full (a busy server costs nobody an attempt), then the attempt's
+        # slots, then the hash. Unknown accounts are counted alike, so a lockout tells nothing about which exist.
+        self.password_hasher.check_admission()
+        attempt = await throttle.before_attempt(key_id, client_address) if throttle is not None else None
+        row = await self._check_password(key_id, password)
         if throttle is not None and attempt is not None:
             await throttle.succeeded(attempt)
         return _key(row)

@@ -103,18 +103,22 @@ class PasswordHasher:
         """Hashes and verifications running or waiting for a thread now."""
         return self._admitted
 
-    @contextmanager
-    def admission(self) -> Iterator[None]:
-        """A place in the hashing queue for the block, or ``AUTH_TOO_MANY_ATTEMPTS`` (``retry_after=1``) at once
-        when the queue is full. Hashes and verifications inside the block use this place (nested blocks too).
-        Sign-in takes it *before* its rate-limit slots, so a refusal for a busy server costs nobody an attempt."""
-        if _admitted_to.get() is self:
-            yield
-            return
-        if self._admitted >= self.max_concurrency + self.max_queue:
+    def check_admission(self) -> None:
+        """Raise ``AUTH_TOO_MANY_ATTEMPTS`` (``retry_after=1``) if the hashing queue is full now; reserve nothing.
+        Sign-in asks this before taking its rate-limit slots, so a refusal for a busy server costs no attempt."""
+        if self._admitted >= self.max_concurrency + self.max_queue and _admitted_to.get() is not self:
             raise LuciaError(
                 "AUTH_TOO_MANY_ATTEMPTS", "the server is busy checking passwords; try again shortly", retry_after=1
             )
+
+    @contextmanager
+    def admission(self) -> Iterator[None]:
+        """A place in the hashing queue for the block, or ``AUTH_TOO_MANY_ATTEMPTS`` (``retry_after=1``) at once
+        when the queue is full. Hashes and verifications inside the block use this place (nested blocks too)."""
+        if _admitted_to.get() is self:
+            yield
+            return
+        self.check_admission()
         self._admitted += 1
         token = _admitted_to.set(self)
         try:
