@@ -1,5 +1,11 @@
-"""``python -m lucia_fastapi cleanup --database-url URL``: delete dead sessions and expired rate-limit counters
-(for cron or a systemd timer)."""
+"""The ``lucia-fastapi`` command (also ``python -m lucia_fastapi``).
+
+- ``migrate --database-url URL``: create or upgrade the auth tables (the migrations shipped in the package);
+- ``cleanup --database-url URL``: delete dead sessions and expired rate-limit counters (for cron or a systemd
+  timer).
+
+``--database-url`` defaults to ``$DATABASE_URL``.
+"""
 
 from __future__ import annotations
 
@@ -8,44 +14,56 @@ import asyncio
 import os
 import sys
 
-from sqlalchemy import inspect
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from typing import TYPE_CHECKING
 
-from lucia_fastapi.adapters.sqlalchemy.rate_limits import RATE_LIMIT_TABLE, SQLAlchemyRateLimitStore
-from lucia_fastapi.adapters.sqlalchemy_adapter import SQLAlchemyAdapter, async_database_url
-from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.errors import LuciaError
-from lucia_fastapi.core.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lucia_fastapi", description=__doc__)
+    """Run the command line; return the exit status."""
+    parser = argparse.ArgumentParser(prog="lucia-fastapi", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    cleanup = commands.add_parser(
-        "cleanup", help="delete every dead session and expired rate-limit counter; print how many"
-    )
-    cleanup.add_argument(
-        "--database-url",
-        default=os.environ.get("DATABASE_URL"),
-        help="SQLAlchemy URL, e.g. postgresql://user@host/db or sqlite:///auth.sqlite3 (default: $DATABASE_URL)",
-    )
+    for name, help_text in (
+        ("migrate", "create or upgrade the auth tables to the newest schema"),
+        ("cleanup", "delete every dead session and expired rate-limit counter; print how many"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument(
+            "--database-url",
+            default=os.environ.get("DATABASE_URL"),
+            help="e.g. postgresql://user@host/db or sqlite:///auth.sqlite3 (default: $DATABASE_URL)",
+        )
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("--database-url (or DATABASE_URL) is required")
     try:
-        deleted, counters = asyncio.run(_cleanup(args.database_url))
-    except LuciaError as error:
+        if args.command == "migrate":
+            from lucia_fastapi.migrations import upgrade
+
+            upgrade(args.database_url)
+            print("the auth tables are up to date")
+        else:
+            deleted, counters = asyncio.run(_cleanup(args.database_url))
+            print(f"deleted {deleted} dead session{'s' if deleted != 1 else ''}")
+            if counters is None:
+                print("no auth_rate_limit table (migration 0003 not applied): no rate-limit counters to delete")
+            else:
+                print(f"deleted {counters} expired rate-limit counter{'s' if counters != 1 else ''}")
+    except (LuciaError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"deleted {deleted} dead session{'s' if deleted != 1 else ''}")
-    if counters is None:
-        print("no auth_rate_limit table (migration 0003 not applied): no rate-limit counters to delete")
-    else:
-        print(f"deleted {counters} expired rate-limit counter{'s' if counters != 1 else ''}")
     return 0
 
 
 async def _cleanup(database_url: str) -> tuple[int, int | None]:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from lucia_fastapi.adapters.sqlalchemy import SQLAlchemyAdapter, async_database_url
+    from lucia_fastapi.core.auth import Auth
+
     engine = create_async_engine(async_database_url(database_url))
     try:
         deleted = await Auth(SQLAlchemyAdapter(engine)).delete_dead_sessions()
@@ -56,6 +74,11 @@ async def _cleanup(database_url: str) -> tuple[int, int | None]:
 
 async def _delete_expired_counters(engine: AsyncEngine) -> int | None:
     """Expired rate-limit counters deleted, or ``None`` when the database has no ``auth_rate_limit`` table."""
+    from sqlalchemy import inspect
+
+    from lucia_fastapi.adapters.sqlalchemy.rate_limits import RATE_LIMIT_TABLE, SQLAlchemyRateLimitStore
+    from lucia_fastapi.core.ratelimit import RateLimiter
+
     async with engine.connect() as conn:
         has_table = await conn.run_sync(lambda sync: inspect(sync).has_table(RATE_LIMIT_TABLE))
     if not has_table:

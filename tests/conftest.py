@@ -15,12 +15,12 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from lucia_fastapi import Auth, MemoryAdapter, SQLAlchemyAdapter
-from lucia_fastapi.adapters.base import Adapter
 from lucia_fastapi.adapters.redis.rate_limits import RedisRateLimitStore
-from lucia_fastapi.adapters.schema import AuthTables, default_tables
-from lucia_fastapi.adapters.schema import metadata as default_metadata
 from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore
+from lucia_fastapi.adapters.sqlalchemy.schema import AuthTables, default_tables
+from lucia_fastapi.adapters.sqlalchemy.schema import metadata as default_metadata
 from lucia_fastapi.core.ratelimit import MemoryRateLimitStore, RateLimitStore
+from lucia_fastapi.core.storage import Adapter
 from lucia_fastapi.testing.postgres import PostgresServer, PostgresUnavailable
 from lucia_fastapi.testing.redis import RedisServer, RedisUnavailable
 from tests.statements import PostgresStatementLog, SQLiteStatementLog, StatementLog

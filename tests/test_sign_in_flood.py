@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from lucia_fastapi import Auth, KeySpec, LuciaError, PasswordHasher, SignInThrottle
-from lucia_fastapi.adapters.base import Adapter
+from lucia_fastapi.core.storage import Adapter
 from lucia_fastapi.testing.processes import UvicornProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,10 +34,10 @@ class CountingHasher(PasswordHasher):
         self.verified = 0
         self._lock = threading.Lock()
 
-    def _verify_sync(self, hashed: str, password: str) -> bool:
+    def _timed_verify(self, hashed: str, password: str) -> tuple[bool, str, float]:
         with self._lock:
             self.verified += 1
-        return super()._verify_sync(hashed, password)
+        return super()._timed_verify(hashed, password)
 
 
 async def test_a_full_hashing_queue_refuses_at_once() -> None:

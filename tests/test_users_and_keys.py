@@ -8,8 +8,8 @@ import secrets
 import pytest
 
 from lucia_fastapi import Auth, Key, KeySpec, LuciaError, User
-from lucia_fastapi.adapters.base import Adapter, KeyRow
 from lucia_fastapi.core.passwords import lucia_scrypt_key
+from lucia_fastapi.core.storage import Adapter, KeyRow
 
 
 def email() -> str:
@@ -63,7 +63,7 @@ async def _count_users(adapter: Adapter) -> int:
 async def test_passwordless_key_never_accepts_a_password(auth: Auth) -> None:
     login = secrets.token_hex(4)
     user = await auth.create_user(key=KeySpec("github", login))
-    assert await auth.use_key("github", login, None) == Key("github", login, user.user_id, has_password=False)
+    assert await auth.use_passwordless_key("github", login) == Key("github", login, user.user_id, has_password=False)
     for attempt in ("", "anything", "x" * 100):
         with pytest.raises(LuciaError) as error:
             await auth.use_key("github", login, attempt)
@@ -213,7 +213,7 @@ async def test_unique_app_column_conflicts_are_told_apart_from_taken_keys(
     from sqlalchemy import Column, MetaData, String
 
     from lucia_fastapi import SQLAlchemyAdapter
-    from lucia_fastapi.adapters.schema import NAMING_CONVENTION, define_auth_tables
+    from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
     from tests.conftest import make_engine
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)

@@ -4,34 +4,40 @@ sessions, cookies and requests. Storage is the adapter's business; policy (expir
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any, Generic, Literal
 
-from starlette.requests import HTTPConnection
 from typing_extensions import TypeVar
 
-from lucia_fastapi.adapters.base import Adapter, KeyRow, SessionRow, UserRow
-from lucia_fastapi.core.cookies import Cookie, CookieOptions, build_cookie
+from lucia_fastapi.core.clock import Clock, system_clock, to_datetime, to_ms
+from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME, Cookie, CookieOptions, build_cookie
+from lucia_fastapi.core.credentials import Scope, bearer_token, header, read_session_id, verify_origin
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.ids import (
     check_identifier,
-    is_public_id_shaped,
+    is_digest_shaped,
     is_session_id_shaped,
     new_session_id,
     new_user_id,
     session_digest,
 )
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
+from lucia_fastapi.core.origin import normalize_origins
 from lucia_fastapi.core.passwords import PasswordHasher
+from lucia_fastapi.core.storage import Adapter, KeyRow, SessionRow, UserRow
 from lucia_fastapi.core.ratelimit import SignInThrottle
-from lucia_fastapi.core.request_check import check_origin, normalize_origins, read_session_id, session_id_from_bearer
 
 UserT = TypeVar("UserT", default=User)
 Env = Literal["DEV", "PROD"]
 MAX_PROVIDER_ID_LENGTH = 64
 MAX_PROVIDER_USER_ID_LENGTH = 255  # an email address is at most 254; OpenID Connect subjects at most 255 ASCII
+MAX_USER_ID_LENGTH = 255  # the auth_user.id column
+MAX_ATTRIBUTE_NAME_LENGTH = 63  # PostgreSQL's limit for a column name
+MAX_ATTRIBUTE_LENGTH = (
+    65_536  # a user agent is capped at 512 by AuthRequest; an app's own text columns rarely need more
+)
 MAX_PASSWORD_LENGTH = 4096  # long enough for any passphrase, short enough that nobody hashes a megabyte
 
 
@@ -40,18 +46,6 @@ _DEFAULT_THROTTLE: Any = object()  # "a fresh SignInThrottle per Auth": a shared
 
 def _default_transform_user(user: User) -> Any:
     return user
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _to_datetime(epoch_ms: int) -> datetime:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
-
-
-def _ms(period: timedelta) -> int:
-    return int(period.total_seconds() * 1000)
 
 
 class Auth(Generic[UserT]):
@@ -65,13 +59,14 @@ class Auth(Generic[UserT]):
         env: Env = "DEV",
         session_timeout: SessionTimeout = SessionTimeout(),
         absolute_timeout: timedelta | None = None,
-        session_cookie: CookieOptions = CookieOptions(),
+        session_cookie: CookieOptions | None = None,
         csrf_protection: bool = True,
         allowed_origins: Iterable[str] = (),
         auto_database_cleanup: bool = True,
         transform_user: Callable[[User], UserT] = _default_transform_user,
         password_hasher: PasswordHasher | None = None,
         sign_in_throttle: SignInThrottle | None = _DEFAULT_THROTTLE,
+        clock: Clock = system_clock,
     ) -> None:
         if env not in ("DEV", "PROD"):
             raise ValueError(f"env must be 'DEV' or 'PROD', not {env!r}")
@@ -81,64 +76,73 @@ class Auth(Generic[UserT]):
         self.env = env
         self.session_timeout = session_timeout
         self.absolute_timeout = absolute_timeout
-        self.session_cookie = session_cookie
-        self.cookie_secure = session_cookie.secure if session_cookie.secure is not None else env == "PROD"
-        if session_cookie.same_site == "none" and not self.cookie_secure:
-            raise ValueError("browsers drop SameSite=None cookies that are not Secure: set secure=True")
+        # Name and Secure decided for env (__Host-auth_session in PROD, auth_session in DEV); combinations a browser
+        # would drop are refused here (CookieOptions.for_env).
+        self.session_cookie = (session_cookie or CookieOptions()).for_env(env)
+        self.cookie_secure = bool(self.session_cookie.secure)
         self.csrf_protection = csrf_protection
         self.allowed_origins = normalize_origins(allowed_origins)
         self.auto_database_cleanup = auto_database_cleanup
         self.transform_user = transform_user
         self.password_hasher = password_hasher or PasswordHasher()
-        self.sign_in_throttle = SignInThrottle() if sign_in_throttle is _DEFAULT_THROTTLE else sign_in_throttle
+        self.sign_in_throttle = (
+            SignInThrottle(clock=clock) if sign_in_throttle is _DEFAULT_THROTTLE else sign_in_throttle
+        )
+        self.clock = clock
+        # Worked out once: every session read uses them.
+        self._active_ms = to_ms(session_timeout.active_period)
+        self._idle_ms = to_ms(session_timeout.idle_period)
+        self._absolute_ms = to_ms(absolute_timeout) if absolute_timeout is not None else None
 
     # Users ----------------------------------------------------------------------------------------------------
 
     async def create_user(self, *, key: KeySpec | None = None, attributes: Mapping[str, Any] | None = None) -> UserT:
         """Create a user and, when given, its first key, in one transaction: a taken key leaves no user behind."""
-        user_row = UserRow(id=new_user_id(), attributes=dict(attributes or {}))
+        user_row = UserRow(id=new_user_id(), attributes=_attributes(attributes, "user attribute"))
         key_row = await self._key_row(user_row.id, key) if key is not None else None
         await self.adapter.set_user(user_row, key_row)
         return self._user(user_row)
 
     async def get_user(self, user_id: str) -> UserT:
+        """The user (as ``transform_user`` makes it); ``AUTH_INVALID_USER_ID`` if there is none."""
         return self._user(await self._existing_user_row(user_id))
 
     async def update_user_attributes(self, user_id: str, attributes: Mapping[str, Any]) -> UserT:
-        await self.adapter.update_user(user_id, attributes)
+        """Set some of the user's own columns (the others keep their values); returns the updated user."""
+        await self.adapter.update_user(_user_id(user_id), _attributes(attributes, "user attribute"))
         return await self.get_user(user_id)
 
     async def delete_user(self, user_id: str) -> None:
         """Delete the user together with all its keys and sessions."""
-        await self.adapter.delete_user(user_id)
+        await self.adapter.delete_user(_user_id(user_id))
 
     # Keys -----------------------------------------------------------------------------------------------------
 
     async def create_key(self, user_id: str, key: KeySpec) -> Key:
+        """Add a way to sign in to an existing user; ``AUTH_DUPLICATE_KEY_ID`` if the key is taken."""
         row = await self._key_row(user_id, key)
         await self.adapter.set_key(row)
         return _key(row)
 
     async def use_key(
-        self, provider_id: str, provider_user_id: str, password: str | None, *, client_address: str | None = None
+        self, provider_id: str, provider_user_id: str, password: str, *, client_address: str | None = None
     ) -> Key:
         """The sign-in check: the key if ``password`` is right for it, else ``LuciaError``.
 
         An unknown key costs the same hashing time as a wrong password, so timing does not tell which accounts
-        exist. A key without a password accepts only ``password=None``. An old scrypt hash (or Argon2 with
+        exist. ``None`` or an empty password (an optional form field left blank) is always refused, whatever the
+        key: a key without a password is used only through ``use_passwordless_key``. An old scrypt hash (or Argon2 with
         weaker parameters) is replaced by a new hash once the password proved right. With ``sign_in_throttle``
         (on by default) the attempt takes its slots per client address, per account and per both *before* any
-        hashing, and ``AUTH_TOO_MANY_ATTEMPTS`` (with ``retry_after``) refuses it when one is exhausted; pass the
-        request's ``client_address`` so that per-address limits apply (see ``SignInThrottle``).
+        hashing, and ``AUTH_TOO_MANY_ATTEMPTS`` (with ``retry_after``) refuses it when one is exhausted or when the
+        hashing queue is full; pass the request's ``client_address`` so that per-address limits apply (see
+        ``SignInThrottle``).
         """
         key_id = _key_id(provider_id, provider_user_id)
-        if password is None:
-            row = await self.adapter.get_key(key_id)
-            if row is None:
-                raise LuciaError("AUTH_INVALID_KEY_ID", "no such key")
-            if row.hashed_password is not None:
-                raise LuciaError("AUTH_INVALID_PASSWORD", "a password is required")
-            return _key(row)
+        if not password:  # never a way in: see use_passwordless_key
+            raise LuciaError(
+                "AUTH_INVALID_PASSWORD", "a password is required (passwordless keys: use_passwordless_key)"
+            )
         throttle = self.sign_in_throttle
         # Refused at once if the hashing queue is full (a busy server costs nobody an attempt), then the attempt's
         # slots, then the hash. Unknown accounts are counted alike, so a lockout tells nothing about which exist.
@@ -147,6 +151,18 @@ class Auth(Generic[UserT]):
         row = await self._check_password(key_id, password)
         if throttle is not None and attempt is not None:
             await throttle.succeeded(attempt)
+        return _key(row)
+
+    async def use_passwordless_key(self, provider_id: str, provider_user_id: str) -> Key:
+        """The key of a passwordless sign-in method (an OAuth identity, a magic link, a passkey) once the caller
+        has verified the person some other way, else ``LuciaError``: ``AUTH_INVALID_KEY_ID`` for an unknown key,
+        ``AUTH_INVALID_PASSWORD`` for a key that has a password (it must be checked with ``use_key``). The explicit
+        call keeps ``use_key(..., None)`` from ever signing anyone in. Hand the key to ``create_session``."""
+        row = await self.adapter.get_key(_key_id(provider_id, provider_user_id))
+        if row is None:
+            raise LuciaError("AUTH_INVALID_KEY_ID", "no such key")
+        if row.hashed_password is not None:
+            raise LuciaError("AUTH_INVALID_PASSWORD", "this key has a password: use use_key")
         return _key(row)
 
     async def _check_password(self, key_id: str, password: str) -> KeyRow:
@@ -164,29 +180,42 @@ class Auth(Generic[UserT]):
         return row
 
     async def get_key(self, provider_id: str, provider_user_id: str) -> Key:
+        """The key (never its hash); ``AUTH_INVALID_KEY_ID`` if there is none. Checks no password."""
         row = await self.adapter.get_key(_key_id(provider_id, provider_user_id))
         if row is None:
             raise LuciaError("AUTH_INVALID_KEY_ID", "no such key")
         return _key(row)
 
     async def get_all_user_keys(self, user_id: str) -> list[Key]:
+        """Every way the user can sign in; ``AUTH_INVALID_USER_ID`` if there is no such user."""
         await self._existing_user_row(user_id)
         return [_key(row) for row in await self.adapter.get_keys_by_user_id(user_id)]
 
     async def update_key_password(self, provider_id: str, provider_user_id: str, password: str | None) -> Key:
-        """Set (or with ``None`` remove) a key's password. Pair it with ``invalidate_all_user_sessions``."""
+        """Set (or with ``None`` remove) a key's password. Every session of the user dies with the old password,
+        including sign-ins in flight that checked it (``bump_credential_generation``); give the current device a
+        new session afterwards (``AuthRequest.create_session``)."""
         key_id = _key_id(provider_id, provider_user_id)
         hashed = await self._hash_new_password(password) if password is not None else None
         await self.adapter.update_key_password(key_id, hashed)
+        key = await self.get_key(provider_id, provider_user_id)
+        # After the new hash is stored, never before: a sign-in reading the old hash with the new generation
+        # would otherwise make a session that survives.
+        await self.bump_credential_generation(key.user_id)
         return await self.get_key(provider_id, provider_user_id)
 
     async def delete_key(self, provider_id: str, provider_user_id: str) -> None:
-        await self.adapter.delete_key(_key_id(provider_id, provider_user_id))
+        """Remove a way to sign in. The user's sessions die with it (one of them may have been made with it)."""
+        key_id = _key_id(provider_id, provider_user_id)
+        row = await self.adapter.get_key(key_id)
+        await self.adapter.delete_key(key_id)
+        if row is not None:
+            await self.bump_credential_generation(row.user_id)
 
     async def _key_row(self, user_id: str, key: KeySpec) -> KeyRow:
         key_id = _key_id(key.provider_id, key.provider_user_id)
         hashed = await self._hash_new_password(key.password) if key.password is not None else None
-        return KeyRow(id=key_id, user_id=user_id, hashed_password=hashed)
+        return KeyRow(id=key_id, user_id=_user_id(user_id), hashed_password=hashed)
 
     async def _hash_new_password(self, password: str) -> str:
         if not _is_usable_password(password):
@@ -198,121 +227,217 @@ class Auth(Generic[UserT]):
 
     # Sessions -------------------------------------------------------------------------------------------------
 
-    async def create_session(self, user_id: str, *, attributes: Mapping[str, Any] | None = None) -> Session:
-        """A new session for ``user_id`` (``is_fresh=True``: set its cookie). ``attributes`` fill the session
-        table's extra columns, such as ``user_agent`` and ``ip_address``."""
-        session_id = new_session_id()
-        now = _now_ms()
-        active, idle = self._expiries(now, created_at=now)
-        row = SessionRow(
-            id=session_digest(session_id),
-            user_id=user_id,
-            active_expires=active,
-            idle_expires=idle,
+    async def create_session(
+        self,
+        user_id: str,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        key: Key | None = None,
+        second_factor_pending: bool = False,
+    ) -> Session:
+        """A new session for ``user_id`` (``is_fresh=True``: set its cookie).
+
+        Pass the ``key`` that ``use_key`` just accepted: the session then carries the credential generation read
+        together with the password hash, so a sign-in that raced a password change is born dead instead of
+        outliving it. ``attributes`` fill the session table's extra columns (``user_agent``, ``ip_address``).
+        ``second_factor_pending=True`` makes a session that ``CurrentUser`` refuses until
+        ``record_verification`` (the user proved a second factor)."""
+        _user_id(user_id)
+        attributes = _attributes(attributes, "session attribute")
+        if key is not None:
+            if key.user_id != user_id:
+                raise LuciaError("AUTH_INVALID_KEY_ID", "the key belongs to another user")
+            generation = key.credential_generation
+        else:
+            generation = (await self._existing_user_row(user_id)).credential_generation
+        now = self.clock()
+        row = self._new_session_row(
+            user_id,
+            now,
             created_at=now,
-            attributes=dict(attributes or {}),
+            generation=generation,
+            second_factor_pending=second_factor_pending,
+            last_verified_at=now,
+            attributes=attributes,
         )
+        session_id = new_session_id()
+        row = replace(row, digest=session_digest(session_id))
         await self.adapter.set_session(row)
         return self._session(row, session_id, now, is_fresh=True)
 
     async def validate_session(self, session_id: str) -> Session:
         """The session if it is alive; an idle one is renewed (``is_fresh=True``, same id, later expiries)."""
-        row = await self._session_row(session_id)
-        return await self._live_session(row, session_id)
+        return (await self.validate_session_user(session_id)).session  # type: ignore[return-value]
 
     async def validate_session_user(self, session_id: str) -> SessionUser[UserT]:
-        """Like ``validate_session``, and the user too, in one database round trip."""
-        if not is_session_id_shaped(session_id):
-            raise LuciaError("AUTH_INVALID_SESSION_ID", "not a session id")
-        found = await self.adapter.get_session_and_user(session_digest(session_id))
-        if found is None:
-            raise LuciaError("AUTH_INVALID_SESSION_ID", "no such session")
-        row, user_row = found
-        return SessionUser(await self._live_session(row, session_id), self._user(user_row))
+        """The living session and its user, in one database round trip; an idle session is renewed. Raises
+        ``AUTH_INVALID_SESSION_ID`` for an unknown, expired or outdated (older credential generation) session."""
+        row, user_row = await self._session_and_user(session_id)
+        now = self.clock()
+        await self._refuse_if_dead(row, user_row, now)
+        if now < row.active_expires:
+            session = self._session(row, session_id, now)
+        else:
+            session = await self._renew(row, session_id, now)
+        return SessionUser(session, self._user(user_row))
 
     async def get_session(self, session_id: str) -> Session:
         """The session if it is active or idle, without renewing it."""
-        row = await self._session_row(session_id)
-        now = _now_ms()
-        await self._refuse_if_dead(row, now)
+        row, user_row = await self._session_and_user(session_id)
+        now = self.clock()
+        await self._refuse_if_dead(row, user_row, now)
         return self._session(row, session_id, now)
 
     async def renew_session(self, session_id: str) -> Session:
         """Extend a living session now, whatever its state: same id, new expiries, ``is_fresh=True``."""
-        row = await self._session_row(session_id)
-        now = _now_ms()
-        await self._refuse_if_dead(row, now)
+        row, user_row = await self._session_and_user(session_id)
+        now = self.clock()
+        await self._refuse_if_dead(row, user_row, now)
         return await self._renew(row, session_id, now)
+
+    async def record_verification(self, session_id: str) -> Session:
+        """The user just proved a factor (a second factor, or a re-authentication): clear the session's
+        ``second_factor_pending`` and set ``last_verified_at`` to now. Same session id: no new cookie needed."""
+        row, user_row = await self._session_and_user(session_id)
+        now = self.clock()
+        await self._refuse_if_dead(row, user_row, now)
+        await self.adapter.update_session_verification(row.digest, now)
+        return self._session(replace(row, second_factor_pending=False, last_verified_at=now), session_id, now)
 
     async def invalidate_session(self, session_id: str) -> None:
         """Delete the session. An unknown or malformed id is not an error: the goal, no session, holds."""
         if is_session_id_shaped(session_id):
             await self.adapter.delete_session(session_digest(session_id))
 
-    async def invalidate_user_session(self, user_id: str, public_id: str) -> bool:
-        """Revoke one of ``user_id``'s sessions by the ``public_id`` a sessions page showed. Returns whether it
-        existed; another user's session is never touched."""
-        row = await self.adapter.get_session(public_id) if is_public_id_shaped(public_id) else None
+    async def invalidate_user_session(self, user_id: str, digest: str) -> bool:
+        """Revoke one of ``user_id``'s sessions by the ``digest`` a sessions page showed (``SessionInfo.digest``).
+        Returns whether it existed; another user's session is never touched."""
+        _user_id(user_id)
+        row = await self.adapter.get_session(digest) if is_digest_shaped(digest) else None
         if row is None or row.user_id != user_id:
             return False
-        await self.adapter.delete_session(row.id)
+        await self.adapter.delete_session(row.digest)
         return True
 
-    async def invalidate_all_user_sessions(self, user_id: str, *, except_session_id: str | None = None) -> None:
-        """Sign the user out everywhere, or everywhere but ``except_session_id`` (the current device): the call
-        to make after a password or privilege change."""
-        keep = None
+    async def bump_credential_generation(self, user_id: str) -> None:
+        """Kill every session of the user, including sign-ins still in flight: the user's credential generation
+        goes up (sessions of an older one are dead, checked in the same read as the session) and the stored
+        sessions are deleted. ``update_key_password`` and ``delete_key`` call it."""
+        await self.adapter.increment_credential_generation(_user_id(user_id))
+        await self.adapter.delete_sessions_by_user_id(user_id)
+
+    async def invalidate_all_user_sessions(
+        self, user_id: str, *, except_session_id: str | None = None
+    ) -> Session | None:
+        """Sign the user out everywhere ("sign out everywhere", or after a privilege change).
+
+        With ``except_session_id`` (the current device's session), that device stays signed in under a *new*
+        session id, which is returned: set its cookie (``AuthRequest.set_session``). The old id is dead, like
+        every other. Returns ``None`` when nothing was kept."""
+        _user_id(user_id)
+        kept = None
         if except_session_id is not None and is_session_id_shaped(except_session_id):
-            keep = session_digest(except_session_id)
-        await self.adapter.delete_sessions_by_user_id(user_id, except_session_id=keep)
+            found = await self.adapter.get_session_and_user(session_digest(except_session_id))
+            if found is not None and found[0].user_id == user_id and not self._is_dead(*found, self.clock()):
+                kept = found[0]
+        await self.bump_credential_generation(user_id)
+        if kept is None:
+            return None
+        user_row = await self._existing_user_row(user_id)
+        now = self.clock()
+        row = self._new_session_row(
+            user_id,
+            now,
+            created_at=kept.created_at,  # a rotation is not a new sign-in: the absolute cap still counts from it
+            generation=user_row.credential_generation,
+            second_factor_pending=kept.second_factor_pending,
+            last_verified_at=kept.last_verified_at,
+            attributes=kept.attributes,
+        )
+        session_id = new_session_id()
+        row = replace(row, digest=session_digest(session_id))
+        await self.adapter.set_session(row)
+        return self._session(row, session_id, now, is_fresh=True)
 
     async def get_all_user_sessions(self, user_id: str) -> list[SessionInfo]:
         """The user's living sessions, oldest first, as ``SessionInfo``: showable, unusable as credentials.
-        Compare ``public_id`` with the current session's to mark it."""
-        now = _now_ms()
+        Compare ``digest`` with the current session's to mark it."""
+        now = self.clock()
+        user_row = await self.adapter.get_user(_user_id(user_id))
+        if user_row is None:
+            return []
         rows = await self.adapter.get_sessions_by_user_id(user_id)
-        if self.auto_database_cleanup and any(row.idle_expires <= now for row in rows):
+        alive = [row for row in rows if not self._is_dead(row, user_row, now)]
+        if self.auto_database_cleanup and len(alive) < len(rows):
+            for row in rows:
+                if row.idle_expires > now and row not in alive:
+                    await self.adapter.delete_session(row.digest)  # of an older credential generation
             await self.adapter.delete_dead_sessions(now, user_id=user_id)
-        return [self._session_info(row, now) for row in rows if row.idle_expires > now]
+        return [self._session_info(row, now) for row in sorted(alive, key=lambda row: row.created_at)]
 
     async def delete_dead_user_sessions(self, user_id: str) -> int:
-        return await self.adapter.delete_dead_sessions(_now_ms(), user_id=user_id)
+        """Delete the user's expired sessions; return how many."""
+        return await self.adapter.delete_dead_sessions(self.clock(), user_id=_user_id(user_id))
 
     async def delete_dead_sessions(self) -> int:
-        """Delete every dead session of every user (for a cron job: ``python -m lucia_fastapi cleanup``)."""
-        return await self.adapter.delete_dead_sessions(_now_ms())
+        """Delete every dead session of every user (for a cron job: ``lucia-fastapi cleanup``)."""
+        return await self.adapter.delete_dead_sessions(self.clock())
 
-    async def _session_row(self, session_id: str) -> SessionRow:
-        row = await self.adapter.get_session(session_digest(session_id)) if is_session_id_shaped(session_id) else None
-        if row is None:
+    async def _session_and_user(self, session_id: str) -> tuple[SessionRow, UserRow]:
+        if not is_session_id_shaped(session_id):
+            raise LuciaError("AUTH_INVALID_SESSION_ID", "not a session id")
+        found = await self.adapter.get_session_and_user(session_digest(session_id))
+        if found is None:
             raise LuciaError("AUTH_INVALID_SESSION_ID", "no such session")
-        return row
+        return found
 
-    async def _live_session(self, row: SessionRow, session_id: str) -> Session:
-        now = _now_ms()
-        await self._refuse_if_dead(row, now)
-        if now < row.active_expires:
-            return self._session(row, session_id, now)
-        return await self._renew(row, session_id, now)
+    @staticmethod
+    def _is_dead(row: SessionRow, user_row: UserRow, now: int) -> bool:
+        return now >= row.idle_expires or row.credential_generation != user_row.credential_generation
 
-    async def _refuse_if_dead(self, row: SessionRow, now: int) -> None:
-        if now >= row.idle_expires:
+    async def _refuse_if_dead(self, row: SessionRow, user_row: UserRow, now: int) -> None:
+        if self._is_dead(row, user_row, now):
             if self.auto_database_cleanup:
-                await self.adapter.delete_session(row.id)
-            raise LuciaError("AUTH_INVALID_SESSION_ID", "the session has expired")
+                await self.adapter.delete_session(row.digest)
+            if now >= row.idle_expires:
+                raise LuciaError("AUTH_INVALID_SESSION_ID", "the session has expired")
+            raise LuciaError("AUTH_INVALID_SESSION_ID", "the session was signed out by a credential change")
 
     async def _renew(self, row: SessionRow, session_id: str, now: int) -> Session:
         # In place: concurrent requests carrying the same cookie stay signed in, and racing renewals agree.
         active, idle = self._expiries(now, created_at=row.created_at)
-        await self.adapter.update_session_expiry(row.id, active, idle)
-        renewed = SessionRow(row.id, row.user_id, active, idle, row.created_at, row.attributes)
-        return self._session(renewed, session_id, now, is_fresh=True)
+        await self.adapter.update_session_expiry(row.digest, active, idle)
+        return self._session(replace(row, active_expires=active, idle_expires=idle), session_id, now, is_fresh=True)
+
+    def _new_session_row(
+        self,
+        user_id: str,
+        now: int,
+        *,
+        created_at: int,
+        generation: int,
+        second_factor_pending: bool,
+        last_verified_at: int,
+        attributes: Mapping[str, Any],
+    ) -> SessionRow:
+        active, idle = self._expiries(now, created_at=created_at)
+        return SessionRow(
+            digest="",
+            user_id=user_id,
+            active_expires=active,
+            idle_expires=idle,
+            created_at=created_at,
+            credential_generation=generation,
+            second_factor_pending=second_factor_pending,
+            last_verified_at=last_verified_at,
+            attributes=dict(attributes),
+        )
 
     def _expiries(self, now: int, *, created_at: int) -> tuple[int, int]:
-        active = now + _ms(self.session_timeout.active_period)
-        idle = active + _ms(self.session_timeout.idle_period)
-        if self.absolute_timeout is not None:
-            cap = created_at + _ms(self.absolute_timeout)  # never moves, whatever the renewals
+        active = now + self._active_ms
+        idle = active + self._idle_ms
+        if self._absolute_ms is not None:
+            cap = created_at + self._absolute_ms  # never moves, whatever the renewals
             active, idle = min(active, cap), min(idle, cap)
         return active, idle
 
@@ -325,21 +450,28 @@ class Auth(Generic[UserT]):
     @staticmethod
     def _session_fields(row: SessionRow, now: int) -> dict[str, Any]:
         return {
-            "public_id": row.id,
+            "digest": row.digest,
             "user_id": row.user_id,
-            "active_expires": _to_datetime(row.active_expires),
-            "idle_expires": _to_datetime(row.idle_expires),
-            "created_at": _to_datetime(row.created_at),
+            "active_expires": to_datetime(row.active_expires),
+            "idle_expires": to_datetime(row.idle_expires),
+            "created_at": to_datetime(row.created_at),
             "state": "active" if now < row.active_expires else "idle",
+            "second_factor_pending": row.second_factor_pending,
+            "last_verified_at": to_datetime(row.last_verified_at),
             "attributes": row.attributes,
         }
 
     # Cookies and requests -------------------------------------------------------------------------------------
 
+    @property
+    def cookie_name(self) -> str:
+        """The session cookie's name: ``auth_session`` in DEV, ``__Host-auth_session`` in PROD (by default)."""
+        return self.session_cookie.name or SESSION_COOKIE_NAME
+
     def create_session_cookie(self, session: Session | None) -> Cookie:
         """The cookie that stores ``session`` until its idle expiry; ``None`` gives the blank cookie that deletes
         it from the browser."""
-        now = datetime.now(UTC)
+        now = to_datetime(self.clock())
         if session is None:
             return build_cookie(self.session_cookie, secure=self.cookie_secure, value="", expires=now, now=now)
         return build_cookie(
@@ -350,24 +482,27 @@ class Auth(Generic[UserT]):
             now=now,
         )
 
-    def validate_request_headers(self, request: HTTPConnection) -> str | None:
-        """The session id the request carries (``auth_session`` cookie or ``Authorization: Bearer``), or
-        ``None``. No database. Raises ``AUTH_INVALID_REQUEST`` when a cookie-authenticated unsafe request (or a
-        WebSocket handshake) fails the origin check."""
-        return self.read_session_credential(request)[0]
+    def validate_request_headers(self, request: Any) -> str | None:
+        """The session id the request carries (the session cookie or ``Authorization: Bearer``), or ``None``.
+        No database. ``request`` is anything with an ASGI ``scope`` (a Starlette ``Request``) or the scope
+        itself. Raises ``AUTH_INVALID_REQUEST`` when a cookie-authenticated unsafe request (or a WebSocket
+        handshake) fails the origin check."""
+        return self.read_session_credential(_scope_of(request))[0]
 
-    def verify_request_origin(self, request: HTTPConnection) -> None:
+    def verify_request_origin(self, request: Any) -> None:
         """Raise ``AUTH_INVALID_REQUEST`` unless an unsafe request comes from this site (or ``allowed_origins``),
         whether or not it carries a cookie: for forms that act without a session yet (sign-in: login CSRF) and
         for sign-out. Bearer-token requests pass: a browser never attaches that header on its own."""
-        if self.csrf_protection and session_id_from_bearer(request) is None:
-            check_origin(request, self.allowed_origins)
+        scope = _scope_of(request)
+        if self.csrf_protection and bearer_token(header(scope, b"authorization")) is None:
+            verify_origin(scope, self.allowed_origins)
 
-    def read_session_credential(self, request: HTTPConnection) -> tuple[str | None, bool]:
-        """Like ``validate_request_headers``, and whether the id came in the cookie (``False``: a bearer token)."""
+    def read_session_credential(self, scope: Scope) -> tuple[str | None, bool]:
+        """Like ``validate_request_headers``, from the ASGI scope, and whether the id came in the cookie
+        (``False``: a bearer token)."""
         return read_session_id(
-            request,
-            cookie_name=self.session_cookie.name,
+            scope,
+            cookie_name=self.cookie_name,
             csrf_protection=self.csrf_protection,
             allowed_origins=self.allowed_origins,
         )
@@ -375,13 +510,30 @@ class Auth(Generic[UserT]):
     # Conversions ----------------------------------------------------------------------------------------------
 
     async def _existing_user_row(self, user_id: str) -> UserRow:
-        row = await self.adapter.get_user(user_id)
+        row = await self.adapter.get_user(_user_id(user_id))
         if row is None:
             raise LuciaError("AUTH_INVALID_USER_ID", f"no user {user_id!r}")
         return row
 
     def _user(self, row: UserRow) -> UserT:
         return self.transform_user(User(row.id, row.attributes))
+
+
+def _user_id(user_id: str) -> str:
+    """``user_id`` if it can be a user id (bounded, no NUL, no lone surrogate), else ``AUTH_INVALID_USER_ID``:
+    a hostile id is refused before a driver chokes on it."""
+    return check_identifier(user_id, name="user_id", max_length=MAX_USER_ID_LENGTH, code="AUTH_INVALID_USER_ID")
+
+
+def _attributes(attributes: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    """A copy of ``attributes`` (column name -> value) whose names are bounded identifiers and whose text values
+    are bounded and free of NUL and lone surrogates, else ``AUTH_INVALID_REQUEST`` naming the column."""
+    checked = dict(attributes or {})
+    for name, value in checked.items():
+        check_identifier(name, name=f"{what} name", max_length=MAX_ATTRIBUTE_NAME_LENGTH)
+        if isinstance(value, str) and value:
+            check_identifier(value, name=f"{what} {name!r}", max_length=MAX_ATTRIBUTE_LENGTH)
+    return checked
 
 
 def _key_id(provider_id: str, provider_user_id: str) -> str:
@@ -398,7 +550,14 @@ def _key_id(provider_id: str, provider_user_id: str) -> str:
 
 def _key(row: KeyRow) -> Key:
     provider_id, _, provider_user_id = row.id.partition(":")
-    return Key(provider_id, provider_user_id, row.user_id, row.hashed_password is not None)
+    return Key(provider_id, provider_user_id, row.user_id, row.hashed_password is not None, row.credential_generation)
+
+
+def _scope_of(request: Any) -> Scope:
+    scope = getattr(request, "scope", request)
+    if not isinstance(scope, Mapping) or "headers" not in scope:
+        raise TypeError("expected a request with an ASGI scope (a Starlette Request, say) or the scope itself")
+    return scope
 
 
 def _is_usable_password(password: str) -> bool:

@@ -8,6 +8,7 @@ request asks for are handed to the middleware, which adds them to the response a
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any, Generic
 
 import anyio
@@ -15,10 +16,12 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from lucia_fastapi.core.auth import Auth, UserT
-from lucia_fastapi.core.cookies import Cookie
+from lucia_fastapi.core.cookies import Cookie, tossed_cookie_deletions
+from lucia_fastapi.core.credentials import has_conflicting_cookies, header
 from lucia_fastapi.core.errors import LuciaError
-from lucia_fastapi.core.models import Session, SessionUser
+from lucia_fastapi.core.models import Key, Session, SessionUser
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 _UNREAD: Any = object()  # "not asked yet", as distinct from "asked, and the answer is None"
 
 
@@ -27,8 +30,9 @@ class ResponseStartedError(RuntimeError):
 
 
 class AuthRequest(Generic[UserT]):
-    """The session of one request. ``rejection`` tells why its credentials were ignored, if they were (a failed
-    origin check: the request came from another site)."""
+    """The session of one request. ``rejection`` tells why its credentials were ignored, if they were: a failed
+    origin check (``AUTH_INVALID_REQUEST``: the request came from another site), or a session that is not valid
+    (``AUTH_INVALID_SESSION_ID``; its ``detail`` says whether it expired, was signed out or is unknown)."""
 
     # Defaults live on the class: a request that never asks about auth pays for two attribute stores, no more.
     rejection: LuciaError | None = None
@@ -41,6 +45,7 @@ class AuthRequest(Generic[UserT]):
     _validating = False
     _validated: anyio.Event | None = None
     _cookie: Cookie | None = None
+    _deletions: list[Cookie] | None = None
     response_started = False
 
     def __init__(self, auth: Auth[UserT], scope: Scope) -> None:
@@ -58,7 +63,7 @@ class AuthRequest(Generic[UserT]):
         """The session id the request carries, if well-formed and not rejected by the origin check. No query."""
         if self._session_id is _UNREAD:
             try:
-                self._session_id, self._from_cookie = self.auth.read_session_credential(self.connection)
+                self._session_id, self._from_cookie = self.auth.read_session_credential(self._scope)
             except LuciaError as error:
                 self.rejection, self._session_id = error, None
         return self._session_id
@@ -83,6 +88,22 @@ class AuthRequest(Generic[UserT]):
         self._set_cookie(self.auth.create_session_cookie(session))
         self._session, self._user, self._error = session, _UNREAD if session is not None else None, None
 
+    async def create_session(
+        self, user_id: str, *, key: Key | None = None, second_factor_pending: bool = False
+    ) -> Session:
+        """Sign in: make a new session for ``user_id`` with this request's user agent and address, send its cookie,
+        and invalidate the session the request carried, if any (a new id at every sign-in: no session fixation).
+        Also the call after a password or privilege change, which killed every session: the current device gets
+        a fresh one. Pass the ``key`` that ``Auth.use_key`` returned (see ``Auth.create_session``)."""
+        previous = self._session.session_id if isinstance(self._session, Session) else self.session_id
+        if previous is not None:
+            await self.auth.invalidate_session(previous)
+        session = await self.auth.create_session(
+            user_id, attributes=self.session_attributes(), key=key, second_factor_pending=second_factor_pending
+        )
+        self.set_session(session)
+        return session
+
     def clear_session(self) -> None:
         """Delete the session cookie in the browser. The session stays valid in the database: to sign out, use
         ``invalidate()``."""
@@ -99,15 +120,20 @@ class AuthRequest(Generic[UserT]):
         """``user_agent`` and ``ip_address`` of this request, for ``auth.create_session(..., attributes=...)``."""
         client = self.connection.client
         user_agent = self.connection.headers.get("user-agent")
+        if user_agent:  # header bytes the server let through: no control characters reach a column
+            user_agent = _CONTROL_CHARACTERS.sub("", user_agent[:512]) or None
         address = stored_ip_address(client.host) if client else None
-        return {"user_agent": user_agent[:512] if user_agent else None, "ip_address": address}
+        return {"user_agent": user_agent or None, "ip_address": address}
 
     # The middleware's side -----------------------------------------------------------------------------------
 
     def start_response(self) -> list[str]:
         """Mark the response as started and return the ``Set-Cookie`` values to send with it."""
         self.response_started = True
-        return [self._cookie.serialize()] if self._cookie is not None else []
+        cookies = [self._cookie] if self._cookie is not None else []
+        if self._deletions:
+            cookies += self._deletions
+        return [cookie.serialize() for cookie in cookies]
 
     async def _validate(self) -> None:
         # Concurrent first callers share one query: the first asks, the others wait for its answer. Only a caller
@@ -134,6 +160,8 @@ class AuthRequest(Generic[UserT]):
         session_id = self.session_id
         if session_id is None:
             self._session, self._user = None, None
+            if not self.response_started:
+                self._delete_tossed_cookies()
             return
         try:
             session, user = await self.auth.validate_session_user(session_id)
@@ -141,13 +169,22 @@ class AuthRequest(Generic[UserT]):
             if error.code != "AUTH_INVALID_SESSION_ID":
                 self._error = error  # the database is down: keep the cookie, say so to every caller
                 raise
-            self._session, self._user = None, None
+            self._session, self._user, self.rejection = None, None, error
             if self._from_cookie and not self.response_started:
                 self._cookie = self.auth.create_session_cookie(None)  # a dead cookie: let the browser drop it
             return
         self._session, self._user = session, user
         if session is not None and session.is_fresh and self._from_cookie and not self.response_started:
             self._cookie = self.auth.create_session_cookie(session)  # renewed: push the later expiry out
+
+    def _delete_tossed_cookies(self) -> None:
+        # Two different session cookies: one was planted by a sibling subdomain. Trusted for neither (above); here
+        # the response also deletes the planted ones where a Set-Cookie can reach them (tossed_cookie_deletions
+        # says which it cannot). Only requests without a usable credential get here, so this costs others nothing.
+        auth = self.auth
+        if has_conflicting_cookies(self._scope, auth.cookie_name):
+            host = header(self._scope, b"host") or ""
+            self._deletions = tossed_cookie_deletions(auth.session_cookie, host=host, path=self._scope.get("path", "/"))
 
     def _set_cookie(self, cookie: Cookie) -> None:
         if self.response_started:
@@ -166,4 +203,4 @@ def stored_ip_address(host: str | None) -> str | None:
     try:
         return str(ipaddress.ip_address(host[:64]))[:45]
     except ValueError:
-        return host[:45]
+        return _CONTROL_CHARACTERS.sub("", host[:45]) or None

@@ -41,7 +41,7 @@ class SQLAlchemyRateLimitStore:
 
     def __init__(self, engine: AsyncEngine, table: Table | None = None) -> None:
         if table is None:
-            from lucia_fastapi.adapters.schema import metadata
+            from lucia_fastapi.adapters.sqlalchemy.schema import metadata
 
             table = metadata.tables[RATE_LIMIT_TABLE]
         dialect = engine.dialect.name
@@ -51,7 +51,7 @@ class SQLAlchemyRateLimitStore:
             from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
         else:
             raise ValueError(f"SQLAlchemyRateLimitStore supports PostgreSQL and SQLite, not {dialect!r}")
-        from lucia_fastapi.adapters.sqlalchemy_adapter import _database_errors  # (schema imports this module)
+        from lucia_fastapi.adapters.sqlalchemy.adapter import _database_errors  # (schema imports this module)
 
         self._errors: Callable[[], AbstractContextManager[None]] = _database_errors
         self.engine = engine
