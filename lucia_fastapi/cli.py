@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import os
 import sys
-
 from typing import TYPE_CHECKING
 
 from lucia_fastapi.core.errors import LuciaError

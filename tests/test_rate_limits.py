@@ -8,13 +8,13 @@ from datetime import timedelta
 import pytest
 
 from lucia_fastapi import Auth, KeySpec, LuciaError, MemoryAdapter, RateLimit, RateLimiter, SignInThrottle
-from lucia_fastapi.core.storage import Adapter
 from lucia_fastapi.core.ratelimit import (
     MemoryRateLimitStore,
     RateLimitStore,
     normalize_client_address,
     rate_limit_key,
 )
+from lucia_fastapi.core.storage import Adapter
 
 
 class Clock:

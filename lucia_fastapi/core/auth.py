@@ -26,8 +26,8 @@ from lucia_fastapi.core.ids import (
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
 from lucia_fastapi.core.origin import normalize_origins
 from lucia_fastapi.core.passwords import PasswordHasher
-from lucia_fastapi.core.storage import Adapter, KeyRow, SessionRow, UserRow
 from lucia_fastapi.core.ratelimit import SignInThrottle
+from lucia_fastapi.core.storage import Adapter, KeyRow, SessionRow, UserRow
 
 UserT = TypeVar("UserT", default=User)
 Env = Literal["DEV", "PROD"]
