@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lucia_fastapi import Auth
 from lucia_fastapi.adapters.sqlalchemy.mfa import SQLAlchemyMFAStore, define_mfa_tables
+from lucia_fastapi.core.ratelimit import RateLimiter, RateLimitStore
 from lucia_fastapi.features.email.sender import OutboxEmailSender
 from lucia_fastapi.features.mfa import MFA, RelyingParty, SecretCipher
 from lucia_fastapi.features.mfa.notify import EmailMFANotifier
@@ -36,8 +37,11 @@ def _totp_keys() -> list[str]:
     return [path.read_text().strip()]
 
 
-def build_mfa(auth: Auth[Any], engine: AsyncEngine, metadata: MetaData) -> MFA:
-    """The example's ``MFA``, its four tables added to the example's ``metadata``."""
+def build_mfa(
+    auth: Auth[Any], engine: AsyncEngine, metadata: MetaData, rate_limit_store: RateLimitStore | None = None
+) -> MFA:
+    """The example's ``MFA``, its four tables added to the example's ``metadata``; code attempts are counted in
+    ``rate_limit_store`` (shared by every worker) when given."""
     origins = os.environ.get("LUCIA_WEBAUTHN_ORIGINS", "http://localhost:8000")
     relying_party = RelyingParty(
         id=os.environ.get("LUCIA_RP_ID", "localhost"),
@@ -52,4 +56,12 @@ def build_mfa(auth: Auth[Any], engine: AsyncEngine, metadata: MetaData) -> MFA:
 
     # Every change to a user's factors is mailed to them (here: to the development outbox folder).
     notifier = EmailMFANotifier(OutboxEmailSender("lucia_example_outbox"), address_of=address_of, app_name="Example")
-    return MFA(auth, store, totp_keys=_totp_keys(), relying_party=relying_party, notifier=notifier)
+    limiter = RateLimiter(rate_limit_store, clock=auth.clock) if rate_limit_store is not None else None
+    return MFA(
+        auth,
+        store,
+        totp_keys=_totp_keys(),
+        relying_party=relying_party,
+        notifier=notifier,
+        rate_limiter=limiter,
+    )

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from lucia_fastapi import Auth, SQLAlchemyAdapter
+from lucia_fastapi import Auth, RateLimit, RateLimiter, SQLAlchemyAdapter
 from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
+from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore
 from lucia_fastapi.adapters.sqlalchemy.schema import metadata
 from lucia_fastapi.migrations import VERSION_TABLE, alembic_config
 from lucia_fastapi.testing.postgres import PostgresServer
@@ -27,7 +29,7 @@ from tests.conftest import SQL_DATABASES, record_database
 
 ROOT = Path(__file__).resolve().parent.parent
 MFA_TABLES = {"auth_totp", "auth_recovery_code", "auth_passkey", "auth_webauthn_challenge"}  # 0006
-EXPECTED_TABLES = {"auth_user", "auth_key", "auth_session", *MFA_TABLES}
+EXPECTED_TABLES = {"auth_user", "auth_key", "auth_session", "auth_rate_limit", *MFA_TABLES}
 
 
 @pytest.fixture(params=SQL_DATABASES)
@@ -101,9 +103,29 @@ def test_cleanup_command_deletes_dead_sessions(empty_database_url: str) -> None:
     asyncio.run(seed())
     run = [sys.executable, "-m", "lucia_fastapi", "cleanup", "--database-url", empty_database_url]
     first = subprocess.run(run, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
-    assert first.stdout.strip() == "deleted 2 dead sessions"
+    assert first.stdout.splitlines()[0] == "deleted 2 dead sessions"
     again = subprocess.run(run, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
-    assert again.stdout.strip() == "deleted 0 dead sessions"
+    assert again.stdout.splitlines()[0] == "deleted 0 dead sessions"
+
+
+def test_cleanup_command_deletes_expired_rate_limit_counters(empty_database_url: str) -> None:
+    command.upgrade(alembic_config(empty_database_url), "head")
+
+    async def seed() -> None:
+        engine = create_async_engine(async_database_url(empty_database_url))
+        now = time.time_ns() // 1_000_000
+        ended = RateLimiter(SQLAlchemyRateLimitStore(engine), clock=lambda: now - 60_000)
+        for name in ("a", "b", "c"):
+            await ended.hit("sign-in", name, RateLimit(5, timedelta(seconds=1)))  # windows ended a minute ago
+        await RateLimiter(SQLAlchemyRateLimitStore(engine)).hit("sign-in", "live", RateLimit(5, timedelta(hours=1)))
+        await engine.dispose()
+
+    asyncio.run(seed())
+    run = [sys.executable, "-m", "lucia_fastapi", "cleanup", "--database-url", empty_database_url]
+    first = subprocess.run(run, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
+    assert "deleted 3 expired rate-limit counters" in first.stdout.splitlines()
+    again = subprocess.run(run, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
+    assert "deleted 0 expired rate-limit counters" in again.stdout.splitlines()
 
 
 def test_cleanup_command_reports_an_unreachable_database() -> None:

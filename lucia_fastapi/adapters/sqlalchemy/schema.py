@@ -108,7 +108,11 @@ def define_auth_tables(
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 default_tables = define_auth_tables(metadata)
 
-# Each feature's tables join the default metadata, so one `create_all` (or the shipped migrations) makes them all.
+# Every feature's tables join the default metadata, so one `create_all` (or the shipped migrations) makes them all.
+from lucia_fastapi.adapters.sqlalchemy.rate_limits import define_rate_limit_tables  # noqa: E402
+
+rate_limit_table = define_rate_limit_tables(metadata)
+
 from lucia_fastapi.adapters.sqlalchemy.mfa import define_mfa_tables  # noqa: E402
 
 default_mfa_tables = define_mfa_tables(metadata)  # TOTP, recovery codes, passkeys, passkey challenges (0006)
