@@ -1,7 +1,7 @@
 """The ``lucia-fastapi`` command (also ``python -m lucia_fastapi``).
 
 - ``migrate --database-url URL``: create or upgrade the auth tables (the migrations shipped in the package);
-- ``cleanup --database-url URL``: delete dead sessions (for cron or a systemd timer).
+- ``cleanup --database-url URL``: delete dead sessions and expired single-use tokens (for cron or a systemd timer).
 
 ``--database-url`` defaults to ``$DATABASE_URL``.
 """
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("migrate", "create or upgrade the auth tables to the newest schema"),
-        ("cleanup", "delete every dead session; print how many"),
+        ("cleanup", "delete every dead session and expired token; print how many"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument(
@@ -42,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             deleted = asyncio.run(_cleanup(args.database_url))
             print(f"deleted {deleted} dead session{'s' if deleted != 1 else ''}")
+            tokens = asyncio.run(_cleanup_tokens(args.database_url))
+            if tokens is None:
+                print("no auth_token table (migration 0004 not applied): no tokens to delete")
+            else:
+                print(f"deleted {tokens} expired token{'s' if tokens != 1 else ''}")
     except (LuciaError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -57,5 +62,25 @@ async def _cleanup(database_url: str) -> int:
     engine = create_async_engine(async_database_url(database_url))
     try:
         return await Auth(SQLAlchemyAdapter(engine)).delete_dead_sessions()
+    finally:
+        await engine.dispose()
+
+
+async def _cleanup_tokens(database_url: str) -> int | None:
+    """Expired single-use tokens deleted, or ``None`` when the database has no ``auth_token`` table."""
+    from sqlalchemy import inspect
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from lucia_fastapi.adapters.sqlalchemy import async_database_url
+    from lucia_fastapi.adapters.sqlalchemy.tokens import TOKEN_TABLE, SQLAlchemyTokenStore
+    from lucia_fastapi.core.clock import system_clock
+
+    engine = create_async_engine(async_database_url(database_url))
+    try:
+        async with engine.connect() as conn:
+            has_table = await conn.run_sync(lambda sync: inspect(sync).has_table(TOKEN_TABLE))
+        if not has_table:
+            return None
+        return await SQLAlchemyTokenStore(engine).delete_expired_tokens(system_clock())
     finally:
         await engine.dispose()
