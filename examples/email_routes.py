@@ -53,7 +53,7 @@ token_table = define_token_tables(metadata)  # created with the app's other tabl
 sender = make_sender()
 flows = EmailFlows(
     auth,
-    tokens=SingleUseTokens(SQLAlchemyTokenStore(auth.adapter.engine, token_table)),  # type: ignore[attr-defined]
+    tokens=SingleUseTokens(SQLAlchemyTokenStore(auth.adapter.engine, token_table), clock=auth.clock),  # type: ignore[attr-defined]
     sender=sender,
     base_url=BASE_URL,
     app_name="lucia example",

@@ -65,7 +65,7 @@ async def setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         engine = await make_engine(request, request.param, tmp_path_factory, metadata)
         adapter = SQLAlchemyAdapter(engine, tables)
         store = SQLAlchemyTokenStore(engine, token_table)
-    auth: Auth[Any] = Auth(adapter)
+    auth: Auth[Any] = Auth(adapter, clock=clock)
     tokens = SingleUseTokens(store, clock=clock)
     flows = EmailFlows(auth, tokens=tokens, sender=outbox, base_url="https://app.example", app_name="Example")
     yield Setup(auth, flows, outbox, clock)

@@ -156,7 +156,7 @@ class EmailFlows:
         self.base_url = base_url.rstrip("/")
         self.app_name = app_name
         self.templates = templates or EmailTemplates()
-        self.clock: Callable[[], int] = tokens.clock
+        self.clock: Callable[[], int] = auth.clock
         self.rate_limiter = rate_limiter or tokens.rate_limiter
         self.provider_id = provider_id
         self.email_attribute = email_attribute
@@ -353,12 +353,12 @@ class EmailFlows:
         address = self.address_of(user)
         if address is None or verified.value is None or not _same(address, verified.value):
             raise TokenError("INVALID_TOKEN", "the link is for an address this account no longer has")
-        await self.auth.update_key_password(self.provider_id, address, new_password)
-        await self.auth.invalidate_all_user_sessions(verified.user_id)
+        # Bumps the credential generation: every session of the user dies, sign-ins in flight included.
+        key = await self.auth.update_key_password(self.provider_id, address, new_password)
         await self.tokens.invalidate_user_tokens(verified.user_id, self.RESET)
         if not self.is_verified(user):
             await self.auth.update_user_attributes(verified.user_id, {self.verified_attribute: self.clock()})
-        return await self.auth.create_session(verified.user_id, attributes=session_attributes)
+        return await self.auth.create_session(verified.user_id, attributes=session_attributes, key=key)
 
     def check_new_password(self, password: str) -> None:
         if not isinstance(password, str) or len(password) < self.min_password_length:
