@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import MetaData
 
 from lucia_fastapi import Auth, MemoryAdapter, SQLAlchemyAdapter
+from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
 from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
 from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore, define_token_tables
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.features.email import OutboxEmailSender
-from lucia_fastapi.features.email.flows import EmailFlowError, EmailFlows, email_user_columns
+from lucia_fastapi.features.email.flows import EmailFlowError, EmailFlows
 from lucia_fastapi.features.tokens import MemoryTokenStore, SingleUseTokens, TokenError
 from tests.conftest import ALL_STORES, make_engine, record_database
 

@@ -6,7 +6,8 @@ and ``require_verified_email`` a FastAPI dependency, and an app's own pages can 
 
 Where the address lives. The account's address is the password key ``email:<address>`` (Lucia's key id) and the
 user columns ``email`` and ``email_verified_at`` (epoch ms, ``NULL`` until verified) on ``auth_user``: app columns,
-added with ``define_auth_tables(metadata, user_columns=email_user_columns())`` (the names are settings). An email
+added with ``define_auth_tables(metadata, user_columns=email_user_columns())`` (from
+``lucia_fastapi.adapters.sqlalchemy.email``; the names are settings). An email
 change moves the key (same password hash) and the column together, only once the new address is confirmed.
 """
 
@@ -76,13 +77,6 @@ class SignUpResult:
     With ``prevent_enumeration`` a page must answer both the same way: "check your email"."""
 
     user: Any | None
-
-
-def email_user_columns(email: str = "email", verified_at: str = "email_verified_at") -> list[Any]:
-    """The two ``auth_user`` columns the flows use: the address (unique) and when it was verified (epoch ms)."""
-    from sqlalchemy import BigInteger, Column, String
-
-    return [Column(email, String(255), nullable=False, unique=True), Column(verified_at, BigInteger, nullable=True)]
 
 
 def normalize_email(address: str) -> str:
