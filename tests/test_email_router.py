@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-from lucia_fastapi import Auth, AuthMiddleware, MemoryAdapter
+from lucia_fastapi import Auth, AuthMiddleware, MemoryAdapter, PasswordHasher
 from lucia_fastapi.features.email import OutboxEmailSender
 from lucia_fastapi.features.email.flows import EmailFlows
 from lucia_fastapi.features.email.router import email_router, require_verified_email
@@ -22,7 +22,7 @@ SAME_ORIGIN = {"origin": BASE}
 
 class App:
     def __init__(self) -> None:
-        self.auth: Auth[Any] = Auth(MemoryAdapter())
+        self.auth: Auth[Any] = Auth(MemoryAdapter(), password_hasher=PasswordHasher(memory_cost=1024, time_cost=1))
         self.outbox = OutboxEmailSender()
         self.flows = EmailFlows(
             self.auth, tokens=SingleUseTokens(MemoryTokenStore()), sender=self.outbox, base_url="https://app.example"
