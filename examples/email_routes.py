@@ -89,8 +89,10 @@ def refused(
     elif isinstance(error, LuciaError) and error.code == "AUTH_TOO_MANY_ATTEMPTS":
         minutes = max(1, round((error.retry_after or 60) / 60))
         message, code = f"Too many attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''}.", 429
+    elif isinstance(error, LuciaError) and error.code.startswith("AUTH_"):  # say, the key went away meanwhile
+        message, code = "This request cannot be carried out any more. Please start again.", 400
     else:
-        raise error
+        raise error  # the database is down: the app's own handler answers 503
     return page(request, "email/refused.html", status_code=code, title=title, message=message, user=user)
 
 
@@ -144,7 +146,7 @@ async def verify_form(request: Request, signed_in: MaybeUser, token: Annotated[s
     session, user = signed_in
     try:
         await flows.verify_email(token, user_id=session.user_id if session else None)
-    except TokenError as error:
+    except (TokenError, LuciaError) as error:
         return refused(request, error, user)
     if session is not None:
         return see_other("/profile?notice=email-verified")
@@ -231,7 +233,7 @@ async def reset_form(
         return page(
             request, "email/reset.html", status_code=400, token=token, error=error.message, second_factor=second
         )
-    except TokenError as error:
+    except (TokenError, LuciaError) as error:
         return refused(request, error)
     request.state.auth.set_session(session)
     return see_other("/profile?notice=password-reset")
@@ -285,7 +287,7 @@ async def confirm_change_form(request: Request, signed_in: MaybeUser, token: Ann
     session, user = signed_in
     try:
         await flows.confirm_email_change(token, user_id=session.user_id if session else None)
-    except (TokenError, EmailFlowError) as error:
+    except (TokenError, EmailFlowError, LuciaError) as error:
         return refused(request, error, user)
     if session is not None:
         return see_other("/profile?notice=email-changed")
