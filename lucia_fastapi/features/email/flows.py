@@ -67,8 +67,13 @@ class EmailFlowError(Exception):
 class SecondFactor(Protocol):
     """The hook a password reset asks before it sets a new password (issue 14's MFA plugs in here)."""
 
-    async def is_enabled(self, user_id: str) -> bool: ...
-    async def verify(self, user_id: str, code: str) -> bool: ...
+    async def is_enabled(self, user_id: str) -> bool:
+        """Whether the user has a second factor that a reset must ask for."""
+        ...
+
+    async def verify(self, user_id: str, code: str) -> bool:
+        """Whether ``code`` proves the user's second factor (it may be used up)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +197,7 @@ class EmailFlows:
         return _attribute(user, self.verified_attribute) is not None and self.address_of(user) is not None
 
     def link(self, name: str, token: str) -> str:
+        """The absolute link to the page ``paths[name]`` carrying ``token``."""
         return f"{self.base_url}{self.paths[name]}?{urlencode({'token': token})}"
 
     # Sign-up ----------------------------------------------------------------------------------------------------
@@ -318,6 +324,7 @@ class EmailFlows:
         return await self.tokens.validate(token, self.RESET)
 
     async def needs_second_factor(self, user_id: str) -> bool:
+        """Whether a password reset of this user must ask for a second factor (see ``second_factor``)."""
         return self.second_factor is not None and await self.second_factor.is_enabled(user_id)
 
     async def reset_password(
@@ -355,6 +362,7 @@ class EmailFlows:
         return await self.auth.create_session(verified.user_id, attributes=session_attributes, key=key)
 
     def check_new_password(self, password: str) -> None:
+        """Raise ``EmailFlowError("INVALID_PASSWORD")`` unless the length is within the configured bounds."""
         if not isinstance(password, str) or len(password) < self.min_password_length:
             raise EmailFlowError(
                 "INVALID_PASSWORD", f"Use at least {self.min_password_length} characters for your password."
