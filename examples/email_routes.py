@@ -20,10 +20,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
-from examples.app import NOTICES, SameOrigin, auth, metadata, page, page_user, see_other
+from examples.app import NOTICES, SameOrigin, auth, metadata, page, page_user, rate_limit_store, see_other
 from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore, define_token_tables
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Session, User
+from lucia_fastapi.core.ratelimit import RateLimiter
 from lucia_fastapi.features.email import EmailSender, OutboxEmailSender, SMTPEmailSender
 from lucia_fastapi.features.email.flows import EmailFlowError, EmailFlows
 from lucia_fastapi.features.email.router import TOKEN_MESSAGES
@@ -49,11 +50,16 @@ def make_sender() -> EmailSender:
     return OutboxEmailSender(os.environ.get("OUTBOX_DIR", "outbox"), from_address=from_address)
 
 
+limiter = RateLimiter(rate_limit_store, clock=auth.clock)
 token_table = define_token_tables(metadata)  # created with the app's other tables (a real app: migration 0004)
 sender = make_sender()
 flows = EmailFlows(
     auth,
-    tokens=SingleUseTokens(SQLAlchemyTokenStore(auth.adapter.engine, token_table), clock=auth.clock),  # type: ignore[attr-defined]
+    tokens=SingleUseTokens(
+        SQLAlchemyTokenStore(auth.adapter.engine, token_table),  # type: ignore[attr-defined]
+        clock=auth.clock,
+        rate_limiter=limiter,  # code attempts, counted where sign-in counts them (every worker sees them)
+    ),
     sender=sender,
     base_url=BASE_URL,
     app_name="lucia example",
