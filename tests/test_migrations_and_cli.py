@@ -23,13 +23,15 @@ from lucia_fastapi import Auth, RateLimit, RateLimiter, SQLAlchemyAdapter
 from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
 from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore
 from lucia_fastapi.adapters.sqlalchemy.schema import metadata
+from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore
+from lucia_fastapi.features.tokens import SingleUseTokens, TokenPurpose
 from lucia_fastapi.migrations import VERSION_TABLE, alembic_config
 from lucia_fastapi.testing.postgres import PostgresServer
 from tests.conftest import SQL_DATABASES, record_database
 
 ROOT = Path(__file__).resolve().parent.parent
 MFA_TABLES = {"auth_totp", "auth_recovery_code", "auth_passkey", "auth_webauthn_challenge"}  # 0006
-EXPECTED_TABLES = {"auth_user", "auth_key", "auth_session", "auth_rate_limit", *MFA_TABLES}
+EXPECTED_TABLES = {"auth_user", "auth_key", "auth_session", "auth_rate_limit", "auth_token", *MFA_TABLES}
 
 
 @pytest.fixture(params=SQL_DATABASES)
@@ -98,14 +100,19 @@ def test_cleanup_command_deletes_dead_sessions(empty_database_url: str) -> None:
         for _ in range(2):
             dead = await auth.create_session(user.user_id)
             await adapter.update_session_expiry(dead.digest, now - 2000, now - 1000)
+        tokens = SingleUseTokens(SQLAlchemyTokenStore(engine), clock=lambda: now - 2 * 3_600_000)
+        await tokens.issue(user.user_id, TokenPurpose("password-reset", timedelta(hours=1)))  # expired an hour ago
+        await tokens.issue(user.user_id, TokenPurpose("email-verification", timedelta(days=1)))  # alive
         await engine.dispose()
 
     asyncio.run(seed())
     run = [sys.executable, "-m", "lucia_fastapi", "cleanup", "--database-url", empty_database_url]
     first = subprocess.run(run, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
     assert first.stdout.splitlines()[0] == "deleted 2 dead sessions"
+    assert "deleted 1 expired token" in first.stdout.splitlines()
     again = subprocess.run(run, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
     assert again.stdout.splitlines()[0] == "deleted 0 dead sessions"
+    assert "deleted 0 expired tokens" in again.stdout.splitlines()
 
 
 def test_cleanup_command_deletes_expired_rate_limit_counters(empty_database_url: str) -> None:
