@@ -3,7 +3,7 @@
 - ``LUCIA_TOTP_KEYS``: comma-separated Fernet keys, newest first (rotation: prepend a new key, restart, run
   ``mfa.totp.rotate_keys()``, then drop the old key). Without it the example keeps a development key in
   ``lucia_example.totp-key`` next to its SQLite file.
-- Announcements of MFA changes go to ``lucia_example_outbox/`` (``OutboxEmailSender``: no mail leaves).
+- Announcements of MFA changes are mailed with the example's sender (SMTP, or the development outbox).
 - ``LUCIA_RP_ID`` (default ``localhost``) and ``LUCIA_WEBAUTHN_ORIGINS`` (comma-separated, default
   ``http://localhost:8000``): passkeys work on those origins only. ``http://localhost`` is a secure context;
   ``http://127.0.0.1`` is too, but an IP address cannot be an RP ID, so open the example on ``localhost``.
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from lucia_fastapi import Auth
 from lucia_fastapi.adapters.sqlalchemy.mfa import SQLAlchemyMFAStore, define_mfa_tables
 from lucia_fastapi.core.ratelimit import RateLimiter, RateLimitStore
-from lucia_fastapi.features.email.sender import OutboxEmailSender
+from lucia_fastapi.features.email.sender import EmailMessage
 from lucia_fastapi.features.mfa import MFA, RelyingParty, SecretCipher
 from lucia_fastapi.features.mfa.notify import EmailMFANotifier
 
@@ -35,6 +35,16 @@ def _totp_keys() -> list[str]:
         path.write_text(SecretCipher.generate_key())
         path.chmod(0o600)
     return [path.read_text().strip()]
+
+
+class _ExampleSender:
+    """The example's mail sender (SMTP or the development outbox, ``examples/email_routes.py``), looked up when
+    a mail goes out: that module is imported after this one."""
+
+    async def send(self, message: EmailMessage) -> None:
+        from examples.email_routes import sender
+
+        await sender.send(message)
 
 
 def build_mfa(
@@ -54,8 +64,8 @@ def build_mfa(
         email = (await auth.get_user(user_id)).attributes.get("email")
         return str(email) if email else None
 
-    # Every change to a user's factors is mailed to them (here: to the development outbox folder).
-    notifier = EmailMFANotifier(OutboxEmailSender("lucia_example_outbox"), address_of=address_of, app_name="Example")
+    # Every change to a user's factors is mailed to them, through the example's sender.
+    notifier = EmailMFANotifier(_ExampleSender(), address_of=address_of, app_name="lucia_fastapi example")
     limiter = RateLimiter(rate_limit_store, clock=auth.clock) if rate_limit_store is not None else None
     return MFA(
         auth,
