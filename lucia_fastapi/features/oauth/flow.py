@@ -339,6 +339,9 @@ class OAuth:
             else:
                 key = await self.auth.get_key(identity.provider, identity.subject)
                 logger.info("oauth %s: new user %s", provider.name, user_id_of(user))
+        # The explicit passwordless check: a key that has a password (a provider named like the app's password
+        # keys, say) is never entered through a provider.
+        key = await self.auth.use_passwordless_key(key.provider_id, key.provider_user_id)
         await self._store_tokens(key, tokens, provider)
         auth_request = _auth_request(request)
         attributes = auth_request.session_attributes() if auth_request is not None else None
