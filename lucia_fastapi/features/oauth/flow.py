@@ -341,7 +341,12 @@ class OAuth:
                 logger.info("oauth %s: new user %s", provider.name, user_id_of(user))
         # The explicit passwordless check: a key that has a password (a provider named like the app's password
         # keys, say) is never entered through a provider.
-        key = await self.auth.use_passwordless_key(key.provider_id, key.provider_user_id)
+        try:
+            key = await self.auth.use_passwordless_key(key.provider_id, key.provider_user_id)
+        except LuciaError as error:
+            if error.code != "AUTH_INVALID_PASSWORD":
+                raise
+            raise OAuthError("OAUTH_ACCOUNT_EXISTS", "the key has a password") from None
         await self._store_tokens(key, tokens, provider)
         auth_request = _auth_request(request)
         attributes = auth_request.session_attributes() if auth_request is not None else None
