@@ -338,7 +338,7 @@ class OAuth:
                     raise
             else:
                 key = await self.auth.get_key(identity.provider, identity.subject)
-                logger.info("oauth %s: new user %s", provider.name, user_id_of(user))
+                logger.info("oauth %s: new user %s", provider.name, _user_id_of(user))
         # The explicit passwordless check: a key that has a password (a provider named like the app's password
         # keys, say) is never entered through a provider.
         try:
@@ -526,5 +526,5 @@ def _auth_request(request: Request) -> AuthRequest[Any] | None:
     return candidate if isinstance(candidate, AuthRequest) else None
 
 
-def user_id_of(user: Any) -> str:
+def _user_id_of(user: Any) -> str:
     return str(getattr(user, "user_id", user))
