@@ -216,19 +216,26 @@ class OAuth:
         return await self.auth.invalidate_all_user_sessions(user_id, except_session_id=except_session_id)
 
     async def get_tokens(self, user_id: str, provider: str, subject: str) -> ProviderTokens | None:
-        """The provider tokens stored at the user's last sign-in with ``provider:subject``, decrypted."""
+        """The provider tokens stored at the user's last sign-in with ``provider:subject``, decrypted (``None`` if
+        there are none, or only ones sealed with a key that has left ``secret_keys``)."""
         if self.token_store is None:
             return None
         row = await self.token_store.get_tokens(f"{provider}:{subject}")
         if row is None or row.user_id != user_id:
             return None
+        from cryptography.fernet import InvalidToken
+
         decrypt = self._token_cipher.decrypt
-        return ProviderTokens(
-            access_token=decrypt(row.access_token.encode()).decode(),
-            refresh_token=decrypt(row.refresh_token.encode()).decode() if row.refresh_token else None,
-            expires_at=row.expires_at,
-            scope=row.scope,
-        )
+        try:
+            return ProviderTokens(
+                access_token=decrypt(row.access_token.encode()).decode(),
+                refresh_token=decrypt(row.refresh_token.encode()).decode() if row.refresh_token else None,
+                expires_at=row.expires_at,
+                scope=row.scope,
+            )
+        except InvalidToken:  # sealed with a key no longer in secret_keys: as good as none
+            logger.warning("oauth: stored tokens of %s:%s cannot be decrypted with the current keys", provider, subject)
+            return None
 
     # The flow --------------------------------------------------------------------------------------------------
 
