@@ -7,6 +7,7 @@ working directory, created on start); set ``DATABASE_URL`` for PostgreSQL. ``mak
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable
@@ -103,7 +104,10 @@ class TooManyAttempts(FormError):
     status_code = 429
 
     def __init__(self, retry_after: float) -> None:
-        self.retry_after = max(1, round(retry_after))
+        self.retry_after = max(1, math.ceil(retry_after))
+        if self.retry_after < 60:  # the server is busy checking passwords: a moment is enough
+            super().__init__("Too many sign-ins right now. Please try again in a few seconds.")
+            return
         minutes = max(1, round(retry_after / 60))
         super().__init__(f"Too many failed attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''}.")
 
@@ -146,6 +150,8 @@ async def sign_up(email: str, password: str, request: Request, *, cookie: bool =
             raise FormError("Please enter a valid email address.") from None
         if error.code == "AUTH_INVALID_PASSWORD":
             raise FormError("That password cannot be used; please choose another.") from None
+        if error.code == "AUTH_TOO_MANY_ATTEMPTS":  # password hashing is at capacity
+            raise TooManyAttempts(error.retry_after or 1) from None
         raise
     return await start_session(request, user.user_id, cookie=cookie)
 
@@ -177,7 +183,12 @@ async def change_password(request: Request, user: User, current: str, new: str, 
     check_new_credentials(email, new)
     # A new password must lock out whoever knew the old one: every session goes (sign-ins in flight too), and
     # this device gets a new one.
-    await auth.update_key_password("email", email, new)
+    try:
+        await auth.update_key_password("email", email, new)
+    except LuciaError as error:
+        if error.code == "AUTH_TOO_MANY_ATTEMPTS":  # password hashing is at capacity
+            raise TooManyAttempts(error.retry_after or 1) from None
+        raise
     return await start_session(request, user.user_id, cookie=cookie)
 
 
@@ -375,6 +386,8 @@ async def api_signup(request: Request, credentials: Credentials) -> dict[str, st
 async def api_signin(request: Request, credentials: Credentials) -> dict[str, str]:
     try:
         session = await sign_in(credentials.email, credentials.password, request, cookie=False)
+    except TooManyAttempts as error:
+        raise api_error(error) from None  # 429 with Retry-After
     except FormError as error:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, {"code": "INVALID_CREDENTIALS", "message": str(error)}

@@ -28,7 +28,9 @@ import os
 import threading
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 import anyio
@@ -41,6 +43,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from lucia_fastapi.core.errors import LuciaError
 
 T = TypeVar("T")
+
+# The hasher whose queue the current task holds a place in (``PasswordHasher.admission``).
+_admitted_to: ContextVar[PasswordHasher | None] = ContextVar("lucia_fastapi_hashing_admission", default=None)
 
 # OWASP's first Argon2id recommendation: 19 MiB, 2 iterations, 1 lane.
 ARGON2_MEMORY_KIB = 19 * 1024
@@ -174,16 +179,33 @@ class PasswordHasher:
         """Hashes and verifications running or waiting for a thread now."""
         return self._admitted
 
-    async def _in_thread(self, func: Callable[..., T], *args: object) -> T:
-        if self._admitted >= self.max_concurrency + self.max_queue:
+    def check_admission(self) -> None:
+        """Raise ``AUTH_TOO_MANY_ATTEMPTS`` (``retry_after=1``) if the hashing queue is full now; reserve nothing.
+        Sign-in asks this before taking its rate-limit slots, so a refusal for a busy server costs no attempt."""
+        if self._admitted >= self.max_concurrency + self.max_queue and _admitted_to.get() is not self:
             raise LuciaError(
                 "AUTH_TOO_MANY_ATTEMPTS", "the server is busy checking passwords; try again shortly", retry_after=1
             )
+
+    @contextmanager
+    def admission(self) -> Iterator[None]:
+        """A place in the hashing queue for the block, or ``AUTH_TOO_MANY_ATTEMPTS`` (``retry_after=1``) at once
+        when the queue is full. Hashes and verifications inside the block use this place (nested blocks too)."""
+        if _admitted_to.get() is self:
+            yield
+            return
+        self.check_admission()
         self._admitted += 1
+        token = _admitted_to.set(self)
         try:
-            return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+            yield
         finally:
+            _admitted_to.reset(token)
             self._admitted -= 1
+
+    async def _in_thread(self, func: Callable[..., T], *args: object) -> T:
+        with self.admission():
+            return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
 
 
 def _scheme(hashed: str, lucia_scrypt: bool) -> str:

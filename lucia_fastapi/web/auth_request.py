@@ -122,7 +122,8 @@ class AuthRequest(Generic[UserT]):
         user_agent = self.connection.headers.get("user-agent")
         if user_agent:  # header bytes the server let through: no control characters reach a column
             user_agent = _CONTROL_CHARACTERS.sub("", user_agent[:512]) or None
-        return {"user_agent": user_agent or None, "ip_address": stored_ip_address(client.host) if client else None}
+        address = stored_ip_address(client.host) if client else None
+        return {"user_agent": user_agent or None, "ip_address": address}
 
     # The middleware's side -----------------------------------------------------------------------------------
 
@@ -202,4 +203,4 @@ def stored_ip_address(host: str | None) -> str | None:
     try:
         return str(ipaddress.ip_address(host[:64]))[:45]
     except ValueError:
-        return host[:45]
+        return _CONTROL_CHARACTERS.sub("", host[:45]) or None
