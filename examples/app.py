@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
-from sqlalchemy import Column, MetaData, String
+from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.templating import Jinja2Templates
@@ -39,6 +39,7 @@ from lucia_fastapi import (
 )
 from lucia_fastapi.adapters.redis.rate_limits import RedisRateLimitStore
 from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
+from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
 from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore, define_rate_limit_tables
 from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
 from lucia_fastapi.core.ratelimit import RateLimiter, RateLimitStore, SignInThrottle
@@ -48,9 +49,9 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite:///lucia_example.sqlite3")
 MIN_PASSWORD_LENGTH = 8
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 
-# The app's own schema: Lucia's three tables, plus an email column on the user.
+# The app's own schema: Lucia's three tables, plus the email flows' columns on the user.
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
-tables = define_auth_tables(metadata, user_columns=[Column("email", String(255), nullable=False, unique=True)])
+tables = define_auth_tables(metadata, user_columns=email_user_columns())  # email (unique), email_verified_at
 engine = create_async_engine(async_database_url(DATABASE_URL))
 # Sign-in limits shared by every worker: in the same database (auth_rate_limit), or in Redis when REDIS_URL is set.
 rate_limit_store: RateLimitStore = (
@@ -272,13 +273,6 @@ async def signup_page(request: Request) -> HTMLResponse:
     return page(request, "signup.html")
 
 
-@app.post("/signup", include_in_schema=False, dependencies=[SameOrigin])
-async def signup_form(
-    request: Request, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
-) -> Response:
-    return await credentials_form(request, "signup.html", sign_up(email, password, request), email)
-
-
 @app.get("/signin", include_in_schema=False)
 async def signin_page(request: Request) -> HTMLResponse:
     return page(request, "signin.html")
@@ -292,8 +286,8 @@ async def signin_form(
 
 
 async def credentials_form(request: Request, template: str, signing_in: Awaitable[Session], email: str) -> Response:
-    """Sign-up and sign-in alike: on success set the session cookie and go to the profile; on a mistake show the
-    form again with what went wrong."""
+    """Sign-in (sign-up lives in email_routes: one answer for new and taken addresses): on success set the session
+    cookie and go to the profile; on a mistake show the form again with what went wrong."""
     try:
         await signing_in
     except FormError as error:
@@ -432,6 +426,12 @@ async def api_password(request: Request, change: PasswordChange, user: CurrentUs
 @app.get("/healthz", include_in_schema=False)
 async def healthz() -> dict[str, str]:
     return {"status": "ok", "time": datetime.now(UTC).isoformat()}
+
+
+# Email verification, password reset, email change, DEV outbox (and the HTML sign-up form): their own module.
+from examples import email_routes  # noqa: E402 - it uses this module's auth, metadata and page helpers
+
+app.include_router(email_routes.router)
 
 
 # Sign in with OAuth / OpenID Connect providers configured in the environment (examples/oauth_routes.py).

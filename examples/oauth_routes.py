@@ -119,7 +119,10 @@ def install(
                 f"{oauth.providers[identity.provider].display_name} on the Connected accounts page."
             )
             raise OAuthError("OAUTH_ACCOUNT_EXISTS", message=message)
-        return {"email": email}
+        columns: dict[str, Any] = {"email": email}
+        if "email_verified_at" in users.c:  # the provider verified it: no need to send our own link
+            columns["email_verified_at"] = auth.clock()
+        return columns
 
     def refused(request: Request, error: OAuthError) -> Response:
         return render(request, "error.html", status_code=error.status_code, message=error.message)

@@ -1,1 +1,1 @@
-"""Account flows, each a package of its own that composes ``Auth`` with a store protocol of its own."""
+"""Account flows built on ``Auth``: each a package of its own (tokens, email, oauth, mfa)."""
