@@ -31,7 +31,15 @@ from tests.conftest import SQL_DATABASES, record_database
 
 ROOT = Path(__file__).resolve().parent.parent
 MFA_TABLES = {"auth_totp", "auth_recovery_code", "auth_passkey", "auth_webauthn_challenge"}  # 0006
-EXPECTED_TABLES = {"auth_user", "auth_key", "auth_session", "auth_rate_limit", "auth_token", *MFA_TABLES}
+EXPECTED_TABLES = {
+    "auth_user",
+    "auth_key",
+    "auth_session",
+    "auth_rate_limit",
+    "auth_token",
+    "auth_oauth_token",
+    *MFA_TABLES,
+}
 
 
 @pytest.fixture(params=SQL_DATABASES)
