@@ -456,6 +456,7 @@ oauth = install_oauth(
     page_user=lambda request: page_user(request.state.auth),
     render=page,
     rate_limiter=RateLimiter(rate_limit_store),
+    second_factor_required=mfa.requires_second_factor,
 )
 
 from examples.mfa_routes import install_mfa  # noqa: E402 - its routes use this module's helpers
