@@ -94,7 +94,9 @@ class TooManyAttempts(FormError):
 
 def check_new_credentials(email: str, password: str) -> str:
     email = email.strip().lower()
-    if not EMAIL.fullmatch(email) or len(email) > 254:
+    # Printable text only: no NUL or control characters, no lone surrogates, and no U+FFFD (what a byte sequence
+    # that was not UTF-8 decodes to) -- an address nobody can receive mail at.
+    if len(email) > 254 or not EMAIL.fullmatch(email) or not email.isprintable() or "\ufffd" in email:
         raise FormError("Please enter a valid email address.")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise FormError(f"Use at least {MIN_PASSWORD_LENGTH} characters for your password.")
@@ -118,6 +120,8 @@ async def sign_up(email: str, password: str, request: Request, *, cookie: bool =
     except LuciaError as error:
         if error.code == "AUTH_DUPLICATE_KEY_ID":
             raise FormError("An account with this email already exists. Sign in instead?") from None
+        if error.code == "AUTH_INVALID_KEY_ID":  # the library refuses what no database should store (NUL, ...)
+            raise FormError("Please enter a valid email address.") from None
         if error.code == "AUTH_INVALID_PASSWORD":
             raise FormError("That password cannot be used; please choose another.") from None
         raise
@@ -280,7 +284,8 @@ async def sessions_page(request: Request, signed_in: PageUser) -> HTMLResponse:
 @app.post("/sessions/revoke", include_in_schema=False)
 async def revoke_device(signed_in: PageUser, digest: Annotated[str, Form()] = "") -> Response:
     _, user = signed_in
-    await auth.invalidate_user_session(user.user_id, digest)
+    if not await auth.invalidate_user_session(user.user_id, digest):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "That device is not signed in (any more).")
     return see_other("/sessions?notice=device-signed-out")
 
 
