@@ -10,7 +10,7 @@ TEST_WORKERS ?= 2
 
 BENCH_VENV ?= benchmarks/.venv
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint docs bench system-deps clean
 
 # Two stamps: `make run` installs only what the example needs; `make test` everything the tests need.
 $(BIN)/.installed-example: pyproject.toml
@@ -35,9 +35,14 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict lucia_fastapi
 
-## The whole suite: lint and types, then every test on SQLite and on a throwaway PostgreSQL 15 server.
-test: $(BIN)/.installed system-deps lint
+## The whole suite: lint and types, the docs site, then every test on SQLite and on a throwaway PostgreSQL 15 server.
+test: $(BIN)/.installed system-deps lint docs
 	$(BIN)/pytest -n $(TEST_WORKERS)
+
+## The documentation site, built strictly (a warning is an error) into a throwaway directory; `mkdocs serve` previews.
+docs: $(BIN)/.installed
+	@site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && \
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$$site" && echo "docs: built strictly"
 
 $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)

@@ -102,9 +102,11 @@ class Auth(Generic[UserT]):
         return self._user(user_row)
 
     async def get_user(self, user_id: str) -> UserT:
+        """The user (as ``transform_user`` makes it); ``AUTH_INVALID_USER_ID`` if there is none."""
         return self._user(await self._existing_user_row(user_id))
 
     async def update_user_attributes(self, user_id: str, attributes: Mapping[str, Any]) -> UserT:
+        """Set some of the user's own columns (the others keep their values); returns the updated user."""
         await self.adapter.update_user(_user_id(user_id), _attributes(attributes, "user attribute"))
         return await self.get_user(user_id)
 
@@ -115,6 +117,7 @@ class Auth(Generic[UserT]):
     # Keys -----------------------------------------------------------------------------------------------------
 
     async def create_key(self, user_id: str, key: KeySpec) -> Key:
+        """Add a way to sign in to an existing user; ``AUTH_DUPLICATE_KEY_ID`` if the key is taken."""
         row = await self._key_row(user_id, key)
         await self.adapter.set_key(row)
         return _key(row)
@@ -173,12 +176,14 @@ class Auth(Generic[UserT]):
         return row
 
     async def get_key(self, provider_id: str, provider_user_id: str) -> Key:
+        """The key (never its hash); ``AUTH_INVALID_KEY_ID`` if there is none. Checks no password."""
         row = await self.adapter.get_key(_key_id(provider_id, provider_user_id))
         if row is None:
             raise LuciaError("AUTH_INVALID_KEY_ID", "no such key")
         return _key(row)
 
     async def get_all_user_keys(self, user_id: str) -> list[Key]:
+        """Every way the user can sign in; ``AUTH_INVALID_USER_ID`` if there is no such user."""
         await self._existing_user_row(user_id)
         return [_key(row) for row in await self.adapter.get_keys_by_user_id(user_id)]
 

@@ -97,6 +97,8 @@ def _check_secure(name: str | None, same_site: str, why: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class CookieAttributes:
+    """The attributes of a ``Set-Cookie`` header; ``max_age`` is in seconds (0 deletes the cookie)."""
+
     path: str
     same_site: SameSite
     secure: bool
@@ -108,6 +110,8 @@ class CookieAttributes:
 
 @dataclass(frozen=True, slots=True)
 class Cookie:
+    """A session cookie to send: ``serialize()`` gives the value of its ``Set-Cookie`` header."""
+
     name: str
     value: str
     attributes: CookieAttributes

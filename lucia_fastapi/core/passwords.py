@@ -74,10 +74,12 @@ class PasswordHasher:
         self._dummy_hash = self._argon2.hash("lucia_fastapi dummy password")
 
     async def hash(self, password: str) -> str:
+        """An Argon2id hash of ``password``, computed in a worker thread."""
         return await self._in_thread(self._argon2.hash, _normalize(password))
 
     async def verify(self, hashed: str, password: str) -> bool:
-        """Whether ``password`` matches ``hashed``. A mismatch takes as long as the slowest accepted scheme's."""
+        """Whether ``password`` matches ``hashed`` (Argon2 or Lucia's scrypt ``s2:``), in a worker thread. A mismatch
+        takes as long as the slowest accepted scheme's, so timing does not tell which kind of hash an account has."""
         ok, scheme, elapsed = await self._in_thread(self._timed_verify, hashed, password)
         if not ok:
             await self._stretch(scheme, elapsed)
