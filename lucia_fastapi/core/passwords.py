@@ -46,7 +46,7 @@ _SCRYPT_KEY_BYTES = 64
 
 # How much slower than its measured cost a verification may have run (a loaded machine) and still be scaled up to
 # the slowest scheme's cost: beyond it the padding stops growing, so one stalled thread cannot stall sign-in.
-_MAX_LOAD_FACTOR = 4.0
+_MAX_LOAD_FACTOR = 16.0
 # Measured costs (seconds per verification) by Argon2 parameters: once per process, shared by every hasher.
 _COSTS: dict[tuple[int, int, int, bool], dict[str, float]] = {}
 _COSTS_LOCK = threading.Lock()
