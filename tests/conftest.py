@@ -15,10 +15,14 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from lucia_fastapi import Auth, MemoryAdapter, SQLAlchemyAdapter
+from lucia_fastapi.adapters.redis.rate_limits import RedisRateLimitStore
+from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore
 from lucia_fastapi.adapters.sqlalchemy.schema import AuthTables, default_tables
 from lucia_fastapi.adapters.sqlalchemy.schema import metadata as default_metadata
+from lucia_fastapi.core.ratelimit import MemoryRateLimitStore, RateLimitStore
 from lucia_fastapi.core.storage import Adapter
 from lucia_fastapi.testing.postgres import PostgresServer, PostgresUnavailable
+from lucia_fastapi.testing.redis import RedisServer, RedisUnavailable
 from tests.statements import PostgresStatementLog, SQLiteStatementLog, StatementLog
 
 SQL_DATABASES = ["sqlite", "postgresql"]
@@ -34,6 +38,20 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.start()
     except PostgresUnavailable as error:
         pytest.fail(f"PostgreSQL could not be started, so the PostgreSQL tests cannot run:\n{error}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A throwaway redis-server for the session (per xdist worker); errors with the reason if it cannot start."""
+    try:
+        server = RedisServer()
+        server.start()
+    except RedisUnavailable as error:
+        pytest.fail(f"Redis could not be started, so the Redis tests cannot run:\n{error}", pytrace=False)
     try:
         yield server
     finally:
@@ -99,6 +117,28 @@ async def adapter(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     engine = await make_engine(request, request.param, tmp_path_factory, default_metadata)
     yield SQLAlchemyAdapter(engine, default_tables)
     await engine.dispose()
+
+
+RATE_LIMIT_STORES = ["memory", "sqlite", "postgresql", "redis"]
+
+
+@pytest.fixture(params=RATE_LIMIT_STORES)
+async def rate_limit_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RateLimitStore]:
+    """Each rate-limit store in turn: memory, SQLite file, PostgreSQL, Redis (all real)."""
+    record_database(request, request.param)
+    if request.param == "memory":
+        yield MemoryRateLimitStore()
+    elif request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        redis_store = RedisRateLimitStore.from_url(server.url)
+        yield redis_store
+        await redis_store.aclose()
+    else:
+        engine = await make_engine(request, request.param, tmp_path_factory, default_metadata)
+        yield SQLAlchemyRateLimitStore(engine)
+        await engine.dispose()
 
 
 @pytest.fixture

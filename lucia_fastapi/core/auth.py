@@ -26,8 +26,8 @@ from lucia_fastapi.core.ids import (
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
 from lucia_fastapi.core.origin import normalize_origins
 from lucia_fastapi.core.passwords import PasswordHasher
+from lucia_fastapi.core.ratelimit import SignInThrottle
 from lucia_fastapi.core.storage import Adapter, KeyRow, SessionRow, UserRow
-from lucia_fastapi.core.throttle import SignInThrottle
 
 UserT = TypeVar("UserT", default=User)
 Env = Literal["DEV", "PROD"]
@@ -85,7 +85,9 @@ class Auth(Generic[UserT]):
         self.auto_database_cleanup = auto_database_cleanup
         self.transform_user = transform_user
         self.password_hasher = password_hasher or PasswordHasher()
-        self.sign_in_throttle = SignInThrottle() if sign_in_throttle is _DEFAULT_THROTTLE else sign_in_throttle
+        self.sign_in_throttle = (
+            SignInThrottle(clock=clock) if sign_in_throttle is _DEFAULT_THROTTLE else sign_in_throttle
+        )
         self.clock = clock
         # Worked out once: every session read uses them.
         self._active_ms = to_ms(session_timeout.active_period)
@@ -122,14 +124,19 @@ class Auth(Generic[UserT]):
         await self.adapter.set_key(row)
         return _key(row)
 
-    async def use_key(self, provider_id: str, provider_user_id: str, password: str) -> Key:
+    async def use_key(
+        self, provider_id: str, provider_user_id: str, password: str, *, client_address: str | None = None
+    ) -> Key:
         """The sign-in check: the key if ``password`` is right for it, else ``LuciaError``.
 
         An unknown key costs the same hashing time as a wrong password, so timing does not tell which accounts
         exist. ``None`` or an empty password (an optional form field left blank) is always refused, whatever the
         key: a key without a password is used only through ``use_passwordless_key``. An old scrypt hash (or Argon2 with
         weaker parameters) is replaced by a new hash once the password proved right. With ``sign_in_throttle``
-        (on by default), too many failures for one key raise ``AUTH_TOO_MANY_ATTEMPTS`` for a while.
+        (on by default) the attempt takes its slots per client address, per account and per both *before* any
+        hashing, and ``AUTH_TOO_MANY_ATTEMPTS`` (with ``retry_after``) refuses it when one is exhausted or when the
+        hashing queue is full; pass the request's ``client_address`` so that per-address limits apply (see
+        ``SignInThrottle``).
         """
         key_id = _key_id(provider_id, provider_user_id)
         if not password:  # never a way in: see use_passwordless_key
@@ -137,16 +144,13 @@ class Auth(Generic[UserT]):
                 "AUTH_INVALID_PASSWORD", "a password is required (passwordless keys: use_passwordless_key)"
             )
         throttle = self.sign_in_throttle
-        if throttle is not None and (wait := throttle.retry_after(key_id)) > 0:
-            raise LuciaError("AUTH_TOO_MANY_ATTEMPTS", "too many failed sign-ins; try again later", retry_after=wait)
-        try:
-            row = await self._check_password(key_id, password)
-        except LuciaError as error:
-            if throttle is not None and error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
-                throttle.record_failure(key_id)  # unknown accounts too, or the throttle would reveal which exist
-            raise
-        if throttle is not None:
-            throttle.record_success(key_id)
+        # Refused at once if the hashing queue is full (a busy server costs nobody an attempt), then the attempt's
+        # slots, then the hash. Unknown accounts are counted alike, so a lockout tells nothing about which exist.
+        self.password_hasher.check_admission()
+        attempt = await throttle.before_attempt(key_id, client_address) if throttle is not None else None
+        row = await self._check_password(key_id, password)
+        if throttle is not None and attempt is not None:
+            await throttle.succeeded(attempt)
         return _key(row)
 
     async def use_passwordless_key(self, provider_id: str, provider_user_id: str) -> Key:

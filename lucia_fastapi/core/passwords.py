@@ -6,6 +6,11 @@ Hashing is deliberately slow, so it runs in a worker thread and never on the eve
 ``max_concurrency`` hashes run at once, so a burst of sign-ins cannot take every core away from the requests
 that only read sessions.
 
+Admission control: at most ``max_queue`` more wait for a thread. When that queue is full, a new hash or verify is
+refused at once with ``LuciaError("AUTH_TOO_MANY_ATTEMPTS", retry_after=1)`` (429 + ``Retry-After`` on the web)
+instead of queueing for seconds: a flood of bogus sign-ins makes the real user's sign-in wait behind at most
+``max_concurrency + max_queue`` hashes (about 0.3 s with the defaults on one core), or be refused fast.
+
 A wrong password costs the same whatever the account holds (like Django's ``harden_runtime``): a legacy scrypt
 hash takes about four times as long to check as our Argon2id, so without care an attacker could find the accounts
 that still have one (and an unknown account, checked against a dummy Argon2id hash, would answer faster than
@@ -23,7 +28,9 @@ import os
 import threading
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 import anyio
@@ -33,7 +40,12 @@ from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from lucia_fastapi.core.errors import LuciaError
+
 T = TypeVar("T")
+
+# The hasher whose queue the current task holds a place in (``PasswordHasher.admission``).
+_admitted_to: ContextVar[PasswordHasher | None] = ContextVar("lucia_fastapi_hashing_admission", default=None)
 
 # OWASP's first Argon2id recommendation: 19 MiB, 2 iterations, 1 lane.
 ARGON2_MEMORY_KIB = 19 * 1024
@@ -62,13 +74,19 @@ class PasswordHasher:
         time_cost: int = ARGON2_TIME_COST,
         parallelism: int = ARGON2_PARALLELISM,
         max_concurrency: int | None = None,
+        max_queue: int | None = None,
         lucia_scrypt: bool = True,
     ) -> None:
         self._argon2 = Argon2Hasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=Type.ID)
         self.lucia_scrypt = lucia_scrypt
         self._cost_key = (memory_cost, time_cost, parallelism, lucia_scrypt)
         # Leave a core for the event loop on small machines; one at a time is the floor.
-        self._limiter = CapacityLimiter(max_concurrency or max(1, (os.cpu_count() or 2) - 1))
+        self.max_concurrency = max_concurrency or max(1, (os.cpu_count() or 2) - 1)
+        self.max_queue = max_queue if max_queue is not None else 8 * self.max_concurrency
+        if self.max_concurrency < 1 or self.max_queue < 0:
+            raise ValueError("max_concurrency must be at least 1 and max_queue at least 0")
+        self._limiter = CapacityLimiter(self.max_concurrency)
+        self._admitted = 0  # running or waiting for a thread; at most max_concurrency + max_queue
         # Verified against when a key does not exist, so that "no such account" costs as much as
         # "wrong password" and timing does not reveal which accounts exist.
         self._dummy_hash = self._argon2.hash("lucia_fastapi dummy password")
@@ -155,8 +173,38 @@ class PasswordHasher:
         self._verify_sync(hashed, "lucia_fastapi calibration", scheme)
         return time.perf_counter() - started
 
+    @property
+    def pending(self) -> int:
+        """Hashes and verifications running or waiting for a thread now."""
+        return self._admitted
+
+    def check_admission(self) -> None:
+        """Raise ``AUTH_TOO_MANY_ATTEMPTS`` (``retry_after=1``) if the hashing queue is full now; reserve nothing.
+        Sign-in asks this before taking its rate-limit slots, so a refusal for a busy server costs no attempt."""
+        if self._admitted >= self.max_concurrency + self.max_queue and _admitted_to.get() is not self:
+            raise LuciaError(
+                "AUTH_TOO_MANY_ATTEMPTS", "the server is busy checking passwords; try again shortly", retry_after=1
+            )
+
+    @contextmanager
+    def admission(self) -> Iterator[None]:
+        """A place in the hashing queue for the block, or ``AUTH_TOO_MANY_ATTEMPTS`` (``retry_after=1``) at once
+        when the queue is full. Hashes and verifications inside the block use this place (nested blocks too)."""
+        if _admitted_to.get() is self:
+            yield
+            return
+        self.check_admission()
+        self._admitted += 1
+        token = _admitted_to.set(self)
+        try:
+            yield
+        finally:
+            _admitted_to.reset(token)
+            self._admitted -= 1
+
     async def _in_thread(self, func: Callable[..., T], *args: object) -> T:
-        return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+        with self.admission():
+            return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
 
 
 def _scheme(hashed: str, lucia_scrypt: bool) -> str:

@@ -7,6 +7,7 @@ request asks for are handed to the middleware, which adds them to the response a
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any, Generic
 
@@ -121,7 +122,8 @@ class AuthRequest(Generic[UserT]):
         user_agent = self.connection.headers.get("user-agent")
         if user_agent:  # header bytes the server let through: no control characters reach a column
             user_agent = _CONTROL_CHARACTERS.sub("", user_agent[:512]) or None
-        return {"user_agent": user_agent or None, "ip_address": client.host if client else None}
+        address = stored_ip_address(client.host) if client else None
+        return {"user_agent": user_agent or None, "ip_address": address}
 
     # The middleware's side -----------------------------------------------------------------------------------
 
@@ -191,3 +193,14 @@ class AuthRequest(Generic[UserT]):
                 " before returning (or streaming) the response"
             )
         self._cookie = cookie
+
+
+def stored_ip_address(host: str | None) -> str | None:
+    """The form of a client address that fits ``auth_session.ip_address`` (45 characters): an IP address in its
+    canonical text, anything else (a Unix socket path, a test client's name) cut to 45 characters."""
+    if not host:
+        return None
+    try:
+        return str(ipaddress.ip_address(host[:64]))[:45]
+    except ValueError:
+        return _CONTROL_CHARACTERS.sub("", host[:45]) or None
