@@ -58,6 +58,7 @@ class Load:
     p99_ms: float
     requests: int
     bad_responses: int
+    cpu_us_per_request: float = 0.0  # of the worker, when measured: CPU time / completed requests
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Row:
     p99_ms: float
     ratio_to_bare: float
     ratio_to_limit: float
+    cpu_us_per_request: float
     statements_per_request: float | None
     bad_responses: int
     requests: int
@@ -124,6 +126,11 @@ class Worker(UvicornProcess):
 
     def endpoint(self, path: str) -> str:
         return f"{self.url}{path}"
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the worker has used so far (``/proc``)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_mib(self) -> float:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -181,7 +188,8 @@ STATEMENTS_SEEN: dict[str, dict[str, int]] = {}  # per case, the statements of i
 
 def measure(
     server: PostgresServer,
-    url: str,
+    worker: Worker,
+    path: str,
     *,
     seconds: int,
     headers: dict[str, str] | None = None,
@@ -189,10 +197,13 @@ def measure(
     warm_up: int = 2,
 ) -> tuple[Load, float]:
     """A warm-up (pools filled, statements prepared), then the measured load; statements per request from the
-    server's own count."""
+    server's own count; the worker's CPU time per request (robust to other load on the machine)."""
+    url = worker.endpoint(path)
     wrk(url, seconds=warm_up, headers=headers)
     asyncio.run(server.reset_statement_counts())
+    cpu = worker.cpu_seconds()
     load = wrk(url, seconds=seconds, headers=headers)
+    load.cpu_us_per_request = 1e6 * (worker.cpu_seconds() - cpu) / max(load.requests, 1)
     counts = asyncio.run(server.statement_counts())
     STATEMENTS_SEEN[case] = {" ".join(query.split())[:100]: calls for query, calls in counts.items()}
     return load, sum(counts.values()) / max(load.requests, 1)
@@ -240,7 +251,8 @@ def throughput(
             samples[name, engine].append(
                 measure(
                     server,
-                    workers[worker].endpoint(path),
+                    workers[worker],
+                    path,
                     seconds=args.seconds,
                     headers=headers,
                     case=f"{name}@{engine}",
@@ -260,6 +272,7 @@ def throughput(
             load.p99_ms,
             load.requests_per_s / bare,
             load.requests_per_s / limit,
+            load.cpu_us_per_request,
             None if name in NO_DATABASE else round(per_request, 3),
             load.bad_responses,
             load.requests,
@@ -291,21 +304,27 @@ def pool_under_concurrency(
     results = []
     for connections in args.concurrency:
         for engine in ("default", "tuned"):
-            url = workers[f"lucia@{engine}"].endpoint("/me")
-            headers = {"Cookie": cookie}
+            worker = workers[f"lucia@{engine}"]
+            url, headers = worker.endpoint("/me"), {"Cookie": cookie}
             wrk(url, seconds=1, headers=headers, connections=connections)
             time.sleep(0.6)  # PostgreSQL's statistics are sent every 0.5 s
-            before = asyncio.run(connections_opened(server))
+            before, cpu = asyncio.run(connections_opened(server)), worker.cpu_seconds()
             load = wrk(url, seconds=max(2, args.seconds // 2), headers=headers, connections=connections)
+            cpu_us = 1e6 * (worker.cpu_seconds() - cpu) / max(load.requests, 1)
             time.sleep(0.6)
             opened = asyncio.run(connections_opened(server)) - before - 1  # minus the one that asked
-            print(f"  {engine} engine, {connections} connections: {load.requests_per_s:,.0f}/s, {opened} opened")
+            print(
+                f"  {engine} engine, {connections} connections: {load.requests_per_s:,.0f}/s, "
+                f"{cpu_us:.0f} µs CPU/request, {opened} opened",
+                flush=True,
+            )
             results.append(
                 {
                     "engine": engine,
                     "connections": connections,
                     "requests_per_s": load.requests_per_s,
                     "p99_ms": load.p99_ms,
+                    "cpu_us_per_request": cpu_us,
                     "connections_opened": opened,
                     "opened_per_1000_requests": 1000 * opened / max(load.requests, 1),
                     "bad_responses": load.bad_responses,
@@ -483,11 +502,12 @@ def write_report(
         "",
         "## Throughput",
         "",
-        "| app | engine | what | requests/s | p50 ms | p99 ms | × bare | × limit | statements/request | bad |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| app | engine | what | requests/s | p50 ms | p99 ms | × bare | × limit | worker CPU µs/request "
+        "| statements/request | bad |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         *(
             f"| {r.name} | {r.engine} | {r.description} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | "
-            f"{r.p99_ms:.2f} | {r.ratio_to_bare:.2f} | {r.ratio_to_limit:.2f} | "
+            f"{r.p99_ms:.2f} | {r.ratio_to_bare:.2f} | {r.ratio_to_limit:.2f} | {r.cpu_us_per_request:.0f} | "
             f"{'—' if r.statements_per_request is None else r.statements_per_request} | {r.bad_responses} |"
             for r in rows
         ),
@@ -499,10 +519,12 @@ def write_report(
         "PostgreSQL connections opened during each measurement (from `pg_stat_database.sessions`): a pool that "
         "falls back to a checkout/close per request opens one for many requests.",
         "",
-        "| wrk connections | engine | requests/s | p99 ms | connections opened | per 1,000 requests | bad |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| wrk connections | engine | requests/s | p99 ms | worker CPU µs/request | connections opened "
+        "| per 1,000 requests | bad |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
         *(
             f"| {p['connections']} | {p['engine']} | {p['requests_per_s']:,.0f} | {p['p99_ms']:.2f} | "
+            f"{p['cpu_us_per_request']:.0f} | "
             f"{p['connections_opened']} | {p['opened_per_1000_requests']:.1f} | {p['bad_responses']} |"
             for p in pool
         ),
@@ -619,6 +641,7 @@ def main() -> None:
                 print(
                     f"{row.name:24} {row.engine:8} {row.requests_per_s:8,.0f}/s  p99 {row.p99_ms:6.2f} ms  "
                     f"{row.ratio_to_bare:.2f}× bare  {row.ratio_to_limit:.2f}× limit  "
+                    f"{row.cpu_us_per_request:4.0f} µs CPU  "
                     f"{row.statements_per_request} statements/request"
                 )
             return

@@ -20,9 +20,9 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
-from sqlalchemy.util import greenlet_spawn
 
 from lucia_fastapi.adapters.base import KeyRow, SessionRow, UserRow
+from lucia_fastapi.adapters.driver_read import DriverRead, DriverReadFailed
 from lucia_fastapi.adapters.schema import SESSION_CORE_COLUMNS, AuthTables, default_tables
 from lucia_fastapi.core.errors import ErrorCode, LuciaError
 
@@ -67,7 +67,7 @@ class SQLAlchemyAdapter:
             .join_from(session, user, session.c.user_id == user.c.id)
             .where(session.c.id == bindparam("session_id"))
         )
-        self._driver_read = _DriverRead.for_engine(engine, self._select_session_and_user)
+        self._driver_read = DriverRead.for_engine(engine, self._select_session_and_user)
         self._select_session = select(session).where(session.c.id == bindparam("session_id"))
         self._update_expiry = (
             update(session)
@@ -161,8 +161,9 @@ class SQLAlchemyAdapter:
     async def _read_session_and_user(self, session_id: str) -> Sequence[Any] | None:
         if self._driver_read is not None:
             try:
-                return await self._driver_read.fetch_one(session_id)
-            except _DriverReadFailed:
+                with _database_errors():  # a failed checkout (the server is down), or no connection came back in time
+                    return await self._driver_read.fetch_one(session_id)
+            except DriverReadFailed:
                 pass  # the general path runs it again, and turns any error into the right LuciaError
         return await self._read_one(self._select_session_and_user, {"session_id": session_id})
 
@@ -254,68 +255,6 @@ class SQLAlchemyAdapter:
                 f"unknown {kind} attribute(s) {sorted(unknown)}: auth_{kind} has no such column"
                 f" (known: {sorted(known)}); add the column with define_auth_tables(..., {kind}_columns=[...])"
             )
-
-
-class _DriverReadFailed(Exception):
-    """The driver-level read failed; its connection was discarded."""
-
-
-class _DriverRead:
-    """One compiled SELECT with a single parameter, run on the driver's own connection.
-
-    Connections come from SQLAlchemy's pool and are kept between reads (at most as many as the pool's size):
-    a checkout and return through the pool costs more CPU than the query itself (``benchmarks/``). A connection
-    that fails is discarded; the kept ones go back when the engine is disposed.
-    """
-
-    def __init__(self, engine: AsyncEngine, sql: str, driver: str) -> None:
-        self.engine, self.sql, self.driver = engine, sql, driver
-        self._idle: list[PoolProxiedConnection] = []
-        size = getattr(engine.sync_engine.pool, "size", None)
-        self._keep = max(1, size()) if callable(size) else 1
-        event.listen(engine.sync_engine, "engine_disposed", self._release_all)
-
-    @classmethod
-    def for_engine(cls, engine: AsyncEngine, statement: Any) -> _DriverRead | None:
-        driver = engine.dialect.driver
-        if driver not in ("asyncpg", "aiosqlite"):
-            return None
-        return cls(engine, str(statement.compile(dialect=engine.dialect)), driver)
-
-    async def fetch_one(self, value: str) -> tuple[Any, ...] | None:
-        """The row or ``None``; ``_DriverReadFailed`` when anything went wrong (the connection is discarded)."""
-        if self._idle:
-            pooled = self._idle.pop()
-        else:
-            with _database_errors():  # a failed checkout (the server is down) is a SQLAlchemy error already
-                pooled = await greenlet_spawn(self.engine.sync_engine.raw_connection)
-        try:
-            row = await self._fetch(pooled.driver_connection, value)
-        except Exception as error:  # a broken connection, a restarted server: never use this one again
-            await greenlet_spawn(_discard, pooled)
-            raise _DriverReadFailed from error
-        if len(self._idle) < self._keep:
-            self._idle.append(pooled)
-        else:
-            await greenlet_spawn(pooled.close)  # back to the pool (closing may need the event loop: a greenlet)
-        return tuple(row) if row is not None else None
-
-    async def _fetch(self, connection: Any, value: str) -> Any:
-        if self.driver == "asyncpg":
-            return await connection.fetchrow(self.sql, value)
-        async with connection.execute(self.sql, (value,)) as cursor:
-            return await cursor.fetchone()
-
-    def _release_all(self, _engine: object) -> None:
-        # Runs inside engine.dispose(): give the kept connections up, so that nothing outlives the pool.
-        idle, self._idle = self._idle, []
-        for pooled in idle:
-            _discard(pooled)
-
-
-def _discard(pooled: PoolProxiedConnection) -> None:
-    pooled.invalidate()
-    pooled.close()
 
 
 def _key_values(key: KeyRow) -> dict[str, Any]:
