@@ -25,7 +25,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from benchmarks.run import seed
 from lucia_fastapi import Auth, AuthMiddleware, SQLAlchemyAdapter
-from lucia_fastapi.adapters.schema import default_tables
+from lucia_fastapi.adapters.sqlalchemy.schema import default_tables
 from lucia_fastapi.core.ids import session_digest
 from lucia_fastapi.dependencies import CurrentUser
 from lucia_fastapi.testing.postgres import PostgresServer

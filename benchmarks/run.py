@@ -148,7 +148,7 @@ async def seed(database_url: str, redis_url: str = "") -> dict[str, str]:
 
     from benchmarks.fastapi_users_models import AccessToken, Base, User
     from lucia_fastapi import Auth, KeySpec, SQLAlchemyAdapter
-    from lucia_fastapi.adapters.schema import metadata
+    from lucia_fastapi.adapters.sqlalchemy.schema import metadata
 
     engine = create_async_engine(database_url)
     async with engine.begin() as conn:

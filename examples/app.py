@@ -26,6 +26,7 @@ from starlette.templating import Jinja2Templates
 from lucia_fastapi import (
     Auth,
     AuthMiddleware,
+    Key,
     KeySpec,
     LuciaError,
     Session,
@@ -34,8 +35,8 @@ from lucia_fastapi import (
     User,
     handle_logout_requests,
 )
-from lucia_fastapi.adapters.schema import NAMING_CONVENTION, define_auth_tables
-from lucia_fastapi.adapters.sqlalchemy_adapter import async_database_url
+from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
+from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
 from lucia_fastapi.dependencies import AuthRequestDep, CurrentSession, CurrentUser, require_same_origin
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite:///lucia_example.sqlite3")
@@ -102,7 +103,15 @@ def check_new_credentials(email: str, password: str) -> str:
     return email
 
 
-async def sign_up(email: str, password: str, request: Request) -> Session:
+async def start_session(request: Request, user_id: str, *, key: Key | None = None, cookie: bool) -> Session:
+    """A browser gets its new session as a cookie (and its previous session, if any, is invalidated); an API
+    client gets it as a token in the answer."""
+    if cookie:
+        return await request.state.auth.create_session(user_id, key=key)
+    return await auth.create_session(user_id, key=key, attributes=request.state.auth.session_attributes())
+
+
+async def sign_up(email: str, password: str, request: Request, *, cookie: bool = True) -> Session:
     email = check_new_credentials(email, password)
     try:
         user = await auth.create_user(key=KeySpec("email", email, password), attributes={"email": email})
@@ -112,10 +121,10 @@ async def sign_up(email: str, password: str, request: Request) -> Session:
         if error.code == "AUTH_INVALID_PASSWORD":
             raise FormError("That password cannot be used; please choose another.") from None
         raise
-    return await auth.create_session(user.user_id, attributes=request.state.auth.session_attributes())
+    return await start_session(request, user.user_id, cookie=cookie)
 
 
-async def sign_in(email: str, password: str, request: Request) -> Session:
+async def sign_in(email: str, password: str, request: Request, *, cookie: bool = True) -> Session:
     try:
         key = await auth.use_key("email", email.strip().lower(), password)
     except LuciaError as error:
@@ -124,10 +133,12 @@ async def sign_in(email: str, password: str, request: Request) -> Session:
         if error.code == "AUTH_TOO_MANY_ATTEMPTS":
             raise TooManyAttempts(error.retry_after or 60) from None
         raise
-    return await auth.create_session(key.user_id, attributes=request.state.auth.session_attributes())
+    # Invalidates the session this browser carried, makes a new one and sets its cookie. The key makes a sign-in
+    # that raced a password change die with the old password.
+    return await start_session(request, key.user_id, key=key, cookie=cookie)
 
 
-async def change_password(user: User, session: Session, current: str, new: str) -> None:
+async def change_password(request: Request, user: User, current: str, new: str, *, cookie: bool = True) -> Session:
     email = str(user.attributes["email"])
     try:
         await auth.use_key("email", email, current)
@@ -138,17 +149,18 @@ async def change_password(user: User, session: Session, current: str, new: str) 
             raise TooManyAttempts(error.retry_after or 60) from None
         raise
     check_new_credentials(email, new)
+    # A new password must lock out whoever knew the old one: every session goes (sign-ins in flight too), and
+    # this device gets a new one.
     await auth.update_key_password("email", email, new)
-    # A new password must lock out whoever knew the old one: every other session goes.
-    await auth.invalidate_all_user_sessions(user.user_id, except_session_id=session.session_id)
+    return await start_session(request, user.user_id, cookie=cookie)
 
 
 def describe_sessions(sessions: list[SessionInfo], current: Session) -> list[dict[str, Any]]:
     active_period = auth.session_timeout.active_period
     return [
         {
-            "public_id": info.public_id,
-            "current": info.public_id == current.public_id,
+            "digest": info.digest,
+            "current": info.digest == current.digest,
             "created": info.created_at,
             # Renewal sets active_expires to "now + active period", so this is when it was last renewed.
             "last_renewed": info.active_expires - active_period,
@@ -246,10 +258,9 @@ async def credentials_form(request: Request, template: str, signing_in: Awaitabl
     """Sign-up and sign-in alike: on success set the session cookie and go to the profile; on a mistake show the
     form again with what went wrong."""
     try:
-        session = await signing_in
+        await signing_in
     except FormError as error:
         return page(request, template, status_code=error.status_code, error=str(error), email=email)
-    request.state.auth.set_session(session)
     return see_other("/profile")
 
 
@@ -267,16 +278,19 @@ async def sessions_page(request: Request, signed_in: PageUser) -> HTMLResponse:
 
 
 @app.post("/sessions/revoke", include_in_schema=False)
-async def revoke_device(signed_in: PageUser, public_id: Annotated[str, Form()] = "") -> Response:
+async def revoke_device(signed_in: PageUser, digest: Annotated[str, Form()] = "") -> Response:
     _, user = signed_in
-    await auth.invalidate_user_session(user.user_id, public_id)
+    await auth.invalidate_user_session(user.user_id, digest)
     return see_other("/sessions?notice=device-signed-out")
 
 
 @app.post("/sessions/revoke-others", include_in_schema=False)
-async def revoke_other_devices(signed_in: PageUser) -> Response:
+async def revoke_other_devices(request: Request, signed_in: PageUser) -> Response:
     session, user = signed_in
-    await auth.invalidate_all_user_sessions(user.user_id, except_session_id=session.session_id)
+    # This device stays signed in under a new session id; every other one is signed out.
+    request.state.auth.set_session(
+        await auth.invalidate_all_user_sessions(user.user_id, except_session_id=session.session_id)
+    )
     return see_other("/sessions?notice=others-signed-out")
 
 
@@ -292,9 +306,9 @@ async def password_form(
     current_password: Annotated[str, Form()] = "",
     new_password: Annotated[str, Form()] = "",
 ) -> Response:
-    session, user = signed_in
+    _, user = signed_in
     try:
-        await change_password(user, session, current_password, new_password)
+        await change_password(request, user, current_password, new_password)
     except FormError as error:
         return page(request, "password.html", status_code=error.status_code, user=user, error=str(error))
     return see_other("/profile?notice=password-changed")
@@ -324,7 +338,7 @@ def api_error(error: FormError) -> HTTPException:
 async def api_signup(request: Request, credentials: Credentials) -> dict[str, str]:
     """Create an account; answers the bearer token of a new session (no cookie is set)."""
     try:
-        session = await sign_up(credentials.email, credentials.password, request)
+        session = await sign_up(credentials.email, credentials.password, request, cookie=False)
     except FormError as error:
         raise api_error(error) from None
     return {"user_id": session.user_id, "token": session.session_id}
@@ -333,7 +347,7 @@ async def api_signup(request: Request, credentials: Credentials) -> dict[str, st
 @app.post("/api/signin", tags=["api"])
 async def api_signin(request: Request, credentials: Credentials) -> dict[str, str]:
     try:
-        session = await sign_in(credentials.email, credentials.password, request)
+        session = await sign_in(credentials.email, credentials.password, request, cookie=False)
     except FormError as error:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, {"code": "INVALID_CREDENTIALS", "message": str(error)}
@@ -351,25 +365,28 @@ async def api_sessions(user: CurrentUser, session: CurrentSession) -> list[dict[
     return describe_sessions(await auth.get_all_user_sessions(user.user_id), session)
 
 
-@app.delete("/api/sessions/{public_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["api"])
-async def api_revoke_session(public_id: str, user: CurrentUser) -> None:
-    if not await auth.invalidate_user_session(user.user_id, public_id):
+@app.delete("/api/sessions/{digest}", status_code=status.HTTP_204_NO_CONTENT, tags=["api"])
+async def api_revoke_session(digest: str, user: CurrentUser) -> None:
+    if not await auth.invalidate_user_session(user.user_id, digest):
         raise HTTPException(status.HTTP_404_NOT_FOUND, {"code": "NOT_FOUND", "message": "No such session."})
 
 
 @app.post("/api/sessions/revoke-others", tags=["api"])
-async def api_revoke_others(user: CurrentUser, session: CurrentSession) -> dict[str, bool]:
-    await auth.invalidate_all_user_sessions(user.user_id, except_session_id=session.session_id)
-    return {"ok": True}
+async def api_revoke_others(user: CurrentUser, session: CurrentSession) -> dict[str, str]:
+    """Signs out every other device; this client's token is replaced by the returned one."""
+    kept = await auth.invalidate_all_user_sessions(user.user_id, except_session_id=session.session_id)
+    assert kept is not None  # the current session was alive: the guard just checked it
+    return {"token": kept.session_id}
 
 
 @app.post("/api/password", tags=["api"])
-async def api_password(change: PasswordChange, user: CurrentUser, session: CurrentSession) -> dict[str, bool]:
+async def api_password(request: Request, change: PasswordChange, user: CurrentUser) -> dict[str, str]:
+    """Changes the password; every session dies, and this client's token is replaced by the returned one."""
     try:
-        await change_password(user, session, change.current_password, change.new_password)
+        session = await change_password(request, user, change.current_password, change.new_password, cookie=False)
     except FormError as error:
         raise api_error(error) from None
-    return {"ok": True}
+    return {"token": session.session_id}
 
 
 @app.get("/healthz", include_in_schema=False)

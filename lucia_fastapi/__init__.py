@@ -1,13 +1,35 @@
-"""Server-side session authentication for Starlette and FastAPI, after the Lucia auth library."""
+"""Server-side session authentication for Starlette and FastAPI, after the Lucia auth library.
 
-from lucia_fastapi.adapters import MemoryAdapter, SQLAlchemyAdapter
+Importing the package imports only the framework-free core; the web layer (Starlette), the SQL adapter
+(SQLAlchemy) and the FastAPI dependencies are imported when one of their names is first used, so an app that
+does not use them needs none of their packages.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from lucia_fastapi.adapters.memory import MemoryAdapter
 from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME, Cookie, CookieOptions
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
 from lucia_fastapi.core.passwords import PasswordHasher
 from lucia_fastapi.core.throttle import SignInThrottle
-from lucia_fastapi.web import AuthMiddleware, AuthRequest, ResponseStartedError, handle_logout_requests
+
+if TYPE_CHECKING:
+    from lucia_fastapi.adapters.sqlalchemy import SQLAlchemyAdapter
+    from lucia_fastapi.web import AuthMiddleware, AuthRequest, ResponseStartedError, handle_logout_requests
+
+# Names imported on first use, and the module each lives in.
+_LAZY = {
+    "SQLAlchemyAdapter": "lucia_fastapi.adapters.sqlalchemy",
+    "AuthMiddleware": "lucia_fastapi.web",
+    "AuthRequest": "lucia_fastapi.web",
+    "ResponseStartedError": "lucia_fastapi.web",
+    "handle_logout_requests": "lucia_fastapi.web",
+}
 
 __all__ = [
     "SESSION_COOKIE_NAME",
@@ -31,3 +53,12 @@ __all__ = [
     "User",
     "handle_logout_requests",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lucia_fastapi' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # next time, a plain attribute
+    return value

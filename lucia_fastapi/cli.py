@@ -1,4 +1,10 @@
-"""``python -m lucia_fastapi cleanup --database-url URL``: delete dead sessions (for cron or a systemd timer)."""
+"""The ``lucia-fastapi`` command (also ``python -m lucia_fastapi``).
+
+- ``migrate --database-url URL``: create or upgrade the auth tables (the migrations shipped in the package);
+- ``cleanup --database-url URL``: delete dead sessions (for cron or a systemd timer).
+
+``--database-url`` defaults to ``$DATABASE_URL``.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +13,47 @@ import asyncio
 import os
 import sys
 
-from sqlalchemy.ext.asyncio import create_async_engine
-
-from lucia_fastapi.adapters.sqlalchemy_adapter import SQLAlchemyAdapter, async_database_url
-from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.errors import LuciaError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lucia_fastapi", description=__doc__)
+    """Run the command line; return the exit status."""
+    parser = argparse.ArgumentParser(prog="lucia-fastapi", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    cleanup = commands.add_parser("cleanup", help="delete every dead session; print how many")
-    cleanup.add_argument(
-        "--database-url",
-        default=os.environ.get("DATABASE_URL"),
-        help="SQLAlchemy URL, e.g. postgresql://user@host/db or sqlite:///auth.sqlite3 (default: $DATABASE_URL)",
-    )
+    for name, help_text in (
+        ("migrate", "create or upgrade the auth tables to the newest schema"),
+        ("cleanup", "delete every dead session; print how many"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument(
+            "--database-url",
+            default=os.environ.get("DATABASE_URL"),
+            help="e.g. postgresql://user@host/db or sqlite:///auth.sqlite3 (default: $DATABASE_URL)",
+        )
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("--database-url (or DATABASE_URL) is required")
     try:
-        deleted = asyncio.run(_cleanup(args.database_url))
-    except LuciaError as error:
+        if args.command == "migrate":
+            from lucia_fastapi.migrations import upgrade
+
+            upgrade(args.database_url)
+            print("the auth tables are up to date")
+        else:
+            deleted = asyncio.run(_cleanup(args.database_url))
+            print(f"deleted {deleted} dead session{'s' if deleted != 1 else ''}")
+    except (LuciaError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"deleted {deleted} dead session{'s' if deleted != 1 else ''}")
     return 0
 
 
 async def _cleanup(database_url: str) -> int:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from lucia_fastapi.adapters.sqlalchemy import SQLAlchemyAdapter, async_database_url
+    from lucia_fastapi.core.auth import Auth
+
     engine = create_async_engine(async_database_url(database_url))
     try:
         return await Auth(SQLAlchemyAdapter(engine)).delete_dead_sessions()

@@ -15,9 +15,9 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from lucia_fastapi import Auth, MemoryAdapter, SQLAlchemyAdapter
-from lucia_fastapi.adapters.base import Adapter
-from lucia_fastapi.adapters.schema import AuthTables, default_tables
-from lucia_fastapi.adapters.schema import metadata as default_metadata
+from lucia_fastapi.adapters.sqlalchemy.schema import AuthTables, default_tables
+from lucia_fastapi.adapters.sqlalchemy.schema import metadata as default_metadata
+from lucia_fastapi.core.storage import Adapter
 from lucia_fastapi.testing.postgres import PostgresServer, PostgresUnavailable
 from tests.statements import PostgresStatementLog, SQLiteStatementLog, StatementLog
 

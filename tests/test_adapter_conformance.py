@@ -9,8 +9,8 @@ from sqlalchemy import Column, Integer, MetaData, String
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lucia_fastapi import MemoryAdapter, SQLAlchemyAdapter
-from lucia_fastapi.adapters.base import Adapter, KeyRow
-from lucia_fastapi.adapters.schema import NAMING_CONVENTION, define_auth_tables
+from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
+from lucia_fastapi.core.storage import Adapter, KeyRow
 from lucia_fastapi.testing import ADAPTER_CASES, AdapterUnderTest, ConformanceFailure, run_adapter_conformance
 from lucia_fastapi.testing.conformance import Case
 from tests.conftest import SQL_DATABASES, make_engine, record_database

@@ -17,12 +17,13 @@ SESSION_ID = new_session_id()
 def session(idle_in: timedelta = timedelta(days=14)) -> Session:
     now = datetime.now(UTC)
     return Session(
-        public_id="0" * 64,
+        digest="0" * 64,
         user_id="u",
         active_expires=now + timedelta(days=1),
         idle_expires=now + idle_in,
         created_at=now,
         state="active",
+        last_verified_at=now,
         session_id=SESSION_ID,
         is_fresh=True,
     )
@@ -99,7 +100,7 @@ def test_no_credentials_is_none() -> None:
     "extra",
     [
         {"origin": "http://app.example.com"},
-        {"origin": "https://APP.example.com"},  # the host is what must match
+        {"origin": "HTTP://APP.example.com:80"},  # scheme, host and port, normalised
         {"sec-fetch-site": "same-origin"},
         {"origin": "https://admin.example.com"},  # listed in allowed_origins
     ],
@@ -116,6 +117,7 @@ def test_unsafe_method_with_matching_origin(extra: dict[str, str]) -> None:
         {"origin": "null"},
         {"origin": "https://evil.example"},
         {"origin": "http://app.example.com.evil.example"},
+        {"origin": "https://app.example.com"},  # same host, other scheme: http and https are different sites
         {"origin": "not a url"},
         {"sec-fetch-site": "cross-site"},
         {"origin": "https://evil.example", "sec-fetch-site": "same-site"},

@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from lucia_fastapi import Auth, SQLAlchemyAdapter
-from lucia_fastapi.adapters.schema import metadata
-from lucia_fastapi.adapters.sqlalchemy_adapter import async_database_url
+from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
+from lucia_fastapi.adapters.sqlalchemy.schema import metadata
+from lucia_fastapi.migrations import VERSION_TABLE, alembic_config
 from lucia_fastapi.testing.postgres import PostgresServer
 from tests.conftest import SQL_DATABASES, record_database
 
@@ -43,20 +43,13 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return server.dsn
 
 
-def alembic_config(url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = url
-    config.attributes["configure_logger"] = False
-    return config
-
-
 async def schema_state(url: str) -> tuple[set[str], list[Any]]:
     """The tables in the database, and Alembic's list of differences between it and the models."""
     engine = create_async_engine(async_database_url(url))
 
     def inspect_sync(conn: Connection) -> tuple[set[str], list[Any]]:
-        tables = set(inspect(conn).get_table_names()) - {"alembic_version"}
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        tables = set(inspect(conn).get_table_names()) - {VERSION_TABLE}
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "version_table": VERSION_TABLE})
         return tables, compare_metadata(context, metadata)
 
     try:
@@ -79,6 +72,15 @@ def test_upgrade_downgrade_upgrade_matches_the_models(empty_database_url: str) -
     assert tables == {"auth_user", "auth_key", "auth_session"} and differences == []
 
 
+def test_lucia_migrate_command_creates_the_tables(empty_database_url: str) -> None:
+    run = [sys.executable, "-m", "lucia_fastapi", "migrate", "--database-url", empty_database_url]
+    for _ in range(2):  # the second run finds nothing to do
+        result = subprocess.run(run, capture_output=True, text=True, check=True, cwd="/")  # noqa: S603
+        assert result.stdout.strip() == "the auth tables are up to date"
+    tables, differences = asyncio.run(schema_state(empty_database_url))
+    assert tables == {"auth_user", "auth_key", "auth_session"} and differences == []
+
+
 def test_cleanup_command_deletes_dead_sessions(empty_database_url: str) -> None:
     command.upgrade(alembic_config(empty_database_url), "head")
 
@@ -91,7 +93,7 @@ def test_cleanup_command_deletes_dead_sessions(empty_database_url: str) -> None:
         now = time.time_ns() // 1_000_000
         for _ in range(2):
             dead = await auth.create_session(user.user_id)
-            await adapter.update_session_expiry(dead.public_id, now - 2000, now - 1000)
+            await adapter.update_session_expiry(dead.digest, now - 2000, now - 1000)
         await engine.dispose()
 
     asyncio.run(seed())

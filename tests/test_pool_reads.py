@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from lucia_fastapi import Auth, KeySpec, SQLAlchemyAdapter
-from lucia_fastapi.adapters import driver_read
-from lucia_fastapi.adapters.schema import metadata
+from lucia_fastapi.adapters.sqlalchemy import driver_read
+from lucia_fastapi.adapters.sqlalchemy.schema import metadata
 from lucia_fastapi.testing.postgres import PostgresServer
 
 

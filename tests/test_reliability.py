@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import await_only
 
 from lucia_fastapi import Auth, KeySpec, LuciaError, SQLAlchemyAdapter
-from lucia_fastapi.adapters.schema import metadata
+from lucia_fastapi.adapters.sqlalchemy.schema import metadata
 from lucia_fastapi.testing.postgres import PostgresServer
 from lucia_fastapi.testing.processes import UvicornProcess
 from tests.conftest import record_database
@@ -36,7 +36,7 @@ async def test_fifty_concurrent_requests_renewing_one_idle_session(engine: Async
     user = await auth.create_user()
     session = await auth.create_session(user.user_id)
     now = time.time_ns() // 1_000_000
-    await adapter.update_session_expiry(session.public_id, now - 1000, now + HOUR_MS)  # idle: every request renews
+    await adapter.update_session_expiry(session.digest, now - 1000, now + HOUR_MS)  # idle: every request renews
 
     cookie = {"cookie": f"auth_session={session.session_id}"}
     async with serve(build_fastapi_app(auth)) as url, httpx.AsyncClient(base_url=url) as client:
@@ -86,6 +86,9 @@ async def test_two_workers_share_sessions(fresh_postgres: PostgresServer, tmp_pa
             revoked = await client.post(f"{first.url}/api/sessions/revoke-others", headers=laptop)
             assert revoked.status_code == 200
             assert (await client.get(f"{second.url}/api/me", headers=phone)).status_code == 401
+            # The laptop's token was rotated: the old one is dead too, the new one works on the other worker.
+            assert (await client.get(f"{second.url}/api/me", headers=laptop)).status_code == 401
+            laptop = {"authorization": f"Bearer {revoked.json()['token']}"}
             assert (await client.get(f"{second.url}/api/me", headers=laptop)).status_code == 200
     finally:
         for worker in (first, second):

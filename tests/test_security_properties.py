@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lucia_fastapi import Auth, KeySpec, LuciaError, SQLAlchemyAdapter
-from lucia_fastapi.adapters.base import Adapter
 from lucia_fastapi.core.ids import new_session_id
+from lucia_fastapi.core.storage import Adapter
 from tests.web_apps import build_fastapi_app, serve
 
 CREDENTIALS = {"email": "ada@example.com", "password": "correct horse battery"}
@@ -79,16 +79,17 @@ async def test_stolen_cookie_dies_with_sign_out(site: Site) -> None:
 async def test_stolen_cookie_dies_with_sign_out_everywhere(site: Site) -> None:
     stolen, mine = await site.sign_in(), await site.sign_in()
     session = await site.auth.validate_session(mine)
-    await site.auth.invalidate_all_user_sessions(session.user_id, except_session_id=mine)
-    assert await site.me(stolen) == 401 and await site.me(mine) == 200
+    kept = await site.auth.invalidate_all_user_sessions(session.user_id, except_session_id=mine)
+    assert kept is not None
+    assert await site.me(stolen) == 401 and await site.me(mine) == 401 and await site.me(kept.session_id) == 200
 
 
 async def test_stolen_cookie_dies_with_a_password_change(site: Site) -> None:
     stolen, mine = await site.sign_in(), await site.sign_in()
     session = await site.auth.validate_session(mine)
     await site.auth.update_key_password("email", CREDENTIALS["email"], "a brand new password")
-    await site.auth.invalidate_all_user_sessions(session.user_id, except_session_id=mine)  # what the example does
-    assert await site.me(stolen) == 401 and await site.me(mine) == 200
+    fresh = await site.auth.create_session(session.user_id)  # what the example does for the current device
+    assert await site.me(stolen) == 401 and await site.me(mine) == 401 and await site.me(fresh.session_id) == 200
 
 
 # The database's contents -------------------------------------------------------------------------------------------

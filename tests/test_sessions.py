@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lucia_fastapi import Auth, LuciaError, Session, SessionInfo, SessionTimeout, SQLAlchemyAdapter, User
-from lucia_fastapi.adapters.base import Adapter
 from lucia_fastapi.core.ids import session_digest
+from lucia_fastapi.core.storage import Adapter
 from tests.statements import StatementLog
 
 HOUR_MS = 3_600_000
@@ -23,11 +23,11 @@ def now_ms() -> int:
 
 async def make_idle(adapter: Adapter, session: Session) -> None:
     """Age a session into its idle period, as if its active period had run out."""
-    await adapter.update_session_expiry(session.public_id, now_ms() - 1000, now_ms() + HOUR_MS)
+    await adapter.update_session_expiry(session.digest, now_ms() - 1000, now_ms() + HOUR_MS)
 
 
 async def make_dead(adapter: Adapter, session: Session) -> None:
-    await adapter.update_session_expiry(session.public_id, now_ms() - 2 * HOUR_MS, now_ms() - HOUR_MS)
+    await adapter.update_session_expiry(session.digest, now_ms() - 2 * HOUR_MS, now_ms() - HOUR_MS)
 
 
 async def new_user(auth: Auth) -> User:
@@ -42,7 +42,7 @@ async def test_new_session_is_fresh_active_and_validates(auth: Auth) -> None:
     validated = await auth.validate_session(session.session_id)
     assert (validated.is_fresh, validated.state, validated.session_id) == (False, "active", session.session_id)
     assert validated.attributes["user_agent"] == "Firefox"
-    assert validated.public_id == session.public_id == session_digest(session.session_id)
+    assert validated.digest == session.digest == session_digest(session.session_id)
 
 
 async def test_validate_session_user_returns_both(auth: Auth) -> None:
@@ -63,7 +63,7 @@ async def test_idle_session_is_renewed_in_place(auth: Auth, adapter: Adapter) ->
     assert renewed.is_fresh and renewed.state == "active"
     assert renewed.session_id == session.session_id, "renewal keeps the id: concurrent requests stay signed in"
     assert renewed.active_expires > idle.active_expires
-    stored = await adapter.get_session(session.public_id)
+    stored = await adapter.get_session(session.digest)
     assert stored is not None and stored.active_expires > now_ms()
     assert not (await auth.validate_session(session.session_id)).is_fresh  # active again: no second write
 
@@ -84,7 +84,7 @@ async def test_dead_session_is_refused_and_cleaned_up(auth: Auth, adapter: Adapt
         with pytest.raises(LuciaError) as error:
             await validate(session.session_id)
         assert error.value.code == "AUTH_INVALID_SESSION_ID"
-        assert await adapter.get_session(session.public_id) is None, "auto_database_cleanup deletes it"
+        assert await adapter.get_session(session.digest) is None, "auto_database_cleanup deletes it"
 
 
 async def test_dead_session_is_kept_without_auto_cleanup(adapter: Adapter) -> None:
@@ -93,7 +93,7 @@ async def test_dead_session_is_kept_without_auto_cleanup(adapter: Adapter) -> No
     await make_dead(adapter, session)
     with pytest.raises(LuciaError):
         await auth.validate_session(session.session_id)
-    assert await adapter.get_session(session.public_id) is not None
+    assert await adapter.get_session(session.digest) is not None
     assert await auth.delete_dead_user_sessions(session.user_id) == 1
 
 
@@ -125,14 +125,17 @@ async def test_invalidate_all_user_sessions_except_the_current_one(auth: Auth) -
     user, other = await new_user(auth), await new_user(auth)
     current, phone, laptop = [await auth.create_session(user.user_id) for _ in range(3)]
     others = await auth.create_session(other.user_id)
-    await auth.invalidate_all_user_sessions(user.user_id, except_session_id=current.session_id)
-    await auth.validate_session(current.session_id)
-    for gone in (phone, laptop):
+    kept = await auth.invalidate_all_user_sessions(user.user_id, except_session_id=current.session_id)
+    # The current device stays signed in under a new id (rotation); its old id is dead like every other.
+    assert kept is not None and kept.session_id != current.session_id and kept.is_fresh
+    assert kept.created_at == current.created_at  # the absolute cap still counts from the sign-in
+    await auth.validate_session(kept.session_id)
+    for gone in (current, phone, laptop):
         with pytest.raises(LuciaError):
             await auth.validate_session(gone.session_id)
-    await auth.invalidate_all_user_sessions(user.user_id)
+    assert await auth.invalidate_all_user_sessions(user.user_id) is None
     with pytest.raises(LuciaError):
-        await auth.validate_session(current.session_id)
+        await auth.validate_session(kept.session_id)
     await auth.validate_session(others.session_id)
 
 
@@ -143,22 +146,22 @@ async def test_listed_sessions_expose_no_usable_id(auth: Auth, adapter: Adapter)
     dead = await auth.create_session(user.user_id)
     await make_dead(adapter, dead)
     listed = await auth.get_all_user_sessions(user.user_id)
-    assert {s.public_id for s in listed} == {current.public_id, other.public_id}
+    assert {s.digest for s in listed} == {current.digest, other.digest}
     assert all(type(s) is SessionInfo and not hasattr(s, "session_id") for s in listed)
-    assert [s.public_id == current.public_id for s in listed].count(True) == 1  # the current one is recognisable
-    assert await adapter.get_session(dead.public_id) is None  # met while listing: cleaned up
+    assert [s.digest == current.digest for s in listed].count(True) == 1  # the current one is recognisable
+    assert await adapter.get_session(dead.digest) is None  # met while listing: cleaned up
     for shown in listed:  # a public id is no credential
         with pytest.raises(LuciaError):
-            await auth.validate_session(shown.public_id)
+            await auth.validate_session(shown.digest)
 
 
 async def test_revoke_one_listed_session_only_for_its_owner(auth: Auth) -> None:
     user, intruder = await new_user(auth), await new_user(auth)
     phone = await auth.create_session(user.user_id)
-    assert not await auth.invalidate_user_session(intruder.user_id, phone.public_id)
+    assert not await auth.invalidate_user_session(intruder.user_id, phone.digest)
     await auth.validate_session(phone.session_id)
-    assert await auth.invalidate_user_session(user.user_id, phone.public_id)
-    assert not await auth.invalidate_user_session(user.user_id, phone.public_id)
+    assert await auth.invalidate_user_session(user.user_id, phone.digest)
+    assert not await auth.invalidate_user_session(user.user_id, phone.digest)
     assert not await auth.invalidate_user_session(user.user_id, "not a public id")
     with pytest.raises(LuciaError):
         await auth.validate_session(phone.session_id)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from lucia_fastapi import Auth, KeySpec, LuciaError, SignInThrottle
-from lucia_fastapi.adapters.base import Adapter
+from lucia_fastapi.core.storage import Adapter
 from lucia_fastapi.core.throttle import MemoryThrottleStore
 
 

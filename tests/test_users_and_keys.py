@@ -8,8 +8,8 @@ import secrets
 import pytest
 
 from lucia_fastapi import Auth, Key, KeySpec, LuciaError, User
-from lucia_fastapi.adapters.base import Adapter, KeyRow
 from lucia_fastapi.core.passwords import lucia_scrypt_key
+from lucia_fastapi.core.storage import Adapter, KeyRow
 
 
 def email() -> str:
@@ -213,7 +213,7 @@ async def test_unique_app_column_conflicts_are_told_apart_from_taken_keys(
     from sqlalchemy import Column, MetaData, String
 
     from lucia_fastapi import SQLAlchemyAdapter
-    from lucia_fastapi.adapters.schema import NAMING_CONVENTION, define_auth_tables
+    from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
     from tests.conftest import make_engine
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)

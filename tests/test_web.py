@@ -182,7 +182,7 @@ async def test_each_request_gets_its_own_auth_request(web: Web) -> None:
 async def test_idle_session_is_renewed_and_its_cookie_set_again(web: Web) -> None:
     _, session = await web.signed_in()
     now = time.time_ns() // 1_000_000
-    await web.adapter.update_session_expiry(session.public_id, now - 1000, now + HOUR_MS)
+    await web.adapter.update_session_expiry(session.digest, now - 1000, now + HOUR_MS)
     response = await web.get("/me", session)
     assert response.status_code == 200
     cookie = set_cookies(response)["auth_session"]["auth_session"]
@@ -205,7 +205,7 @@ async def test_dead_cookie_is_cleared_but_unknown_never_queried_twice(web: Web) 
 async def test_route_cookies_are_kept_next_to_ours(web: Web) -> None:
     _, session = await web.signed_in()
     now = time.time_ns() // 1_000_000
-    await web.adapter.update_session_expiry(session.public_id, now - 1000, now + HOUR_MS)
+    await web.adapter.update_session_expiry(session.digest, now - 1000, now + HOUR_MS)
     response = await web.get("/own-cookie", session)
     assert set(set_cookies(response)) == {"theme", "auth_session"}
 
@@ -213,7 +213,7 @@ async def test_route_cookies_are_kept_next_to_ours(web: Web) -> None:
 async def test_streaming_response_keeps_its_cookies(web: Web) -> None:
     user, session = await web.signed_in()
     now = time.time_ns() // 1_000_000
-    await web.adapter.update_session_expiry(session.public_id, now - 1000, now + HOUR_MS)
+    await web.adapter.update_session_expiry(session.digest, now - 1000, now + HOUR_MS)
     response = await web.get("/stream", session)
     assert response.text == f"ab{user.user_id}"
     assert set(set_cookies(response)) == {"streamed", "auth_session"}

@@ -193,7 +193,7 @@ def app_from_environment() -> FastAPI:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from lucia_fastapi import SQLAlchemyAdapter
-    from lucia_fastapi.adapters.schema import metadata
+    from lucia_fastapi.adapters.sqlalchemy.schema import metadata
 
     engine = create_async_engine(os.environ["DATABASE_URL"])
     app = build_fastapi_app(Auth(SQLAlchemyAdapter(engine)))

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from lucia_fastapi.adapters.base import KeyRow, SessionRow, UserRow
 from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.storage import KeyRow, SessionRow, UserRow
 
 
 class MemoryAdapter:
@@ -42,12 +42,22 @@ class MemoryAdapter:
             for row_id in [row_id for row_id, row in table.items() if row.user_id == user_id]:
                 del table[row_id]
 
+    async def increment_credential_generation(self, user_id: str) -> None:
+        user = self.users.get(user_id)
+        if user is not None:
+            self.users[user_id] = replace(user, credential_generation=user.credential_generation + 1)
+
     # Keys
     async def get_key(self, key_id: str) -> KeyRow | None:
-        return self.keys.get(key_id)
+        key = self.keys.get(key_id)
+        return self._with_generation(key) if key is not None else None
 
     async def get_keys_by_user_id(self, user_id: str) -> list[KeyRow]:
-        return [key for key in self.keys.values() if key.user_id == user_id]
+        return [self._with_generation(key) for key in self.keys.values() if key.user_id == user_id]
+
+    def _with_generation(self, key: KeyRow) -> KeyRow:
+        user = self.users.get(key.user_id)
+        return replace(key, credential_generation=user.credential_generation if user is not None else 0)
 
     async def set_key(self, key: KeyRow) -> None:
         self._existing_user(key.user_id)
@@ -65,35 +75,39 @@ class MemoryAdapter:
         self.keys.pop(key_id, None)
 
     # Sessions
-    async def get_session(self, session_id: str) -> SessionRow | None:
-        return self.sessions.get(session_id)
+    async def get_session(self, digest: str) -> SessionRow | None:
+        return self.sessions.get(digest)
 
     async def get_sessions_by_user_id(self, user_id: str) -> list[SessionRow]:
         return [session for session in self.sessions.values() if session.user_id == user_id]
 
-    async def get_session_and_user(self, session_id: str) -> tuple[SessionRow, UserRow] | None:
-        session = self.sessions.get(session_id)
+    async def get_session_and_user(self, digest: str) -> tuple[SessionRow, UserRow] | None:
+        session = self.sessions.get(digest)
         user = self.users.get(session.user_id) if session is not None else None
         return (session, user) if session is not None and user is not None else None
 
     async def set_session(self, session: SessionRow) -> None:
         self._existing_user(session.user_id)
-        if session.id in self.sessions:
+        if session.digest in self.sessions:
             raise LuciaError("AUTH_DUPLICATE_SESSION_ID", "a session with this id exists already")
-        self.sessions[session.id] = session
+        self.sessions[session.digest] = session
 
-    async def update_session_expiry(self, session_id: str, active_expires: int, idle_expires: int) -> None:
-        session = self.sessions.get(session_id)
+    async def update_session_expiry(self, digest: str, active_expires: int, idle_expires: int) -> None:
+        session = self.sessions.get(digest)
         if session is not None:
-            self.sessions[session_id] = replace(session, active_expires=active_expires, idle_expires=idle_expires)
+            self.sessions[digest] = replace(session, active_expires=active_expires, idle_expires=idle_expires)
 
-    async def delete_session(self, session_id: str) -> None:
-        self.sessions.pop(session_id, None)
+    async def update_session_verification(self, digest: str, last_verified_at: int) -> None:
+        session = self.sessions.get(digest)
+        if session is not None:
+            self.sessions[digest] = replace(session, second_factor_pending=False, last_verified_at=last_verified_at)
 
-    async def delete_sessions_by_user_id(self, user_id: str, *, except_session_id: str | None = None) -> None:
-        for row_id in [row_id for row_id, row in self.sessions.items() if row.user_id == user_id]:
-            if row_id != except_session_id:
-                del self.sessions[row_id]
+    async def delete_session(self, digest: str) -> None:
+        self.sessions.pop(digest, None)
+
+    async def delete_sessions_by_user_id(self, user_id: str) -> None:
+        for digest in [digest for digest, row in self.sessions.items() if row.user_id == user_id]:
+            del self.sessions[digest]
 
     async def delete_dead_sessions(self, now: int, *, user_id: str | None = None) -> int:
         dead = [

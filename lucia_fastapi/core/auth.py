@@ -4,27 +4,22 @@ sessions, cookies and requests. Storage is the adapter's business; policy (expir
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any, Generic, Literal
 
-from starlette.requests import HTTPConnection
 from typing_extensions import TypeVar
 
-from lucia_fastapi.adapters.base import Adapter, KeyRow, SessionRow, UserRow
-from lucia_fastapi.core.cookies import Cookie, CookieOptions, build_cookie
+from lucia_fastapi.core.clock import Clock, system_clock, to_datetime, to_ms
+from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME, Cookie, CookieOptions, build_cookie
+from lucia_fastapi.core.credentials import Scope, bearer_token, header, read_session_id, verify_origin
 from lucia_fastapi.core.errors import LuciaError
-from lucia_fastapi.core.ids import (
-    is_public_id_shaped,
-    is_session_id_shaped,
-    new_session_id,
-    new_user_id,
-    session_digest,
-)
+from lucia_fastapi.core.ids import is_digest_shaped, is_session_id_shaped, new_session_id, new_user_id, session_digest
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
+from lucia_fastapi.core.origin import normalize_origins
 from lucia_fastapi.core.passwords import PasswordHasher
-from lucia_fastapi.core.request_check import check_origin, normalize_origins, read_session_id, session_id_from_bearer
+from lucia_fastapi.core.storage import Adapter, KeyRow, SessionRow, UserRow
 from lucia_fastapi.core.throttle import SignInThrottle
 
 UserT = TypeVar("UserT", default=User)
@@ -39,18 +34,6 @@ def _default_transform_user(user: User) -> Any:
     return user
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _to_datetime(epoch_ms: int) -> datetime:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
-
-
-def _ms(period: timedelta) -> int:
-    return int(period.total_seconds() * 1000)
-
-
 class Auth(Generic[UserT]):
     """The library's core. Every method that touches the database is async; none runs password hashing on the
     event loop. Expected failures raise ``LuciaError`` with a Lucia error code."""
@@ -62,13 +45,14 @@ class Auth(Generic[UserT]):
         env: Env = "DEV",
         session_timeout: SessionTimeout = SessionTimeout(),
         absolute_timeout: timedelta | None = None,
-        session_cookie: CookieOptions = CookieOptions(),
+        session_cookie: CookieOptions | None = None,
         csrf_protection: bool = True,
         allowed_origins: Iterable[str] = (),
         auto_database_cleanup: bool = True,
         transform_user: Callable[[User], UserT] = _default_transform_user,
         password_hasher: PasswordHasher | None = None,
         sign_in_throttle: SignInThrottle | None = _DEFAULT_THROTTLE,
+        clock: Clock = system_clock,
     ) -> None:
         if env not in ("DEV", "PROD"):
             raise ValueError(f"env must be 'DEV' or 'PROD', not {env!r}")
@@ -78,6 +62,10 @@ class Auth(Generic[UserT]):
         self.env = env
         self.session_timeout = session_timeout
         self.absolute_timeout = absolute_timeout
+        if session_cookie is None:  # PROD: a __Host- cookie, which no sibling subdomain can set or overwrite
+            session_cookie = CookieOptions(
+                name=SESSION_COOKIE_NAME if env == "DEV" else f"__Host-{SESSION_COOKIE_NAME}"
+            )
         self.session_cookie = session_cookie
         self.cookie_secure = session_cookie.secure if session_cookie.secure is not None else env == "PROD"
         if session_cookie.same_site == "none" and not self.cookie_secure:
@@ -88,6 +76,11 @@ class Auth(Generic[UserT]):
         self.transform_user = transform_user
         self.password_hasher = password_hasher or PasswordHasher()
         self.sign_in_throttle = SignInThrottle() if sign_in_throttle is _DEFAULT_THROTTLE else sign_in_throttle
+        self.clock = clock
+        # Worked out once: every session read uses them.
+        self._active_ms = to_ms(session_timeout.active_period)
+        self._idle_ms = to_ms(session_timeout.idle_period)
+        self._absolute_ms = to_ms(absolute_timeout) if absolute_timeout is not None else None
 
     # Users ----------------------------------------------------------------------------------------------------
 
@@ -170,14 +163,25 @@ class Auth(Generic[UserT]):
         return [_key(row) for row in await self.adapter.get_keys_by_user_id(user_id)]
 
     async def update_key_password(self, provider_id: str, provider_user_id: str, password: str | None) -> Key:
-        """Set (or with ``None`` remove) a key's password. Pair it with ``invalidate_all_user_sessions``."""
+        """Set (or with ``None`` remove) a key's password. Every session of the user dies with the old password,
+        including sign-ins in flight that checked it (``bump_credential_generation``); give the current device a
+        new session afterwards (``AuthRequest.create_session``)."""
         key_id = _key_id(provider_id, provider_user_id)
         hashed = await self._hash_new_password(password) if password is not None else None
         await self.adapter.update_key_password(key_id, hashed)
+        key = await self.get_key(provider_id, provider_user_id)
+        # After the new hash is stored, never before: a sign-in reading the old hash with the new generation
+        # would otherwise make a session that survives.
+        await self.bump_credential_generation(key.user_id)
         return await self.get_key(provider_id, provider_user_id)
 
     async def delete_key(self, provider_id: str, provider_user_id: str) -> None:
-        await self.adapter.delete_key(_key_id(provider_id, provider_user_id))
+        """Remove a way to sign in. The user's sessions die with it (one of them may have been made with it)."""
+        key_id = _key_id(provider_id, provider_user_id)
+        row = await self.adapter.get_key(key_id)
+        await self.adapter.delete_key(key_id)
+        if row is not None:
+            await self.bump_credential_generation(row.user_id)
 
     async def _key_row(self, user_id: str, key: KeySpec) -> KeyRow:
         key_id = _key_id(key.provider_id, key.provider_user_id)
@@ -194,121 +198,213 @@ class Auth(Generic[UserT]):
 
     # Sessions -------------------------------------------------------------------------------------------------
 
-    async def create_session(self, user_id: str, *, attributes: Mapping[str, Any] | None = None) -> Session:
-        """A new session for ``user_id`` (``is_fresh=True``: set its cookie). ``attributes`` fill the session
-        table's extra columns, such as ``user_agent`` and ``ip_address``."""
-        session_id = new_session_id()
-        now = _now_ms()
-        active, idle = self._expiries(now, created_at=now)
-        row = SessionRow(
-            id=session_digest(session_id),
-            user_id=user_id,
-            active_expires=active,
-            idle_expires=idle,
+    async def create_session(
+        self,
+        user_id: str,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        key: Key | None = None,
+        second_factor_pending: bool = False,
+    ) -> Session:
+        """A new session for ``user_id`` (``is_fresh=True``: set its cookie).
+
+        Pass the ``key`` that ``use_key`` just accepted: the session then carries the credential generation read
+        together with the password hash, so a sign-in that raced a password change is born dead instead of
+        outliving it. ``attributes`` fill the session table's extra columns (``user_agent``, ``ip_address``).
+        ``second_factor_pending=True`` makes a session that ``CurrentUser`` refuses until
+        ``record_verification`` (the user proved a second factor)."""
+        if key is not None:
+            if key.user_id != user_id:
+                raise LuciaError("AUTH_INVALID_KEY_ID", "the key belongs to another user")
+            generation = key.credential_generation
+        else:
+            generation = (await self._existing_user_row(user_id)).credential_generation
+        now = self.clock()
+        row = self._new_session_row(
+            user_id,
+            now,
             created_at=now,
+            generation=generation,
+            second_factor_pending=second_factor_pending,
+            last_verified_at=now,
             attributes=dict(attributes or {}),
         )
+        session_id = new_session_id()
+        row = replace(row, digest=session_digest(session_id))
         await self.adapter.set_session(row)
         return self._session(row, session_id, now, is_fresh=True)
 
     async def validate_session(self, session_id: str) -> Session:
         """The session if it is alive; an idle one is renewed (``is_fresh=True``, same id, later expiries)."""
-        row = await self._session_row(session_id)
-        return await self._live_session(row, session_id)
+        return (await self.validate_session_user(session_id)).session  # type: ignore[return-value]
 
     async def validate_session_user(self, session_id: str) -> SessionUser[UserT]:
-        """Like ``validate_session``, and the user too, in one database round trip."""
-        if not is_session_id_shaped(session_id):
-            raise LuciaError("AUTH_INVALID_SESSION_ID", "not a session id")
-        found = await self.adapter.get_session_and_user(session_digest(session_id))
-        if found is None:
-            raise LuciaError("AUTH_INVALID_SESSION_ID", "no such session")
-        row, user_row = found
-        return SessionUser(await self._live_session(row, session_id), self._user(user_row))
+        """The living session and its user, in one database round trip; an idle session is renewed. Raises
+        ``AUTH_INVALID_SESSION_ID`` for an unknown, expired or outdated (older credential generation) session."""
+        row, user_row = await self._session_and_user(session_id)
+        now = self.clock()
+        await self._refuse_if_dead(row, user_row, now)
+        if now < row.active_expires:
+            session = self._session(row, session_id, now)
+        else:
+            session = await self._renew(row, session_id, now)
+        return SessionUser(session, self._user(user_row))
 
     async def get_session(self, session_id: str) -> Session:
         """The session if it is active or idle, without renewing it."""
-        row = await self._session_row(session_id)
-        now = _now_ms()
-        await self._refuse_if_dead(row, now)
+        row, user_row = await self._session_and_user(session_id)
+        now = self.clock()
+        await self._refuse_if_dead(row, user_row, now)
         return self._session(row, session_id, now)
 
     async def renew_session(self, session_id: str) -> Session:
         """Extend a living session now, whatever its state: same id, new expiries, ``is_fresh=True``."""
-        row = await self._session_row(session_id)
-        now = _now_ms()
-        await self._refuse_if_dead(row, now)
+        row, user_row = await self._session_and_user(session_id)
+        now = self.clock()
+        await self._refuse_if_dead(row, user_row, now)
         return await self._renew(row, session_id, now)
+
+    async def record_verification(self, session_id: str) -> Session:
+        """The user just proved a factor (a second factor, or a re-authentication): clear the session's
+        ``second_factor_pending`` and set ``last_verified_at`` to now. Same session id: no new cookie needed."""
+        row, user_row = await self._session_and_user(session_id)
+        now = self.clock()
+        await self._refuse_if_dead(row, user_row, now)
+        await self.adapter.update_session_verification(row.digest, now)
+        return self._session(replace(row, second_factor_pending=False, last_verified_at=now), session_id, now)
 
     async def invalidate_session(self, session_id: str) -> None:
         """Delete the session. An unknown or malformed id is not an error: the goal, no session, holds."""
         if is_session_id_shaped(session_id):
             await self.adapter.delete_session(session_digest(session_id))
 
-    async def invalidate_user_session(self, user_id: str, public_id: str) -> bool:
-        """Revoke one of ``user_id``'s sessions by the ``public_id`` a sessions page showed. Returns whether it
-        existed; another user's session is never touched."""
-        row = await self.adapter.get_session(public_id) if is_public_id_shaped(public_id) else None
+    async def invalidate_user_session(self, user_id: str, digest: str) -> bool:
+        """Revoke one of ``user_id``'s sessions by the ``digest`` a sessions page showed (``SessionInfo.digest``).
+        Returns whether it existed; another user's session is never touched."""
+        row = await self.adapter.get_session(digest) if is_digest_shaped(digest) else None
         if row is None or row.user_id != user_id:
             return False
-        await self.adapter.delete_session(row.id)
+        await self.adapter.delete_session(row.digest)
         return True
 
-    async def invalidate_all_user_sessions(self, user_id: str, *, except_session_id: str | None = None) -> None:
-        """Sign the user out everywhere, or everywhere but ``except_session_id`` (the current device): the call
-        to make after a password or privilege change."""
-        keep = None
+    async def bump_credential_generation(self, user_id: str) -> None:
+        """Kill every session of the user, including sign-ins still in flight: the user's credential generation
+        goes up (sessions of an older one are dead, checked in the same read as the session) and the stored
+        sessions are deleted. ``update_key_password`` and ``delete_key`` call it."""
+        await self.adapter.increment_credential_generation(user_id)
+        await self.adapter.delete_sessions_by_user_id(user_id)
+
+    async def invalidate_all_user_sessions(
+        self, user_id: str, *, except_session_id: str | None = None
+    ) -> Session | None:
+        """Sign the user out everywhere ("sign out everywhere", or after a privilege change).
+
+        With ``except_session_id`` (the current device's session), that device stays signed in under a *new*
+        session id, which is returned: set its cookie (``AuthRequest.set_session``). The old id is dead, like
+        every other. Returns ``None`` when nothing was kept."""
+        kept = None
         if except_session_id is not None and is_session_id_shaped(except_session_id):
-            keep = session_digest(except_session_id)
-        await self.adapter.delete_sessions_by_user_id(user_id, except_session_id=keep)
+            found = await self.adapter.get_session_and_user(session_digest(except_session_id))
+            if found is not None and found[0].user_id == user_id and not self._is_dead(*found, self.clock()):
+                kept = found[0]
+        await self.bump_credential_generation(user_id)
+        if kept is None:
+            return None
+        user_row = await self._existing_user_row(user_id)
+        now = self.clock()
+        row = self._new_session_row(
+            user_id,
+            now,
+            created_at=kept.created_at,  # a rotation is not a new sign-in: the absolute cap still counts from it
+            generation=user_row.credential_generation,
+            second_factor_pending=kept.second_factor_pending,
+            last_verified_at=kept.last_verified_at,
+            attributes=kept.attributes,
+        )
+        session_id = new_session_id()
+        row = replace(row, digest=session_digest(session_id))
+        await self.adapter.set_session(row)
+        return self._session(row, session_id, now, is_fresh=True)
 
     async def get_all_user_sessions(self, user_id: str) -> list[SessionInfo]:
         """The user's living sessions, oldest first, as ``SessionInfo``: showable, unusable as credentials.
-        Compare ``public_id`` with the current session's to mark it."""
-        now = _now_ms()
+        Compare ``digest`` with the current session's to mark it."""
+        now = self.clock()
+        user_row = await self.adapter.get_user(user_id)
+        if user_row is None:
+            return []
         rows = await self.adapter.get_sessions_by_user_id(user_id)
-        if self.auto_database_cleanup and any(row.idle_expires <= now for row in rows):
+        alive = [row for row in rows if not self._is_dead(row, user_row, now)]
+        if self.auto_database_cleanup and len(alive) < len(rows):
+            for row in rows:
+                if row.idle_expires > now and row not in alive:
+                    await self.adapter.delete_session(row.digest)  # of an older credential generation
             await self.adapter.delete_dead_sessions(now, user_id=user_id)
-        return [self._session_info(row, now) for row in rows if row.idle_expires > now]
+        return [self._session_info(row, now) for row in sorted(alive, key=lambda row: row.created_at)]
 
     async def delete_dead_user_sessions(self, user_id: str) -> int:
-        return await self.adapter.delete_dead_sessions(_now_ms(), user_id=user_id)
+        """Delete the user's expired sessions; return how many."""
+        return await self.adapter.delete_dead_sessions(self.clock(), user_id=user_id)
 
     async def delete_dead_sessions(self) -> int:
-        """Delete every dead session of every user (for a cron job: ``python -m lucia_fastapi cleanup``)."""
-        return await self.adapter.delete_dead_sessions(_now_ms())
+        """Delete every dead session of every user (for a cron job: ``lucia-fastapi cleanup``)."""
+        return await self.adapter.delete_dead_sessions(self.clock())
 
-    async def _session_row(self, session_id: str) -> SessionRow:
-        row = await self.adapter.get_session(session_digest(session_id)) if is_session_id_shaped(session_id) else None
-        if row is None:
+    async def _session_and_user(self, session_id: str) -> tuple[SessionRow, UserRow]:
+        if not is_session_id_shaped(session_id):
+            raise LuciaError("AUTH_INVALID_SESSION_ID", "not a session id")
+        found = await self.adapter.get_session_and_user(session_digest(session_id))
+        if found is None:
             raise LuciaError("AUTH_INVALID_SESSION_ID", "no such session")
-        return row
+        return found
 
-    async def _live_session(self, row: SessionRow, session_id: str) -> Session:
-        now = _now_ms()
-        await self._refuse_if_dead(row, now)
-        if now < row.active_expires:
-            return self._session(row, session_id, now)
-        return await self._renew(row, session_id, now)
+    @staticmethod
+    def _is_dead(row: SessionRow, user_row: UserRow, now: int) -> bool:
+        return now >= row.idle_expires or row.credential_generation != user_row.credential_generation
 
-    async def _refuse_if_dead(self, row: SessionRow, now: int) -> None:
-        if now >= row.idle_expires:
+    async def _refuse_if_dead(self, row: SessionRow, user_row: UserRow, now: int) -> None:
+        if self._is_dead(row, user_row, now):
             if self.auto_database_cleanup:
-                await self.adapter.delete_session(row.id)
-            raise LuciaError("AUTH_INVALID_SESSION_ID", "the session has expired")
+                await self.adapter.delete_session(row.digest)
+            if now >= row.idle_expires:
+                raise LuciaError("AUTH_INVALID_SESSION_ID", "the session has expired")
+            raise LuciaError("AUTH_INVALID_SESSION_ID", "the session was signed out by a credential change")
 
     async def _renew(self, row: SessionRow, session_id: str, now: int) -> Session:
         # In place: concurrent requests carrying the same cookie stay signed in, and racing renewals agree.
         active, idle = self._expiries(now, created_at=row.created_at)
-        await self.adapter.update_session_expiry(row.id, active, idle)
-        renewed = SessionRow(row.id, row.user_id, active, idle, row.created_at, row.attributes)
-        return self._session(renewed, session_id, now, is_fresh=True)
+        await self.adapter.update_session_expiry(row.digest, active, idle)
+        return self._session(replace(row, active_expires=active, idle_expires=idle), session_id, now, is_fresh=True)
+
+    def _new_session_row(
+        self,
+        user_id: str,
+        now: int,
+        *,
+        created_at: int,
+        generation: int,
+        second_factor_pending: bool,
+        last_verified_at: int,
+        attributes: Mapping[str, Any],
+    ) -> SessionRow:
+        active, idle = self._expiries(now, created_at=created_at)
+        return SessionRow(
+            digest="",
+            user_id=user_id,
+            active_expires=active,
+            idle_expires=idle,
+            created_at=created_at,
+            credential_generation=generation,
+            second_factor_pending=second_factor_pending,
+            last_verified_at=last_verified_at,
+            attributes=dict(attributes),
+        )
 
     def _expiries(self, now: int, *, created_at: int) -> tuple[int, int]:
-        active = now + _ms(self.session_timeout.active_period)
-        idle = active + _ms(self.session_timeout.idle_period)
-        if self.absolute_timeout is not None:
-            cap = created_at + _ms(self.absolute_timeout)  # never moves, whatever the renewals
+        active = now + self._active_ms
+        idle = active + self._idle_ms
+        if self._absolute_ms is not None:
+            cap = created_at + self._absolute_ms  # never moves, whatever the renewals
             active, idle = min(active, cap), min(idle, cap)
         return active, idle
 
@@ -321,12 +417,14 @@ class Auth(Generic[UserT]):
     @staticmethod
     def _session_fields(row: SessionRow, now: int) -> dict[str, Any]:
         return {
-            "public_id": row.id,
+            "digest": row.digest,
             "user_id": row.user_id,
-            "active_expires": _to_datetime(row.active_expires),
-            "idle_expires": _to_datetime(row.idle_expires),
-            "created_at": _to_datetime(row.created_at),
+            "active_expires": to_datetime(row.active_expires),
+            "idle_expires": to_datetime(row.idle_expires),
+            "created_at": to_datetime(row.created_at),
             "state": "active" if now < row.active_expires else "idle",
+            "second_factor_pending": row.second_factor_pending,
+            "last_verified_at": to_datetime(row.last_verified_at),
             "attributes": row.attributes,
         }
 
@@ -335,7 +433,7 @@ class Auth(Generic[UserT]):
     def create_session_cookie(self, session: Session | None) -> Cookie:
         """The cookie that stores ``session`` until its idle expiry; ``None`` gives the blank cookie that deletes
         it from the browser."""
-        now = datetime.now(UTC)
+        now = to_datetime(self.clock())
         if session is None:
             return build_cookie(self.session_cookie, secure=self.cookie_secure, value="", expires=now, now=now)
         return build_cookie(
@@ -346,23 +444,26 @@ class Auth(Generic[UserT]):
             now=now,
         )
 
-    def validate_request_headers(self, request: HTTPConnection) -> str | None:
-        """The session id the request carries (``auth_session`` cookie or ``Authorization: Bearer``), or
-        ``None``. No database. Raises ``AUTH_INVALID_REQUEST`` when a cookie-authenticated unsafe request (or a
-        WebSocket handshake) fails the origin check."""
-        return self.read_session_credential(request)[0]
+    def validate_request_headers(self, request: Any) -> str | None:
+        """The session id the request carries (the session cookie or ``Authorization: Bearer``), or ``None``.
+        No database. ``request`` is anything with an ASGI ``scope`` (a Starlette ``Request``) or the scope
+        itself. Raises ``AUTH_INVALID_REQUEST`` when a cookie-authenticated unsafe request (or a WebSocket
+        handshake) fails the origin check."""
+        return self.read_session_credential(_scope_of(request))[0]
 
-    def verify_request_origin(self, request: HTTPConnection) -> None:
+    def verify_request_origin(self, request: Any) -> None:
         """Raise ``AUTH_INVALID_REQUEST`` unless an unsafe request comes from this site (or ``allowed_origins``),
         whether or not it carries a cookie: for forms that act without a session yet (sign-in: login CSRF) and
         for sign-out. Bearer-token requests pass: a browser never attaches that header on its own."""
-        if self.csrf_protection and session_id_from_bearer(request) is None:
-            check_origin(request, self.allowed_origins)
+        scope = _scope_of(request)
+        if self.csrf_protection and bearer_token(header(scope, b"authorization")) is None:
+            verify_origin(scope, self.allowed_origins)
 
-    def read_session_credential(self, request: HTTPConnection) -> tuple[str | None, bool]:
-        """Like ``validate_request_headers``, and whether the id came in the cookie (``False``: a bearer token)."""
+    def read_session_credential(self, scope: Scope) -> tuple[str | None, bool]:
+        """Like ``validate_request_headers``, from the ASGI scope, and whether the id came in the cookie
+        (``False``: a bearer token)."""
         return read_session_id(
-            request,
+            scope,
             cookie_name=self.session_cookie.name,
             csrf_protection=self.csrf_protection,
             allowed_origins=self.allowed_origins,
@@ -389,7 +490,14 @@ def _key_id(provider_id: str, provider_user_id: str) -> str:
 
 def _key(row: KeyRow) -> Key:
     provider_id, _, provider_user_id = row.id.partition(":")
-    return Key(provider_id, provider_user_id, row.user_id, row.hashed_password is not None)
+    return Key(provider_id, provider_user_id, row.user_id, row.hashed_password is not None, row.credential_generation)
+
+
+def _scope_of(request: Any) -> Scope:
+    scope = getattr(request, "scope", request)
+    if not isinstance(scope, Mapping) or "headers" not in scope:
+        raise TypeError("expected a request with an ASGI scope (a Starlette Request, say) or the scope itself")
+    return scope
 
 
 def _is_usable_password(password: str) -> bool:

@@ -16,8 +16,15 @@ ErrorCode = Literal[
     "UNKNOWN_ERROR",
     # Not in Lucia: a store that cannot be reached must never look like "not signed in",
     "DATABASE_UNAVAILABLE",
-    # and sign-in throttling (``SignInThrottle``): too many wrong passwords for one account; see ``retry_after``.
+    # while a store that answers with an error retrying will not fix (a missing table: run the migrations) is this;
+    "DATABASE_ERROR",
+    # rate limits: too many attempts (or the password hashing queue is full); see ``retry_after``;
     "AUTH_TOO_MANY_ATTEMPTS",
+    # a request without credentials reached a route that needs a session;
+    "NOT_AUTHENTICATED",
+    # the session is waiting for its second factor (``second_factor_pending``), or is too old for a sensitive action.
+    "AUTH_SECOND_FACTOR_REQUIRED",
+    "AUTH_REAUTHENTICATION_REQUIRED",
 ]
 
 ERROR_CODES: frozenset[str] = frozenset(get_args(ErrorCode))
@@ -31,5 +38,5 @@ class LuciaError(Exception):
             raise ValueError(f"unknown LuciaError code {code!r}")
         self.code: ErrorCode = code
         self.detail = detail
-        self.retry_after = retry_after  # seconds, for AUTH_TOO_MANY_ATTEMPTS
+        self.retry_after = retry_after  # seconds, for AUTH_TOO_MANY_ATTEMPTS and DATABASE_UNAVAILABLE
         super().__init__(f"{code}: {detail}" if detail else code)

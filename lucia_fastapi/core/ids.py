@@ -16,7 +16,7 @@ SESSION_ID_BYTES = 24  # 192 bits of entropy; the Copenhagen Book and OWASP ask 
 SESSION_ID_LENGTH = 32  # len(base64url(24 bytes)), no padding
 _SESSION_ID_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{{SESSION_ID_LENGTH}}}")
 
-_PUBLIC_ID_PATTERN = re.compile(r"[0-9a-f]{64}")
+_DIGEST_PATTERN = re.compile(r"[0-9a-f]{64}")
 
 _USER_ID_ALPHABET = string.ascii_lowercase + string.digits
 USER_ID_LENGTH = 15  # Lucia's default: 15 characters of [a-z0-9], about 77 bits, unique enough for a primary key
@@ -32,12 +32,13 @@ def is_session_id_shaped(value: str) -> bool:
 
 
 def session_digest(session_id: str) -> str:
-    """The stored form of a session id: hex SHA-256. It doubles as the session's public id (see ``SessionInfo``)."""
+    """The stored form of a session id: hex SHA-256. It also names a session in pages (``SessionInfo.digest``)."""
     return hashlib.sha256(session_id.encode("ascii")).hexdigest()
 
 
-def is_public_id_shaped(value: str) -> bool:
-    return len(value) == 64 and _PUBLIC_ID_PATTERN.fullmatch(value) is not None
+def is_digest_shaped(value: str) -> bool:
+    """Whether ``value`` looks like ``session_digest``'s output (checked before any lookup)."""
+    return len(value) == 64 and _DIGEST_PATTERN.fullmatch(value) is not None
 
 
 def new_user_id() -> str:

@@ -46,28 +46,36 @@ class KeySpec:
 
 @dataclass(frozen=True, slots=True)
 class Key:
-    """A way to sign in as a user: ``provider_id`` (``"email"``, ``"github"``) plus the id the provider knows."""
+    """A way to sign in as a user: ``provider_id`` (``"email"``, ``"github"``) plus the id the provider knows.
+
+    ``credential_generation`` is the owner's, read with the key: hand the key to ``Auth.create_session`` so a
+    session made after a password check dies if the password changed meanwhile."""
 
     provider_id: str
     provider_user_id: str
     user_id: str
     has_password: bool
+    credential_generation: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionInfo:
     """What the database knows about a session: safe to show to its user, unusable as a credential.
 
-    ``public_id`` names the session in a page or a form (``invalidate_user_session``); it is the SHA-256 digest
-    under which the session is stored, so knowing it does not let anyone sign in.
+    ``digest`` names the session in a page or a form (``Auth.invalidate_user_session``): it is the SHA-256 of the
+    session id, under which the session is stored, so knowing it does not let anyone sign in.
+    ``second_factor_pending`` is true until the user proves a second factor; ``last_verified_at`` is when the
+    user last proved a factor (sign-in or re-authentication), for "sudo mode" checks.
     """
 
-    public_id: str
+    digest: str
     user_id: str
     active_expires: datetime
     idle_expires: datetime
     created_at: datetime
     state: SessionState
+    second_factor_pending: bool = False
+    last_verified_at: datetime
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -76,9 +84,10 @@ class Session(SessionInfo):
     """A session together with its secret id, as created or validated from a request's credentials.
 
     ``is_fresh`` is true when the session was just created or renewed: its cookie must be sent (again).
+    ``repr()`` never shows ``session_id``: it is the credential.
     """
 
-    session_id: str
+    session_id: str = field(repr=False)
     is_fresh: bool = False
 
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lucia_fastapi.adapters.base import Adapter, KeyRow, SessionRow, UserRow
 from lucia_fastapi.core.errors import ErrorCode, LuciaError
+from lucia_fastapi.core.storage import Adapter, KeyRow, SessionRow, UserRow
 
 HOUR_MS = 3_600_000
 
@@ -47,11 +47,14 @@ class AdapterUnderTest:
 
     def session_row(self, user_id: str, *, expires_in_ms: int = HOUR_MS) -> SessionRow:
         return SessionRow(
-            id=hashlib.sha256(secrets.token_bytes(24)).hexdigest(),
+            digest=hashlib.sha256(secrets.token_bytes(24)).hexdigest(),
             user_id=user_id,
             active_expires=self.now + expires_in_ms,
             idle_expires=self.now + 2 * expires_in_ms,
             created_at=self.now - HOUR_MS,
+            credential_generation=3,
+            second_factor_pending=True,
+            last_verified_at=self.now - HOUR_MS,
             attributes=dict(self.session_attributes),
         )
 
@@ -111,7 +114,7 @@ async def set_user_with_taken_key_writes_nothing(t: AdapterUnderTest) -> None:
 async def update_user_changes_attributes(t: AdapterUnderTest) -> None:
     user = await t.new_user()
     await t.adapter.update_user(user.id, dict(t.changed_user_attributes))
-    expected = UserRow(user.id, {**user.attributes, **t.changed_user_attributes})
+    expected = UserRow(user.id, {**user.attributes, **t.changed_user_attributes}, user.credential_generation)
     assert await t.adapter.get_user(user.id) == expected
 
 
@@ -127,9 +130,9 @@ async def delete_user_removes_its_keys_and_sessions(t: AdapterUnderTest) -> None
     await t.adapter.delete_user(user.id)
     assert await t.adapter.get_user(user.id) is None
     assert await t.adapter.get_keys_by_user_id(user.id) == []
-    assert await t.adapter.get_session(session.id) is None
+    assert await t.adapter.get_session(session.digest) is None
     assert await t.adapter.get_user(other.id) == other
-    assert await t.adapter.get_session(other_session.id) == other_session
+    assert await t.adapter.get_session(other_session.digest) == other_session
 
 
 async def delete_unknown_user_is_no_error(t: AdapterUnderTest) -> None:
@@ -213,7 +216,7 @@ async def get_session_of_unknown_id_is_none(t: AdapterUnderTest) -> None:
 async def set_session_then_get_it(t: AdapterUnderTest) -> None:
     user = await t.new_user()
     session = await t.new_session(user.id)
-    assert await t.adapter.get_session(session.id) == session
+    assert await t.adapter.get_session(session.digest) == session
 
 
 async def set_session_with_taken_id_fails(t: AdapterUnderTest) -> None:
@@ -225,7 +228,7 @@ async def set_session_with_taken_id_fails(t: AdapterUnderTest) -> None:
 async def set_session_for_unknown_user_fails(t: AdapterUnderTest) -> None:
     row = t.session_row(_random_id("nobody"))
     await _expect_error("AUTH_INVALID_USER_ID", t.adapter.set_session(row))
-    assert await t.adapter.get_session(row.id) is None
+    assert await t.adapter.get_session(row.digest) is None
 
 
 async def get_sessions_by_user_id_returns_only_that_users(t: AdapterUnderTest) -> None:
@@ -234,21 +237,21 @@ async def get_sessions_by_user_id_returns_only_that_users(t: AdapterUnderTest) -
     sessions = [await t.new_session(user.id) for _ in range(3)]
     await t.new_session(other.id)
     found = await t.adapter.get_sessions_by_user_id(user.id)
-    assert sorted(found, key=lambda s: s.id) == sorted(sessions, key=lambda s: s.id)
+    assert sorted(found, key=lambda s: s.digest) == sorted(sessions, key=lambda s: s.digest)
 
 
 async def get_session_and_user_joins_them(t: AdapterUnderTest) -> None:
     user = await t.new_user(with_key=True)
     session = await t.new_session(user.id)
-    assert await t.adapter.get_session_and_user(session.id) == (session, user)
+    assert await t.adapter.get_session_and_user(session.digest) == (session, user)
     assert await t.adapter.get_session_and_user(hashlib.sha256(b"nothing").hexdigest()) is None
 
 
 async def update_session_expiry_extends_in_place(t: AdapterUnderTest) -> None:
     user = await t.new_user()
     session = await t.new_session(user.id)
-    await t.adapter.update_session_expiry(session.id, session.active_expires + 5, session.idle_expires + 7)
-    updated = await t.adapter.get_session(session.id)
+    await t.adapter.update_session_expiry(session.digest, session.active_expires + 5, session.idle_expires + 7)
+    updated = await t.adapter.get_session(session.digest)
     assert updated is not None
     assert (updated.active_expires, updated.idle_expires) == (session.active_expires + 5, session.idle_expires + 7)
     assert (updated.user_id, updated.created_at, updated.attributes) == (
@@ -261,23 +264,43 @@ async def update_session_expiry_extends_in_place(t: AdapterUnderTest) -> None:
 async def delete_session_removes_only_it(t: AdapterUnderTest) -> None:
     user = await t.new_user()
     kept, deleted = await t.new_session(user.id), await t.new_session(user.id)
-    await t.adapter.delete_session(deleted.id)
-    await t.adapter.delete_session(deleted.id)  # again: no error
-    assert await t.adapter.get_session(deleted.id) is None
-    assert await t.adapter.get_session(kept.id) == kept
+    await t.adapter.delete_session(deleted.digest)
+    await t.adapter.delete_session(deleted.digest)  # again: no error
+    assert await t.adapter.get_session(deleted.digest) is None
+    assert await t.adapter.get_session(kept.digest) == kept
 
 
-async def delete_sessions_by_user_id_with_and_without_exception(t: AdapterUnderTest) -> None:
+async def delete_sessions_by_user_id_removes_only_theirs(t: AdapterUnderTest) -> None:
     user = await t.new_user()
     other = await t.new_user()
-    current, *rest = [await t.new_session(user.id) for _ in range(3)]
+    for _ in range(3):
+        await t.new_session(user.id)
     others = await t.new_session(other.id)
-    await t.adapter.delete_sessions_by_user_id(user.id, except_session_id=current.id)
-    assert await t.adapter.get_sessions_by_user_id(user.id) == [current]
-    assert [await t.adapter.get_session(session.id) for session in rest] == [None] * len(rest)
     await t.adapter.delete_sessions_by_user_id(user.id)
     assert await t.adapter.get_sessions_by_user_id(user.id) == []
-    assert await t.adapter.get_session(others.id) == others
+    assert await t.adapter.get_session(others.digest) == others
+
+
+async def update_session_verification_clears_the_pending_factor(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    session = await t.new_session(user.id)
+    await t.adapter.update_session_verification(session.digest, t.now + 5)
+    updated = await t.adapter.get_session(session.digest)
+    assert updated == replace(session, second_factor_pending=False, last_verified_at=t.now + 5)
+
+
+async def credential_generation_counts_up_and_rides_with_keys(t: AdapterUnderTest) -> None:
+    user = await t.new_user(with_key=True)
+    assert user.credential_generation == 0
+    (key,) = await t.adapter.get_keys_by_user_id(user.id)
+    for _ in range(2):
+        await t.adapter.increment_credential_generation(user.id)
+    stored = await t.adapter.get_user(user.id)
+    assert stored is not None and stored.credential_generation == 2
+    assert await t.adapter.get_key(key.id) == replace(key, credential_generation=2)
+    session = await t.new_session(user.id)
+    found = await t.adapter.get_session_and_user(session.digest)
+    assert found is not None and found[1].credential_generation == 2 and found[0].credential_generation == 3
 
 
 async def delete_dead_sessions_of_one_user_and_of_all(t: AdapterUnderTest) -> None:
@@ -288,10 +311,10 @@ async def delete_dead_sessions_of_one_user_and_of_all(t: AdapterUnderTest) -> No
     others_dead = await t.new_session(other.id, expires_in_ms=-HOUR_MS)
     assert await t.adapter.delete_dead_sessions(t.now, user_id=user.id) == len(dead)
     assert await t.adapter.get_sessions_by_user_id(user.id) == [alive]
-    assert await t.adapter.get_session(others_dead.id) == others_dead
+    assert await t.adapter.get_session(others_dead.digest) == others_dead
     assert await t.adapter.delete_dead_sessions(t.now) >= 1
-    assert await t.adapter.get_session(others_dead.id) is None
-    assert await t.adapter.get_session(alive.id) == alive
+    assert await t.adapter.get_session(others_dead.digest) is None
+    assert await t.adapter.get_session(alive.digest) == alive
 
 
 ADAPTER_CASES: tuple[Case, ...] = (
@@ -319,7 +342,9 @@ ADAPTER_CASES: tuple[Case, ...] = (
     get_session_and_user_joins_them,
     update_session_expiry_extends_in_place,
     delete_session_removes_only_it,
-    delete_sessions_by_user_id_with_and_without_exception,
+    delete_sessions_by_user_id_removes_only_theirs,
+    update_session_verification_clears_the_pending_factor,
+    credential_generation_counts_up_and_rides_with_keys,
     delete_dead_sessions_of_one_user_and_of_all,
 )
 

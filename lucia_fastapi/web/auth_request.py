@@ -16,7 +16,7 @@ from starlette.types import Scope
 from lucia_fastapi.core.auth import Auth, UserT
 from lucia_fastapi.core.cookies import Cookie
 from lucia_fastapi.core.errors import LuciaError
-from lucia_fastapi.core.models import Session, SessionUser
+from lucia_fastapi.core.models import Key, Session, SessionUser
 
 _UNREAD: Any = object()  # "not asked yet", as distinct from "asked, and the answer is None"
 
@@ -26,8 +26,9 @@ class ResponseStartedError(RuntimeError):
 
 
 class AuthRequest(Generic[UserT]):
-    """The session of one request. ``rejection`` tells why its credentials were ignored, if they were (a failed
-    origin check: the request came from another site)."""
+    """The session of one request. ``rejection`` tells why its credentials were ignored, if they were: a failed
+    origin check (``AUTH_INVALID_REQUEST``: the request came from another site), or a session that is not valid
+    (``AUTH_INVALID_SESSION_ID``; its ``detail`` says whether it expired, was signed out or is unknown)."""
 
     # Defaults live on the class: a request that never asks about auth pays for two attribute stores, no more.
     rejection: LuciaError | None = None
@@ -57,7 +58,7 @@ class AuthRequest(Generic[UserT]):
         """The session id the request carries, if well-formed and not rejected by the origin check. No query."""
         if self._session_id is _UNREAD:
             try:
-                self._session_id, self._from_cookie = self.auth.read_session_credential(self.connection)
+                self._session_id, self._from_cookie = self.auth.read_session_credential(self._scope)
             except LuciaError as error:
                 self.rejection, self._session_id = error, None
         return self._session_id
@@ -81,6 +82,22 @@ class AuthRequest(Generic[UserT]):
         ``None`` clears the session cookie; neither touches the database."""
         self._set_cookie(self.auth.create_session_cookie(session))
         self._session, self._user, self._error = session, _UNREAD if session is not None else None, None
+
+    async def create_session(
+        self, user_id: str, *, key: Key | None = None, second_factor_pending: bool = False
+    ) -> Session:
+        """Sign in: make a new session for ``user_id`` with this request's user agent and address, send its cookie,
+        and invalidate the session the request carried, if any (a new id at every sign-in: no session fixation).
+        Also the call after a password or privilege change, which killed every session: the current device gets
+        a fresh one. Pass the ``key`` that ``Auth.use_key`` returned (see ``Auth.create_session``)."""
+        previous = self._session.session_id if isinstance(self._session, Session) else self.session_id
+        if previous is not None:
+            await self.auth.invalidate_session(previous)
+        session = await self.auth.create_session(
+            user_id, attributes=self.session_attributes(), key=key, second_factor_pending=second_factor_pending
+        )
+        self.set_session(session)
+        return session
 
     def clear_session(self) -> None:
         """Delete the session cookie in the browser. The session stays valid in the database: to sign out, use
@@ -139,7 +156,7 @@ class AuthRequest(Generic[UserT]):
             if error.code != "AUTH_INVALID_SESSION_ID":
                 self._error = error  # the database is down: keep the cookie, say so to every caller
                 raise
-            self._session, self._user = None, None
+            self._session, self._user, self.rejection = None, None, error
             if self._from_cookie and not self.response_started:
                 self._cookie = self.auth.create_session_cookie(None)  # a dead cookie: let the browser drop it
             return

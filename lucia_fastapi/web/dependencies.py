@@ -1,11 +1,19 @@
-"""FastAPI dependencies: the request's ``AuthRequest``, and guards that answer 401 / 403 / 503 for the route.
+"""FastAPI dependencies: the request's ``AuthRequest``, and guards that refuse a request without a usable session.
 
-- no credentials, or an invalid or expired session: 401 with ``WWW-Authenticate: Bearer``
-  (``Bearer error="invalid_token"`` when one was sent);
-- a cookie on a cross-site unsafe request: 403 (the cookie was ignored, the session untouched);
-- the session store cannot be reached: 503 with ``Retry-After`` (the cookie is left alone).
+A guard raises ``LuciaError``; ``AuthMiddleware`` turns it into the response (``lucia_fastapi.web.responses``, or
+the app's ``on_error``):
+- no credentials: 401 ``NOT_AUTHENTICATED``; an invalid, expired or signed-out session: 401
+  ``AUTH_INVALID_SESSION_ID`` (both with ``WWW-Authenticate``);
+- a cookie on a cross-site unsafe request: 403 ``AUTH_INVALID_REQUEST`` (the cookie was ignored, the session
+  untouched);
+- a session still waiting for its second factor: 403 ``AUTH_SECOND_FACTOR_REQUIRED``;
+- the session store cannot be reached: 503 ``DATABASE_UNAVAILABLE`` with ``Retry-After`` (the cookie is left alone).
 
 On WebSocket routes the same cases close the handshake with code 1008 (policy violation) instead.
+
+With ``transform_user`` returning your own type, make your own alias, and type checkers see ``MyUser``::
+
+    MyCurrentUser = Annotated[MyUser, Depends(require_user)]
 """
 
 from __future__ import annotations
@@ -13,14 +21,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, NoReturn
 
-from fastapi import Depends, HTTPException, Security, WebSocketException, status
+from fastapi import Depends, Security, WebSocketException, status
 from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME
-from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.errors import ErrorCode, LuciaError
 from lucia_fastapi.core.models import Session, SessionUser, User
 from lucia_fastapi.web.auth_request import AuthRequest
+from lucia_fastapi.web.responses import public_message
 
 
 class _BearerScheme(HTTPBearer):
@@ -43,6 +52,7 @@ async def get_auth_request(connection: HTTPConnection) -> AuthRequest[Any]:
 
 
 def auth_request_of(connection: HTTPConnection) -> AuthRequest[Any]:
+    """The request's ``AuthRequest``, or a ``RuntimeError`` that says how to add the middleware."""
     auth_request = connection.scope.get("state", {}).get("auth")
     if not isinstance(auth_request, AuthRequest):
         raise RuntimeError(
@@ -55,31 +65,29 @@ def auth_request_of(connection: HTTPConnection) -> AuthRequest[Any]:
 AuthRequestDep = Annotated[AuthRequest[Any], Depends(get_auth_request)]
 
 
-async def _session_user(auth_request: AuthRequest[Any]) -> SessionUser[Any]:
+def refuse(auth_request: AuthRequest[Any], code: ErrorCode, detail: str | None = None) -> NoReturn:
+    """Refuse the request: ``LuciaError(code)`` for HTTP (rendered by the middleware), close 1008 for WebSockets."""
+    error = LuciaError(code, detail)
+    if auth_request.connection.scope["type"] == "websocket":
+        reason = f"{code}: {public_message(error)}"[:120]
+        raise WebSocketException(code=status.WS_1008_POLICY_VIOLATION, reason=reason)
+    raise error
+
+
+async def session_user_of(auth_request: AuthRequest[Any]) -> SessionUser[Any]:
+    """The request's session and user; raises for a cross-site cookie (403) and an outage (503)."""
     if auth_request.session_id is None and auth_request.rejection is not None:
-        _refuse(auth_request, status.HTTP_403_FORBIDDEN, "AUTH_INVALID_REQUEST", auth_request.rejection.detail or "")
+        refuse(auth_request, "AUTH_INVALID_REQUEST", auth_request.rejection.detail)
     try:
         return await auth_request.get_session_user()
     except LuciaError as error:
-        message = "The session store cannot be reached; try again shortly."
-        _refuse(auth_request, status.HTTP_503_SERVICE_UNAVAILABLE, error.code, message, {"Retry-After": "5"})
+        refuse(auth_request, error.code, error.detail)
 
 
 def _unauthenticated(auth_request: AuthRequest[Any]) -> NoReturn:
     if auth_request.session_id is not None:
-        message = "The session is invalid or has expired; sign in again."
-        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-        _refuse(auth_request, status.HTTP_401_UNAUTHORIZED, "AUTH_INVALID_SESSION_ID", message, headers)
-    headers = {"WWW-Authenticate": "Bearer"}
-    _refuse(auth_request, status.HTTP_401_UNAUTHORIZED, "NOT_AUTHENTICATED", "Sign in first.", headers)
-
-
-def _refuse(
-    auth_request: AuthRequest[Any], code: int, error: str, message: str, headers: dict[str, str] | None = None
-) -> NoReturn:
-    if auth_request.connection.scope["type"] == "websocket":
-        raise WebSocketException(code=status.WS_1008_POLICY_VIOLATION, reason=f"{error}: {message}"[:120])
-    raise HTTPException(code, detail={"code": error, "message": message}, headers=headers)
+        refuse(auth_request, "AUTH_INVALID_SESSION_ID")
+    refuse(auth_request, "NOT_AUTHENTICATED")
 
 
 async def require_same_origin(auth_request: AuthRequestDep) -> None:
@@ -89,7 +97,7 @@ async def require_same_origin(auth_request: AuthRequestDep) -> None:
     try:
         auth_request.auth.verify_request_origin(auth_request.connection)
     except LuciaError as error:
-        _refuse(auth_request, status.HTTP_403_FORBIDDEN, error.code, error.detail or "")
+        refuse(auth_request, error.code, error.detail)
 
 
 class _Guard(APIKeyCookie):
@@ -112,35 +120,46 @@ class _Guard(APIKeyCookie):
 
     async def __call__(self, connection: HTTPConnection, _bearer: _DeclaresBearer) -> Any:  # type: ignore[override]
         auth_request = auth_request_of(connection)
-        session, user = await _session_user(auth_request)
+        session, user = await session_user_of(auth_request)
         return self._answer(auth_request, session, user)
 
 
-def _session_or_401(auth_request: AuthRequest[Any], session: Session | None, _user: Any) -> Session:
+def _complete_session(auth_request: AuthRequest[Any], session: Session | None) -> Session:
     if session is None:
         _unauthenticated(auth_request)
+    if session.second_factor_pending:
+        refuse(auth_request, "AUTH_SECOND_FACTOR_REQUIRED")
     return session
 
 
-def _user_or_401(auth_request: AuthRequest[Any], session: Session | None, user: Any) -> Any:
-    if session is None:
-        _unauthenticated(auth_request)
+def _session_or_refuse(auth_request: AuthRequest[Any], session: Session | None, _user: Any) -> Session:
+    return _complete_session(auth_request, session)
+
+
+def _user_or_refuse(auth_request: AuthRequest[Any], session: Session | None, user: Any) -> Any:
+    _complete_session(auth_request, session)
     return user
 
 
-def _user_or_none(_auth_request: AuthRequest[Any], _session: Session | None, user: Any) -> Any:
-    return user
+def _user_or_none(_auth_request: AuthRequest[Any], session: Session | None, user: Any) -> Any:
+    return user if session is not None and not session.second_factor_pending else None
 
 
-require_session = _Guard("require_session", _session_or_401, "The request's session, or 401/403/503.")
+require_session = _Guard(
+    "require_session",
+    _session_or_refuse,
+    "The request's session, or 401/403/503 (403 too while a second factor is pending).",
+)
 require_user = _Guard(
-    "require_user", _user_or_401, "The signed-in user (as ``transform_user`` made it), or 401/403/503."
+    "require_user",
+    _user_or_refuse,
+    "The signed-in user (as ``transform_user`` made it), or 401/403/503 (403 too while a second factor is pending).",
 )
 optional_user = _Guard(
     "optional_user",
     _user_or_none,
-    "The signed-in user, or ``None``; still 403 for a cross-site request that carried a cookie, and 503 when"
-    ' the store is down (neither is "signed out").',
+    "The signed-in user, or ``None`` (also while a second factor is pending); still 403 for a cross-site request"
+    ' that carried a cookie, and 503 when the store is down (neither is "signed out").',
 )
 
 CurrentSession = Annotated[Session, Depends(require_session)]

@@ -11,11 +11,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.web.auth_request import AuthRequest
-from lucia_fastapi.web.middleware import service_unavailable
+from lucia_fastapi.web.responses import ErrorHandler, render_error
 
 
 def handle_logout_requests(
-    auth: Auth[Any], *, redirect_to: str | None = None
+    auth: Auth[Any], *, redirect_to: str | None = None, on_error: ErrorHandler | None = None
 ) -> Callable[[Request], Awaitable[Response]]:
     """A POST endpoint that signs the request's session out::
 
@@ -24,7 +24,8 @@ def handle_logout_requests(
     Cross-origin requests get 403 and change nothing. Without a session it still succeeds (signing out twice
     is not an error). It deletes the session in the database, clears the cookie, and answers
     ``{"ok": true}``, or a 303 redirect to ``redirect_to`` (for an HTML form). Works with or without
-    ``AuthMiddleware``; a database outage is a 503 that leaves the cookie in place.
+    ``AuthMiddleware``; a database outage is a 503 that leaves the cookie in place. Errors are rendered by
+    ``on_error`` when given (as ``AuthMiddleware`` does), else as JSON.
     """
 
     async def logout(request: Request) -> Response:
@@ -34,9 +35,7 @@ def handle_logout_requests(
             if session_id is not None:
                 await auth.invalidate_session(session_id)
         except LuciaError as error:
-            if error.code == "DATABASE_UNAVAILABLE":
-                return service_unavailable(error)
-            return JSONResponse({"detail": {"code": error.code, "message": error.detail}}, status_code=403)
+            return await render_error(request, error, on_error=on_error)
         response: Response = (
             RedirectResponse(redirect_to, status_code=303) if redirect_to else JSONResponse({"ok": True})
         )

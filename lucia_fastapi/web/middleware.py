@@ -2,28 +2,44 @@
 
 Pure ASGI, like Starlette's own middleware: no ``BaseHTTPMiddleware``, so streaming responses, background tasks
 and WebSockets pass through untouched. A request that never asks about auth costs no query and no header parsing.
+A ``LuciaError`` that escapes the app (a guard's 401, a route's unhandled ``AUTH_TOO_MANY_ATTEMPTS``, an outage)
+becomes its HTTP response here, through ``lucia_fastapi.web.responses`` or the app's ``on_error``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import JSONResponse
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.web.auth_request import AuthRequest
+from lucia_fastapi.web.responses import ErrorHandler, render_error
 
 _STARTS = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
 
 
 class AuthMiddleware:
-    """``app.add_middleware(AuthMiddleware, auth=auth)``; then ``request.state.auth`` is the ``AuthRequest``."""
+    """``app.add_middleware(AuthMiddleware, auth=auth)``; then ``request.state.auth`` is the ``AuthRequest``.
 
-    def __init__(self, app: ASGIApp, *, auth: Auth[Any]) -> None:
+    ``on_error(connection, error)`` renders the response for a ``LuciaError`` (default: JSON, see
+    ``lucia_fastapi.web.responses``); ``sign_in_url`` redirects page requests that need a session there.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        auth: Auth[Any],
+        on_error: ErrorHandler | None = None,
+        sign_in_url: str | None = None,
+    ) -> None:
         self.app = app
         self.auth = auth
+        self.on_error = on_error
+        self.sign_in_url = sign_in_url
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -44,16 +60,10 @@ class AuthMiddleware:
         try:
             await self.app(scope, receive, send_with_cookies)
         except LuciaError as error:
-            # A route that asked for the session while the database was down: a 503, not a 500 (and no cookie
-            # is cleared). Anything sent already cannot be taken back, so then the error goes on up.
-            if error.code != "DATABASE_UNAVAILABLE" or auth_request.response_started or scope["type"] != "http":
+            # Anything sent already cannot be taken back, so then the error goes on up. An outage never clears
+            # the cookie: the AuthRequest left it alone.
+            if auth_request.response_started or scope["type"] != "http":
                 raise
-            await service_unavailable(error)(scope, receive, send_with_cookies)
-
-
-def service_unavailable(error: LuciaError) -> JSONResponse:
-    return JSONResponse(
-        {"detail": {"code": error.code, "message": "The session store cannot be reached; try again shortly."}},
-        status_code=503,
-        headers={"Retry-After": "5"},
-    )
+            connection = HTTPConnection(scope)
+            response = await render_error(connection, error, on_error=self.on_error, sign_in_url=self.sign_in_url)
+            await response(scope, receive, send_with_cookies)

@@ -7,7 +7,7 @@ Apps add their own user (or session) columns by defining the tables on their own
     adapter = SQLAlchemyAdapter(engine, tables)
 
 and point their Alembic ``target_metadata`` at ``metadata``. The default tables live in ``metadata`` below and
-are what this project's own ``alembic/`` migrations create.
+are what the migrations shipped in ``lucia_fastapi/migrations`` create (``lucia-fastapi migrate``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    false,
+    text,
+)
 
 # Named constraints make migrations reproducible across databases.
 NAMING_CONVENTION = {
@@ -26,12 +39,24 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# Columns of auth_session that the core reads itself; every other column is a session attribute.
-SESSION_CORE_COLUMNS = ("id", "user_id", "active_expires", "idle_expires", "created_at")
+# Columns the core reads itself, in the order of ``SessionRow``/``UserRow``; every other column is an attribute.
+SESSION_CORE_COLUMNS = (
+    "id",
+    "user_id",
+    "active_expires",
+    "idle_expires",
+    "created_at",
+    "credential_generation",
+    "second_factor_pending",
+    "last_verified_at",
+)
+USER_CORE_COLUMNS = ("id", "credential_generation")
 
 
 @dataclass(frozen=True, slots=True)
 class AuthTables:
+    """The three tables an ``SQLAlchemyAdapter`` works on."""
+
     user: Table
     key: Table
     session: Table
@@ -44,7 +69,14 @@ def define_auth_tables(
     session_columns: Iterable[Column[object]] = (),
 ) -> AuthTables:
     """Define the three tables on ``metadata``, with the app's extra user and session columns."""
-    user = Table("auth_user", metadata, Column("id", String(255), primary_key=True), *user_columns)
+    user = Table(
+        "auth_user",
+        metadata,
+        Column("id", String(255), primary_key=True),
+        # Bumped by a password change, a removed key or "sign out everywhere": older sessions are dead.
+        Column("credential_generation", Integer, nullable=False, server_default=text("0")),
+        *user_columns,
+    )
     key = Table(
         "auth_key",
         metadata,
@@ -61,6 +93,9 @@ def define_auth_tables(
         Column("active_expires", BigInteger, nullable=False),  # epoch milliseconds
         Column("idle_expires", BigInteger, nullable=False),
         Column("created_at", BigInteger, nullable=False),
+        Column("credential_generation", Integer, nullable=False, server_default=text("0")),
+        Column("second_factor_pending", Boolean, nullable=False, server_default=false()),
+        Column("last_verified_at", BigInteger, nullable=False, server_default=text("0")),  # epoch ms
         Column("user_agent", Text, nullable=True),
         Column("ip_address", String(45), nullable=True),  # room for any IPv6 text form
         *session_columns,

@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-23
 
-Matches lucia_fastapi.adapters.schema exactly (tests/test_migrations.py compares them).
+The models of this revision; tests/test_migrations_and_cli.py checks the whole chain against the models.
 Expiries and creation times are epoch milliseconds; auth_session.id is the SHA-256 hex digest of the session id.
 """
 

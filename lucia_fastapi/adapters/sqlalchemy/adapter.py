@@ -21,10 +21,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
-from lucia_fastapi.adapters.base import KeyRow, SessionRow, UserRow
-from lucia_fastapi.adapters.driver_read import DriverRead, DriverReadFailed
-from lucia_fastapi.adapters.schema import SESSION_CORE_COLUMNS, AuthTables, default_tables
+from lucia_fastapi.adapters.sqlalchemy.driver_read import DriverRead, DriverReadFailed
+from lucia_fastapi.adapters.sqlalchemy.schema import SESSION_CORE_COLUMNS, USER_CORE_COLUMNS, AuthTables, default_tables
 from lucia_fastapi.core.errors import ErrorCode, LuciaError
+from lucia_fastapi.core.storage import KeyRow, SessionRow, UserRow
 
 
 def async_database_url(url: str) -> str:
@@ -50,13 +50,13 @@ class SQLAlchemyAdapter:
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "checkout", _enable_sqlite_foreign_keys)
         user, session = tables.user, tables.session
-        self._user_attribute_names = frozenset(c.name for c in user.columns if c.name != "id")
+        self._user_attribute_names = frozenset(c.name for c in user.columns) - set(USER_CORE_COLUMNS)
         self._session_attribute_names = frozenset(c.name for c in session.columns) - set(SESSION_CORE_COLUMNS)
         self._session_columns = len(session.columns)
         # Where each value sits in a selected row, worked out once: rows are converted on every request.
         user_names, session_names = list(user.columns.keys()), list(session.columns.keys())
-        self._user_id_at = user_names.index("id")
-        self._user_attributes_at = [(name, at) for at, name in enumerate(user_names) if name != "id"]
+        self._user_core_at = [user_names.index(name) for name in USER_CORE_COLUMNS]
+        self._user_attributes_at = [(name, at) for at, name in enumerate(user_names) if name not in USER_CORE_COLUMNS]
         self._session_core_at = [session_names.index(name) for name in SESSION_CORE_COLUMNS]
         self._session_attributes_at = [
             (name, at) for at, name in enumerate(session_names) if name not in SESSION_CORE_COLUMNS
@@ -69,6 +69,11 @@ class SQLAlchemyAdapter:
         )
         self._driver_read = DriverRead.for_engine(engine, self._select_session_and_user)
         self._select_session = select(session).where(session.c.id == bindparam("session_id"))
+        # A key is always read with its owner's credential generation: a sign-in that races a password change
+        # then makes a session of the old generation, which is dead (see Auth.create_session).
+        self._select_keys = select(tables.key, user.c.credential_generation).join_from(
+            tables.key, user, tables.key.c.user_id == user.c.id
+        )
         self._update_expiry = (
             update(session)
             .where(session.c.id == bindparam("session_id"))
@@ -116,15 +121,21 @@ class SQLAlchemyAdapter:
                     await conn.execute(delete(table).where(table.c.user_id == user_id))
                 await conn.execute(delete(self.tables.user).where(self.tables.user.c.id == user_id))
 
+    async def increment_credential_generation(self, user_id: str) -> None:
+        user = self.tables.user
+        # One UPDATE computing the new value in the database: concurrent bumps each count.
+        await self._write(
+            update(user).where(user.c.id == user_id).values(credential_generation=user.c.credential_generation + 1)
+        )
+
     # Keys
     async def get_key(self, key_id: str) -> KeyRow | None:
-        key = self.tables.key
-        row = await self._read_one(select(key).where(key.c.id == key_id))
+        row = await self._read_one(self._select_keys.where(self.tables.key.c.id == key_id))
         return _key_row(row) if row is not None else None
 
     async def get_keys_by_user_id(self, user_id: str) -> list[KeyRow]:
         key = self.tables.key
-        rows = await self._read_all(select(key).where(key.c.user_id == user_id).order_by(key.c.id))
+        rows = await self._read_all(self._select_keys.where(key.c.user_id == user_id).order_by(key.c.id))
         return [_key_row(row) for row in rows]
 
     async def set_key(self, key: KeyRow) -> None:
@@ -142,8 +153,8 @@ class SQLAlchemyAdapter:
         await self._write(delete(self.tables.key).where(self.tables.key.c.id == key_id))
 
     # Sessions
-    async def get_session(self, session_id: str) -> SessionRow | None:
-        row = await self._read_one(self._select_session, {"session_id": session_id})
+    async def get_session(self, digest: str) -> SessionRow | None:
+        row = await self._read_one(self._select_session, {"session_id": digest})
         return self._session_row(row) if row is not None else None
 
     async def get_sessions_by_user_id(self, user_id: str) -> list[SessionRow]:
@@ -151,49 +162,58 @@ class SQLAlchemyAdapter:
         statement = select(session).where(session.c.user_id == user_id).order_by(session.c.created_at)
         return [self._session_row(row) for row in await self._read_all(statement)]
 
-    async def get_session_and_user(self, session_id: str) -> tuple[SessionRow, UserRow] | None:
-        row = await self._read_session_and_user(session_id)
+    async def get_session_and_user(self, digest: str) -> tuple[SessionRow, UserRow] | None:
+        row = await self._read_session_and_user(digest)
         if row is None:
             return None
         split = self._session_columns
         return self._session_row(row[:split]), self._user_row(row[split:])
 
-    async def _read_session_and_user(self, session_id: str) -> Sequence[Any] | None:
+    async def _read_session_and_user(self, digest: str) -> Sequence[Any] | None:
         if self._driver_read is not None:
             try:
                 with _database_errors():  # a failed checkout (the server is down), or no connection came back in time
-                    return await self._driver_read.fetch_one(session_id)
+                    return await self._driver_read.fetch_one(digest)
             except DriverReadFailed:
                 pass  # the general path runs it again, and turns any error into the right LuciaError
-        return await self._read_one(self._select_session_and_user, {"session_id": session_id})
+        return await self._read_one(self._select_session_and_user, {"session_id": digest})
 
     async def set_session(self, session: SessionRow) -> None:
         self._check_attribute_names("session", session.attributes, self._session_attribute_names)
         values = {
-            "id": session.id,
+            "id": session.digest,
             "user_id": session.user_id,
             "active_expires": session.active_expires,
             "idle_expires": session.idle_expires,
             "created_at": session.created_at,
+            "credential_generation": session.credential_generation,
+            "second_factor_pending": session.second_factor_pending,
+            "last_verified_at": session.last_verified_at,
             **session.attributes,
         }
         with _database_errors():
             async with self._autocommit.connect() as conn:
                 await self._insert(conn, self.tables.session, values, duplicate="AUTH_DUPLICATE_SESSION_ID")
 
-    async def update_session_expiry(self, session_id: str, active_expires: int, idle_expires: int) -> None:
-        params = {"session_id": session_id, "active": active_expires, "idle": idle_expires}
+    async def update_session_expiry(self, digest: str, active_expires: int, idle_expires: int) -> None:
+        params = {"session_id": digest, "active": active_expires, "idle": idle_expires}
         await self._write(self._update_expiry, params)
 
-    async def delete_session(self, session_id: str) -> None:
-        await self._write(delete(self.tables.session).where(self.tables.session.c.id == session_id))
-
-    async def delete_sessions_by_user_id(self, user_id: str, *, except_session_id: str | None = None) -> None:
+    async def update_session_verification(self, digest: str, last_verified_at: int) -> None:
         session = self.tables.session
-        condition = session.c.user_id == user_id
-        if except_session_id is not None:
-            condition = and_(condition, session.c.id != except_session_id)
-        await self._write(delete(session).where(condition))
+        statement = (
+            update(session)
+            .where(session.c.id == digest)
+            .values(second_factor_pending=False, last_verified_at=last_verified_at)
+        )
+        await self._write(statement)
+
+    async def delete_session(self, digest: str) -> None:
+        await self._write(delete(self.tables.session).where(self.tables.session.c.id == digest))
+
+    async def delete_sessions_by_user_id(self, user_id: str) -> None:
+        session = self.tables.session
+        await self._write(delete(session).where(session.c.user_id == user_id))
 
     async def delete_dead_sessions(self, now: int, *, user_id: str | None = None) -> int:
         session = self.tables.session
@@ -240,12 +260,16 @@ class SQLAlchemyAdapter:
             raise LuciaError(duplicate, f"{table.name} {values['id']!r} exists already") from None
 
     def _user_row(self, row: Sequence[Any]) -> UserRow:
-        return UserRow(row[self._user_id_at], {name: row[at] for name, at in self._user_attributes_at})
+        user_id, generation = (row[at] for at in self._user_core_at)
+        return UserRow(user_id, {name: row[at] for name, at in self._user_attributes_at}, generation)
 
     def _session_row(self, row: Sequence[Any]) -> SessionRow:
-        session_id, user_id, active_expires, idle_expires, created_at = (row[at] for at in self._session_core_at)
+        digest, user_id, active, idle, created_at, generation, pending, verified_at = (
+            row[at] for at in self._session_core_at
+        )
         attributes = {name: row[at] for name, at in self._session_attributes_at}
-        return SessionRow(session_id, user_id, active_expires, idle_expires, created_at, attributes)
+        # bool(): SQLite's driver hands back 0/1 on the raw read.
+        return SessionRow(digest, user_id, active, idle, created_at, generation, bool(pending), verified_at, attributes)
 
     @staticmethod
     def _check_attribute_names(kind: str, attributes: Mapping[str, Any], known: frozenset[str]) -> None:
@@ -262,7 +286,7 @@ def _key_values(key: KeyRow) -> dict[str, Any]:
 
 
 def _key_row(row: Row[Any]) -> KeyRow:
-    return KeyRow(id=row.id, user_id=row.user_id, hashed_password=row.hashed_password)
+    return KeyRow(row.id, row.user_id, row.hashed_password, row.credential_generation)
 
 
 def _enable_sqlite_foreign_keys(
@@ -280,15 +304,15 @@ def _enable_sqlite_foreign_keys(
 
 @contextmanager
 def _database_errors() -> Iterator[None]:
-    """Turn "the database cannot be reached" into ``DATABASE_UNAVAILABLE``; let every other error through."""
+    """Turn the driver's errors into ``LuciaError``: ``DATABASE_UNAVAILABLE`` when the database cannot be reached
+    (retrying later may work: a 503), ``DATABASE_ERROR`` when it answered with an error retrying will not fix (a
+    missing table: the detail names it and says how to fix it)."""
     try:
         yield
-    except (OperationalError, InterfaceError) as error:
-        raise LuciaError("DATABASE_UNAVAILABLE", _first_line(error)) from error
     except DBAPIError as error:
-        if error.connection_invalidated or _is_transient(error):
+        if _is_unreachable(error):
             raise LuciaError("DATABASE_UNAVAILABLE", _first_line(error)) from error
-        raise
+        raise LuciaError("DATABASE_ERROR", _explain(error)) from error
     except (OSError, TimeoutError) as error:  # asyncpg raises these when it cannot connect at all
         raise LuciaError("DATABASE_UNAVAILABLE", f"cannot connect to the database: {error}") from error
 
@@ -296,11 +320,31 @@ def _database_errors() -> Iterator[None]:
 # SQLSTATE classes that mean "the server cannot answer now" rather than "the request is wrong": connection
 # exceptions, insufficient resources (too many connections), operator intervention (statement timeout, shutdown).
 _TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+# SQLite reports both kinds as OperationalError; these words mean the schema is wrong, not the connection.
+_SQLITE_SCHEMA_WORDS = ("no such table", "no such column", "has no column named", "syntax error")
+_MISSING_SCHEMA_WORDS = ("no such table", "no such column", "has no column named", "does not exist")
 
 
-def _is_transient(error: DBAPIError) -> bool:
+def _is_unreachable(error: DBAPIError) -> bool:
+    if error.connection_invalidated or isinstance(error, InterfaceError):
+        return True
     sqlstate = getattr(error.orig, "sqlstate", None)
-    return isinstance(sqlstate, str) and sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    if isinstance(sqlstate, str):
+        return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    if isinstance(error, OperationalError):
+        message = str(error.orig).lower()
+        return not any(words in message for words in _SQLITE_SCHEMA_WORDS)
+    return False
+
+
+def _explain(error: DBAPIError) -> str:
+    cause = _first_line(error)
+    if any(words in cause.lower() for words in _MISSING_SCHEMA_WORDS):
+        return (
+            f"{cause} -- the auth tables are missing or out of date: run the migrations"
+            " (`lucia-fastapi migrate --database-url URL`, or your own Alembic environment)"
+        )
+    return cause
 
 
 def _first_line(error: BaseException) -> str:

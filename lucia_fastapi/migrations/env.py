@@ -1,4 +1,7 @@
-"""Alembic environment: the async engine from DATABASE_URL, the tables from lucia_fastapi's metadata."""
+"""Alembic environment for the migrations shipped in the package: the async engine from the URL that
+``lucia_fastapi.migrations.upgrade`` (``lucia-fastapi migrate``) passes, or ``DATABASE_URL``; the tables from
+lucia_fastapi's metadata. Our revisions are recorded in their own version table, so they never mix with the
+app's own Alembic history in ``alembic_version``."""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from lucia_fastapi.adapters.schema import metadata
-from lucia_fastapi.adapters.sqlalchemy_adapter import async_database_url
+from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
+from lucia_fastapi.adapters.sqlalchemy.schema import metadata
+from lucia_fastapi.migrations import VERSION_TABLE
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -28,7 +32,13 @@ def database_url() -> str:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=database_url(), target_metadata=target_metadata, literal_binds=True, compare_type=True)
+    context.configure(
+        url=database_url(),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        compare_type=True,
+        version_table=VERSION_TABLE,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -38,6 +48,7 @@ def do_run_migrations(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
+        version_table=VERSION_TABLE,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying them
     )
     with context.begin_transaction():
