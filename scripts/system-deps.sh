@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages that `make test` (and, with the argument "bench", `make bench`) needs, when they are
-# missing: PostgreSQL server binaries; Chromium for the browser test (Playwright drives Debian's /usr/bin/chromium
+# missing: PostgreSQL server binaries; redis-server for the Redis stores' tests; Chromium for the browser test (Playwright drives Debian's /usr/bin/chromium
 # and never downloads a browser); wrk for the benchmarks.
 # Debian's packages, installed with apt-get (root is needed only when something is missing).
 set -euo pipefail
 
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql-15)
+command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 if [ "${1:-test}" = bench ]; then
   command -v wrk >/dev/null || missing+=(wrk)
 else

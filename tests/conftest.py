@@ -19,6 +19,7 @@ from lucia_fastapi.adapters.sqlalchemy.schema import AuthTables, default_tables
 from lucia_fastapi.adapters.sqlalchemy.schema import metadata as default_metadata
 from lucia_fastapi.core.storage import Adapter
 from lucia_fastapi.testing.postgres import PostgresServer, PostgresUnavailable
+from lucia_fastapi.testing.redis import RedisServer, RedisUnavailable
 from tests.statements import PostgresStatementLog, SQLiteStatementLog, StatementLog
 
 SQL_DATABASES = ["sqlite", "postgresql"]
@@ -34,6 +35,20 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.start()
     except PostgresUnavailable as error:
         pytest.fail(f"PostgreSQL could not be started, so the PostgreSQL tests cannot run:\n{error}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A throwaway redis-server for the session (per xdist worker); errors with the reason if it cannot start."""
+    try:
+        server = RedisServer()
+        server.start()
+    except RedisUnavailable as error:
+        pytest.fail(f"Redis could not be started, so the Redis tests cannot run:\n{error}", pytrace=False)
     try:
         yield server
     finally:

@@ -1,0 +1,1 @@
+"""Redis stores (redis-py's asyncio client): ``pip install 'lucia_fastapi[redis]'``."""
