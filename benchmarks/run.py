@@ -609,7 +609,8 @@ def main() -> None:
             from lucia_fastapi.testing.redis import RedisServer
 
             redis = stack.enter_context(RedisServer())
-            redis_url, redis_version = redis.url, f"Redis {redis.version}"
+            version = subprocess.run([str(redis.binary), "--version"], capture_output=True, text=True).stdout
+            redis_url, redis_version = redis.url, f"Redis {version.split()[2].removeprefix('v=')}"
         except ImportError as error:
             print(f"no Redis row: {error}", flush=True)
         cookies = asyncio.run(seed(server.url, redis_url))

@@ -67,7 +67,14 @@ class SQLAlchemyAdapter:
             .join_from(session, user, session.c.user_id == user.c.id)
             .where(session.c.id == bindparam("session_id"))
         )
-        self._driver_read = DriverRead.for_engine(engine, self._select_session_and_user)
+        self._select_user = select(user).where(user.c.id == bindparam("user_id"))
+        # The reads every authenticated request makes (the join; the user alone when sessions live elsewhere)
+        # run on driver connections kept for them: see driver_read.py.
+        self._driver_read = DriverRead.for_engine(engine)
+        self._session_and_user_sql = self._user_sql = ""
+        if self._driver_read is not None:
+            self._session_and_user_sql = self._driver_read.compile(self._select_session_and_user)
+            self._user_sql = self._driver_read.compile(self._select_user)
         self._select_session = select(session).where(session.c.id == bindparam("session_id"))
         # A key is always read with its owner's credential generation: a sign-in that races a password change
         # then makes a session of the old generation, which is dead (see Auth.create_session).
@@ -82,8 +89,7 @@ class SQLAlchemyAdapter:
 
     # Users
     async def get_user(self, user_id: str) -> UserRow | None:
-        user = self.tables.user
-        row = await self._read_one(select(user).where(user.c.id == user_id))
+        row = await self._read_by(self._select_user, "user_id", user_id, self._user_sql)
         return self._user_row(row) if row is not None else None
 
     async def set_user(self, user: UserRow, key: KeyRow | None) -> None:
@@ -163,20 +169,21 @@ class SQLAlchemyAdapter:
         return [self._session_row(row) for row in await self._read_all(statement)]
 
     async def get_session_and_user(self, digest: str) -> tuple[SessionRow, UserRow] | None:
-        row = await self._read_session_and_user(digest)
+        row = await self._read_by(self._select_session_and_user, "session_id", digest, self._session_and_user_sql)
         if row is None:
             return None
         split = self._session_columns
         return self._session_row(row[:split]), self._user_row(row[split:])
 
-    async def _read_session_and_user(self, digest: str) -> Sequence[Any] | None:
+    async def _read_by(self, statement: Any, name: str, value: str, sql: str) -> Sequence[Any] | None:
+        """One row of a SELECT with one parameter: on a kept driver connection when there is one."""
         if self._driver_read is not None:
             try:
                 with _database_errors():  # a failed checkout (the server is down), or no connection came back in time
-                    return await self._driver_read.fetch_one(digest)
+                    return await self._driver_read.fetch_one(sql, value)
             except DriverReadFailed:
                 pass  # the general path runs it again, and turns any error into the right LuciaError
-        return await self._read_one(self._select_session_and_user, {"session_id": digest})
+        return await self._read_one(statement, {name: value})
 
     async def set_session(self, session: SessionRow) -> None:
         self._check_attribute_names("session", session.attributes, self._session_attribute_names)

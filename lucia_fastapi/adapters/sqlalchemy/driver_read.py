@@ -47,10 +47,10 @@ class DriverReadFailed(Exception):
 
 
 class DriverRead:
-    """One compiled SELECT with a single parameter, run on a driver connection kept for it (see the module)."""
+    """Compiled SELECTs with a single parameter, run on driver connections kept for them (see the module)."""
 
-    def __init__(self, engine: AsyncEngine, sql: str, driver: str) -> None:
-        self.engine, self.sql, self.driver = engine, sql, driver
+    def __init__(self, engine: AsyncEngine, driver: str) -> None:
+        self.engine, self.driver = engine, driver
         self.limit, self.keep_idle, self.timeout = connections_to_keep(engine)
         self._idle: list[PoolProxiedConnection] = []
         self._owned = 0  # idle + in use
@@ -58,20 +58,24 @@ class DriverRead:
         event.listen(engine.sync_engine, "engine_disposed", self._release_all)
 
     @classmethod
-    def for_engine(cls, engine: AsyncEngine, statement: Any) -> DriverRead | None:
-        """A ``DriverRead`` for ``statement`` on ``engine``, or ``None`` when its driver is not one we know."""
+    def for_engine(cls, engine: AsyncEngine) -> DriverRead | None:
+        """A ``DriverRead`` for ``engine``, or ``None`` when its driver is not one we know."""
         driver = engine.dialect.driver
         if driver not in ("asyncpg", "aiosqlite"):
             return None
-        return cls(engine, str(statement.compile(dialect=engine.dialect)), driver)
+        return cls(engine, driver)
 
-    async def fetch_one(self, value: str) -> tuple[Any, ...] | None:
+    def compile(self, statement: Any) -> str:
+        """The SQL of ``statement`` (one bound parameter) as the driver takes it, for ``fetch_one``."""
+        return str(statement.compile(dialect=self.engine.dialect))
+
+    async def fetch_one(self, sql: str, value: str) -> tuple[Any, ...] | None:
         """The row or ``None``; ``DriverReadFailed`` when anything went wrong (the connection is discarded).
 
         Errors of the checkout itself (the server is down) are SQLAlchemy's and go up as they are."""
         pooled = await self._acquire()
         try:
-            row = await self._fetch(pooled.driver_connection, value)
+            row = await self._fetch(pooled.driver_connection, sql, value)
         except BaseException as error:  # a broken connection, a restarted server, a cancel: never use it again
             self._lost()
             await asyncio.shield(greenlet_spawn(_discard, pooled))
@@ -127,10 +131,10 @@ class DriverRead:
                 waiter.set_result(None)
                 return
 
-    async def _fetch(self, connection: Any, value: str) -> Any:
+    async def _fetch(self, connection: Any, sql: str, value: str) -> Any:
         if self.driver == "asyncpg":
-            return await connection.fetchrow(self.sql, value)
-        async with connection.execute(self.sql, (value,)) as cursor:
+            return await connection.fetchrow(sql, value)
+        async with connection.execute(sql, (value,)) as cursor:
             return await cursor.fetchone()
 
     def _release_all(self, _engine: object) -> None:
