@@ -73,7 +73,8 @@ class DriverRead:
         """The row or ``None``; ``DriverReadFailed`` when anything went wrong (the connection is discarded).
 
         Errors of the checkout itself (the server is down) are SQLAlchemy's and go up as they are."""
-        pooled = await self._acquire()
+        # The usual case first, without a coroutine of its own: a kept connection is idle.
+        pooled = self._idle.pop() if self._idle else await self._acquire()
         try:
             row = await self._fetch(pooled.driver_connection, sql, value)
         except BaseException as error:  # a broken connection, a restarted server, a cancel: never use it again
@@ -82,7 +83,10 @@ class DriverRead:
             if isinstance(error, Exception):
                 raise DriverReadFailed from error
             raise
-        await self._release(pooled)
+        if self._waiters or not self.keep_idle:
+            await self._release(pooled)
+        else:
+            self._idle.append(pooled)
         return tuple(row) if row is not None else None
 
     async def _acquire(self) -> PoolProxiedConnection:
@@ -99,7 +103,8 @@ class DriverRead:
             waiter: asyncio.Future[PoolProxiedConnection | None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
-                pooled = await asyncio.wait_for(asyncio.shield(waiter), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    pooled = await waiter
             except BaseException:
                 if waiter.done() and not waiter.cancelled() and (handed := waiter.result()) is not None:
                     await self._release(handed)  # it arrived as we gave up: pass it on
