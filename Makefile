@@ -6,21 +6,28 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+TEST_WORKERS ?= 2
 
 BENCH_VENV ?= benchmarks/.venv
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint docs bench system-deps clean
+
+# Two stamps: `make run` installs only what the example needs; `make test` everything the tests need.
+$(BIN)/.installed-example: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[example]'
+	touch $@
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $@
+	touch $@ $(BIN)/.installed-example
 
 system-deps:
 	bash scripts/system-deps.sh
 
 ## Serve the example app on http://127.0.0.1:8000 (SQLite file in the working directory; DATABASE_URL for another).
-run: $(BIN)/.installed
+run: $(BIN)/.installed-example
 	$(BIN)/uvicorn examples.app:app --host $(HOST) --port $(PORT)
 
 lint: $(BIN)/.installed
@@ -28,9 +35,14 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict lucia_fastapi
 
-## The whole suite: lint and types, then every test on SQLite and on a throwaway PostgreSQL 15 server.
-test: $(BIN)/.installed system-deps lint
-	$(BIN)/pytest
+## The whole suite: lint and types, the docs site, then every test on SQLite and on a throwaway PostgreSQL 15 server.
+test: $(BIN)/.installed system-deps lint docs
+	$(BIN)/pytest -n $(TEST_WORKERS)
+
+## The documentation site, built strictly (a warning is an error) into a throwaway directory; `mkdocs serve` previews.
+docs: $(BIN)/.installed
+	@site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && \
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$$site" && echo "docs: built strictly"
 
 $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)

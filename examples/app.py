@@ -7,6 +7,7 @@ working directory, created on start); set ``DATABASE_URL`` for PostgreSQL. ``mak
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable
@@ -18,7 +19,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
-from sqlalchemy import Column, MetaData, String
+from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.templating import Jinja2Templates
@@ -35,19 +36,33 @@ from lucia_fastapi import (
     User,
     handle_logout_requests,
 )
+from lucia_fastapi.adapters.redis.rate_limits import RedisRateLimitStore
 from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
+from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
+from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore, define_rate_limit_tables
 from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
+from lucia_fastapi.core.ratelimit import RateLimitStore, SignInThrottle
 from lucia_fastapi.dependencies import AuthRequestDep, CurrentSession, CurrentUser, require_same_origin
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite:///lucia_example.sqlite3")
 MIN_PASSWORD_LENGTH = 8
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 
-# The app's own schema: Lucia's three tables, plus an email column on the user.
+# The app's own schema: Lucia's three tables, plus the email flows' columns on the user.
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
-tables = define_auth_tables(metadata, user_columns=[Column("email", String(255), nullable=False, unique=True)])
+tables = define_auth_tables(metadata, user_columns=email_user_columns())  # email (unique), email_verified_at
 engine = create_async_engine(async_database_url(DATABASE_URL))
-auth = Auth(SQLAlchemyAdapter(engine, tables), env="PROD" if os.environ.get("LUCIA_ENV") == "PROD" else "DEV")
+# Sign-in limits shared by every worker: in the same database (auth_rate_limit), or in Redis when REDIS_URL is set.
+rate_limit_store: RateLimitStore = (
+    RedisRateLimitStore.from_url(os.environ["REDIS_URL"])
+    if os.environ.get("REDIS_URL")
+    else SQLAlchemyRateLimitStore(engine, define_rate_limit_tables(metadata))
+)
+auth = Auth(
+    SQLAlchemyAdapter(engine, tables),
+    env="PROD" if os.environ.get("LUCIA_ENV") == "PROD" else "DEV",
+    sign_in_throttle=SignInThrottle(store=rate_limit_store),
+)
 
 
 @asynccontextmanager
@@ -55,6 +70,8 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     async with engine.begin() as conn:  # a real app runs Alembic migrations instead
         await conn.run_sync(metadata.create_all)
     yield
+    if isinstance(rate_limit_store, RedisRateLimitStore):
+        await rate_limit_store.aclose()
     await engine.dispose()
 
 
@@ -87,14 +104,25 @@ class TooManyAttempts(FormError):
     status_code = 429
 
     def __init__(self, retry_after: float) -> None:
-        self.retry_after = max(1, round(retry_after))
+        self.retry_after = max(1, math.ceil(retry_after))
+        if self.retry_after < 60:  # the server is busy checking passwords: a moment is enough
+            super().__init__("Too many sign-ins right now. Please try again in a few seconds.")
+            return
         minutes = max(1, round(retry_after / 60))
         super().__init__(f"Too many failed attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''}.")
 
 
+def client_address(request: Request) -> str | None:
+    """The address sign-in limits are kept per: the peer of the connection (behind a reverse proxy, run uvicorn
+    with ``--forwarded-allow-ips`` set to the proxy's address so that this is the real client)."""
+    return request.client.host if request.client else None
+
+
 def check_new_credentials(email: str, password: str) -> str:
     email = email.strip().lower()
-    if not EMAIL.fullmatch(email) or len(email) > 254:
+    # Printable text only: no NUL or control characters, no lone surrogates, and no U+FFFD (what a byte sequence
+    # that was not UTF-8 decodes to) -- an address nobody can receive mail at.
+    if len(email) > 254 or not EMAIL.fullmatch(email) or not email.isprintable() or "\ufffd" in email:
         raise FormError("Please enter a valid email address.")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise FormError(f"Use at least {MIN_PASSWORD_LENGTH} characters for your password.")
@@ -118,15 +146,19 @@ async def sign_up(email: str, password: str, request: Request, *, cookie: bool =
     except LuciaError as error:
         if error.code == "AUTH_DUPLICATE_KEY_ID":
             raise FormError("An account with this email already exists. Sign in instead?") from None
+        if error.code == "AUTH_INVALID_KEY_ID":  # the library refuses what no database should store (NUL, ...)
+            raise FormError("Please enter a valid email address.") from None
         if error.code == "AUTH_INVALID_PASSWORD":
             raise FormError("That password cannot be used; please choose another.") from None
+        if error.code == "AUTH_TOO_MANY_ATTEMPTS":  # password hashing is at capacity
+            raise TooManyAttempts(error.retry_after or 1) from None
         raise
     return await start_session(request, user.user_id, cookie=cookie)
 
 
 async def sign_in(email: str, password: str, request: Request, *, cookie: bool = True) -> Session:
     try:
-        key = await auth.use_key("email", email.strip().lower(), password)
+        key = await auth.use_key("email", email.strip().lower(), password, client_address=client_address(request))
     except LuciaError as error:
         if error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
             raise FormError("Wrong email or password.") from None  # never say which: accounts stay private
@@ -141,7 +173,7 @@ async def sign_in(email: str, password: str, request: Request, *, cookie: bool =
 async def change_password(request: Request, user: User, current: str, new: str, *, cookie: bool = True) -> Session:
     email = str(user.attributes["email"])
     try:
-        await auth.use_key("email", email, current)
+        await auth.use_key("email", email, current, client_address=client_address(request))
     except LuciaError as error:
         if error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
             raise FormError("Your current password is not right.") from None
@@ -151,7 +183,12 @@ async def change_password(request: Request, user: User, current: str, new: str, 
     check_new_credentials(email, new)
     # A new password must lock out whoever knew the old one: every session goes (sign-ins in flight too), and
     # this device gets a new one.
-    await auth.update_key_password("email", email, new)
+    try:
+        await auth.update_key_password("email", email, new)
+    except LuciaError as error:
+        if error.code == "AUTH_TOO_MANY_ATTEMPTS":  # password hashing is at capacity
+            raise TooManyAttempts(error.retry_after or 1) from None
+        raise
     return await start_session(request, user.user_id, cookie=cookie)
 
 
@@ -235,13 +272,6 @@ async def signup_page(request: Request) -> HTMLResponse:
     return page(request, "signup.html")
 
 
-@app.post("/signup", include_in_schema=False, dependencies=[SameOrigin])
-async def signup_form(
-    request: Request, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
-) -> Response:
-    return await credentials_form(request, "signup.html", sign_up(email, password, request), email)
-
-
 @app.get("/signin", include_in_schema=False)
 async def signin_page(request: Request) -> HTMLResponse:
     return page(request, "signin.html")
@@ -255,8 +285,8 @@ async def signin_form(
 
 
 async def credentials_form(request: Request, template: str, signing_in: Awaitable[Session], email: str) -> Response:
-    """Sign-up and sign-in alike: on success set the session cookie and go to the profile; on a mistake show the
-    form again with what went wrong."""
+    """Sign-in (sign-up lives in email_routes: one answer for new and taken addresses): on success set the session
+    cookie and go to the profile; on a mistake show the form again with what went wrong."""
     try:
         await signing_in
     except FormError as error:
@@ -280,7 +310,8 @@ async def sessions_page(request: Request, signed_in: PageUser) -> HTMLResponse:
 @app.post("/sessions/revoke", include_in_schema=False)
 async def revoke_device(signed_in: PageUser, digest: Annotated[str, Form()] = "") -> Response:
     _, user = signed_in
-    await auth.invalidate_user_session(user.user_id, digest)
+    if not await auth.invalidate_user_session(user.user_id, digest):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "That device is not signed in (any more).")
     return see_other("/sessions?notice=device-signed-out")
 
 
@@ -348,6 +379,8 @@ async def api_signup(request: Request, credentials: Credentials) -> dict[str, st
 async def api_signin(request: Request, credentials: Credentials) -> dict[str, str]:
     try:
         session = await sign_in(credentials.email, credentials.password, request, cookie=False)
+    except TooManyAttempts as error:
+        raise api_error(error) from None  # 429 with Retry-After
     except FormError as error:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, {"code": "INVALID_CREDENTIALS", "message": str(error)}
@@ -392,3 +425,9 @@ async def api_password(request: Request, change: PasswordChange, user: CurrentUs
 @app.get("/healthz", include_in_schema=False)
 async def healthz() -> dict[str, str]:
     return {"status": "ok", "time": datetime.now(UTC).isoformat()}
+
+
+# Email verification, password reset, email change, DEV outbox (and the HTML sign-up form): their own module.
+from examples import email_routes  # noqa: E402 - it uses this module's auth, metadata and page helpers
+
+app.include_router(email_routes.router)

@@ -16,7 +16,7 @@ from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME, Cookie, CookieOption
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
 from lucia_fastapi.core.passwords import PasswordHasher
-from lucia_fastapi.core.throttle import SignInThrottle
+from lucia_fastapi.core.ratelimit import RateLimit, RateLimiter, SignInThrottle
 
 if TYPE_CHECKING:
     from lucia_fastapi.adapters.sqlalchemy import SQLAlchemyAdapter
@@ -43,6 +43,8 @@ __all__ = [
     "LuciaError",
     "MemoryAdapter",
     "PasswordHasher",
+    "RateLimit",
+    "RateLimiter",
     "ResponseStartedError",
     "SQLAlchemyAdapter",
     "Session",

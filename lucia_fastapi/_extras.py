@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib.util
 
 
-def require_extra(module: str, extra: str, feature: str) -> None:
-    """Raise ``ImportError`` naming the extra unless ``module`` can be imported."""
+def require_extra(module: str, extra: str | tuple[str, ...], feature: str) -> None:
+    """Raise ``ImportError`` naming the extra unless ``module`` can be imported. With several extras (any one of
+    them brings ``module``, as each database driver's extra brings SQLAlchemy), each is named."""
     if importlib.util.find_spec(module) is None:
-        raise ImportError(
-            f"{feature} needs the '{module}' package, which is not installed: pip install 'lucia_fastapi[{extra}]'"
-        )
+        extras = (extra,) if isinstance(extra, str) else extra
+        commands = " or ".join(f"pip install 'lucia_fastapi[{name}]'" for name in extras)
+        raise ImportError(f"{feature} needs the '{module}' package, which is not installed: {commands}")

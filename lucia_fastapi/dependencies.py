@@ -1,6 +1,10 @@
 """FastAPI dependencies (the public path; the implementation lives in ``lucia_fastapi.web.dependencies``)."""
 
-from lucia_fastapi.web.dependencies import (
+from lucia_fastapi._extras import require_extra
+
+require_extra("fastapi", "fastapi", "lucia_fastapi.dependencies")
+
+from lucia_fastapi.web.dependencies import (  # noqa: E402
     AuthRequestDep,
     CurrentSession,
     CurrentUser,

@@ -63,7 +63,7 @@ async def _count_users(adapter: Adapter) -> int:
 async def test_passwordless_key_never_accepts_a_password(auth: Auth) -> None:
     login = secrets.token_hex(4)
     user = await auth.create_user(key=KeySpec("github", login))
-    assert await auth.use_key("github", login, None) == Key("github", login, user.user_id, has_password=False)
+    assert await auth.use_passwordless_key("github", login) == Key("github", login, user.user_id, has_password=False)
     for attempt in ("", "anything", "x" * 100):
         with pytest.raises(LuciaError) as error:
             await auth.use_key("github", login, attempt)

@@ -15,15 +15,29 @@ from lucia_fastapi.core.clock import Clock, system_clock, to_datetime, to_ms
 from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME, Cookie, CookieOptions, build_cookie
 from lucia_fastapi.core.credentials import Scope, bearer_token, header, read_session_id, verify_origin
 from lucia_fastapi.core.errors import LuciaError
-from lucia_fastapi.core.ids import is_digest_shaped, is_session_id_shaped, new_session_id, new_user_id, session_digest
+from lucia_fastapi.core.ids import (
+    check_identifier,
+    is_digest_shaped,
+    is_session_id_shaped,
+    new_session_id,
+    new_user_id,
+    session_digest,
+)
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
 from lucia_fastapi.core.origin import normalize_origins
 from lucia_fastapi.core.passwords import PasswordHasher
+from lucia_fastapi.core.ratelimit import SignInThrottle
 from lucia_fastapi.core.storage import Adapter, KeyRow, SessionRow, UserRow
-from lucia_fastapi.core.throttle import SignInThrottle
 
 UserT = TypeVar("UserT", default=User)
 Env = Literal["DEV", "PROD"]
+MAX_PROVIDER_ID_LENGTH = 64
+MAX_PROVIDER_USER_ID_LENGTH = 255  # an email address is at most 254; OpenID Connect subjects at most 255 ASCII
+MAX_USER_ID_LENGTH = 255  # the auth_user.id column
+MAX_ATTRIBUTE_NAME_LENGTH = 63  # PostgreSQL's limit for a column name
+MAX_ATTRIBUTE_LENGTH = (
+    65_536  # a user agent is capped at 512 by AuthRequest; an app's own text columns rarely need more
+)
 MAX_PASSWORD_LENGTH = 4096  # long enough for any passphrase, short enough that nobody hashes a megabyte
 
 
@@ -62,20 +76,18 @@ class Auth(Generic[UserT]):
         self.env = env
         self.session_timeout = session_timeout
         self.absolute_timeout = absolute_timeout
-        if session_cookie is None:  # PROD: a __Host- cookie, which no sibling subdomain can set or overwrite
-            session_cookie = CookieOptions(
-                name=SESSION_COOKIE_NAME if env == "DEV" else f"__Host-{SESSION_COOKIE_NAME}"
-            )
-        self.session_cookie = session_cookie
-        self.cookie_secure = session_cookie.secure if session_cookie.secure is not None else env == "PROD"
-        if session_cookie.same_site == "none" and not self.cookie_secure:
-            raise ValueError("browsers drop SameSite=None cookies that are not Secure: set secure=True")
+        # Name and Secure decided for env (__Host-auth_session in PROD, auth_session in DEV); combinations a browser
+        # would drop are refused here (CookieOptions.for_env).
+        self.session_cookie = (session_cookie or CookieOptions()).for_env(env)
+        self.cookie_secure = bool(self.session_cookie.secure)
         self.csrf_protection = csrf_protection
         self.allowed_origins = normalize_origins(allowed_origins)
         self.auto_database_cleanup = auto_database_cleanup
         self.transform_user = transform_user
         self.password_hasher = password_hasher or PasswordHasher()
-        self.sign_in_throttle = SignInThrottle() if sign_in_throttle is _DEFAULT_THROTTLE else sign_in_throttle
+        self.sign_in_throttle = (
+            SignInThrottle(clock=clock) if sign_in_throttle is _DEFAULT_THROTTLE else sign_in_throttle
+        )
         self.clock = clock
         # Worked out once: every session read uses them.
         self._active_ms = to_ms(session_timeout.active_period)
@@ -86,56 +98,71 @@ class Auth(Generic[UserT]):
 
     async def create_user(self, *, key: KeySpec | None = None, attributes: Mapping[str, Any] | None = None) -> UserT:
         """Create a user and, when given, its first key, in one transaction: a taken key leaves no user behind."""
-        user_row = UserRow(id=new_user_id(), attributes=dict(attributes or {}))
+        user_row = UserRow(id=new_user_id(), attributes=_attributes(attributes, "user attribute"))
         key_row = await self._key_row(user_row.id, key) if key is not None else None
         await self.adapter.set_user(user_row, key_row)
         return self._user(user_row)
 
     async def get_user(self, user_id: str) -> UserT:
+        """The user (as ``transform_user`` makes it); ``AUTH_INVALID_USER_ID`` if there is none."""
         return self._user(await self._existing_user_row(user_id))
 
     async def update_user_attributes(self, user_id: str, attributes: Mapping[str, Any]) -> UserT:
-        await self.adapter.update_user(user_id, attributes)
+        """Set some of the user's own columns (the others keep their values); returns the updated user."""
+        await self.adapter.update_user(_user_id(user_id), _attributes(attributes, "user attribute"))
         return await self.get_user(user_id)
 
     async def delete_user(self, user_id: str) -> None:
         """Delete the user together with all its keys and sessions."""
-        await self.adapter.delete_user(user_id)
+        await self.adapter.delete_user(_user_id(user_id))
 
     # Keys -----------------------------------------------------------------------------------------------------
 
     async def create_key(self, user_id: str, key: KeySpec) -> Key:
+        """Add a way to sign in to an existing user; ``AUTH_DUPLICATE_KEY_ID`` if the key is taken."""
         row = await self._key_row(user_id, key)
         await self.adapter.set_key(row)
         return _key(row)
 
-    async def use_key(self, provider_id: str, provider_user_id: str, password: str | None) -> Key:
+    async def use_key(
+        self, provider_id: str, provider_user_id: str, password: str, *, client_address: str | None = None
+    ) -> Key:
         """The sign-in check: the key if ``password`` is right for it, else ``LuciaError``.
 
         An unknown key costs the same hashing time as a wrong password, so timing does not tell which accounts
-        exist. A key without a password accepts only ``password=None``. An old scrypt hash (or Argon2 with
+        exist. ``None`` or an empty password (an optional form field left blank) is always refused, whatever the
+        key: a key without a password is used only through ``use_passwordless_key``. An old scrypt hash (or Argon2 with
         weaker parameters) is replaced by a new hash once the password proved right. With ``sign_in_throttle``
-        (on by default), too many failures for one key raise ``AUTH_TOO_MANY_ATTEMPTS`` for a while.
+        (on by default) the attempt takes its slots per client address, per account and per both *before* any
+        hashing, and ``AUTH_TOO_MANY_ATTEMPTS`` (with ``retry_after``) refuses it when one is exhausted or when the
+        hashing queue is full; pass the request's ``client_address`` so that per-address limits apply (see
+        ``SignInThrottle``).
         """
         key_id = _key_id(provider_id, provider_user_id)
-        if password is None:
-            row = await self.adapter.get_key(key_id)
-            if row is None:
-                raise LuciaError("AUTH_INVALID_KEY_ID", "no such key")
-            if row.hashed_password is not None:
-                raise LuciaError("AUTH_INVALID_PASSWORD", "a password is required")
-            return _key(row)
+        if not password:  # never a way in: see use_passwordless_key
+            raise LuciaError(
+                "AUTH_INVALID_PASSWORD", "a password is required (passwordless keys: use_passwordless_key)"
+            )
         throttle = self.sign_in_throttle
-        if throttle is not None and (wait := throttle.retry_after(key_id)) > 0:
-            raise LuciaError("AUTH_TOO_MANY_ATTEMPTS", "too many failed sign-ins; try again later", retry_after=wait)
-        try:
-            row = await self._check_password(key_id, password)
-        except LuciaError as error:
-            if throttle is not None and error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
-                throttle.record_failure(key_id)  # unknown accounts too, or the throttle would reveal which exist
-            raise
-        if throttle is not None:
-            throttle.record_success(key_id)
+        # Refused at once if the hashing queue is full (a busy server costs nobody an attempt), then the attempt's
+        # slots, then the hash. Unknown accounts are counted alike, so a lockout tells nothing about which exist.
+        self.password_hasher.check_admission()
+        attempt = await throttle.before_attempt(key_id, client_address) if throttle is not None else None
+        row = await self._check_password(key_id, password)
+        if throttle is not None and attempt is not None:
+            await throttle.succeeded(attempt)
+        return _key(row)
+
+    async def use_passwordless_key(self, provider_id: str, provider_user_id: str) -> Key:
+        """The key of a passwordless sign-in method (an OAuth identity, a magic link, a passkey) once the caller
+        has verified the person some other way, else ``LuciaError``: ``AUTH_INVALID_KEY_ID`` for an unknown key,
+        ``AUTH_INVALID_PASSWORD`` for a key that has a password (it must be checked with ``use_key``). The explicit
+        call keeps ``use_key(..., None)`` from ever signing anyone in. Hand the key to ``create_session``."""
+        row = await self.adapter.get_key(_key_id(provider_id, provider_user_id))
+        if row is None:
+            raise LuciaError("AUTH_INVALID_KEY_ID", "no such key")
+        if row.hashed_password is not None:
+            raise LuciaError("AUTH_INVALID_PASSWORD", "this key has a password: use use_key")
         return _key(row)
 
     async def _check_password(self, key_id: str, password: str) -> KeyRow:
@@ -153,12 +180,14 @@ class Auth(Generic[UserT]):
         return row
 
     async def get_key(self, provider_id: str, provider_user_id: str) -> Key:
+        """The key (never its hash); ``AUTH_INVALID_KEY_ID`` if there is none. Checks no password."""
         row = await self.adapter.get_key(_key_id(provider_id, provider_user_id))
         if row is None:
             raise LuciaError("AUTH_INVALID_KEY_ID", "no such key")
         return _key(row)
 
     async def get_all_user_keys(self, user_id: str) -> list[Key]:
+        """Every way the user can sign in; ``AUTH_INVALID_USER_ID`` if there is no such user."""
         await self._existing_user_row(user_id)
         return [_key(row) for row in await self.adapter.get_keys_by_user_id(user_id)]
 
@@ -186,7 +215,7 @@ class Auth(Generic[UserT]):
     async def _key_row(self, user_id: str, key: KeySpec) -> KeyRow:
         key_id = _key_id(key.provider_id, key.provider_user_id)
         hashed = await self._hash_new_password(key.password) if key.password is not None else None
-        return KeyRow(id=key_id, user_id=user_id, hashed_password=hashed)
+        return KeyRow(id=key_id, user_id=_user_id(user_id), hashed_password=hashed)
 
     async def _hash_new_password(self, password: str) -> str:
         if not _is_usable_password(password):
@@ -213,6 +242,8 @@ class Auth(Generic[UserT]):
         outliving it. ``attributes`` fill the session table's extra columns (``user_agent``, ``ip_address``).
         ``second_factor_pending=True`` makes a session that ``CurrentUser`` refuses until
         ``record_verification`` (the user proved a second factor)."""
+        _user_id(user_id)
+        attributes = _attributes(attributes, "session attribute")
         if key is not None:
             if key.user_id != user_id:
                 raise LuciaError("AUTH_INVALID_KEY_ID", "the key belongs to another user")
@@ -227,7 +258,7 @@ class Auth(Generic[UserT]):
             generation=generation,
             second_factor_pending=second_factor_pending,
             last_verified_at=now,
-            attributes=dict(attributes or {}),
+            attributes=attributes,
         )
         session_id = new_session_id()
         row = replace(row, digest=session_digest(session_id))
@@ -281,6 +312,7 @@ class Auth(Generic[UserT]):
     async def invalidate_user_session(self, user_id: str, digest: str) -> bool:
         """Revoke one of ``user_id``'s sessions by the ``digest`` a sessions page showed (``SessionInfo.digest``).
         Returns whether it existed; another user's session is never touched."""
+        _user_id(user_id)
         row = await self.adapter.get_session(digest) if is_digest_shaped(digest) else None
         if row is None or row.user_id != user_id:
             return False
@@ -291,7 +323,7 @@ class Auth(Generic[UserT]):
         """Kill every session of the user, including sign-ins still in flight: the user's credential generation
         goes up (sessions of an older one are dead, checked in the same read as the session) and the stored
         sessions are deleted. ``update_key_password`` and ``delete_key`` call it."""
-        await self.adapter.increment_credential_generation(user_id)
+        await self.adapter.increment_credential_generation(_user_id(user_id))
         await self.adapter.delete_sessions_by_user_id(user_id)
 
     async def invalidate_all_user_sessions(
@@ -302,6 +334,7 @@ class Auth(Generic[UserT]):
         With ``except_session_id`` (the current device's session), that device stays signed in under a *new*
         session id, which is returned: set its cookie (``AuthRequest.set_session``). The old id is dead, like
         every other. Returns ``None`` when nothing was kept."""
+        _user_id(user_id)
         kept = None
         if except_session_id is not None and is_session_id_shaped(except_session_id):
             found = await self.adapter.get_session_and_user(session_digest(except_session_id))
@@ -330,7 +363,7 @@ class Auth(Generic[UserT]):
         """The user's living sessions, oldest first, as ``SessionInfo``: showable, unusable as credentials.
         Compare ``digest`` with the current session's to mark it."""
         now = self.clock()
-        user_row = await self.adapter.get_user(user_id)
+        user_row = await self.adapter.get_user(_user_id(user_id))
         if user_row is None:
             return []
         rows = await self.adapter.get_sessions_by_user_id(user_id)
@@ -344,7 +377,7 @@ class Auth(Generic[UserT]):
 
     async def delete_dead_user_sessions(self, user_id: str) -> int:
         """Delete the user's expired sessions; return how many."""
-        return await self.adapter.delete_dead_sessions(self.clock(), user_id=user_id)
+        return await self.adapter.delete_dead_sessions(self.clock(), user_id=_user_id(user_id))
 
     async def delete_dead_sessions(self) -> int:
         """Delete every dead session of every user (for a cron job: ``lucia-fastapi cleanup``)."""
@@ -430,6 +463,11 @@ class Auth(Generic[UserT]):
 
     # Cookies and requests -------------------------------------------------------------------------------------
 
+    @property
+    def cookie_name(self) -> str:
+        """The session cookie's name: ``auth_session`` in DEV, ``__Host-auth_session`` in PROD (by default)."""
+        return self.session_cookie.name or SESSION_COOKIE_NAME
+
     def create_session_cookie(self, session: Session | None) -> Cookie:
         """The cookie that stores ``session`` until its idle expiry; ``None`` gives the blank cookie that deletes
         it from the browser."""
@@ -464,7 +502,7 @@ class Auth(Generic[UserT]):
         (``False``: a bearer token)."""
         return read_session_id(
             scope,
-            cookie_name=self.session_cookie.name,
+            cookie_name=self.cookie_name,
             csrf_protection=self.csrf_protection,
             allowed_origins=self.allowed_origins,
         )
@@ -472,7 +510,7 @@ class Auth(Generic[UserT]):
     # Conversions ----------------------------------------------------------------------------------------------
 
     async def _existing_user_row(self, user_id: str) -> UserRow:
-        row = await self.adapter.get_user(user_id)
+        row = await self.adapter.get_user(_user_id(user_id))
         if row is None:
             raise LuciaError("AUTH_INVALID_USER_ID", f"no user {user_id!r}")
         return row
@@ -481,10 +519,32 @@ class Auth(Generic[UserT]):
         return self.transform_user(User(row.id, row.attributes))
 
 
+def _user_id(user_id: str) -> str:
+    """``user_id`` if it can be a user id (bounded, no NUL, no lone surrogate), else ``AUTH_INVALID_USER_ID``:
+    a hostile id is refused before a driver chokes on it."""
+    return check_identifier(user_id, name="user_id", max_length=MAX_USER_ID_LENGTH, code="AUTH_INVALID_USER_ID")
+
+
+def _attributes(attributes: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    """A copy of ``attributes`` (column name -> value) whose names are bounded identifiers and whose text values
+    are bounded and free of NUL and lone surrogates, else ``AUTH_INVALID_REQUEST`` naming the column."""
+    checked = dict(attributes or {})
+    for name, value in checked.items():
+        check_identifier(name, name=f"{what} name", max_length=MAX_ATTRIBUTE_NAME_LENGTH)
+        if isinstance(value, str) and value:
+            check_identifier(value, name=f"{what} {name!r}", max_length=MAX_ATTRIBUTE_LENGTH)
+    return checked
+
+
 def _key_id(provider_id: str, provider_user_id: str) -> str:
     # Lucia's key id is "<provider>:<provider user id>"; a colon in the provider would make it ambiguous.
-    if not provider_id or ":" in provider_id or not provider_user_id:
-        raise LuciaError("AUTH_INVALID_KEY_ID", "provider_id (without ':') and provider_user_id must be non-empty")
+    # Both are bounded before anything hashes, counts or stores them (a 10 MB "email" is refused here).
+    check_identifier(provider_id, name="provider_id", max_length=MAX_PROVIDER_ID_LENGTH, code="AUTH_INVALID_KEY_ID")
+    check_identifier(
+        provider_user_id, name="provider_user_id", max_length=MAX_PROVIDER_USER_ID_LENGTH, code="AUTH_INVALID_KEY_ID"
+    )
+    if ":" in provider_id:
+        raise LuciaError("AUTH_INVALID_KEY_ID", "provider_id must not contain ':'")
     return f"{provider_id}:{provider_user_id}"
 
 

@@ -48,6 +48,13 @@ def cookie_values(headers: list[str], cookie_name: str) -> set[str]:
     return values
 
 
+def has_conflicting_cookies(scope: Scope, cookie_name: str) -> bool:
+    """Whether the request carries two or more *different* values for ``cookie_name``: one of them was planted
+    (a sibling subdomain "tossed" it, see ``core.cookies.tossed_cookie_deletions``), so neither is trusted."""
+    cookies = [value.decode("latin-1") for name, value in scope["headers"] if name == b"cookie"]
+    return len(cookie_values(cookies, cookie_name)) > 1 if cookies else False
+
+
 def header(scope: Scope, name: bytes) -> str | None:
     """The first value of a request header, or ``None``."""
     for key, value in scope["headers"]:

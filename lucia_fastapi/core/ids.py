@@ -12,6 +12,8 @@ import re
 import secrets
 import string
 
+from lucia_fastapi.core.errors import ErrorCode, LuciaError
+
 SESSION_ID_BYTES = 24  # 192 bits of entropy; the Copenhagen Book and OWASP ask for at least 128 (we promise 160).
 SESSION_ID_LENGTH = 32  # len(base64url(24 bytes)), no padding
 _SESSION_ID_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{{SESSION_ID_LENGTH}}}")
@@ -43,3 +45,18 @@ def is_digest_shaped(value: str) -> bool:
 
 def new_user_id() -> str:
     return "".join(secrets.choice(_USER_ID_ALPHABET) for _ in range(USER_ID_LENGTH))
+
+
+def check_identifier(value: str, *, name: str, max_length: int, code: ErrorCode = "AUTH_INVALID_REQUEST") -> str:
+    """``value`` if it is a usable identifier: a ``str`` of 1 to ``max_length`` characters, without NUL and without
+    lone surrogates (both break databases and encoders); otherwise ``LuciaError("AUTH_INVALID_REQUEST")`` naming
+    ``name`` (or ``code``). The length is checked first, so a 10 MB value is refused before anything scans it."""
+    if not isinstance(value, str) or not 0 < len(value) <= max_length:
+        raise LuciaError(code, f"{name} must be 1 to {max_length} characters")
+    if "\x00" in value:
+        raise LuciaError(code, f"{name} must not contain NUL")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LuciaError(code, f"{name} is not valid text (lone surrogate)") from None
+    return value

@@ -33,6 +33,9 @@ HOUR_MS = 3_600_000
 
 @dataclass
 class AdapterUnderTest:
+    """An adapter and the sample attribute values the conformance cases write through it (see the module's
+    docstring); each case in ``ADAPTER_CASES`` takes one."""
+
     adapter: Adapter
     user_attributes: Mapping[str, Any] = field(default_factory=dict)
     session_attributes: Mapping[str, Any] = field(default_factory=dict)
@@ -40,12 +43,14 @@ class AdapterUnderTest:
     now: int = 1_700_000_000_000  # a fixed "now" in epoch ms: expiries are plain numbers to the adapter
 
     async def new_user(self, *, with_key: bool = False) -> UserRow:
+        """Store a user with a fresh random id (and a key, with ``with_key``) through the adapter."""
         user = UserRow(id=_random_id("user"), attributes=dict(self.user_attributes))
         key = KeyRow(f"email:{_random_id('key')}", user.id, hashed_password="$argon2id$x") if with_key else None
         await self.adapter.set_user(user, key)
         return user
 
     def session_row(self, user_id: str, *, expires_in_ms: int = HOUR_MS) -> SessionRow:
+        """A session row for ``user_id`` with a fresh digest, active for ``expires_in_ms`` after ``now``."""
         return SessionRow(
             digest=hashlib.sha256(secrets.token_bytes(24)).hexdigest(),
             user_id=user_id,
@@ -59,6 +64,7 @@ class AdapterUnderTest:
         )
 
     async def new_session(self, user_id: str, *, expires_in_ms: int = HOUR_MS) -> SessionRow:
+        """Store ``session_row(user_id)`` through the adapter and return it."""
         row = self.session_row(user_id, expires_in_ms=expires_in_ms)
         await self.adapter.set_session(row)
         return row

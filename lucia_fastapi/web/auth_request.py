@@ -7,6 +7,8 @@ request asks for are handed to the middleware, which adds them to the response a
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any, Generic
 
 import anyio
@@ -14,10 +16,12 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from lucia_fastapi.core.auth import Auth, UserT
-from lucia_fastapi.core.cookies import Cookie
+from lucia_fastapi.core.cookies import Cookie, tossed_cookie_deletions
+from lucia_fastapi.core.credentials import has_conflicting_cookies, header
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Key, Session, SessionUser
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 _UNREAD: Any = object()  # "not asked yet", as distinct from "asked, and the answer is None"
 
 
@@ -41,6 +45,7 @@ class AuthRequest(Generic[UserT]):
     _validating = False
     _validated: anyio.Event | None = None
     _cookie: Cookie | None = None
+    _deletions: list[Cookie] | None = None
     response_started = False
 
     def __init__(self, auth: Auth[UserT], scope: Scope) -> None:
@@ -115,14 +120,20 @@ class AuthRequest(Generic[UserT]):
         """``user_agent`` and ``ip_address`` of this request, for ``auth.create_session(..., attributes=...)``."""
         client = self.connection.client
         user_agent = self.connection.headers.get("user-agent")
-        return {"user_agent": user_agent[:512] if user_agent else None, "ip_address": client.host if client else None}
+        if user_agent:  # header bytes the server let through: no control characters reach a column
+            user_agent = _CONTROL_CHARACTERS.sub("", user_agent[:512]) or None
+        address = stored_ip_address(client.host) if client else None
+        return {"user_agent": user_agent or None, "ip_address": address}
 
     # The middleware's side -----------------------------------------------------------------------------------
 
     def start_response(self) -> list[str]:
         """Mark the response as started and return the ``Set-Cookie`` values to send with it."""
         self.response_started = True
-        return [self._cookie.serialize()] if self._cookie is not None else []
+        cookies = [self._cookie] if self._cookie is not None else []
+        if self._deletions:
+            cookies += self._deletions
+        return [cookie.serialize() for cookie in cookies]
 
     async def _validate(self) -> None:
         # Concurrent first callers share one query: the first asks, the others wait for its answer. Only a caller
@@ -149,6 +160,8 @@ class AuthRequest(Generic[UserT]):
         session_id = self.session_id
         if session_id is None:
             self._session, self._user = None, None
+            if not self.response_started:
+                self._delete_tossed_cookies()
             return
         try:
             session, user = await self.auth.validate_session_user(session_id)
@@ -164,6 +177,15 @@ class AuthRequest(Generic[UserT]):
         if session is not None and session.is_fresh and self._from_cookie and not self.response_started:
             self._cookie = self.auth.create_session_cookie(session)  # renewed: push the later expiry out
 
+    def _delete_tossed_cookies(self) -> None:
+        # Two different session cookies: one was planted by a sibling subdomain. Trusted for neither (above); here
+        # the response also deletes the planted ones where a Set-Cookie can reach them (tossed_cookie_deletions
+        # says which it cannot). Only requests without a usable credential get here, so this costs others nothing.
+        auth = self.auth
+        if has_conflicting_cookies(self._scope, auth.cookie_name):
+            host = header(self._scope, b"host") or ""
+            self._deletions = tossed_cookie_deletions(auth.session_cookie, host=host, path=self._scope.get("path", "/"))
+
     def _set_cookie(self, cookie: Cookie) -> None:
         if self.response_started:
             raise ResponseStartedError(
@@ -171,3 +193,14 @@ class AuthRequest(Generic[UserT]):
                 " before returning (or streaming) the response"
             )
         self._cookie = cookie
+
+
+def stored_ip_address(host: str | None) -> str | None:
+    """The form of a client address that fits ``auth_session.ip_address`` (45 characters): an IP address in its
+    canonical text, anything else (a Unix socket path, a test client's name) cut to 45 characters."""
+    if not host:
+        return None
+    try:
+        return str(ipaddress.ip_address(host[:64]))[:45]
+    except ValueError:
+        return _CONTROL_CHARACTERS.sub("", host[:45]) or None

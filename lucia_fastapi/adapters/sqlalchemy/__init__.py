@@ -2,7 +2,7 @@
 
 from lucia_fastapi._extras import require_extra
 
-require_extra("sqlalchemy", "sqlalchemy", "SQLAlchemyAdapter")
+require_extra("sqlalchemy", ("postgres", "sqlite"), "SQLAlchemyAdapter")
 
 from lucia_fastapi.adapters.sqlalchemy.adapter import SQLAlchemyAdapter, async_database_url  # noqa: E402
 from lucia_fastapi.adapters.sqlalchemy.schema import (  # noqa: E402
