@@ -15,8 +15,11 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from lucia_fastapi import Auth, MemoryAdapter, SQLAlchemyAdapter
+from lucia_fastapi.adapters.redis.rate_limits import RedisRateLimitStore
+from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore
 from lucia_fastapi.adapters.sqlalchemy.schema import AuthTables, default_tables
 from lucia_fastapi.adapters.sqlalchemy.schema import metadata as default_metadata
+from lucia_fastapi.core.ratelimit import MemoryRateLimitStore, RateLimitStore
 from lucia_fastapi.core.storage import Adapter
 from lucia_fastapi.testing.postgres import PostgresServer, PostgresUnavailable
 from lucia_fastapi.testing.redis import RedisServer, RedisUnavailable
@@ -114,6 +117,28 @@ async def adapter(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     engine = await make_engine(request, request.param, tmp_path_factory, default_metadata)
     yield SQLAlchemyAdapter(engine, default_tables)
     await engine.dispose()
+
+
+RATE_LIMIT_STORES = ["memory", "sqlite", "postgresql", "redis"]
+
+
+@pytest.fixture(params=RATE_LIMIT_STORES)
+async def rate_limit_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RateLimitStore]:
+    """Each rate-limit store in turn: memory, SQLite file, PostgreSQL, Redis (all real)."""
+    record_database(request, request.param)
+    if request.param == "memory":
+        yield MemoryRateLimitStore()
+    elif request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        redis_store = RedisRateLimitStore.from_url(server.url)
+        yield redis_store
+        await redis_store.aclose()
+    else:
+        engine = await make_engine(request, request.param, tmp_path_factory, default_metadata)
+        yield SQLAlchemyRateLimitStore(engine)
+        await engine.dispose()
 
 
 @pytest.fixture

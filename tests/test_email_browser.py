@@ -3,12 +3,16 @@ server on loopback, and headless Chromium follows the links. Screenshots in ``te
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import sqlite3
+import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
@@ -224,3 +228,26 @@ async def test_email_change_is_verified_first_and_the_old_address_told(browser: 
     await expect(other).to_have_url(re.compile(r"/profile$"))
     await context.close()
     await other_context.close()
+
+
+async def test_reset_requests_answer_alike_in_the_same_time(example: Example) -> None:
+    """Known and unknown addresses: the same page, and the same time (median ratio well within 2x) on the real
+    server: the lookup and the mail happen after the answer."""
+    known = [f"known{i}@example.com" for i in range(8)]
+    async with httpx.AsyncClient(base_url=example.url, headers={"origin": example.url}) as client:
+        for address in known:
+            await client.post("/signup", data={"email": address, "password": PASSWORD})
+        timings: dict[str, list[float]] = {"known": [], "unknown": []}
+        pages = set()
+        for i, address in enumerate(known):
+            for kind, email in (("known", address), ("unknown", f"ghost{i}@example.com")):
+                await asyncio.sleep(0.05)  # let the previous request's background work finish (not timed)
+                started = time.perf_counter()
+                answer = await client.post("/forgot-password", data={"email": email})
+                timings[kind].append(time.perf_counter() - started)
+                pages.add((answer.status_code, answer.text))
+    assert len(pages) == 1 and next(iter(pages))[0] == 200
+    ratio = statistics.median(timings["known"]) / statistics.median(timings["unknown"])
+    print(f"password reset request: known/unknown median time ratio {ratio:.2f}")
+    assert 0.5 < ratio < 2
+    await example.mail(known[-1], "Reset your")

@@ -11,16 +11,18 @@ from typing import Any
 import pytest
 from sqlalchemy import MetaData
 
-from lucia_fastapi import Auth, MemoryAdapter, SQLAlchemyAdapter
+from lucia_fastapi import Auth, MemoryAdapter, PasswordHasher, SQLAlchemyAdapter
+from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
 from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
 from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore, define_token_tables
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.features.email import OutboxEmailSender
-from lucia_fastapi.features.email.flows import EmailFlowError, EmailFlows, email_user_columns
+from lucia_fastapi.features.email.flows import EmailFlowError, EmailFlows
 from lucia_fastapi.features.tokens import MemoryTokenStore, SingleUseTokens, TokenError
 from tests.conftest import ALL_STORES, make_engine, record_database
 
 PASSWORD = "correct horse battery"
+FAST_HASHER = PasswordHasher(memory_cost=1024, time_cost=1)  # the flows, not Argon2, are under test
 
 
 class Clock:
@@ -65,7 +67,7 @@ async def setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         engine = await make_engine(request, request.param, tmp_path_factory, metadata)
         adapter = SQLAlchemyAdapter(engine, tables)
         store = SQLAlchemyTokenStore(engine, token_table)
-    auth: Auth[Any] = Auth(adapter)
+    auth: Auth[Any] = Auth(adapter, clock=clock, password_hasher=FAST_HASHER)
     tokens = SingleUseTokens(store, clock=clock)
     flows = EmailFlows(auth, tokens=tokens, sender=outbox, base_url="https://app.example", app_name="Example")
     yield Setup(auth, flows, outbox, clock)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import statistics
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +10,7 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-from lucia_fastapi import Auth, AuthMiddleware, MemoryAdapter
+from lucia_fastapi import Auth, AuthMiddleware, MemoryAdapter, PasswordHasher
 from lucia_fastapi.features.email import OutboxEmailSender
 from lucia_fastapi.features.email.flows import EmailFlows
 from lucia_fastapi.features.email.router import email_router, require_verified_email
@@ -24,7 +22,7 @@ SAME_ORIGIN = {"origin": BASE}
 
 class App:
     def __init__(self) -> None:
-        self.auth: Auth[Any] = Auth(MemoryAdapter())
+        self.auth: Auth[Any] = Auth(MemoryAdapter(), password_hasher=PasswordHasher(memory_cost=1024, time_cost=1))
         self.outbox = OutboxEmailSender()
         self.flows = EmailFlows(
             self.auth, tokens=SingleUseTokens(MemoryTokenStore()), sender=self.outbox, base_url="https://app.example"
@@ -69,27 +67,16 @@ async def test_sign_up_answers_alike_for_new_and_taken_addresses(setup: tuple[Ap
     assert any("Someone tried" in s for s in subjects) and any("Confirm your email" in s for s in subjects)
 
 
-async def test_reset_request_same_answer_and_timing_then_reset(setup: tuple[App, httpx.AsyncClient]) -> None:
+async def test_reset_request_same_answer_then_reset(setup: tuple[App, httpx.AsyncClient]) -> None:
     app, client = setup
     await app.flows.sign_up("bob@example.com", "long enough password")
     session = await app.auth.create_session((await app.auth.get_key("email", "bob@example.com")).user_id)
-    app.flows.reset_limit = app.flows.reset_address_limit = type(app.flows.reset_limit)(
-        1000, app.flows.reset_limit.period
-    )
-    timings: dict[str, list[float]] = {"bob@example.com": [], "nobody@example.com": []}
     answers = set()
-    for _ in range(15):
-        for address, times in timings.items():
-            started = time.perf_counter()
-            answer = await client.post(
-                "/auth/email/password-reset/request", json={"email": address}, headers=SAME_ORIGIN
-            )
-            times.append(time.perf_counter() - started)
-            answers.add((answer.status_code, answer.text))
+    for address in ("bob@example.com", "nobody@example.com"):  # timing: tests/test_email_browser.py, real server
+        answer = await client.post("/auth/email/password-reset/request", json={"email": address}, headers=SAME_ORIGIN)
+        answers.add((answer.status_code, answer.text))
     await app.flows.drain()
     assert answers == {(202, '{"status":"check-your-email"}')}
-    known, unknown = (statistics.median(t) for t in timings.values())
-    assert 0.5 < known / unknown < 2, f"known {known * 1000:.2f} ms vs unknown {unknown * 1000:.2f} ms"
     token = app.token("bob@example.com")
     bad = await client.post(
         "/auth/email/password-reset",

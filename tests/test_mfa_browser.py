@@ -15,6 +15,7 @@ import pyotp
 import pytest
 from playwright.async_api import Browser, BrowserContext, CDPSession, Page, async_playwright, expect
 
+from lucia_fastapi.features.email.sender import OutboxEmailSender
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
 
@@ -35,12 +36,22 @@ STALE_AFTER_SECONDS = 3
 ERROR = ".error:not([hidden])"  # the passkey error box waits hidden on some pages
 
 
+WORKDIRS: dict[str, Path] = {}  # origin -> the example's working directory (its SQLite file and mail outbox)
+
+
+def mail_subjects(origin: str, to: str) -> list[str]:
+    """Subjects of the mail the example sent ``to`` (its development outbox), oldest first."""
+    outbox = OutboxEmailSender(WORKDIRS[origin] / "outbox")
+    return [message.subject for message in reversed(outbox.messages(to=to))]
+
+
 def serve_example(workdir: Path, **settings: str) -> tuple[UvicornProcess, str]:
     port = free_port()
     origin = f"http://localhost:{port}"
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env.update(PYTHONPATH=python_path, LUCIA_RP_ID="localhost", LUCIA_WEBAUTHN_ORIGINS=origin, **settings)
+    WORKDIRS[origin] = workdir
     return UvicornProcess("examples.app:app", cwd=workdir, env=env, port=port), origin
 
 
@@ -109,11 +120,12 @@ async def add_virtual_authenticator(context: BrowserContext, page: Page) -> tupl
 
 
 async def sign_up(page: Page, email: str) -> None:
+    """Sign up (one answer for new and taken addresses: check your mail), then sign in with the password."""
     await page.goto("/signup")
     await page.fill("#email", email)
     await page.fill("#password", PASSWORD)
-    await page.click("main form[action='/signup'] button[type=submit]")
-    await expect(page).to_have_url(re.compile(r"/signup/check-email$"))  # the same answer, taken address or not
+    await page.click("text=Sign up >> nth=-1")
+    await expect(page).to_have_url(re.compile(r"/signup/check-email$"))
     await sign_in_with_password(page, email)
     await expect(page).to_have_url(re.compile(r"/profile$"))
 
@@ -236,9 +248,28 @@ async def test_totp_sign_in_replay_recovery_codes_and_pending_session(browser: B
     await page.click("text=Use recovery code")
     await expect(page).to_have_url(re.compile(r"/security$"))
 
+    # A bearer-token client: its token is pending until /api/mfa/verify gets a second factor.
+    credentials = {"email": email, "password": PASSWORD}
+    token = (await (await page.request.post("/api/signin", data=credentials)).json())["token"]
+    bearer = {"authorization": f"Bearer {token}"}
+    assert (await page.request.get("/api/me", headers=bearer)).status == 403
+    wrong = await page.request.post("/api/mfa/verify", data={"recovery_code": codes[0]}, headers=bearer)
+    assert wrong.status == 400 and (await wrong.json())["detail"]["code"] == "MFA_INVALID_CODE"
+    right = await page.request.post("/api/mfa/verify", data={"recovery_code": codes[2]}, headers=bearer)
+    assert right.status == 200, await right.text()
+    assert (await page.request.get("/api/me", headers=bearer)).status == 200
+
     # Then turn TOTP off (the session was just verified): sign-in is one step again.
     await page.click("text=Turn off authenticator app")
     await expect(page.locator("#totp-status")).to_have_text("Off.")
+    # Every change was announced to the owner by mail.
+    subjects = mail_subjects(example_url, email)
+    for expected in (
+        "An authenticator app was added to your account",
+        "A recovery code was used to sign in to your account",
+        "The authenticator app was removed from your account",
+    ):
+        assert expected in subjects, subjects
     await sign_out(page)
     await sign_in_with_password(page, email)
     await expect(page).to_have_url(re.compile(r"/profile$"))
@@ -279,10 +310,9 @@ async def test_hostile_input_on_the_mfa_routes_is_a_clear_4xx(example_url: str) 
 
     origin = {"origin": example_url}
     async with httpx.AsyncClient(base_url=example_url) as client:
-        signup = await client.post(
-            "/signup", data={"email": "hostile@example.com", "password": PASSWORD}, headers=origin
-        )
-        assert signup.status_code == 303
+        credentials = {"email": "hostile@example.com", "password": PASSWORD}
+        assert (await client.post("/signup", data=credentials, headers=origin)).status_code == 303
+        assert (await client.post("/signin", data=credentials, headers=origin)).status_code == 303
         options = await client.post("/api/signin/passkey-options", headers=origin)
         assert options.status_code == 200 and "challenge" in options.json()
         bodies = [

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,17 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from lucia_fastapi import Auth, SQLAlchemyAdapter
+from lucia_fastapi import Auth, RateLimit, RateLimiter, SQLAlchemyAdapter
 from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
+from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore
 from lucia_fastapi.adapters.sqlalchemy.schema import metadata
+from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore
+from lucia_fastapi.features.tokens import SingleUseTokens, TokenPurpose
 from lucia_fastapi.migrations import VERSION_TABLE, alembic_config
 from lucia_fastapi.testing.postgres import PostgresServer
 from tests.conftest import SQL_DATABASES, record_database
 
 ROOT = Path(__file__).resolve().parent.parent
-MFA_TABLES = {"auth_totp", "auth_recovery_code", "auth_passkey", "auth_webauthn_challenge"}  # 0006
-EXPECTED_TABLES = {"auth_user", "auth_key", "auth_session", *MFA_TABLES}
 
 
 @pytest.fixture(params=SQL_DATABASES)
@@ -65,13 +67,13 @@ def test_upgrade_downgrade_upgrade_matches_the_models(empty_database_url: str) -
     config = alembic_config(empty_database_url)
     command.upgrade(config, "head")
     tables, differences = asyncio.run(schema_state(empty_database_url))
-    assert tables == EXPECTED_TABLES
+    assert {"auth_user", "auth_key", "auth_session", "auth_rate_limit", "auth_token"} <= tables
     assert differences == []
     command.downgrade(config, "base")
     assert asyncio.run(schema_state(empty_database_url))[0] == set()
     command.upgrade(config, "head")
     tables, differences = asyncio.run(schema_state(empty_database_url))
-    assert tables == EXPECTED_TABLES and differences == []
+    assert {"auth_user", "auth_key", "auth_session", "auth_rate_limit", "auth_token"} <= tables and differences == []
 
 
 def test_lucia_migrate_command_creates_the_tables(empty_database_url: str) -> None:
@@ -80,7 +82,7 @@ def test_lucia_migrate_command_creates_the_tables(empty_database_url: str) -> No
         result = subprocess.run(run, capture_output=True, text=True, check=True, cwd="/")  # noqa: S603
         assert result.stdout.strip() == "the auth tables are up to date"
     tables, differences = asyncio.run(schema_state(empty_database_url))
-    assert tables == EXPECTED_TABLES and differences == []
+    assert tables == set(metadata.tables) and differences == []
 
 
 def test_cleanup_command_deletes_dead_sessions(empty_database_url: str) -> None:
@@ -96,14 +98,39 @@ def test_cleanup_command_deletes_dead_sessions(empty_database_url: str) -> None:
         for _ in range(2):
             dead = await auth.create_session(user.user_id)
             await adapter.update_session_expiry(dead.digest, now - 2000, now - 1000)
+        tokens = SingleUseTokens(SQLAlchemyTokenStore(engine), clock=lambda: now - 2 * 3_600_000)
+        await tokens.issue(user.user_id, TokenPurpose("password-reset", timedelta(hours=1)))  # expired an hour ago
+        await tokens.issue(user.user_id, TokenPurpose("email-verification", timedelta(days=1)))  # alive
         await engine.dispose()
 
     asyncio.run(seed())
     run = [sys.executable, "-m", "lucia_fastapi", "cleanup", "--database-url", empty_database_url]
     first = subprocess.run(run, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
-    assert first.stdout.strip() == "deleted 2 dead sessions"
+    assert first.stdout.splitlines()[0] == "deleted 2 dead sessions"
+    assert "deleted 1 expired token" in first.stdout.splitlines()
     again = subprocess.run(run, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
-    assert again.stdout.strip() == "deleted 0 dead sessions"
+    assert again.stdout.splitlines()[0] == "deleted 0 dead sessions"
+    assert "deleted 0 expired tokens" in again.stdout.splitlines()
+
+
+def test_cleanup_command_deletes_expired_rate_limit_counters(empty_database_url: str) -> None:
+    command.upgrade(alembic_config(empty_database_url), "head")
+
+    async def seed() -> None:
+        engine = create_async_engine(async_database_url(empty_database_url))
+        now = time.time_ns() // 1_000_000
+        ended = RateLimiter(SQLAlchemyRateLimitStore(engine), clock=lambda: now - 60_000)
+        for name in ("a", "b", "c"):
+            await ended.hit("sign-in", name, RateLimit(5, timedelta(seconds=1)))  # windows ended a minute ago
+        await RateLimiter(SQLAlchemyRateLimitStore(engine)).hit("sign-in", "live", RateLimit(5, timedelta(hours=1)))
+        await engine.dispose()
+
+    asyncio.run(seed())
+    run = [sys.executable, "-m", "lucia_fastapi", "cleanup", "--database-url", empty_database_url]
+    first = subprocess.run(run, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
+    assert "deleted 3 expired rate-limit counters" in first.stdout.splitlines()
+    again = subprocess.run(run, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
+    assert "deleted 0 expired rate-limit counters" in again.stdout.splitlines()
 
 
 def test_cleanup_command_reports_an_unreachable_database() -> None:

@@ -53,7 +53,7 @@ class World:
         self.auth: Auth = Auth(options.pop("adapter", None) or MemoryAdapter(), clock=self.clock)
         self.tokens = MemoryOAuthTokenStore()
         self.provider = OIDCProvider(
-            "corp",
+            options.pop("name", "corp"),
             issuer=oidc.issuer,
             client_id=options.pop("client_id", "lucia-test"),
             client_secret="lucia-test-secret",
@@ -486,3 +486,15 @@ async def test_hostile_callback_input_is_a_clear_refusal(world: World, browser: 
     for query in ("error=" + "x" * 10_000, "state=%00&code=%00", "code=a&code=b&state=c&state=d"):
         response = await browser.callback(f"{CALLBACK}?{query}")
         assert 400 <= response.status_code < 500
+
+
+async def test_a_provider_never_enters_a_key_that_has_a_password(oidc: OIDCProviderProcess) -> None:
+    """A provider named like the app's password keys ("email") cannot sign in as "email:<its subject>"."""
+    world = World(oidc, name="email")
+    owner = await world.auth.create_user(key=KeySpec("email", "alice", "a long password"))
+    browser = world.browser()
+    callback_url = await browser.authorize(await browser.start("/oauth/email/start"), login="alice")
+    refused(await browser.callback(callback_url), "OAUTH_ACCOUNT_EXISTS", 409)
+    assert await browser.user_id() is None
+    assert (await world.auth.get_key("email", "alice")).user_id == owner.user_id
+    await browser.close()

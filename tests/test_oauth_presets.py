@@ -224,6 +224,21 @@ async def test_google_with_stored_tokens_asks_for_and_keeps_a_refresh_token(goog
     assert tokens.expires_at is not None
     row = await app.tokens.get_tokens("google:110169484474386276334")
     assert row is not None and row.refresh_token and "1//" not in row.refresh_token
+    # Keys rotate: a new key first still reads them; once the old key is gone they are unreadable, not an error.
+    rotated = OAuth(
+        app.auth,
+        providers=list(app.oauth.providers.values()),
+        secret_keys=[Fernet.generate_key(), SECRET],
+        token_store=app.tokens,
+    )
+    assert await rotated.get_tokens(user_id, "google", "110169484474386276334") == tokens
+    forgotten = OAuth(
+        app.auth,
+        providers=list(app.oauth.providers.values()),
+        secret_keys=[Fernet.generate_key()],
+        token_store=app.tokens,
+    )
+    assert await forgotten.get_tokens(user_id, "google", "110169484474386276334") is None
 
 
 async def test_google_denied_and_bad_code(google_url: str) -> None:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from redis.asyncio import Redis
 
 from lucia_fastapi.adapters.redis.rate_limits import RedisRateLimitStore
-from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore
-from lucia_fastapi.adapters.sqlalchemy.schema import metadata
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.ratelimit import MemoryRateLimitStore, RateLimitStore
 from lucia_fastapi.testing.postgres import free_port
@@ -20,27 +16,13 @@ from lucia_fastapi.testing.ratelimit_conformance import (
     run_rate_limit_store_conformance,
 )
 from lucia_fastapi.testing.redis import RedisServer
-from tests.conftest import make_engine, record_database
-
-RATE_LIMIT_STORES = ["memory", "sqlite", "postgresql", "redis"]
 
 
-@pytest.fixture(params=RATE_LIMIT_STORES)
-async def store_under_test(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[RateLimitStoreUnderTest]:
-    record_database(request, request.param)
-    if request.param == "memory":
-        yield RateLimitStoreUnderTest(MemoryRateLimitStore())
-    elif request.param == "redis":
-        server: RedisServer = request.getfixturevalue("redis_server")
-        store = RedisRateLimitStore.from_url(server.url)
-        yield RateLimitStoreUnderTest(store, expires_by_itself=True)
-        await store.aclose()
-    else:
-        engine = await make_engine(request, request.param, tmp_path_factory, metadata)
-        yield RateLimitStoreUnderTest(SQLAlchemyRateLimitStore(engine))
-        await engine.dispose()
+@pytest.fixture
+def store_under_test(request: pytest.FixtureRequest, rate_limit_store: RateLimitStore) -> RateLimitStoreUnderTest:
+    return RateLimitStoreUnderTest(
+        rate_limit_store, expires_by_itself=isinstance(rate_limit_store, RedisRateLimitStore)
+    )
 
 
 @pytest.mark.parametrize("case", RATE_LIMIT_STORE_CASES, ids=lambda case: case.__name__)

@@ -7,8 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from lucia_fastapi import Auth, KeySpec, LuciaError, RateLimit, RateLimiter, SignInThrottle
-from lucia_fastapi.core.ratelimit import MemoryRateLimitStore, normalize_client_address, rate_limit_key
+from lucia_fastapi import Auth, KeySpec, LuciaError, MemoryAdapter, RateLimit, RateLimiter, SignInThrottle
+from lucia_fastapi.core.ratelimit import (
+    MemoryRateLimitStore,
+    RateLimitStore,
+    normalize_client_address,
+    rate_limit_key,
+)
 from lucia_fastapi.core.storage import Adapter
 
 
@@ -128,9 +133,10 @@ async def _codes(auth: Auth, password: str, n: int, *, address: str | None) -> l
     return list(await asyncio.gather(*(attempt() for _ in range(n))))
 
 
-async def test_concurrent_wrong_guesses_verify_no_more_than_the_policy_allows(adapter: Adapter) -> None:
-    """200 concurrent wrong guesses for one account from one address: at most 5 passwords are verified."""
-    auth = Auth(adapter, sign_in_throttle=policy(Clock()))
+async def test_concurrent_wrong_guesses_verify_no_more_than_the_policy_allows(rate_limit_store: RateLimitStore) -> None:
+    """200 concurrent wrong guesses for one account from one address, counted in each store: exactly 5 passwords
+    are verified."""
+    auth = Auth(MemoryAdapter(), sign_in_throttle=SignInThrottle(store=rate_limit_store, clock=Clock()))
     await auth.create_user(key=KeySpec(*OWNER, PASSWORD))
     verified = 0
     original = auth.password_hasher.verify

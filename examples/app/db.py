@@ -20,10 +20,10 @@ from examples.app.config import DATABASE_URL, ENV
 from lucia_fastapi import Auth, SQLAlchemyAdapter
 from lucia_fastapi.adapters.redis.rate_limits import RedisRateLimitStore
 from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
+from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
 from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore, define_rate_limit_tables
 from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
 from lucia_fastapi.core.ratelimit import RateLimiter, RateLimitStore, SignInThrottle
-from lucia_fastapi.features.email.flows import email_user_columns
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 # Lucia's three tables, with the email flows' columns on the user: email (unique) and email_verified_at.

@@ -85,7 +85,9 @@ class Auth(Generic[UserT]):
         self.auto_database_cleanup = auto_database_cleanup
         self.transform_user = transform_user
         self.password_hasher = password_hasher or PasswordHasher()
-        self.sign_in_throttle = SignInThrottle() if sign_in_throttle is _DEFAULT_THROTTLE else sign_in_throttle
+        self.sign_in_throttle = (
+            SignInThrottle(clock=clock) if sign_in_throttle is _DEFAULT_THROTTLE else sign_in_throttle
+        )
         self.clock = clock
         # Worked out once: every session read uses them.
         self._active_ms = to_ms(session_timeout.active_period)
@@ -123,7 +125,7 @@ class Auth(Generic[UserT]):
         return _key(row)
 
     async def use_key(
-        self, provider_id: str, provider_user_id: str, password: str | None, *, client_address: str | None = None
+        self, provider_id: str, provider_user_id: str, password: str, *, client_address: str | None = None
     ) -> Key:
         """The sign-in check: the key if ``password`` is right for it, else ``LuciaError``.
 
@@ -132,8 +134,9 @@ class Auth(Generic[UserT]):
         key: a key without a password is used only through ``use_passwordless_key``. An old scrypt hash (or Argon2 with
         weaker parameters) is replaced by a new hash once the password proved right. With ``sign_in_throttle``
         (on by default) the attempt takes its slots per client address, per account and per both *before* any
-        hashing, and ``AUTH_TOO_MANY_ATTEMPTS`` (with ``retry_after``) refuses it when one is exhausted; pass the
-        request's ``client_address`` so that per-address limits apply (see ``SignInThrottle``).
+        hashing, and ``AUTH_TOO_MANY_ATTEMPTS`` (with ``retry_after``) refuses it when one is exhausted or when the
+        hashing queue is full; pass the request's ``client_address`` so that per-address limits apply (see
+        ``SignInThrottle``).
         """
         key_id = _key_id(provider_id, provider_user_id)
         if not password:  # never a way in: see use_passwordless_key
@@ -141,8 +144,11 @@ class Auth(Generic[UserT]):
                 "AUTH_INVALID_PASSWORD", "a password is required (passwordless keys: use_passwordless_key)"
             )
         throttle = self.sign_in_throttle
+        # Refused at once if the hashing queue is full (a busy server costs nobody an attempt), then the attempt's
+        # slots, then the hash. Unknown accounts are counted alike, so a lockout tells nothing about which exist.
+        self.password_hasher.check_admission()
         attempt = await throttle.before_attempt(key_id, client_address) if throttle is not None else None
-        row = await self._check_password(key_id, password)  # unknown accounts count alike: no lockout tells
+        row = await self._check_password(key_id, password)
         if throttle is not None and attempt is not None:
             await throttle.succeeded(attempt)
         return _key(row)

@@ -16,8 +16,8 @@ from lucia_fastapi.testing.postgres import free_port
 class UvicornProcess:
     """``uvicorn TARGET`` (``module:app``, or a factory with ``factory=True``) serving on 127.0.0.1 until ``stop()``.
 
-    ``env`` is the whole environment of the process (default: this one's); ``port`` a free port chosen beforehand
-    (when the app must know its own origin, as WebAuthn does), else one is found. Its output goes to ``log`` in ``cwd``;
+    ``env`` is the whole environment of the process (default: this one's). ``port`` (default: a free one) lets a
+    caller tell the app its own URL before it starts. Its output goes to ``log`` in ``cwd``;
     if it exits or does not listen within ``startup_timeout`` seconds, the constructor raises with that log.
     """
 

@@ -84,11 +84,13 @@ class SMTPTestServer:
         self._started = False
 
     def start(self) -> SMTPTestServer:
+        """Start listening; returns the server."""
         self._controller.start()
         self._started = True
         return self
 
     def stop(self) -> None:
+        """Stop listening (idempotent)."""
         if self._started:
             self._controller.stop()
             self._started = False
@@ -107,6 +109,7 @@ class SMTPTestServer:
             self._changed.notify_all()
 
     def find(self, *, to: str | None = None, subject_contains: str | None = None) -> list[ReceivedMail]:
+        """The messages received so far to ``to`` (and with ``subject_contains``), in order of arrival."""
         with self._changed:
             return [
                 mail

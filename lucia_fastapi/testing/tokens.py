@@ -24,6 +24,8 @@ HOUR_MS = 3_600_000
 
 @dataclass
 class TokenStoreUnderTest:
+    """The store a case checks, how to make users for it, and whether it knows users (foreign keys)."""
+
     store: TokenStore
     new_user: Callable[[], Awaitable[str]]
     knows_users: bool = False
@@ -32,6 +34,7 @@ class TokenStoreUnderTest:
     def row(
         self, user_id: str, *, purpose: str = "email-verification", value: str | None = "ada@example.com", **kw: int
     ) -> TokenRow:
+        """A fresh row (random id) of ``user_id``, expiring an hour after ``now`` unless told."""
         return TokenRow(
             id=hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
             user_id=user_id,
@@ -42,6 +45,7 @@ class TokenStoreUnderTest:
         )
 
     async def inserted(self, user_id: str, **kw: object) -> TokenRow:
+        """``row(...)``, inserted."""
         row = self.row(user_id, **kw)  # type: ignore[arg-type]
         assert await self.store.insert_token(row) is True
         return row
@@ -51,10 +55,12 @@ Case = Callable[[TokenStoreUnderTest], Awaitable[None]]
 
 
 async def get_of_unknown_id_is_none(t: TokenStoreUnderTest) -> None:
+    """Case: get of unknown id is none."""
     assert await t.store.get_token(hashlib.sha256(b"nothing").hexdigest()) is None
 
 
 async def insert_then_get_round_trips(t: TokenStoreUnderTest) -> None:
+    """Case: insert then get round trips."""
     user = await t.new_user()
     for value in ("ada@example.com", None, "ünïcødé@例え.jp", "x" * 1024):
         row = await t.inserted(user, value=value)
@@ -62,6 +68,7 @@ async def insert_then_get_round_trips(t: TokenStoreUnderTest) -> None:
 
 
 async def insert_with_taken_id_is_refused_and_keeps_the_first(t: TokenStoreUnderTest) -> None:
+    """Case: insert with taken id is refused and keeps the first."""
     user = await t.new_user()
     row = await t.inserted(user)
     clash = TokenRow(row.id, user, "password-reset", None, row.expires + 1, row.created_at)
@@ -70,6 +77,7 @@ async def insert_with_taken_id_is_refused_and_keeps_the_first(t: TokenStoreUnder
 
 
 async def take_returns_the_row_once(t: TokenStoreUnderTest) -> None:
+    """Case: take returns the row once."""
     user = await t.new_user()
     row = await t.inserted(user)
     other = await t.inserted(user)
@@ -80,6 +88,7 @@ async def take_returns_the_row_once(t: TokenStoreUnderTest) -> None:
 
 
 async def concurrent_takes_give_the_row_to_exactly_one(t: TokenStoreUnderTest) -> None:
+    """Case: concurrent takes give the row to exactly one."""
     user = await t.new_user()
     row = await t.inserted(user)
     results = await asyncio.gather(*(t.store.take_token(row.id) for _ in range(20)))
@@ -88,6 +97,7 @@ async def concurrent_takes_give_the_row_to_exactly_one(t: TokenStoreUnderTest) -
 
 
 async def user_tokens_are_listed_by_user_and_purpose_oldest_first(t: TokenStoreUnderTest) -> None:
+    """Case: user tokens are listed by user and purpose oldest first."""
     ada, bob = await t.new_user(), await t.new_user()
     second = await t.inserted(ada, created_at=t.now + 2)
     first = await t.inserted(ada, created_at=t.now + 1)
@@ -98,6 +108,7 @@ async def user_tokens_are_listed_by_user_and_purpose_oldest_first(t: TokenStoreU
 
 
 async def delete_user_tokens_by_purpose_and_all(t: TokenStoreUnderTest) -> None:
+    """Case: delete user tokens by purpose and all."""
     ada, bob = await t.new_user(), await t.new_user()
     await t.inserted(ada)
     await t.inserted(ada)
@@ -112,6 +123,7 @@ async def delete_user_tokens_by_purpose_and_all(t: TokenStoreUnderTest) -> None:
 
 
 async def delete_expired_tokens_deletes_up_to_now(t: TokenStoreUnderTest) -> None:
+    """Case: delete expired tokens deletes up to now."""
     user = await t.new_user()
     far = t.now + 10 * 365 * 24 * HOUR_MS  # later than any other case's rows: only ours are swept
     gone = await t.inserted(user, expires=far - 1)
@@ -124,6 +136,7 @@ async def delete_expired_tokens_deletes_up_to_now(t: TokenStoreUnderTest) -> Non
 
 
 async def token_of_unknown_user_is_refused(t: TokenStoreUnderTest) -> None:
+    """Case: token of unknown user is refused."""
     if not t.knows_users:
         return
     row = t.row(f"nobody-{secrets.token_hex(6)}")

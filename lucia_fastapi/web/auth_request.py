@@ -203,4 +203,4 @@ def stored_ip_address(host: str | None) -> str | None:
     try:
         return str(ipaddress.ip_address(host[:64]))[:45]
     except ValueError:
-        return host[:45]
+        return _CONTROL_CHARACTERS.sub("", host[:45]) or None

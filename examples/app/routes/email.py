@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from examples.app import forms
 from examples.app.config import DEV
-from examples.app.db import auth, metadata, remember_signed_out
+from examples.app.db import auth, metadata, rate_limit_store, remember_signed_out
 from examples.app.pages import (
     BANNERS,
     FOOTER_LINKS,
@@ -38,6 +38,7 @@ from examples.app.pages import (
 from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore, define_token_tables
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Session, User
+from lucia_fastapi.core.ratelimit import RateLimiter
 from lucia_fastapi.dependencies import require_same_origin
 from lucia_fastapi.features.email import EmailSender, OutboxEmailSender, SMTPEmailSender
 from lucia_fastapi.features.email.flows import EmailFlowError, EmailFlows
@@ -64,11 +65,16 @@ def make_sender() -> EmailSender:
     return OutboxEmailSender(os.environ.get("OUTBOX_DIR", "outbox"), from_address=from_address)
 
 
+limiter = RateLimiter(rate_limit_store, clock=auth.clock)
 token_table = define_token_tables(metadata)  # created with the app's other tables (a real app: migration 0004)
 sender = make_sender()
 flows = EmailFlows(
     auth,
-    tokens=SingleUseTokens(SQLAlchemyTokenStore(auth.adapter.engine, token_table)),  # type: ignore[attr-defined]
+    tokens=SingleUseTokens(
+        SQLAlchemyTokenStore(auth.adapter.engine, token_table),  # type: ignore[attr-defined]
+        clock=auth.clock,
+        rate_limiter=limiter,  # code attempts, counted where sign-in counts them (every worker sees them)
+    ),
     sender=sender,
     base_url=BASE_URL,
     app_name="lucia example",
@@ -113,8 +119,10 @@ async def refused(
     elif isinstance(error, LuciaError) and error.code == "AUTH_TOO_MANY_ATTEMPTS":
         minutes = max(1, round((error.retry_after or 60) / 60))
         message, code = f"Too many attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''}.", 429
+    elif isinstance(error, LuciaError) and error.code.startswith("AUTH_"):  # say, the key went away meanwhile
+        message, code = "This request cannot be carried out any more. Please start again.", 400
     else:
-        raise error
+        raise error  # the database is down: the app's own handler answers 503
     return await render(request, "email/refused.html", status_code=code, title=title, message=message, user=user)
 
 
@@ -182,7 +190,7 @@ async def verify_form(request: Request, signed_in: MaybeUser, token: Annotated[s
     session, user = signed_in
     try:
         await flows.verify_email(token, user_id=session.user_id if session else None)
-    except TokenError as error:
+    except (TokenError, LuciaError) as error:
         return await refused(request, error, user)
     if session is not None:
         return see_other("/profile?notice=email-verified")
@@ -277,7 +285,7 @@ async def reset_form(
             errors=flow_error(error).errors,
             second_factor=second,
         )
-    except TokenError as error:
+    except (TokenError, LuciaError) as error:
         return await refused(request, error)
     await remember_signed_out(ended, "password-changed")
     request.state.auth.set_session(session)
@@ -334,7 +342,7 @@ async def confirm_change_form(request: Request, signed_in: MaybeUser, token: Ann
     session, user = signed_in
     try:
         await flows.confirm_email_change(token, user_id=session.user_id if session else None)
-    except (TokenError, EmailFlowError) as error:
+    except (TokenError, EmailFlowError, LuciaError) as error:
         return await refused(request, error, user)
     if session is not None:
         return see_other("/profile?notice=email-changed")

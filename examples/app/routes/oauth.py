@@ -27,6 +27,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from examples.app.db import auth, engine, rate_limiter, tables
+from examples.app.mfa_setup import mfa
 from examples.app.pages import NOTICES, SECURITY_SECTIONS, PageUser, render, templates
 from lucia_fastapi.features.oauth import OAuth, OAuthError, OAuthIdentity, OAuthProvider, OIDCProvider, github, google
 
@@ -121,8 +122,10 @@ def install(app: FastAPI, form_action_origins: list[str]) -> OAuth | None:
                 f"{oauth.providers[identity.provider].display_name} on the Connected accounts page."
             )
             raise OAuthError("OAUTH_ACCOUNT_EXISTS", message=message)
-        # The provider verified this address: so do we (no verification mail for it).
-        return {"email": email, "email_verified_at": auth.clock()}
+        columns: dict[str, Any] = {"email": email}
+        if "email_verified_at" in users.c:  # the provider verified it: no need to send our own link
+            columns["email_verified_at"] = auth.clock()
+        return columns
 
     async def refused(request: Request, error: OAuthError) -> Response:
         return await render(
@@ -142,6 +145,7 @@ def install(app: FastAPI, form_action_origins: list[str]) -> OAuth | None:
         rate_limiter=rate_limiter,
         on_error=refused,
         default_return_to="/profile",
+        second_factor_required=mfa.requires_second_factor,  # users with TOTP or a passkey still take the 2nd step
     )
     app.router.routes.extend(oauth.routes(prefix="/oauth"))
 

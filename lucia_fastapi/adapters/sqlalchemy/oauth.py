@@ -61,6 +61,7 @@ class SQLAlchemyOAuthTokenStore:
         self._columns = ("key_id", "user_id", "access_token", "refresh_token", "expires_at", "scope", "updated_at")
 
     async def save_tokens(self, row: OAuthTokenRow) -> None:
+        """Insert or replace the row of ``row.key_id`` (one upsert statement)."""
         values = {name: getattr(row, name) for name in self._columns}
         statement = self._insert(self.table).values(**values)
         statement = statement.on_conflict_do_update(
@@ -72,6 +73,7 @@ class SQLAlchemyOAuthTokenStore:
                 await conn.execute(statement)
 
     async def get_tokens(self, key_id: str) -> OAuthTokenRow | None:
+        """The row of ``key_id``, or ``None``."""
         columns = [self.table.c[name] for name in self._columns]
         with self._errors():
             async with self.engine.connect() as conn:
@@ -81,6 +83,7 @@ class SQLAlchemyOAuthTokenStore:
         return OAuthTokenRow(**dict(zip(self._columns, found, strict=True)))
 
     async def delete_tokens(self, key_id: str) -> None:
+        """Delete the row if there is one."""
         with self._errors():
             async with self.engine.begin() as conn:
                 await conn.execute(delete(self.table).where(self.table.c.key_id == key_id))

@@ -3,12 +3,19 @@
 Works across workers and hosts with nothing new to run. Each ``hit`` is a single ``INSERT ... ON CONFLICT DO
 UPDATE ... RETURNING`` statement: PostgreSQL and SQLite (3.35+) both run it atomically, so concurrent attempts on
 the same key are serialized by the database and no two of them read the same count.
+
+SQLite lets one writer in at a time and makes the others wait (its busy timeout, 5 s by default) or fail with
+"database is locked". So that a burst of attempts in one process does not pile up on that lock, this store sends
+its SQLite writes one at a time per engine; other processes on the same file still wait on SQLite's own lock.
+(For several workers on one host, WAL mode — ``PRAGMA journal_mode=WAL`` — lets reads go on during writes.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, bindparam, case, delete, literal, select
@@ -50,6 +57,7 @@ class SQLAlchemyRateLimitStore:
         self.engine = engine
         self.table = table
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._sqlite = dialect == "sqlite"
         c = table.c
         new = insert(table).values(key=_param("key"), count=1, expires_at=_param("ends"))
         expired = c.expires_at <= _param("now")
@@ -66,30 +74,59 @@ class SQLAlchemyRateLimitStore:
         self._delete_expired = delete(table).where(c.expires_at <= _param("now"))
 
     async def hit(self, key: str, *, limit: int, window_ms: int, now_ms: int) -> int:
+        """Count an attempt and check it in one upsert (``RateLimitStore.hit``)."""
         row = await self._one(self._hit, {"key": key, "ends": now_ms + window_ms, "now": now_ms})
         assert row is not None  # RETURNING after an upsert always has its row
         count, ends = int(row[0]), int(row[1])
         return ends - now_ms if count > limit else 0
 
     async def peek(self, key: str, *, now_ms: int) -> int:
+        """The count of ``key``'s open window (``RateLimitStore.peek``)."""
         row = await self._one(self._peek, {"key": key})
         return int(row[0]) if row is not None and now_ms < int(row[1]) else 0
 
     async def reset(self, key: str) -> None:
+        """Delete ``key``'s row (``RateLimitStore.reset``)."""
         await self._rowcount(self._reset, {"key": key})
 
     async def delete_expired(self, now_ms: int) -> int:
+        """Delete the rows whose window ended (``RateLimitStore.delete_expired``; the cleanup CLI calls it)."""
         return await self._rowcount(self._delete_expired, {"now": now_ms})
 
     async def _one(self, statement: Any, params: dict[str, Any]) -> Any:
-        with self._errors():
-            async with self._autocommit.connect() as conn:
-                return (await conn.execute(statement, params)).first()
+        async with self._writing(statement is not self._peek):
+            with self._errors():
+                async with self._autocommit.connect() as conn:
+                    return (await conn.execute(statement, params)).first()
 
     async def _rowcount(self, statement: Any, params: dict[str, Any]) -> int:
-        with self._errors():
-            async with self._autocommit.connect() as conn:
-                return int((await conn.execute(statement, params)).rowcount)
+        async with self._writing(True):
+            with self._errors():
+                async with self._autocommit.connect() as conn:
+                    return int((await conn.execute(statement, params)).rowcount)
+
+    @asynccontextmanager
+    async def _writing(self, write: bool) -> AsyncIterator[None]:
+        if not (write and self._sqlite):
+            yield
+            return
+        async with _sqlite_write_lock(self.engine):
+            yield
+
+
+_sqlite_locks: weakref.WeakKeyDictionary[Any, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _sqlite_write_lock(engine: AsyncEngine) -> asyncio.Lock:
+    """One lock per engine (and event loop): this process's SQLite writes of rate-limit counters, one at a time."""
+    loop = asyncio.get_running_loop()
+    found = _sqlite_locks.get(engine.sync_engine)
+    if found is None or found[0] is not loop:
+        found = (loop, asyncio.Lock())
+        _sqlite_locks[engine.sync_engine] = found
+    return found[1]
 
 
 def _param(name: str) -> Any:

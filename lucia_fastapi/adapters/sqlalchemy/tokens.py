@@ -59,6 +59,7 @@ class SQLAlchemyTokenStore:
         return f"SQLAlchemyTokenStore({self.table.name!r})"
 
     async def insert_token(self, row: TokenRow) -> bool:
+        """Insert ``row``; ``False`` when its id is taken (see ``TokenStore``)."""
         values = {
             "id": row.id,
             "user_id": row.user_id,
@@ -79,20 +80,24 @@ class SQLAlchemyTokenStore:
         raise LuciaError("AUTH_INVALID_USER_ID", f"no user {row.user_id!r} for this token")
 
     async def get_token(self, token_id: str) -> TokenRow | None:
+        """The row, without using it up."""
         rows = await self._execute(select(self.table).where(self.table.c.id == token_id), fetch=True)
         return _row(rows[0]) if rows else None
 
     async def take_token(self, token_id: str) -> TokenRow | None:
+        """Delete the row and return it, atomically."""
         statement = delete(self.table).where(self.table.c.id == token_id).returning(*self.table.c)
         rows = await self._execute(statement, fetch=True)
         return _row(rows[0]) if rows else None
 
     async def get_user_tokens(self, user_id: str, purpose: str) -> list[TokenRow]:
+        """The user's tokens of ``purpose``, oldest first."""
         t = self.table
         statement = select(t).where(t.c.user_id == user_id, t.c.purpose == purpose).order_by(t.c.created_at)
         return [_row(row) for row in await self._execute(statement, fetch=True)]
 
     async def delete_user_tokens(self, user_id: str, purpose: str | None = None) -> int:
+        """Delete the user's tokens of ``purpose`` (all with ``None``); return how many."""
         t = self.table
         statement = delete(t).where(t.c.user_id == user_id)
         if purpose is not None:
@@ -100,6 +105,7 @@ class SQLAlchemyTokenStore:
         return await self._count(statement)
 
     async def delete_expired_tokens(self, now: int) -> int:
+        """Delete every token with ``expires <= now``; return how many."""
         return await self._count(delete(self.table).where(self.table.c.expires <= now))
 
     async def _count(self, statement: Any) -> int:

@@ -6,7 +6,8 @@ and ``require_verified_email`` a FastAPI dependency, and an app's own pages can 
 
 Where the address lives. The account's address is the password key ``email:<address>`` (Lucia's key id) and the
 user columns ``email`` and ``email_verified_at`` (epoch ms, ``NULL`` until verified) on ``auth_user``: app columns,
-added with ``define_auth_tables(metadata, user_columns=email_user_columns())`` (the names are settings). An email
+added with ``define_auth_tables(metadata, user_columns=email_user_columns())`` (from
+``lucia_fastapi.adapters.sqlalchemy.email``; the names are settings). An email
 change moves the key (same password hash) and the column together, only once the new address is confirmed.
 """
 
@@ -66,8 +67,13 @@ class EmailFlowError(Exception):
 class SecondFactor(Protocol):
     """The hook a password reset asks before it sets a new password (issue 14's MFA plugs in here)."""
 
-    async def is_enabled(self, user_id: str) -> bool: ...
-    async def verify(self, user_id: str, code: str) -> bool: ...
+    async def is_enabled(self, user_id: str) -> bool:
+        """Whether the user has a second factor that a reset must ask for."""
+        ...
+
+    async def verify(self, user_id: str, code: str) -> bool:
+        """Whether ``code`` proves the user's second factor (it may be used up)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +82,6 @@ class SignUpResult:
     With ``prevent_enumeration`` a page must answer both the same way: "check your email"."""
 
     user: Any | None
-
-
-def email_user_columns(email: str = "email", verified_at: str = "email_verified_at") -> list[Any]:
-    """The two ``auth_user`` columns the flows use: the address (unique) and when it was verified (epoch ms)."""
-    from sqlalchemy import BigInteger, Column, String
-
-    return [Column(email, String(255), nullable=False, unique=True), Column(verified_at, BigInteger, nullable=True)]
 
 
 def normalize_email(address: str) -> str:
@@ -156,7 +155,7 @@ class EmailFlows:
         self.base_url = base_url.rstrip("/")
         self.app_name = app_name
         self.templates = templates or EmailTemplates()
-        self.clock: Callable[[], int] = tokens.clock
+        self.clock: Callable[[], int] = auth.clock
         self.rate_limiter = rate_limiter or tokens.rate_limiter
         self.provider_id = provider_id
         self.email_attribute = email_attribute
@@ -198,6 +197,7 @@ class EmailFlows:
         return _attribute(user, self.verified_attribute) is not None and self.address_of(user) is not None
 
     def link(self, name: str, token: str) -> str:
+        """The absolute link to the page ``paths[name]`` carrying ``token``."""
         return f"{self.base_url}{self.paths[name]}?{urlencode({'token': token})}"
 
     # Sign-up ----------------------------------------------------------------------------------------------------
@@ -324,6 +324,7 @@ class EmailFlows:
         return await self.tokens.validate(token, self.RESET)
 
     async def needs_second_factor(self, user_id: str) -> bool:
+        """Whether a password reset of this user must ask for a second factor (see ``second_factor``)."""
         return self.second_factor is not None and await self.second_factor.is_enabled(user_id)
 
     async def reset_password(
@@ -353,14 +354,15 @@ class EmailFlows:
         address = self.address_of(user)
         if address is None or verified.value is None or not _same(address, verified.value):
             raise TokenError("INVALID_TOKEN", "the link is for an address this account no longer has")
-        await self.auth.update_key_password(self.provider_id, address, new_password)
-        await self.auth.invalidate_all_user_sessions(verified.user_id)
+        # Bumps the credential generation: every session of the user dies, sign-ins in flight included.
+        key = await self.auth.update_key_password(self.provider_id, address, new_password)
         await self.tokens.invalidate_user_tokens(verified.user_id, self.RESET)
         if not self.is_verified(user):
             await self.auth.update_user_attributes(verified.user_id, {self.verified_attribute: self.clock()})
-        return await self.auth.create_session(verified.user_id, attributes=session_attributes)
+        return await self.auth.create_session(verified.user_id, attributes=session_attributes, key=key)
 
     def check_new_password(self, password: str) -> None:
+        """Raise ``EmailFlowError("INVALID_PASSWORD")`` unless the length is within the configured bounds."""
         if not isinstance(password, str) or len(password) < self.min_password_length:
             raise EmailFlowError(
                 "INVALID_PASSWORD", f"Use at least {self.min_password_length} characters for your password."

@@ -94,7 +94,9 @@ class EmailSender(Protocol):
     """Where the email flows hand their messages. ``send`` must return quickly (queue, don't deliver inline)
     and must not raise for delivery problems that happen later: log them instead."""
 
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(self, message: EmailMessage) -> None:
+        """Take ``message`` for delivery."""
+        ...
 
 
 class SMTPEmailSender:
@@ -382,6 +384,7 @@ class OutboxEmailSender:
         return found
 
     def clear(self) -> None:
+        """Forget every stored message."""
         self._memory.clear()
         if self.directory is not None and self.directory.is_dir():
             for path in self.directory.glob("*.eml"):

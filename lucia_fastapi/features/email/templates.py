@@ -29,6 +29,8 @@ class MailContext:
 
 @dataclass(frozen=True, slots=True)
 class RenderedMail:
+    """A mail ready to send: its subject, plain-text body and HTML body."""
+
     subject: str
     text: str
     html: str
@@ -66,6 +68,7 @@ class EmailTemplates:
     """The default wording. Each method may be overridden on its own."""
 
     def verify_email(self, ctx: MailContext) -> RenderedMail:
+        """The verification mail: a link and, when ``ctx.code`` is set, a code."""
         subject = f"Confirm your email address for {ctx.app_name}"
         lines = [f"Please confirm that {ctx.address} is your email address."]
         parts = [f"Please confirm that <b>{html.escape(ctx.address)}</b> is your email address."]
@@ -80,6 +83,7 @@ class EmailTemplates:
         return RenderedMail(subject, "\n\n".join(line for line in lines if line), _page(subject, *parts))
 
     def password_reset(self, ctx: MailContext) -> RenderedMail:
+        """The password reset mail, with its single-use link."""
         subject = f"Reset your {ctx.app_name} password"
         assert ctx.link is not None
         text = (
@@ -99,6 +103,7 @@ class EmailTemplates:
         return RenderedMail(subject, text, page)
 
     def confirm_email_change(self, ctx: MailContext) -> RenderedMail:
+        """To the new address: the link that confirms an email change."""
         subject = f"Confirm your new email address for {ctx.app_name}"
         assert ctx.link is not None
         text = (
@@ -116,6 +121,7 @@ class EmailTemplates:
         return RenderedMail(subject, text, page)
 
     def email_changed(self, ctx: MailContext) -> RenderedMail:
+        """To the old address: the address of the account was changed."""
         subject = f"Your {ctx.app_name} email address was changed"
         text = (
             f"The email address of your {ctx.app_name} account was changed from {ctx.address} to "

@@ -216,19 +216,26 @@ class OAuth:
         return await self.auth.invalidate_all_user_sessions(user_id, except_session_id=except_session_id)
 
     async def get_tokens(self, user_id: str, provider: str, subject: str) -> ProviderTokens | None:
-        """The provider tokens stored at the user's last sign-in with ``provider:subject``, decrypted."""
+        """The provider tokens stored at the user's last sign-in with ``provider:subject``, decrypted (``None`` if
+        there are none, or only ones sealed with a key that has left ``secret_keys``)."""
         if self.token_store is None:
             return None
         row = await self.token_store.get_tokens(f"{provider}:{subject}")
         if row is None or row.user_id != user_id:
             return None
+        from cryptography.fernet import InvalidToken
+
         decrypt = self._token_cipher.decrypt
-        return ProviderTokens(
-            access_token=decrypt(row.access_token.encode()).decode(),
-            refresh_token=decrypt(row.refresh_token.encode()).decode() if row.refresh_token else None,
-            expires_at=row.expires_at,
-            scope=row.scope,
-        )
+        try:
+            return ProviderTokens(
+                access_token=decrypt(row.access_token.encode()).decode(),
+                refresh_token=decrypt(row.refresh_token.encode()).decode() if row.refresh_token else None,
+                expires_at=row.expires_at,
+                scope=row.scope,
+            )
+        except InvalidToken:  # sealed with a key no longer in secret_keys: as good as none
+            logger.warning("oauth: stored tokens of %s:%s cannot be decrypted with the current keys", provider, subject)
+            return None
 
     # The flow --------------------------------------------------------------------------------------------------
 
@@ -338,7 +345,15 @@ class OAuth:
                     raise
             else:
                 key = await self.auth.get_key(identity.provider, identity.subject)
-                logger.info("oauth %s: new user %s", provider.name, user_id_of(user))
+                logger.info("oauth %s: new user %s", provider.name, _user_id_of(user))
+        # The explicit passwordless check: a key that has a password (a provider named like the app's password
+        # keys, say) is never entered through a provider.
+        try:
+            key = await self.auth.use_passwordless_key(key.provider_id, key.provider_user_id)
+        except LuciaError as error:
+            if error.code != "AUTH_INVALID_PASSWORD":
+                raise
+            raise OAuthError("OAUTH_ACCOUNT_EXISTS", "the key has a password") from None
         await self._store_tokens(key, tokens, provider)
         auth_request = _auth_request(request)
         attributes = auth_request.session_attributes() if auth_request is not None else None
@@ -518,5 +533,5 @@ def _auth_request(request: Request) -> AuthRequest[Any] | None:
     return candidate if isinstance(candidate, AuthRequest) else None
 
 
-def user_id_of(user: Any) -> str:
+def _user_id_of(user: Any) -> str:
     return str(getattr(user, "user_id", user))

@@ -29,6 +29,7 @@ JWKS_REFETCH_INTERVAL_MS = 60_000  # an unknown key id refetches the JWKS at mos
 
 
 def require_httpx() -> Any:
+    """The ``httpx`` module, or an ``ImportError`` that names the ``[oauth]`` extra."""
     try:
         import httpx
     except ImportError as error:  # pragma: no cover - depends on the installation
@@ -124,6 +125,8 @@ class OAuthProvider:
     async def authorization_url(
         self, http: httpx.AsyncClient, *, state: str, nonce: str | None, code_challenge: str
     ) -> str:
+        """Where to send the browser: the authorization endpoint with this client, the fixed redirect URI, the
+        scopes, ``state``, the PKCE ``code_challenge`` (S256) and, for OpenID Connect, the ``nonce``."""
         authorization_endpoint, _ = await self.endpoints(http)
         params = {
             "response_type": "code",
@@ -262,12 +265,14 @@ class OIDCProvider(OAuthProvider):
             raise OAuthError("OAUTH_PROVIDER_ERROR", "the authorization response is from another issuer")
 
     async def endpoints(self, http: httpx.AsyncClient) -> tuple[str, str]:
+        """The authorization and token endpoints of the discovery document."""
         metadata = await self.metadata(http)
         return metadata["authorization_endpoint"], metadata["token_endpoint"]
 
     async def identity(
         self, http: httpx.AsyncClient, tokens: TokenSet, *, nonce: str | None, now_ms: int
     ) -> OAuthIdentity:
+        """Who signed in, from the verified ID token (and the userinfo endpoint when the token has no email)."""
         if not tokens.id_token:
             raise OAuthError("OAUTH_INVALID_ID_TOKEN", "the token response has no id_token")
         claims = await self.verify_id_token(http, tokens.id_token, nonce=nonce, now_ms=now_ms)
@@ -388,6 +393,7 @@ class GitHubProvider(OAuthProvider):
     async def identity(
         self, http: httpx.AsyncClient, tokens: TokenSet, *, nonce: str | None, now_ms: int
     ) -> OAuthIdentity:
+        """Who signed in: ``GET /user`` for the id and name, ``GET /user/emails`` for the primary verified email."""
         headers = {
             "authorization": f"Bearer {tokens.access_token}",
             "accept": "application/vnd.github+json",
@@ -519,6 +525,8 @@ async def request_json(
 
 
 def check_identity(identity: OAuthIdentity, provider: str) -> OAuthIdentity:
+    """``identity`` if its subject can be a key (1-255 characters of text, no control characters), with an
+    implausible email dropped; else ``OAUTH_PROVIDER_ERROR``."""
     if identity.provider != provider:
         raise OAuthError("OAUTH_PROVIDER_ERROR", "identity of another provider", status_code=502)
     subject = identity.subject

@@ -55,6 +55,7 @@ def derive_fernet(secret_keys: Sequence[str | bytes], purpose: str) -> MultiFern
 
 
 def random_token(nbytes: int = 32) -> str:
+    """``nbytes`` random bytes from ``secrets``, base64url: states, nonces and PKCE verifiers."""
     return secrets.token_urlsafe(nbytes)
 
 
@@ -91,6 +92,7 @@ class FlowState:
     link_user_id: str | None = None  # set when a signed-in user connects this provider to their account
 
     def seal(self, cipher: MultiFernet) -> str:
+        """The cookie value: this state as JSON, encrypted and authenticated with ``cipher``."""
         return cipher.encrypt(json.dumps(asdict(self), separators=(",", ":")).encode()).decode("ascii")
 
     @classmethod

@@ -46,7 +46,8 @@ class OAuthTokenStore(Protocol):
     async def save_tokens(self, row: OAuthTokenRow) -> None:
         """Insert or replace the row of ``row.key_id``."""
 
-    async def get_tokens(self, key_id: str) -> OAuthTokenRow | None: ...
+    async def get_tokens(self, key_id: str) -> OAuthTokenRow | None:
+        """The row of ``key_id`` (``"<provider>:<subject>"``), or ``None``."""
 
     async def delete_tokens(self, key_id: str) -> None:
         """Delete the row if there is one (no error otherwise)."""
@@ -59,10 +60,13 @@ class MemoryOAuthTokenStore:
         self._rows: dict[str, OAuthTokenRow] = {}
 
     async def save_tokens(self, row: OAuthTokenRow) -> None:
+        """Insert or replace the row of ``row.key_id``."""
         self._rows[row.key_id] = row
 
     async def get_tokens(self, key_id: str) -> OAuthTokenRow | None:
+        """The row of ``key_id``, or ``None``."""
         return self._rows.get(key_id)
 
     async def delete_tokens(self, key_id: str) -> None:
+        """Delete the row if there is one."""
         self._rows.pop(key_id, None)

@@ -65,22 +65,27 @@ class MemoryTokenStore:
         return f"MemoryTokenStore({len(self._rows)} tokens)"
 
     async def insert_token(self, row: TokenRow) -> bool:
+        """Insert ``row``; ``False`` when its id is taken (see ``TokenStore``)."""
         if row.id in self._rows:
             return False
         self._rows[row.id] = row
         return True
 
     async def get_token(self, token_id: str) -> TokenRow | None:
+        """The row, without using it up."""
         return self._rows.get(token_id)
 
     async def take_token(self, token_id: str) -> TokenRow | None:
+        """Delete the row and return it, atomically."""
         return self._rows.pop(token_id, None)  # no await in between: atomic on one event loop
 
     async def get_user_tokens(self, user_id: str, purpose: str) -> list[TokenRow]:
+        """The user's tokens of ``purpose``, oldest first."""
         rows = [row for row in self._rows.values() if row.user_id == user_id and row.purpose == purpose]
         return sorted(rows, key=lambda row: row.created_at)
 
     async def delete_user_tokens(self, user_id: str, purpose: str | None = None) -> int:
+        """Delete the user's tokens of ``purpose`` (all with ``None``); return how many."""
         doomed = [
             key
             for key, row in self._rows.items()
@@ -91,6 +96,7 @@ class MemoryTokenStore:
         return len(doomed)
 
     async def delete_expired_tokens(self, now: int) -> int:
+        """Delete every token with ``expires <= now``; return how many."""
         doomed = [key for key, row in self._rows.items() if row.expires <= now]
         for key in doomed:
             del self._rows[key]

@@ -22,12 +22,12 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from lucia_fastapi.core.clock import system_clock
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.features.tokens.store import TokenRow, TokenStore
 
@@ -108,10 +108,6 @@ class VerifiedToken:
     expires_at: datetime
 
 
-def system_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class SingleUseTokens:
     """Issue and use single-use tokens kept in ``store``.
 
@@ -132,7 +128,7 @@ class SingleUseTokens:
         if pepper is not None and len(pepper) < 32:
             raise ValueError("pepper must be at least 32 bytes")
         self.store = store
-        self.clock: Callable[[], int] = clock or system_clock_ms
+        self.clock: Callable[[], int] = clock or system_clock
         self._rate_limiter = rate_limiter
         self._pepper = pepper
 

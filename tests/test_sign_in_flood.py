@@ -1,0 +1,156 @@
+"""Floods: hashing has admission control, session reads never wait behind it, and huge identifiers cost nothing.
+
+The bound this file shows (without timing anything): a real sign-in during a flood of bogus ones is answered after
+at most ``max_concurrency + max_queue`` other password hashes have run (9 with one hashing thread and the default
+queue: about 0.3 s at ~30 ms per Argon2id hash), or refused at once with ``retry_after=1``.
+``benchmarks/sign_in_flood.py`` reports the latencies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import threading
+import tracemalloc
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lucia_fastapi import Auth, KeySpec, LuciaError, PasswordHasher, SignInThrottle
+from lucia_fastapi.core.storage import Adapter
+from lucia_fastapi.testing.processes import UvicornProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "the owner's password"
+
+
+class CountingHasher(PasswordHasher):
+    """Counts the Argon2 verifications that actually ran (in the worker thread)."""
+
+    def __init__(self, **options: int) -> None:
+        super().__init__(**options)
+        self.verified = 0
+        self._lock = threading.Lock()
+
+    def _timed_verify(self, hashed: str, password: str) -> tuple[bool, str, float]:
+        with self._lock:
+            self.verified += 1
+        return super()._timed_verify(hashed, password)
+
+
+async def test_a_full_hashing_queue_refuses_at_once() -> None:
+    hasher = CountingHasher(max_concurrency=1, max_queue=4)
+    results = await asyncio.gather(*(hasher.verify_nothing("guess") for _ in range(50)), return_exceptions=True)
+    refused = [r for r in results if isinstance(r, LuciaError)]
+    assert len(refused) == 45 and hasher.verified == 5, "5 admitted (1 running + 4 queued), 45 refused unhashed"
+    assert all(r.code == "AUTH_TOO_MANY_ATTEMPTS" and r.retry_after == 1 for r in refused)
+    assert hasher.pending == 0
+    await hasher.verify_nothing("guess")  # and it admits again once the queue drained
+
+
+async def test_flood_of_bogus_sign_ins_a_real_one_is_answered_and_session_reads_do_not_wait(adapter: Adapter) -> None:
+    hasher = CountingHasher(max_concurrency=1, max_queue=8)
+    auth = Auth(adapter, password_hasher=hasher, sign_in_throttle=SignInThrottle())
+    owner = await auth.create_user(key=KeySpec("email", "owner@example.com", PASSWORD))
+    session = await auth.create_session(owner.user_id)
+    capacity = hasher.max_concurrency + hasher.max_queue
+    stop = asyncio.Event()
+    refused_fast = 0
+
+    async def attacker(n: int) -> None:
+        # 200 bogus accounts from 200 addresses: nothing for the rate limits to catch, only admission control.
+        nonlocal refused_fast
+        while not stop.is_set():
+            try:
+                await auth.use_key("email", f"bot{n}@example.com", "guess", client_address=f"10.0.{n // 250}.{n % 250}")
+            except LuciaError as error:
+                if error.code == "AUTH_TOO_MANY_ATTEMPTS":
+                    refused_fast += 1
+                    await asyncio.sleep(0.01)
+
+    flood = [asyncio.create_task(attacker(n)) for n in range(200)]
+    try:
+        for _ in range(1000):  # until the flood fills the queue (the rate limits' store is on the way)
+            if hasher.pending == capacity:
+                break
+            await asyncio.sleep(0.01)
+        assert hasher.pending == capacity, "the flood fills the queue"
+        # Session reads while the queue is full: they finish while the hashes are still pending.
+        reads = await asyncio.gather(*(auth.validate_session_user(session.session_id) for _ in range(50)))
+        assert all(read.user is not None for read in reads)
+        assert hasher.pending > 0, "the reads did not wait for the hashing queue to drain"
+        # Real sign-ins from the owner's address during the flood: each is answered, accepted or refused at once.
+        answers = []
+        for _ in range(20):
+            before = hasher.verified
+            try:
+                await auth.use_key("email", "owner@example.com", PASSWORD, client_address="192.0.2.10")
+                answers.append("OK")
+            except LuciaError as error:
+                answers.append(error.code)
+                assert error.retry_after == 1
+            ran = hasher.verified - before
+            assert ran <= capacity + 1, f"the real sign-in waited behind {ran} hashes, more than {capacity}"
+            await asyncio.sleep(0.01)
+        assert set(answers) <= {"OK", "AUTH_TOO_MANY_ATTEMPTS"}, answers
+    finally:
+        stop.set()
+        await asyncio.gather(*flood)
+    # Refusals for a busy server cost the owner no attempt: right after the flood, the password works.
+    await auth.use_key("email", "owner@example.com", PASSWORD, client_address="192.0.2.10")
+    assert refused_fast > 0
+
+
+async def test_forty_sign_ins_with_10_mb_identifiers_leave_memory_flat(adapter: Adapter) -> None:
+    auth = Auth(adapter)
+    store = auth.sign_in_throttle.limiter.store  # type: ignore[union-attr]
+    tracemalloc.start()
+    try:
+        gc.collect()
+        baseline = tracemalloc.get_traced_memory()[0]
+        for n in range(40):
+            huge = "x" * 10_000_000 + f"{n}@example.com"
+            with pytest.raises(LuciaError) as error:
+                await auth.use_key("email", huge, "guess", client_address="203.0.113.7")
+            assert error.value.code == "AUTH_INVALID_KEY_ID"
+            del huge, error
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - baseline
+    finally:
+        tracemalloc.stop()
+    assert grown < 256 * 1024, f"memory grew by {grown} bytes over 40 sign-ins with 10 MB identifiers"
+    assert len(store) == 0, "refused before the rate limits: no counter was made for them"  # type: ignore[arg-type]
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def test_example_server_memory_stays_flat_under_10_mb_emails(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    env.pop("REDIS_URL", None)
+    server = UvicornProcess("examples.app:app", cwd=tmp_path, env=env)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+
+            async def sign_ins(count: int) -> None:
+                for n in range(count):
+                    body = {"email": "x" * 10_000_000 + f"{n}@example.com", "password": "guess"}
+                    response = await client.post("/api/signin", json=body)
+                    assert response.status_code == 401, response.text[:200]
+
+            await sign_ins(3)  # warm-up: the allocator settles on its working set
+            warm = _rss_kib(server.process.pid)
+            await sign_ins(40)
+            grown_mib = (_rss_kib(server.process.pid) - warm) / 1024
+            print(f"RSS after warm-up {warm // 1024} MiB, grown by {grown_mib:.1f} MiB over 40 sign-ins")
+    finally:
+        server.stop()
+    # Before the fix, 40 such sign-ins kept ~560 MiB; now each 10 MB body is freed when its request ends.
+    assert grown_mib < 40, f"the server grew by {grown_mib:.0f} MiB over 40 sign-ins with 10 MB emails"
+    assert "Traceback" not in server.log_text()
