@@ -1,8 +1,8 @@
 """The ``lucia-fastapi`` command (also ``python -m lucia_fastapi``).
 
 - ``migrate --database-url URL``: create or upgrade the auth tables (the migrations shipped in the package);
-- ``cleanup --database-url URL``: delete dead sessions and expired rate-limit counters (for cron or a systemd
-  timer).
+- ``cleanup --database-url URL``: delete dead sessions, expired rate-limit counters and expired single-use tokens
+  (for cron or a systemd timer).
 
 ``--database-url`` defaults to ``$DATABASE_URL``.
 """
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("migrate", "create or upgrade the auth tables to the newest schema"),
-        ("cleanup", "delete every dead session and expired rate-limit counter; print how many"),
+        ("cleanup", "delete every dead session, expired rate-limit counter and expired token; print how many"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument(
@@ -45,19 +45,23 @@ def main(argv: list[str] | None = None) -> int:
             upgrade(args.database_url)
             print("the auth tables are up to date")
         else:
-            deleted, counters = asyncio.run(_cleanup(args.database_url))
+            deleted, counters, tokens = asyncio.run(_cleanup(args.database_url))
             print(f"deleted {deleted} dead session{'s' if deleted != 1 else ''}")
             if counters is None:
                 print("no auth_rate_limit table (migration 0003 not applied): no rate-limit counters to delete")
             else:
                 print(f"deleted {counters} expired rate-limit counter{'s' if counters != 1 else ''}")
+            if tokens is None:
+                print("no auth_token table (migration 0004 not applied): no tokens to delete")
+            else:
+                print(f"deleted {tokens} expired token{'s' if tokens != 1 else ''}")
     except (LuciaError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
 
 
-async def _cleanup(database_url: str) -> tuple[int, int | None]:
+async def _cleanup(database_url: str) -> tuple[int, int | None, int | None]:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from lucia_fastapi.adapters.sqlalchemy import SQLAlchemyAdapter, async_database_url
@@ -66,7 +70,7 @@ async def _cleanup(database_url: str) -> tuple[int, int | None]:
     engine = create_async_engine(async_database_url(database_url))
     try:
         deleted = await Auth(SQLAlchemyAdapter(engine)).delete_dead_sessions()
-        return deleted, await _delete_expired_counters(engine)
+        return deleted, await _delete_expired_counters(engine), await _delete_expired_tokens(engine)
     finally:
         await engine.dispose()
 
@@ -83,3 +87,17 @@ async def _delete_expired_counters(engine: AsyncEngine) -> int | None:
     if not has_table:
         return None
     return await RateLimiter(SQLAlchemyRateLimitStore(engine)).delete_expired()
+
+
+async def _delete_expired_tokens(engine: AsyncEngine) -> int | None:
+    """Expired single-use tokens deleted, or ``None`` when the database has no ``auth_token`` table."""
+    from sqlalchemy import inspect
+
+    from lucia_fastapi.adapters.sqlalchemy.tokens import TOKEN_TABLE, SQLAlchemyTokenStore
+    from lucia_fastapi.core.clock import system_clock
+
+    async with engine.connect() as conn:
+        has_table = await conn.run_sync(lambda sync: inspect(sync).has_table(TOKEN_TABLE))
+    if not has_table:
+        return None
+    return await SQLAlchemyTokenStore(engine).delete_expired_tokens(system_clock())

@@ -23,6 +23,8 @@ from lucia_fastapi import Auth, RateLimit, RateLimiter, SQLAlchemyAdapter
 from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
 from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore
 from lucia_fastapi.adapters.sqlalchemy.schema import metadata
+from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore
+from lucia_fastapi.features.tokens import SingleUseTokens, TokenPurpose
 from lucia_fastapi.migrations import VERSION_TABLE, alembic_config
 from lucia_fastapi.testing.postgres import PostgresServer
 from tests.conftest import SQL_DATABASES, record_database
@@ -65,13 +67,13 @@ def test_upgrade_downgrade_upgrade_matches_the_models(empty_database_url: str) -
     config = alembic_config(empty_database_url)
     command.upgrade(config, "head")
     tables, differences = asyncio.run(schema_state(empty_database_url))
-    assert {"auth_user", "auth_key", "auth_session", "auth_rate_limit"} <= tables
+    assert {"auth_user", "auth_key", "auth_session", "auth_rate_limit", "auth_token"} <= tables
     assert differences == []
     command.downgrade(config, "base")
     assert asyncio.run(schema_state(empty_database_url))[0] == set()
     command.upgrade(config, "head")
     tables, differences = asyncio.run(schema_state(empty_database_url))
-    assert {"auth_user", "auth_key", "auth_session", "auth_rate_limit"} <= tables and differences == []
+    assert {"auth_user", "auth_key", "auth_session", "auth_rate_limit", "auth_token"} <= tables and differences == []
 
 
 def test_lucia_migrate_command_creates_the_tables(empty_database_url: str) -> None:
@@ -80,7 +82,7 @@ def test_lucia_migrate_command_creates_the_tables(empty_database_url: str) -> No
         result = subprocess.run(run, capture_output=True, text=True, check=True, cwd="/")  # noqa: S603
         assert result.stdout.strip() == "the auth tables are up to date"
     tables, differences = asyncio.run(schema_state(empty_database_url))
-    assert tables == {"auth_user", "auth_key", "auth_session", "auth_rate_limit"} and differences == []
+    assert tables == set(metadata.tables) and differences == []
 
 
 def test_cleanup_command_deletes_dead_sessions(empty_database_url: str) -> None:
@@ -96,14 +98,19 @@ def test_cleanup_command_deletes_dead_sessions(empty_database_url: str) -> None:
         for _ in range(2):
             dead = await auth.create_session(user.user_id)
             await adapter.update_session_expiry(dead.digest, now - 2000, now - 1000)
+        tokens = SingleUseTokens(SQLAlchemyTokenStore(engine), clock=lambda: now - 2 * 3_600_000)
+        await tokens.issue(user.user_id, TokenPurpose("password-reset", timedelta(hours=1)))  # expired an hour ago
+        await tokens.issue(user.user_id, TokenPurpose("email-verification", timedelta(days=1)))  # alive
         await engine.dispose()
 
     asyncio.run(seed())
     run = [sys.executable, "-m", "lucia_fastapi", "cleanup", "--database-url", empty_database_url]
     first = subprocess.run(run, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
     assert first.stdout.splitlines()[0] == "deleted 2 dead sessions"
+    assert "deleted 1 expired token" in first.stdout.splitlines()
     again = subprocess.run(run, capture_output=True, text=True, check=True, cwd=ROOT)  # noqa: S603
     assert again.stdout.splitlines()[0] == "deleted 0 dead sessions"
+    assert "deleted 0 expired tokens" in again.stdout.splitlines()
 
 
 def test_cleanup_command_deletes_expired_rate_limit_counters(empty_database_url: str) -> None:

@@ -108,12 +108,10 @@ async def test_database_outage_is_503_keeps_cookies_and_recovers(
     (worker,) = workers(fresh_postgres, tmp_path, 1)
     try:
         async with httpx.AsyncClient(base_url=worker.url) as client:
-            signup = await client.post(
-                "/signup",
-                data={"email": "grace@example.com", "password": "outage proof"},
-                headers={"origin": worker.url},
-            )
-            cookie = {"cookie": signup.headers["set-cookie"].split(";")[0]}
+            credentials = {"email": "grace@example.com", "password": "outage proof"}
+            await client.post("/signup", data=credentials, headers={"origin": worker.url})  # no session: mail first
+            signin = await client.post("/signin", data=credentials, headers={"origin": worker.url})
+            cookie = {"cookie": signin.headers["set-cookie"].split(";")[0]}
             token = await client.post("/api/signin", json={"email": "grace@example.com", "password": "outage proof"})
             bearer = {"authorization": f"Bearer {token.json()['token']}"}
             assert (await client.get("/profile", headers=cookie)).status_code == 200

@@ -16,7 +16,8 @@ from lucia_fastapi.testing.postgres import free_port
 class UvicornProcess:
     """``uvicorn TARGET`` (``module:app``, or a factory with ``factory=True``) serving on 127.0.0.1 until ``stop()``.
 
-    ``env`` is the whole environment of the process (default: this one's). Its output goes to ``log`` in ``cwd``;
+    ``env`` is the whole environment of the process (default: this one's). ``port`` (default: a free one) lets a
+    caller tell the app its own URL before it starts. Its output goes to ``log`` in ``cwd``;
     if it exits or does not listen within ``startup_timeout`` seconds, the constructor raises with that log.
     """
 
@@ -29,8 +30,9 @@ class UvicornProcess:
         factory: bool = False,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 30,
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port if port is not None else free_port()
         self.log = cwd / f"uvicorn-{self.port}.log"
         command = [sys.executable, "-m", "uvicorn", *(["--factory"] if factory else []), target]
         command += ["--host", "127.0.0.1", "--port", str(self.port), *extra_args]

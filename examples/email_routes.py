@@ -1,0 +1,330 @@
+"""The example's email pages: sign-up without enumeration, verify your address (link, code, banner), forgot and
+reset password, change email, and in DEV an outbox page that shows the mail "sent".
+
+Mail goes over SMTP when ``SMTP_HOST`` is set (``SMTP_PORT``, ``SMTP_SECURITY`` = starttls|tls|none,
+``SMTP_USERNAME``, ``SMTP_PASSWORD``, ``MAIL_FROM``); otherwise to the development outbox folder ``OUTBOX_DIR``
+(default ``./outbox``), readable at ``/dev/outbox`` in DEV. Links point at ``APP_BASE_URL`` (default
+``http://127.0.0.1:8000``), never at whatever Host header a request carried.
+
+Imported by ``examples/app.py`` (after its own routes): ``app.include_router(email_routes.router)``.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
+
+from examples.app import NOTICES, SameOrigin, auth, metadata, page, page_user, rate_limit_store, see_other
+from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore, define_token_tables
+from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.models import Session, User
+from lucia_fastapi.core.ratelimit import RateLimiter
+from lucia_fastapi.features.email import EmailSender, OutboxEmailSender, SMTPEmailSender
+from lucia_fastapi.features.email.flows import EmailFlowError, EmailFlows
+from lucia_fastapi.features.email.router import TOKEN_MESSAGES
+from lucia_fastapi.features.tokens import SingleUseTokens, TokenError
+
+BASE_URL = os.environ.get("APP_BASE_URL", "http://127.0.0.1:8000")
+DEV = auth.env == "DEV"
+
+
+def make_sender() -> EmailSender:
+    host = os.environ.get("SMTP_HOST")
+    from_address = os.environ.get("MAIL_FROM", "lucia example <no-reply@example.com>")
+    if host:
+        security: Any = os.environ.get("SMTP_SECURITY", "starttls")
+        return SMTPEmailSender(
+            host=host,
+            port=int(os.environ["SMTP_PORT"]) if os.environ.get("SMTP_PORT") else None,
+            from_address=from_address,
+            username=os.environ.get("SMTP_USERNAME"),
+            password=os.environ.get("SMTP_PASSWORD"),
+            security=security,
+        )
+    return OutboxEmailSender(os.environ.get("OUTBOX_DIR", "outbox"), from_address=from_address)
+
+
+limiter = RateLimiter(rate_limit_store, clock=auth.clock)
+token_table = define_token_tables(metadata)  # created with the app's other tables (a real app: migration 0004)
+sender = make_sender()
+flows = EmailFlows(
+    auth,
+    tokens=SingleUseTokens(
+        SQLAlchemyTokenStore(auth.adapter.engine, token_table),  # type: ignore[attr-defined]
+        clock=auth.clock,
+        rate_limiter=limiter,  # code attempts, counted where sign-in counts them (every worker sees them)
+    ),
+    sender=sender,
+    base_url=BASE_URL,
+    app_name="lucia example",
+)
+router = APIRouter(include_in_schema=False)
+NOTICES.update(
+    {
+        "email-verified": "Your email address is verified.",
+        "verification-sent": "We sent you a new link. Check your email.",
+        "password-reset": "Your password was reset. Every other device was signed out.",
+        "email-changed": "Your email address was changed.",
+    }
+)
+
+
+async def optional_page_user(request: Request) -> tuple[Session | None, User | None]:
+    session, user = await request.state.auth.get_session_user()
+    return session, user
+
+
+MaybeUser = Annotated[tuple[Session | None, User | None], Depends(optional_page_user)]
+PageUser = Annotated[tuple[Session, User], Depends(page_user)]
+
+
+def refused(
+    request: Request, error: Exception, user: Any = None, *, title: str = "This link cannot be used"
+) -> Response:
+    """A clear page for every way a link, code or form can be refused."""
+    if isinstance(error, TokenError):
+        message, code = TOKEN_MESSAGES[error.code], 400
+    elif isinstance(error, EmailFlowError):
+        message, code = error.message, 400
+    elif isinstance(error, LuciaError) and error.code == "AUTH_TOO_MANY_ATTEMPTS":
+        minutes = max(1, round((error.retry_after or 60) / 60))
+        message, code = f"Too many attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''}.", 429
+    elif isinstance(error, LuciaError) and error.code.startswith("AUTH_"):  # say, the key went away meanwhile
+        message, code = "This request cannot be carried out any more. Please start again.", 400
+    else:
+        raise error  # the database is down: the app's own handler answers 503
+    return page(request, "email/refused.html", status_code=code, title=title, message=message, user=user)
+
+
+# Sign-up without enumeration ---------------------------------------------------------------------------------------
+
+
+@router.post("/signup", dependencies=[SameOrigin])
+async def signup_form(
+    request: Request, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
+) -> Response:
+    """New and taken addresses get the same answer; the owner of a taken one gets a mail about it."""
+    try:
+        await flows.sign_up(email, password)
+    except (EmailFlowError, LuciaError) as error:
+        if isinstance(error, LuciaError) and error.code != "AUTH_TOO_MANY_ATTEMPTS":
+            raise
+        message = error.message if isinstance(error, EmailFlowError) else "Too many attempts; try again later."
+        return page(request, "signup.html", status_code=400, error=message, email=email)
+    return see_other("/signup/check-email")
+
+
+@router.get("/signup/check-email")
+async def check_email_page(request: Request) -> HTMLResponse:
+    return page(request, "email/check_email.html", what="sign-up")
+
+
+# Verification -------------------------------------------------------------------------------------------------------
+
+
+@router.get("/verify-email")
+async def verify_page(request: Request, signed_in: MaybeUser, token: str = "") -> Response:
+    """Shows a button that posts the token: mail scanners that fetch links do not use it up."""
+    _, user = signed_in
+    try:
+        await flows.tokens.validate(token, flows.VERIFY)
+    except TokenError as error:
+        return refused(request, error, user)
+    return page(
+        request,
+        "email/confirm.html",
+        user=user,
+        action="/verify-email",
+        token=token,
+        heading="Confirm your email address",
+        button="Confirm my address",
+    )
+
+
+@router.post("/verify-email", dependencies=[SameOrigin])
+async def verify_form(request: Request, signed_in: MaybeUser, token: Annotated[str, Form()] = "") -> Response:
+    session, user = signed_in
+    try:
+        await flows.verify_email(token, user_id=session.user_id if session else None)
+    except (TokenError, LuciaError) as error:
+        return refused(request, error, user)
+    if session is not None:
+        return see_other("/profile?notice=email-verified")
+    return page(
+        request,
+        "email/done.html",
+        heading="Your email address is verified",
+        message="You can sign in now.",
+        link="/signin",
+        link_text="Sign in",
+    )
+
+
+@router.post("/verify-email/resend")
+async def resend_verification(request: Request, signed_in: PageUser) -> Response:
+    _, user = signed_in
+    try:
+        await flows.send_verification(user.user_id, send_code=True)
+    except (EmailFlowError, LuciaError) as error:
+        return refused(request, error, user, title="We could not send the mail")
+    return see_other("/profile?notice=verification-sent")
+
+
+@router.post("/verify-email/code")
+async def verify_code(request: Request, signed_in: PageUser, code: Annotated[str, Form()] = "") -> Response:
+    _, user = signed_in
+    try:
+        await flows.verify_email_code(user.user_id, code)
+    except (TokenError, LuciaError) as error:
+        return refused(request, error, user, title="That code cannot be used")
+    return see_other("/profile?notice=email-verified")
+
+
+# Forgot / reset password --------------------------------------------------------------------------------------------
+
+
+@router.get("/forgot-password")
+async def forgot_page(request: Request) -> HTMLResponse:
+    return page(request, "email/forgot.html")
+
+
+@router.post("/forgot-password", dependencies=[SameOrigin])
+async def forgot_form(request: Request, email: Annotated[str, Form()] = "") -> Response:
+    try:
+        client = request.client.host if request.client else None
+        await flows.request_password_reset(email, client_address=client)
+    except EmailFlowError as error:
+        return page(request, "email/forgot.html", status_code=400, error=error.message, email=email)
+    except LuciaError as error:
+        return refused(request, error, title="Please wait a little")
+    return page(request, "email/check_email.html", what="reset")
+
+
+@router.get("/reset-password")
+async def reset_page(request: Request, token: str = "") -> Response:
+    try:
+        verified = await flows.check_reset_token(token)
+    except TokenError as error:
+        return refused(request, error)
+    # The token is in this page's URL: no Referer may carry it to another site.
+    response = page(
+        request, "email/reset.html", token=token, second_factor=await flows.needs_second_factor(verified.user_id)
+    )
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@router.post("/reset-password", dependencies=[SameOrigin])
+async def reset_form(
+    request: Request,
+    token: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    second_factor_code: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        session = await flows.reset_password(
+            token,
+            password,
+            second_factor_code=second_factor_code or None,  # MFA (issue 14) plugs in through flows.second_factor
+            session_attributes=request.state.auth.session_attributes(),
+        )
+    except EmailFlowError as error:
+        second = error.code in ("SECOND_FACTOR_REQUIRED", "WRONG_SECOND_FACTOR")
+        return page(
+            request, "email/reset.html", status_code=400, token=token, error=error.message, second_factor=second
+        )
+    except (TokenError, LuciaError) as error:
+        return refused(request, error)
+    request.state.auth.set_session(session)
+    return see_other("/profile?notice=password-reset")
+
+
+# Change email -------------------------------------------------------------------------------------------------------
+
+
+@router.get("/email")
+async def change_email_page(request: Request, signed_in: PageUser) -> HTMLResponse:
+    return page(request, "email/change.html", user=signed_in[1])
+
+
+@router.post("/email")
+async def change_email_form(
+    request: Request,
+    signed_in: PageUser,
+    email: Annotated[str, Form()] = "",
+    current_password: Annotated[str, Form()] = "",
+) -> Response:
+    session, user = signed_in
+    try:
+        await flows.request_email_change(user.user_id, email, current_password=current_password, session=session)
+    except EmailFlowError as error:
+        return page(request, "email/change.html", status_code=400, user=user, error=error.message, email=email)
+    except LuciaError as error:
+        return refused(request, error, user, title="Please wait a little")
+    return page(request, "email/check_email.html", user=user, what="change", address=email.strip().lower())
+
+
+@router.get("/confirm-email-change")
+async def confirm_change_page(request: Request, signed_in: MaybeUser, token: str = "") -> Response:
+    _, user = signed_in
+    try:
+        verified = await flows.tokens.validate(token, flows.CHANGE)
+    except TokenError as error:
+        return refused(request, error, user)
+    return page(
+        request,
+        "email/confirm.html",
+        user=user,
+        action="/confirm-email-change",
+        token=token,
+        heading=f"Use {verified.value} for your account?",
+        button="Confirm my new address",
+    )
+
+
+@router.post("/confirm-email-change", dependencies=[SameOrigin])
+async def confirm_change_form(request: Request, signed_in: MaybeUser, token: Annotated[str, Form()] = "") -> Response:
+    session, user = signed_in
+    try:
+        await flows.confirm_email_change(token, user_id=session.user_id if session else None)
+    except (TokenError, EmailFlowError, LuciaError) as error:
+        return refused(request, error, user)
+    if session is not None:
+        return see_other("/profile?notice=email-changed")
+    return page(
+        request,
+        "email/done.html",
+        heading="Your email address was changed",
+        message="Sign in with your new address.",
+        link="/signin",
+        link_text="Sign in",
+    )
+
+
+# DEV outbox ---------------------------------------------------------------------------------------------------------
+
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def linkify(text: str) -> Markup:
+    escaped = html.escape(text)
+    return Markup(_URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped))  # noqa: S704 - escaped
+
+
+if DEV and isinstance(sender, OutboxEmailSender):
+    outbox: OutboxEmailSender = sender
+
+    @router.get("/dev/outbox")
+    async def outbox_page(request: Request) -> HTMLResponse:
+        """Development only: the mail the app 'sent', newest first, with clickable links."""
+        messages = [{"message": m, "body": linkify(m.text)} for m in outbox.messages()]
+        return page(request, "email/outbox.html", messages=messages)
+
+
+__all__ = ["flows", "router", "sender"]

@@ -1,0 +1,503 @@
+"""The email flows: verification (link and code), password reset, email change, and sign-up without enumeration.
+
+``EmailFlows`` composes ``Auth`` (users, keys, sessions), ``SingleUseTokens`` (the links and codes) and an
+``EmailSender``. It is framework-free: ``lucia_fastapi.features.email.router`` gives Starlette endpoints for it
+and ``require_verified_email`` a FastAPI dependency, and an app's own pages can call it directly.
+
+Where the address lives. The account's address is the password key ``email:<address>`` (Lucia's key id) and the
+user columns ``email`` and ``email_verified_at`` (epoch ms, ``NULL`` until verified) on ``auth_user``: app columns,
+added with ``define_auth_tables(metadata, user_columns=email_user_columns())`` (from
+``lucia_fastapi.adapters.sqlalchemy.email``; the names are settings). An email
+change moves the key (same password hash) and the column together, only once the new address is confirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal, Protocol
+from urllib.parse import urlencode
+
+from lucia_fastapi.core.auth import Auth
+from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.models import KeySpec, Session
+from lucia_fastapi.core.ratelimit import RateLimit, RateLimiter
+from lucia_fastapi.features.email.sender import EmailMessage, EmailSender
+from lucia_fastapi.features.email.templates import EmailTemplates, MailContext, RenderedMail
+from lucia_fastapi.features.tokens import SingleUseTokens, TokenError, TokenPurpose, VerifiedToken
+
+logger = logging.getLogger("lucia_fastapi")
+
+EmailFlowErrorCode = Literal[
+    "INVALID_EMAIL",  # not an address we can send to
+    "INVALID_PASSWORD",  # a new password that cannot be used (too short or too long)
+    "WRONG_PASSWORD",  # the current password, asked again, was wrong
+    "EMAIL_TAKEN",  # only when enumeration is allowed: sign-up with an address that has an account
+    "SAME_EMAIL",  # an email change to the address the account has
+    "REAUTHENTICATION_REQUIRED",  # an email change without the current password nor a recent sign-in
+    "SECOND_FACTOR_REQUIRED",  # a password reset of an account with a second factor: ask for it
+    "WRONG_SECOND_FACTOR",
+    "NO_ADDRESS",  # the user has no email address to verify
+]
+SEND_LIMIT = RateLimit(3, timedelta(minutes=15))
+"""Verification and email-change mails per user."""
+RESET_LIMIT = RateLimit(3, timedelta(hours=1))
+"""Password reset requests per address (known or not)."""
+RESET_CLIENT_LIMIT = RateLimit(30, timedelta(hours=1))
+"""Password reset requests per client address."""
+NOTICE_LIMIT = RateLimit(3, timedelta(hours=1))
+""""Someone tried to use your address" mails per address (more are skipped, and logged)."""
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,251}\.[A-Za-z0-9-]{2,63}")
+
+
+class EmailFlowError(Exception):
+    """A request the flow cannot carry out; ``code`` says which, ``message`` says it to a person."""
+
+    def __init__(self, code: EmailFlowErrorCode, message: str) -> None:
+        self.code: EmailFlowErrorCode = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+class SecondFactor(Protocol):
+    """The hook a password reset asks before it sets a new password (issue 14's MFA plugs in here)."""
+
+    async def is_enabled(self, user_id: str) -> bool:
+        """Whether the user has a second factor that a reset must ask for."""
+        ...
+
+    async def verify(self, user_id: str, code: str) -> bool:
+        """Whether ``code`` proves the user's second factor (it may be used up)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SignUpResult:
+    """``user`` is the new user, or ``None`` when the address had an account already (then its owner got a mail).
+    With ``prevent_enumeration`` a page must answer both the same way: "check your email"."""
+
+    user: Any | None
+
+
+def normalize_email(address: str) -> str:
+    """The address as stored and compared: trimmed, lowercased, one line, at most 254 characters, ``x@y.tld``.
+    Raises ``EmailFlowError("INVALID_EMAIL")``."""
+    if not isinstance(address, str) or len(address) > 320:
+        raise EmailFlowError("INVALID_EMAIL", "Please enter a valid email address.")
+    normalized = address.strip().lower()
+    if len(normalized) > 254 or not _EMAIL.fullmatch(normalized):
+        raise EmailFlowError("INVALID_EMAIL", "Please enter a valid email address.")
+    try:
+        normalized.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EmailFlowError("INVALID_EMAIL", "Please enter a valid email address.") from None
+    return normalized
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
+
+
+def _minutes(period: timedelta) -> int:
+    return max(1, round(period / timedelta(minutes=1)))
+
+
+class EmailFlows:
+    """Email verification, password reset, email change and sign-up, for the users of ``auth``.
+
+    ``base_url`` is where links point (``https://app.example``; never taken from a request's Host header).
+    ``paths`` names the pages the links open (``verify``, ``reset``, ``change``); each gets ``?token=...``.
+    Limits (``RateLimit``) are per address or per user, through ``rate_limiter`` (a shared store with several
+    workers). ``prevent_enumeration`` (default on) makes sign-up answer the same for taken and free addresses.
+    ``second_factor`` is asked before a password reset sets the password, when the user has one.
+    """
+
+    def __init__(
+        self,
+        auth: Auth[Any],
+        *,
+        tokens: SingleUseTokens,
+        sender: EmailSender,
+        base_url: str,
+        app_name: str = "our app",
+        templates: EmailTemplates | None = None,
+        rate_limiter: RateLimiter | None = None,
+        provider_id: str = "email",
+        email_attribute: str = "email",
+        verified_attribute: str = "email_verified_at",
+        paths: Mapping[str, str] | None = None,
+        verification_expires_in: timedelta = timedelta(hours=24),
+        code_expires_in: timedelta = timedelta(minutes=15),
+        reset_expires_in: timedelta = timedelta(hours=1),
+        change_expires_in: timedelta = timedelta(hours=1),
+        min_password_length: int = 8,
+        max_password_length: int = 256,
+        prevent_enumeration: bool = True,
+        reauthentication_max_age: timedelta = timedelta(minutes=10),
+        second_factor: SecondFactor | None = None,
+        send_limit: RateLimit = SEND_LIMIT,
+        reset_limit: RateLimit = RESET_LIMIT,
+        reset_address_limit: RateLimit = RESET_CLIENT_LIMIT,
+        notice_limit: RateLimit = NOTICE_LIMIT,
+    ) -> None:
+        if reset_expires_in > timedelta(hours=1):
+            raise ValueError("a password reset link must expire within an hour")
+        if not base_url.startswith(("https://", "http://")):
+            raise ValueError("base_url must be an absolute http(s) URL")
+        self.auth = auth
+        self.tokens = tokens
+        self.sender = sender
+        self.base_url = base_url.rstrip("/")
+        self.app_name = app_name
+        self.templates = templates or EmailTemplates()
+        self.clock: Callable[[], int] = auth.clock
+        self.rate_limiter = rate_limiter or tokens.rate_limiter
+        self.provider_id = provider_id
+        self.email_attribute = email_attribute
+        self.verified_attribute = verified_attribute
+        self.paths = {
+            "verify": "/verify-email",
+            "reset": "/reset-password",
+            "change": "/confirm-email-change",
+            "forgot": "/forgot-password",
+            **(paths or {}),
+        }
+        self.VERIFY = TokenPurpose("email-verification", verification_expires_in)
+        self.VERIFY_CODE = TokenPurpose("email-verification-code", code_expires_in, kind="code")
+        self.RESET = TokenPurpose("password-reset", reset_expires_in)
+        self.CHANGE = TokenPurpose("email-change", change_expires_in)
+        self.min_password_length = min_password_length
+        self.max_password_length = max_password_length
+        self.prevent_enumeration = prevent_enumeration
+        self.reauthentication_max_age = reauthentication_max_age
+        self.second_factor = second_factor
+        self.send_limit = send_limit
+        self.reset_limit = reset_limit
+        self.reset_address_limit = reset_address_limit
+        self.notice_limit = notice_limit
+        self._background: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"EmailFlows(base_url={self.base_url!r})"
+
+    # Reading users ----------------------------------------------------------------------------------------------
+
+    def address_of(self, user: Any) -> str | None:
+        """The user's address (from ``User.attributes`` or an attribute of a transformed user object)."""
+        value = _attribute(user, self.email_attribute)
+        return str(value) if value else None
+
+    def is_verified(self, user: Any) -> bool:
+        """Whether the user's current address was verified."""
+        return _attribute(user, self.verified_attribute) is not None and self.address_of(user) is not None
+
+    def link(self, name: str, token: str) -> str:
+        """The absolute link to the page ``paths[name]`` carrying ``token``."""
+        return f"{self.base_url}{self.paths[name]}?{urlencode({'token': token})}"
+
+    # Sign-up ----------------------------------------------------------------------------------------------------
+
+    async def sign_up(
+        self, email: str, password: str, *, attributes: Mapping[str, Any] | None = None, send_code: bool = False
+    ) -> SignUpResult:
+        """Create a user with the key ``email:<address>`` and mail them a verification link.
+
+        With ``prevent_enumeration`` an address that has an account gets a "someone tried to sign up with your
+        address" mail instead and ``SignUpResult(user=None)`` comes back, after the same work (the password is
+        hashed either way). Without it, a taken address raises ``EmailFlowError("EMAIL_TAKEN")``."""
+        address = normalize_email(email)
+        self.check_new_password(password)
+        values = {**(attributes or {}), self.email_attribute: address, self.verified_attribute: None}
+        try:
+            user = await self.auth.create_user(key=KeySpec(self.provider_id, address, password), attributes=values)
+        except LuciaError as error:
+            if error.code == "AUTH_INVALID_PASSWORD":
+                raise EmailFlowError(
+                    "INVALID_PASSWORD", "That password cannot be used; please choose another."
+                ) from None
+            if error.code not in ("AUTH_DUPLICATE_KEY_ID", "UNKNOWN_ERROR"):
+                raise
+            if not self.prevent_enumeration:
+                raise EmailFlowError(
+                    "EMAIL_TAKEN", "An account with this email already exists. Sign in instead?"
+                ) from None
+            await self._notify_address_in_use(address)
+            return SignUpResult(None)
+        await self._send_verification_mail(_user_id(user), address, send_code=send_code)
+        return SignUpResult(user)
+
+    async def _notify_address_in_use(self, address: str) -> None:
+        if await self.rate_limiter.hit("email-address-in-use", address, self.notice_limit):
+            logger.info("not mailing %s again about a sign-up attempt: limit reached", address)
+            return
+        ctx = MailContext(self.app_name, address, reset_link=f"{self.base_url}{self.paths['forgot']}")
+        await self._send(address, self.templates.address_in_use(ctx))
+
+    # Verification -----------------------------------------------------------------------------------------------
+
+    async def send_verification(self, user_id: str, *, send_code: bool = False) -> bool:
+        """Mail the user a new verification link (and code); older ones stop working. Rate limited per user
+        (``send_limit``: ``LuciaError("AUTH_TOO_MANY_ATTEMPTS")``). ``False`` when already verified."""
+        user = await self.auth.get_user(user_id)
+        address = self.address_of(user)
+        if address is None:
+            raise EmailFlowError("NO_ADDRESS", "This account has no email address.")
+        if self.is_verified(user):
+            return False
+        await self.rate_limiter.consume("email-verification-mail", user_id, self.send_limit)
+        await self._send_verification_mail(user_id, address, send_code=send_code)
+        return True
+
+    async def _send_verification_mail(self, user_id: str, address: str, *, send_code: bool) -> None:
+        link = await self.tokens.issue(user_id, self.VERIFY, value=address)
+        code = await self.tokens.issue(user_id, self.VERIFY_CODE, value=address) if send_code else None
+        if code is None:
+            await self.tokens.invalidate_user_tokens(user_id, self.VERIFY_CODE)
+        ctx = MailContext(
+            self.app_name,
+            address,
+            link=self.link("verify", link.token),
+            code=code.token if code else None,
+            expires_in_minutes=_minutes(self.VERIFY_CODE.expires_in if code else self.VERIFY.expires_in),
+        )
+        await self._send(address, self.templates.verify_email(ctx))
+
+    async def verify_email(self, token: str, *, user_id: str | None = None) -> Any:
+        """Use a verification link's token; the user (now verified) comes back. ``user_id``, when given (the
+        signed-in user), must be the token's. A token for an address the account no longer has is refused.
+        Raises ``TokenError``."""
+        verified = await self.tokens.use(token, self.VERIFY, user_id=user_id)
+        return await self._mark_verified(verified)
+
+    async def verify_email_code(self, user_id: str, code: str) -> Any:
+        """Use a verification code the user typed (attempt-limited: ``AUTH_TOO_MANY_ATTEMPTS`` locks it)."""
+        verified = await self.tokens.use_code(user_id, code, self.VERIFY_CODE)
+        return await self._mark_verified(verified)
+
+    async def _mark_verified(self, verified: VerifiedToken) -> Any:
+        user = await self.auth.get_user(verified.user_id)
+        address = self.address_of(user)
+        if address is None or verified.value is None or not _same(address, verified.value):
+            raise TokenError("INVALID_TOKEN", "the token is for an address this account no longer has")
+        await self.tokens.invalidate_user_tokens(verified.user_id, self.VERIFY)
+        await self.tokens.invalidate_user_tokens(verified.user_id, self.VERIFY_CODE)
+        if self.is_verified(user):
+            return user
+        return await self.auth.update_user_attributes(verified.user_id, {self.verified_attribute: self.clock()})
+
+    # Password reset ---------------------------------------------------------------------------------------------
+
+    async def request_password_reset(self, email: str, *, client_address: str | None = None) -> None:
+        """Mail a reset link if the address has an account. Answers the same, in the same time, either way: the
+        lookup and the mail happen in a background task. Limits (per address, and per client when given) raise
+        ``AUTH_TOO_MANY_ATTEMPTS`` for known and unknown addresses alike."""
+        address = normalize_email(email)
+        if client_address:
+            await self.rate_limiter.consume("password-reset-client", client_address, self.reset_address_limit)
+        await self.rate_limiter.consume("password-reset-mail", address, self.reset_limit)
+        self._in_background(self._send_reset_mail(address), f"password reset mail to {address}")
+
+    async def _send_reset_mail(self, address: str) -> None:
+        try:
+            key = await self.auth.get_key(self.provider_id, address)
+        except LuciaError as error:
+            if error.code != "AUTH_INVALID_KEY_ID":
+                raise
+            logger.info("password reset asked for %s: no such account, no mail", address)
+            return
+        issued = await self.tokens.issue(key.user_id, self.RESET, value=address)
+        ctx = MailContext(
+            self.app_name,
+            address,
+            link=self.link("reset", issued.token),
+            expires_in_minutes=_minutes(self.RESET.expires_in),
+        )
+        await self._send(address, self.templates.password_reset(ctx))
+
+    async def check_reset_token(self, token: str) -> VerifiedToken:
+        """Whether a reset link is still good, without using it (for the form it opens). Raises ``TokenError``."""
+        return await self.tokens.validate(token, self.RESET)
+
+    async def needs_second_factor(self, user_id: str) -> bool:
+        """Whether a password reset of this user must ask for a second factor (see ``second_factor``)."""
+        return self.second_factor is not None and await self.second_factor.is_enabled(user_id)
+
+    async def reset_password(
+        self,
+        token: str,
+        new_password: str,
+        *,
+        second_factor_code: str | None = None,
+        session_attributes: Mapping[str, Any] | None = None,
+    ) -> Session:
+        """Set a new password with a reset link's token and return a fresh session for it.
+
+        The token works once; every session of the user dies (the credential generation is bumped), every other
+        reset link too; the address counts as verified (the mail reached it). If the user has a second factor,
+        it is checked before anything changes (``SECOND_FACTOR_REQUIRED`` / ``WRONG_SECOND_FACTOR``; the link
+        stays usable until it expires)."""
+        self.check_new_password(new_password)
+        peeked = await self.tokens.validate(token, self.RESET)
+        if await self.needs_second_factor(peeked.user_id):
+            assert self.second_factor is not None
+            if not second_factor_code:
+                raise EmailFlowError("SECOND_FACTOR_REQUIRED", "Enter the code from your authenticator app.")
+            if not await self.second_factor.verify(peeked.user_id, second_factor_code):
+                raise EmailFlowError("WRONG_SECOND_FACTOR", "That code is not right.")
+        verified = await self.tokens.use(token, self.RESET, user_id=peeked.user_id)  # a racing use loses here
+        user = await self.auth.get_user(verified.user_id)
+        address = self.address_of(user)
+        if address is None or verified.value is None or not _same(address, verified.value):
+            raise TokenError("INVALID_TOKEN", "the link is for an address this account no longer has")
+        # Bumps the credential generation: every session of the user dies, sign-ins in flight included.
+        key = await self.auth.update_key_password(self.provider_id, address, new_password)
+        await self.tokens.invalidate_user_tokens(verified.user_id, self.RESET)
+        if not self.is_verified(user):
+            await self.auth.update_user_attributes(verified.user_id, {self.verified_attribute: self.clock()})
+        return await self.auth.create_session(verified.user_id, attributes=session_attributes, key=key)
+
+    def check_new_password(self, password: str) -> None:
+        """Raise ``EmailFlowError("INVALID_PASSWORD")`` unless the length is within the configured bounds."""
+        if not isinstance(password, str) or len(password) < self.min_password_length:
+            raise EmailFlowError(
+                "INVALID_PASSWORD", f"Use at least {self.min_password_length} characters for your password."
+            )
+        if len(password) > self.max_password_length:
+            raise EmailFlowError(
+                "INVALID_PASSWORD", f"That password is too long ({self.max_password_length} characters at most)."
+            )
+
+    # Email change -----------------------------------------------------------------------------------------------
+
+    async def request_email_change(
+        self,
+        user_id: str,
+        new_email: str,
+        *,
+        current_password: str | None = None,
+        session: Session | None = None,
+    ) -> None:
+        """Mail a confirmation link to ``new_email``; nothing changes until it is followed.
+
+        Needs the current password, or a ``session`` that proved a factor within ``reauthentication_max_age``.
+        If the new address has an account already, its owner is told instead, and the caller sees the same
+        answer (no enumeration)."""
+        user = await self.auth.get_user(user_id)
+        old = self.address_of(user)
+        new = normalize_email(new_email)
+        if old is not None and _same(old, new):
+            raise EmailFlowError("SAME_EMAIL", "That is already your address.")
+        await self._reauthenticate(user_id, old, current_password, session)
+        await self.rate_limiter.consume("email-change-mail", user_id, self.send_limit)
+        try:
+            await self.auth.get_key(self.provider_id, new)
+        except LuciaError as error:
+            if error.code != "AUTH_INVALID_KEY_ID":
+                raise
+        else:
+            await self._notify_address_in_use(new)
+            return
+        issued = await self.tokens.issue(user_id, self.CHANGE, value=new)
+        ctx = MailContext(
+            self.app_name,
+            new,
+            link=self.link("change", issued.token),
+            expires_in_minutes=_minutes(self.CHANGE.expires_in),
+        )
+        await self._send(new, self.templates.confirm_email_change(ctx))
+
+    async def _reauthenticate(
+        self, user_id: str, address: str | None, password: str | None, session: Session | None
+    ) -> None:
+        if password:
+            if address is None:
+                raise EmailFlowError("WRONG_PASSWORD", "Your current password is not right.")
+            try:
+                await self.auth.use_key(self.provider_id, address, password)
+            except LuciaError as error:
+                if error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
+                    raise EmailFlowError("WRONG_PASSWORD", "Your current password is not right.") from None
+                raise
+            return
+        verified_at = getattr(session, "last_verified_at", None)
+        if session is not None and session.user_id == user_id and verified_at is not None:
+            age_ms = self.clock() - int(verified_at.timestamp() * 1000)
+            if age_ms <= self.reauthentication_max_age / timedelta(milliseconds=1):
+                return
+        raise EmailFlowError("REAUTHENTICATION_REQUIRED", "Please enter your current password.")
+
+    async def confirm_email_change(self, token: str, *, user_id: str | None = None) -> Any:
+        """Apply an email change with the token mailed to the new address: the key ``email:<old>`` becomes
+        ``email:<new>`` (same password), the address column changes and counts as verified, and the old address
+        is told. ``user_id``, when given (the signed-in user), must be the token's. Raises ``TokenError``, or
+        ``EmailFlowError("EMAIL_TAKEN")`` if the address got an account since."""
+        verified = await self.tokens.use(token, self.CHANGE, user_id=user_id)
+        new = verified.value
+        if new is None:
+            raise TokenError("INVALID_TOKEN", "no address in this token")
+        user = await self.auth.get_user(verified.user_id)
+        old = self.address_of(user)
+        await self._move_key(verified.user_id, old, new)
+        updated = await self.auth.update_user_attributes(
+            verified.user_id, {self.email_attribute: new, self.verified_attribute: self.clock()}
+        )
+        for purpose in (self.VERIFY, self.VERIFY_CODE, self.CHANGE):
+            await self.tokens.invalidate_user_tokens(verified.user_id, purpose)
+        if old is not None:
+            await self._send(old, self.templates.email_changed(MailContext(self.app_name, old, new_address=new)))
+        return updated
+
+    async def _move_key(self, user_id: str, old: str | None, new: str) -> None:
+        from lucia_fastapi.core.storage import KeyRow
+
+        adapter = self.auth.adapter
+        new_id = f"{self.provider_id}:{new}"
+        old_row = await adapter.get_key(f"{self.provider_id}:{old}") if old is not None else None
+        if old_row is not None and old_row.user_id != user_id:
+            old_row = None
+        try:
+            await adapter.set_key(KeyRow(new_id, user_id, old_row.hashed_password if old_row else None))
+        except LuciaError as error:
+            if error.code == "AUTH_DUPLICATE_KEY_ID":
+                raise EmailFlowError("EMAIL_TAKEN", "That address has an account now; choose another.") from None
+            raise
+        if old_row is not None:
+            await adapter.delete_key(old_row.id)
+
+    # Sending ----------------------------------------------------------------------------------------------------
+
+    async def _send(self, address: str, mail: RenderedMail) -> None:
+        await self.sender.send(EmailMessage(to=address, subject=mail.subject, text=mail.text, html=mail.html))
+
+    def _in_background(self, work: Any, what: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._logged(work, what))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _logged(work: Any, what: str) -> None:
+        try:
+            await work
+        except Exception:
+            logger.exception("%s failed", what)
+
+    async def drain(self) -> None:
+        """Wait for the background work started so far (password reset lookups): for tests and shutdown."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+def _attribute(user: Any, name: str) -> Any:
+    attributes = getattr(user, "attributes", None)
+    if isinstance(attributes, Mapping) and name in attributes:
+        return attributes[name]
+    return getattr(user, name, None)
+
+
+def _user_id(user: Any) -> str:
+    return str(getattr(user, "user_id", None) or getattr(user, "id"))  # noqa: B009 - a transformed user object
