@@ -67,12 +67,23 @@ def walk(dependant: Dependant) -> Iterator[Dependant]:
         yield from walk(sub)
 
 
+def flat_routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[Any, str]]:
+    """Every route with the prefix it is mounted under, looking into included routers (which newer FastAPI keeps
+    as one entry of ``app.routes``)."""
+    for route in routes:
+        context = getattr(route, "include_context", None)
+        if context is not None:
+            yield from flat_routes(context.included_router.routes, prefix + context.prefix)
+        else:
+            yield route, prefix
+
+
 def example_endpoints() -> list[Endpoint]:
     """Every (method, route) of the example, with the parameters it declares."""
     from examples.app import app  # imported only to read its routes; the server under test is its own process
 
     found = []
-    for route in app.routes:
+    for route, prefix in flat_routes(app.routes):
         if isinstance(route, APIRoute):
             dependants = list(walk(route.dependant))
             path_params = dict.fromkeys(p.alias for d in dependants for p in d.path_params)
@@ -90,7 +101,7 @@ def example_endpoints() -> list[Endpoint]:
                 found.append(
                     Endpoint(
                         method,
-                        route.path,
+                        prefix + route.path,
                         tuple(path_params),
                         tuple(query_params),
                         tuple(body),
@@ -99,7 +110,7 @@ def example_endpoints() -> list[Endpoint]:
                 )
         elif isinstance(route, Route) and route.methods:
             for method in sorted(route.methods - {"HEAD"}):
-                found.append(Endpoint(method, route.path, tuple(route.param_convertors), (), (), False))
+                found.append(Endpoint(method, prefix + route.path, tuple(route.param_convertors), (), (), False))
     return found
 
 
