@@ -203,6 +203,16 @@ def plausible(field: str) -> tuple[str, bytes]:
     return text, quote(text).encode()
 
 
+# Pages of the MFA example that answer an unknown passkey id, or a code with no set-up in progress, by going back to
+# the security page (303), as tests/test_mfa_browser.py expects; the library refused the value before any query.
+# Everything else with an identifier in it must be a 4xx.
+BACK_TO_THE_PAGE = {
+    ("POST", "/security/totp/confirm"): b"/security",
+    ("POST", "/security/passkeys/rename"): b"/security",
+    ("POST", "/security/passkeys/remove"): b"/security",
+}
+
+
 def check(response: Response, endpoint: Endpoint, *, credentials: bool, what: str) -> None:
     assert response.status != 0, f"{what}: no answer"
     assert response.status < 500, f"{what}: {response.raw[:400]!r}"
@@ -213,7 +223,11 @@ def check(response: Response, endpoint: Endpoint, *, credentials: bool, what: st
         return
     location = dict(response.headers).get(b"location", b"")
     sent_to_sign_in = response.status == 303 and location.startswith(b"/signin") and not credentials
-    assert 400 <= response.status < 500 or sent_to_sign_in, f"{what}: {response.status} {response.raw[:300]!r}"
+    back = BACK_TO_THE_PAGE.get((endpoint.method, endpoint.path))
+    sent_back = back is not None and response.status == 303 and location.startswith(back)
+    assert 400 <= response.status < 500 or sent_to_sign_in or sent_back, (
+        f"{what}: {response.status} {response.raw[:300]!r}"
+    )
 
 
 ENDPOINTS = example_endpoints()
