@@ -7,6 +7,7 @@ working directory, created on start); set ``DATABASE_URL`` for PostgreSQL. ``mak
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import MetaData
@@ -261,6 +263,17 @@ async def http_error(request: Request, error: StarletteHTTPException) -> Respons
         return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
     detail = error.detail if isinstance(error.detail, str) else error.detail.get("message", "Request refused.")
     return page(request, "error.html", status_code=error.status_code, message=detail)
+
+
+@app.exception_handler(RequestValidationError)
+async def invalid_request(_request: Request, error: RequestValidationError) -> Response:
+    """FastAPI's 422, without echoing the input: a lone surrogate in it (valid JSON, invalid text) cannot be
+    encoded, and would turn a bad request into a 500."""
+    fields = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in error.errors()
+    ]
+    body = json.dumps({"detail": fields}, ensure_ascii=True)  # \uXXXX escapes: any text at all can be sent back
+    return Response(body, status_code=422, media_type="application/json")
 
 
 @app.exception_handler(LuciaError)

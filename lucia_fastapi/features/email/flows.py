@@ -90,7 +90,14 @@ def normalize_email(address: str) -> str:
     if not isinstance(address, str) or len(address) > 320:
         raise EmailFlowError("INVALID_EMAIL", "Please enter a valid email address.")
     normalized = address.strip().lower()
-    if len(normalized) > 254 or not _EMAIL.fullmatch(normalized):
+    # Printable text only: no control characters or lone surrogates, and no U+FFFD (what bytes that were not UTF-8
+    # decode to): nobody can receive mail at such an address.
+    if (
+        len(normalized) > 254
+        or not _EMAIL.fullmatch(normalized)
+        or not normalized.isprintable()
+        or "\ufffd" in normalized
+    ):
         raise EmailFlowError("INVALID_EMAIL", "Please enter a valid email address.")
     try:
         normalized.encode("utf-8")
