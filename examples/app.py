@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.templating import Jinja2Templates
 
+from examples.oauth_routes import install as install_oauth
 from lucia_fastapi import (
     Auth,
     AuthMiddleware,
@@ -41,7 +42,7 @@ from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
 from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
 from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore, define_rate_limit_tables
 from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
-from lucia_fastapi.core.ratelimit import RateLimitStore, SignInThrottle
+from lucia_fastapi.core.ratelimit import RateLimiter, RateLimitStore, SignInThrottle
 from lucia_fastapi.dependencies import AuthRequestDep, CurrentSession, CurrentUser, require_same_origin
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite:///lucia_example.sqlite3")
@@ -431,3 +432,17 @@ async def healthz() -> dict[str, str]:
 from examples import email_routes  # noqa: E402 - it uses this module's auth, metadata and page helpers
 
 app.include_router(email_routes.router)
+
+
+# Sign in with OAuth / OpenID Connect providers configured in the environment (examples/oauth_routes.py).
+oauth = install_oauth(
+    app,
+    auth=auth,
+    templates=templates,
+    notices=NOTICES,
+    users=tables.user,
+    engine=engine,
+    page_user=lambda request: page_user(request.state.auth),
+    render=page,
+    rate_limiter=RateLimiter(rate_limit_store),
+)

@@ -12,6 +12,8 @@ if [ "${1:-test}" = bench ]; then
   command -v wrk >/dev/null || missing+=(wrk)
 else
   [ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)
+  # Node.js runs the real OpenID provider of the OAuth tests (tests/oidc_provider: its harness runs `npm ci`).
+  { command -v node && command -v npm; } >/dev/null || missing+=(nodejs npm)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

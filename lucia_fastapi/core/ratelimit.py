@@ -26,13 +26,13 @@ import heapq
 import ipaddress
 import logging
 import math
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
+from lucia_fastapi.core.clock import system_clock
 from lucia_fastapi.core.errors import LuciaError
 
 logger = logging.getLogger("lucia_fastapi")
@@ -56,6 +56,7 @@ class RateLimit:
 
     @property
     def window_ms(self) -> int:
+        """``period`` in whole milliseconds (at least 1)."""
         return max(1, int(self.period / timedelta(milliseconds=1)))
 
 
@@ -102,11 +103,6 @@ def rate_limit_key(scope: str, identifier: str) -> str:
     return digest.hexdigest()
 
 
-def system_clock_ms() -> int:
-    """Epoch milliseconds from the system clock."""
-    return time.time_ns() // 1_000_000
-
-
 def retry_after_seconds(wait_ms: int) -> int:
     """Whole seconds for a ``Retry-After`` header: rounded up, at least 1."""
     return max(1, math.ceil(wait_ms / 1000))
@@ -119,7 +115,7 @@ class RateLimiter:
 
     def __init__(self, store: RateLimitStore | None = None, *, clock: Callable[[], int] | None = None) -> None:
         self.store: RateLimitStore = store if store is not None else MemoryRateLimitStore()
-        self.clock: Callable[[], int] = clock if clock is not None else system_clock_ms
+        self.clock: Callable[[], int] = clock if clock is not None else system_clock
 
     async def consume(self, scope: str, identifier: str, rule: RateLimit) -> None:
         """Take one slot of ``rule`` for ``identifier`` in ``scope``, before doing the work it guards.
@@ -148,6 +144,7 @@ class RateLimiter:
 
 
 def too_many_attempts(wait_ms: int, detail: str = "too many attempts; try again later") -> LuciaError:
+    """The refusal for a wait of ``wait_ms``: ``AUTH_TOO_MANY_ATTEMPTS`` with ``retry_after`` in whole seconds."""
     return LuciaError("AUTH_TOO_MANY_ATTEMPTS", detail, retry_after=retry_after_seconds(wait_ms))
 
 
@@ -183,6 +180,7 @@ class MemoryRateLimitStore:
         return len(self._open) + len(self._locked)
 
     async def hit(self, key: str, *, limit: int, window_ms: int, now_ms: int) -> int:
+        """Count an attempt and check it (``RateLimitStore.hit``); atomic, as nothing here awaits."""
         k = _key_bytes(key)
         entry = self._locked.get(k)
         locked = entry is not None
@@ -213,16 +211,20 @@ class MemoryRateLimitStore:
         return entry[1] - now_ms if entry[0] > limit else 0
 
     async def peek(self, key: str, *, now_ms: int) -> int:
+        """The count of ``key``'s open window (``RateLimitStore.peek``)."""
         k = _key_bytes(key)
         entry = self._locked.get(k) or self._open.get(k)
         return entry[0] if entry is not None and now_ms < entry[1] else 0
 
     async def reset(self, key: str) -> None:
+        """Forget ``key`` (``RateLimitStore.reset``)."""
         k = _key_bytes(key)
         self._open.pop(k, None)
         self._locked.pop(k, None)  # its heap item goes stale and is skipped
 
     async def delete_expired(self, now_ms: int) -> int:
+        """Drop counters whose window ended (``RateLimitStore.delete_expired``); the store also does it itself
+        whenever it needs room."""
         expired_open = [k for k, entry in self._open.items() if entry[1] <= now_ms]
         for k in expired_open:
             del self._open[k]

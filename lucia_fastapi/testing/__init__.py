@@ -1,4 +1,5 @@
-"""Test support: the adapter conformance suite, a clock tests can move, and throwaway servers (``postgres``)."""
+"""Test support: the adapter and rate-limit store conformance suites, a clock tests can move, and throwaway servers
+(``postgres``, ``redis``)."""
 
 from lucia_fastapi.testing.clock import ManualClock
 from lucia_fastapi.testing.conformance import (
@@ -7,5 +8,22 @@ from lucia_fastapi.testing.conformance import (
     ConformanceFailure,
     run_adapter_conformance,
 )
+from lucia_fastapi.testing.ratelimit_conformance import (
+    RATE_LIMIT_STORE_CASES,
+    RateLimitStoreUnderTest,
+    run_rate_limit_store_conformance,
+)
+from lucia_fastapi.testing.redis import RedisServer, RedisUnavailable
 
-__all__ = ["ADAPTER_CASES", "AdapterUnderTest", "ConformanceFailure", "ManualClock", "run_adapter_conformance"]
+__all__ = [
+    "ADAPTER_CASES",
+    "RATE_LIMIT_STORE_CASES",
+    "AdapterUnderTest",
+    "ConformanceFailure",
+    "ManualClock",
+    "RateLimitStoreUnderTest",
+    "RedisServer",
+    "RedisUnavailable",
+    "run_adapter_conformance",
+    "run_rate_limit_store_conformance",
+]

@@ -29,15 +29,19 @@ MINUTE_MS = 60_000
 
 @dataclass
 class RateLimitStoreUnderTest:
+    """A store, and what the cases need to know about it."""
+
     store: RateLimitStore
     expires_by_itself: bool = False
     now: int = 1_700_000_000_000
 
     @staticmethod
     def new_key() -> str:
+        """A fresh random key of the store key shape."""
         return secrets.token_hex(KEY_LENGTH // 2)
 
     async def hit(self, key: str, *, limit: int = 3, window_ms: int = MINUTE_MS, at: int = 0) -> int:
+        """``store.hit`` at ``at`` ms after this case's "now"."""
         return await self.store.hit(key, limit=limit, window_ms=window_ms, now_ms=self.now + at)
 
 

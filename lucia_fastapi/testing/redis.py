@@ -59,6 +59,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        """Start the server (again, after ``stop``) and wait until it answers ``PING``."""
         if self.process is not None and self.process.poll() is None:
             return
         command = [
@@ -106,12 +107,14 @@ class RedisServer:
                 process.wait(timeout=10)
 
     def destroy(self) -> None:
+        """Stop the server and delete its directory."""
         try:
             self.stop()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of the server's log."""
         try:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except OSError:

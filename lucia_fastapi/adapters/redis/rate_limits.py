@@ -59,16 +59,19 @@ class RedisRateLimitStore:
         return cls(Redis(connection_pool=pool), prefix=prefix)
 
     async def hit(self, key: str, *, limit: int, window_ms: int, now_ms: int) -> int:
+        """Count an attempt and check it in one Lua script (``RateLimitStore.hit``)."""
         async with _redis_errors():
             count, ends = await self._script(keys=[self.prefix + key], args=[now_ms, window_ms])
         return int(ends) - now_ms if int(count) > limit else 0
 
     async def peek(self, key: str, *, now_ms: int) -> int:
+        """The count of ``key``'s open window (``RateLimitStore.peek``)."""
         async with _redis_errors():
             count, ends = await self.client.hmget(self.prefix + key, ["c", "e"])
         return int(count) if count is not None and ends is not None and now_ms < int(ends) else 0
 
     async def reset(self, key: str) -> None:
+        """Delete ``key``'s counter (``RateLimitStore.reset``)."""
         async with _redis_errors():
             await self.client.delete(self.prefix + key)
 

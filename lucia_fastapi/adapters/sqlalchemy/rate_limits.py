@@ -74,19 +74,23 @@ class SQLAlchemyRateLimitStore:
         self._delete_expired = delete(table).where(c.expires_at <= _param("now"))
 
     async def hit(self, key: str, *, limit: int, window_ms: int, now_ms: int) -> int:
+        """Count an attempt and check it in one upsert (``RateLimitStore.hit``)."""
         row = await self._one(self._hit, {"key": key, "ends": now_ms + window_ms, "now": now_ms})
         assert row is not None  # RETURNING after an upsert always has its row
         count, ends = int(row[0]), int(row[1])
         return ends - now_ms if count > limit else 0
 
     async def peek(self, key: str, *, now_ms: int) -> int:
+        """The count of ``key``'s open window (``RateLimitStore.peek``)."""
         row = await self._one(self._peek, {"key": key})
         return int(row[0]) if row is not None and now_ms < int(row[1]) else 0
 
     async def reset(self, key: str) -> None:
+        """Delete ``key``'s row (``RateLimitStore.reset``)."""
         await self._rowcount(self._reset, {"key": key})
 
     async def delete_expired(self, now_ms: int) -> int:
+        """Delete the rows whose window ended (``RateLimitStore.delete_expired``; the cleanup CLI calls it)."""
         return await self._rowcount(self._delete_expired, {"now": now_ms})
 
     async def _one(self, statement: Any, params: dict[str, Any]) -> Any:

@@ -109,8 +109,10 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 default_tables = define_auth_tables(metadata)
 
 # Every feature's tables join the default metadata, so one `create_all` (or the shipped migrations) makes them all.
+from lucia_fastapi.adapters.sqlalchemy.oauth import define_oauth_tables  # noqa: E402
 from lucia_fastapi.adapters.sqlalchemy.rate_limits import define_rate_limit_tables  # noqa: E402
 from lucia_fastapi.adapters.sqlalchemy.tokens import define_token_tables  # noqa: E402
 
 rate_limit_table = define_rate_limit_tables(metadata)
 token_table = define_token_tables(metadata)  # auth_token: single-use tokens of the email flows (migration 0004)
+oauth_token_table = define_oauth_tables(metadata)  # auth_oauth_token: provider tokens, when kept (migration 0005)
