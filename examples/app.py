@@ -73,6 +73,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     yield
     if isinstance(rate_limit_store, RedisRateLimitStore):
         await rate_limit_store.aclose()
+    await email_routes.close()  # deliver the mail still queued
     await engine.dispose()
 
 
