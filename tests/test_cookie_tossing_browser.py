@@ -140,6 +140,8 @@ class Scene:
         await page.fill("#email", email)
         await page.fill("#password", password)
         await page.click("text=Sign up >> nth=-1")
+        await expect(page).to_have_url(re.compile(r"/signup/check-email$"))  # no session at sign-up: sign in
+        await self.sign_in(page, email, password)
         await expect(page.locator("h1")).to_have_text(f"Hello, {email}")
 
     async def sign_in(self, page: Page, email: str, password: str) -> None:

@@ -46,9 +46,10 @@ def new_account() -> dict[str, str]:
 
 def signed_in_cookie(client: httpx.Client, origin: str, headers: dict[str, str] | None = None) -> dict[str, str]:
     email = f"{secrets.token_hex(4)}@example.com"
-    response = client.post(
-        "/signup", data={"email": email, "password": PASSWORD}, headers={"origin": origin, **(headers or {})}
-    )
+    credentials = {"email": email, "password": PASSWORD}
+    signup = client.post("/signup", data=credentials, headers={"origin": origin, **(headers or {})})
+    assert signup.status_code == 303, signup.text  # "check your email": sign-up sets no session (no enumeration)
+    response = client.post("/signin", data=credentials, headers={"origin": origin, **(headers or {})})
     assert response.status_code == 303, response.text
     client.cookies.clear()
     return {"cookie": response.headers["set-cookie"].split(";")[0]}
