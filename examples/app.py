@@ -443,7 +443,7 @@ async def healthz() -> dict[str, str]:
 # Email verification, password reset, email change, DEV outbox (and the HTML sign-up form): their own module.
 from examples import email_routes  # noqa: E402 - it uses this module's auth, metadata and page helpers
 
-app.include_router(email_routes.router)
+app.router.routes.extend(email_routes.router.routes)  # as the app's own routes (the route-walking tests see them)
 
 
 # Sign in with OAuth / OpenID Connect providers configured in the environment (examples/oauth_routes.py).

@@ -14,7 +14,7 @@ import json
 import os
 import secrets
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,22 +67,12 @@ def walk(dependant: Dependant) -> Iterator[Dependant]:
         yield from walk(sub)
 
 
-def _flattened(routes: Iterable[Any]) -> Iterator[Any]:
-    """Routes, with those of included routers (``app.include_router``: FastAPI keeps the router) in their place."""
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        if inner is not None:
-            yield from _flattened(inner.routes)  # the example includes its routers without a prefix
-        else:
-            yield route
-
-
 def example_endpoints() -> list[Endpoint]:
     """Every (method, route) of the example, with the parameters it declares."""
     from examples.app import app  # imported only to read its routes; the server under test is its own process
 
     found = []
-    for route in _flattened(app.routes):
+    for route in app.routes:
         if isinstance(route, APIRoute):
             dependants = list(walk(route.dependant))
             path_params = dict.fromkeys(p.alias for d in dependants for p in d.path_params)
