@@ -65,6 +65,15 @@ flows = EmailFlows(
     app_name="lucia example",
 )
 router = APIRouter(include_in_schema=False)
+
+
+async def close() -> None:
+    """At shutdown (the app's lifespan): deliver the mail still queued for SMTP."""
+    await flows.drain()  # password reset lookups still running may queue mail
+    if isinstance(sender, SMTPEmailSender):
+        await sender.aclose()
+
+
 NOTICES.update(
     {
         "email-verified": "Your email address is verified.",
