@@ -2,13 +2,22 @@
 
 - ``bare``: a minimal FastAPI app, no auth at all (shown for reference);
 - ``lucia_without_middleware``: the lucia app below without ``AuthMiddleware``: the same app's endpoint without
-  auth, the baseline DESIGN.md's budget divides by (same imports, engine and routes, so the same heap);
+  auth, the baseline DESIGN.md's budget divides by (same imports, engine and routes, so the same heap). It also
+  serves the limit: ``/raw`` runs one raw asyncpg ``fetchrow`` of the very join lucia_fastapi runs (on asyncpg's
+  own pool, its defaults but for the reset round trip on release), in the endpoint; ``/raw-dependency`` does the
+  same behind a FastAPI dependency that reads the cookie, hashes it and answers 401 without a row: the least any
+  session check behind a dependency can do;
 - ``lucia``: FastAPI + ``AuthMiddleware``; ``/hello`` never asks about auth (the anonymous case), ``/me`` reads the
   session and user through the ``CurrentUser`` dependency, ``/me-direct`` through ``request.state.auth``,
   ``/signin`` hashes a password (for the sign-in load scenario);
 - ``fastapi_users``: fastapi-users with its database strategy (the token and the user read through SQLAlchemy
   ORM sessions), same PostgreSQL;
-- ``signed_cookie``: Starlette's ``SessionMiddleware`` (a signed cookie, no database).
+- ``signed_cookie``: Starlette's ``SessionMiddleware`` (a signed cookie, no database);
+- ``lucia_redis``: the lucia app with sessions in Redis (``RedisSessionAdapter``) and users in PostgreSQL.
+
+``BENCH_ENGINE`` picks the SQLAlchemy engine of the apps that have one: ``default`` is the README's line verbatim,
+``create_async_engine(url)`` (SQLAlchemy's defaults: a pool of 5 + 10 overflow), ``tuned`` sizes the pool for the
+load (``pool_size=40, max_overflow=0``, what this benchmark used before issue 15).
 
 Every app answers the same small JSON so only the auth differs.
 
@@ -24,6 +33,8 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+REDIS_URL = os.environ.get("REDIS_URL", "")
+ENGINE = os.environ.get("BENCH_ENGINE", "default")
 SECRET = "benchmark-secret-not-for-production"  # noqa: S105
 
 
@@ -37,16 +48,64 @@ def bare_app() -> FastAPI:
     return app
 
 
-def lucia_app(*, middleware: bool = True) -> FastAPI:
-    from pydantic import BaseModel
+def make_engine() -> Any:
     from sqlalchemy.ext.asyncio import create_async_engine
+
+    if ENGINE == "default":
+        return create_async_engine(DATABASE_URL)  # the README's line, verbatim
+    if ENGINE == "tuned":
+        return create_async_engine(DATABASE_URL, pool_size=40, max_overflow=0)
+    raise ValueError(f"BENCH_ENGINE must be 'default' or 'tuned', not {ENGINE!r}")
+
+
+def session_and_user_sql(engine: Any) -> str:
+    """The SQL of the join lucia_fastapi runs per authenticated request, as asyncpg receives it."""
+    from lucia_fastapi import SQLAlchemyAdapter
+
+    return str(SQLAlchemyAdapter(engine)._select_session_and_user.compile(dialect=engine.dialect))
+
+
+async def _no_reset(connection: Any) -> None:
+    pass
+
+
+def lucia_app(*, middleware: bool = True, redis: bool = False) -> FastAPI:
+    from contextlib import asynccontextmanager
+    from hashlib import sha256
+
+    from pydantic import BaseModel
 
     from lucia_fastapi import Auth, AuthMiddleware, LuciaError, SQLAlchemyAdapter
     from lucia_fastapi.dependencies import AuthRequestDep, CurrentUser
 
-    engine = create_async_engine(DATABASE_URL, pool_size=40, max_overflow=0)
-    auth = Auth(SQLAlchemyAdapter(engine))
-    app = FastAPI()
+    engine = make_engine()
+    adapter: Any = SQLAlchemyAdapter(engine)
+    if redis:
+        from redis.asyncio import Redis
+
+        from lucia_fastapi.adapters.redis.sessions import RedisSessionAdapter
+
+        adapter = RedisSessionAdapter(adapter, Redis.from_url(REDIS_URL))
+    auth = Auth(adapter)
+    raw: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if middleware:
+            yield
+            return
+        import asyncpg
+
+        raw["sql"] = session_and_user_sql(engine)
+        # asyncpg's pool resets every connection it takes back with a second round trip (RESET ALL, UNLISTEN,
+        # ...: four statements); a read-only query leaves nothing to reset, so the limit skips it.
+        raw["pool"] = await asyncpg.create_pool(
+            DATABASE_URL.replace("postgresql+asyncpg", "postgresql"), reset=_no_reset
+        )
+        yield
+        await raw["pool"].close()
+
+    app = FastAPI(lifespan=lifespan)
     if middleware:
         app.add_middleware(AuthMiddleware, auth=auth)
 
@@ -69,6 +128,27 @@ def lucia_app(*, middleware: bool = True) -> FastAPI:
             raise HTTPException(401)
         return {"user_id": user.user_id}
 
+    async def raw_session_user(request: Request) -> Any:
+        cookie = request.cookies.get("auth_session")
+        row = None
+        if cookie is not None:
+            row = await raw["pool"].fetchrow(raw["sql"], sha256(cookie.encode()).hexdigest())
+        if row is None:
+            raise HTTPException(401)
+        return row
+
+    @app.get("/raw")
+    async def raw_in_endpoint(request: Request) -> dict[str, str]:
+        digest = sha256(request.cookies["auth_session"].encode()).hexdigest()
+        row = await raw["pool"].fetchrow(raw["sql"], digest)
+        if row is None:
+            raise HTTPException(401)
+        return {"user_id": row["user_id"]}
+
+    @app.get("/raw-dependency")
+    async def raw_behind_dependency(row: Any = Depends(raw_session_user)) -> dict[str, str]:
+        return {"user_id": row["user_id"]}
+
     @app.post("/signin")
     async def signin(credentials: Credentials, auth_request: AuthRequestDep) -> dict[str, bool]:
         try:
@@ -86,11 +166,11 @@ def fastapi_users_app() -> FastAPI:
     from fastapi_users.authentication.strategy.db import DatabaseStrategy
     from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
     from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyAccessTokenDatabase
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from benchmarks.fastapi_users_models import AccessToken, User
 
-    engine = create_async_engine(DATABASE_URL, pool_size=40, max_overflow=0)
+    engine = make_engine()
     session_maker = async_sessionmaker(engine, expire_on_commit=False)
 
     # The wiring of fastapi-users' documentation for the database strategy.
@@ -155,5 +235,6 @@ APPS = {
     "lucia": lucia_app,
     "fastapi_users": fastapi_users_app,
     "signed_cookie": signed_cookie_app,
+    "lucia_redis": lambda: lucia_app(redis=True),
 }
 app = APPS[os.environ.get("BENCH_APP", "bare")]()

@@ -1,13 +1,19 @@
 """``make bench``: every contender in one run, side by side, on this machine.
 
-Starts a throwaway PostgreSQL 15 and one uvicorn worker per app (``benchmarks/apps.py``), drives each endpoint
-with ``wrk -t1 -c32`` over loopback, and reads from PostgreSQL's ``pg_stat_statements`` how many statements each
-request cost (BEGIN and ROLLBACK included). Three scenarios:
+Starts a throwaway PostgreSQL 15 (and a redis-server) and one uvicorn worker per app and engine
+(``benchmarks/apps.py``), drives each endpoint with ``wrk -t1 -c32`` over loopback, and reads from PostgreSQL's
+``pg_stat_statements`` how many statements each request cost (BEGIN and ROLLBACK included). Every app that has a
+SQLAlchemy engine runs twice: with the README's ``create_async_engine(url)`` (SQLAlchemy's defaults) and with a
+pool sized for the load. Four scenarios:
 
-1. throughput: bare, anonymous through ``AuthMiddleware``, lucia_fastapi ``get_session_user()``, fastapi-users'
-   database strategy, Starlette's signed cookie (requests/s, p50/p99, ratio to bare, statements per request);
-2. p99 of authenticated GETs while 20 clients keep signing in (password hashing), against the same GETs alone;
-3. resident memory of one worker before and after 100,000 authenticated requests.
+1. throughput: bare, anonymous through ``AuthMiddleware``, the limit (one raw asyncpg ``fetchrow`` of the same
+   join, in the endpoint and behind a FastAPI dependency), lucia_fastapi's ``CurrentUser`` and direct
+   ``get_session_user()``, PostgreSQL + Redis sessions, fastapi-users' database strategy, Starlette's signed
+   cookie (requests/s, p50/p99, ratio to bare and to the limit, statements per request);
+2. the pool under concurrency: ``CurrentUser`` on both engines at 4 to 64 connections, with the PostgreSQL
+   connections each opened (a checkout/close per request shows up here);
+3. p99 of authenticated GETs while 20 clients keep signing in (password hashing), against the same GETs alone;
+4. resident memory of one worker before and after 100,000 authenticated requests.
 
 Writes ``benchmarks/results/results.md``, ``results.json`` and ``throughput.png``. Every request goes to 127.0.0.1,
 and every load is bounded in time.
@@ -23,6 +29,7 @@ import platform
 import re
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -51,16 +58,20 @@ class Load:
     p99_ms: float
     requests: int
     bad_responses: int
+    cpu_us_per_request: float = 0.0  # of the worker, when measured: CPU time / completed requests
 
 
 @dataclass
 class Row:
     name: str
+    engine: str
     description: str
     requests_per_s: float
     p50_ms: float
     p99_ms: float
     ratio_to_bare: float
+    ratio_to_limit: float
+    cpu_us_per_request: float
     statements_per_request: float | None
     bad_responses: int
     requests: int
@@ -97,17 +108,29 @@ def wrk(url: str, *, seconds: int, headers: dict[str, str] | None = None, connec
 
 
 class Worker(UvicornProcess):
-    """One uvicorn process serving one of ``benchmarks/apps.py``'s apps."""
+    """One uvicorn process serving one of ``benchmarks/apps.py``'s apps on one engine (``default``/``tuned``)."""
 
-    def __init__(self, app: str, database_url: str) -> None:
-        self.app = app
-        env = {**os.environ, "BENCH_APP": app, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+    def __init__(self, app: str, database_url: str, engine: str = "default", redis_url: str = "") -> None:
+        self.app, self.engine = app, engine
+        env = {
+            **os.environ,
+            "BENCH_APP": app,
+            "BENCH_ENGINE": engine,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "PYTHONPATH": str(ROOT),
+        }
         super().__init__(
             "benchmarks.apps:app", cwd=WORKER_LOGS, env=env, extra_args=["--log-level", "warning", "--no-access-log"]
         )
 
     def endpoint(self, path: str) -> str:
         return f"{self.url}{path}"
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the worker has used so far (``/proc``)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_mib(self) -> float:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -117,8 +140,9 @@ class Worker(UvicornProcess):
 # Database setup ----------------------------------------------------------------------------------------------------
 
 
-async def seed(database_url: str) -> dict[str, str]:
-    """Create both libraries' tables and one signed-in user in each; return the cookies that carry them."""
+async def seed(database_url: str, redis_url: str = "") -> dict[str, str]:
+    """Create both libraries' tables and one signed-in user in each (and a session in Redis when there is a
+    ``redis_url``); return the cookies that carry them."""
     from sqlalchemy import insert
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -142,24 +166,44 @@ async def seed(database_url: str) -> dict[str, str]:
     auth = Auth(SQLAlchemyAdapter(engine))
     user = await auth.create_user(key=KeySpec("email", EMAIL, PASSWORD))
     session = await auth.create_session(user.user_id)
-    await engine.dispose()
-    return {
+    cookies = {
         "lucia": f"auth_session={session.session_id}",
         "fastapi_users": "fastapiusersauth=benchmark-token",
     }
+    if redis_url:
+        from redis.asyncio import Redis
+
+        from lucia_fastapi.adapters.redis.sessions import RedisSessionAdapter
+
+        client = Redis.from_url(redis_url)
+        redis_auth = Auth(RedisSessionAdapter(SQLAlchemyAdapter(engine), client))
+        cookies["lucia_redis"] = f"auth_session={(await redis_auth.create_session(user.user_id)).session_id}"
+        await client.aclose()
+    await engine.dispose()
+    return cookies
 
 
 STATEMENTS_SEEN: dict[str, dict[str, int]] = {}  # per case, the statements of its last measurement
 
 
 def measure(
-    server: PostgresServer, url: str, *, seconds: int, headers: dict[str, str] | None = None, case: str = ""
+    server: PostgresServer,
+    worker: Worker,
+    path: str,
+    *,
+    seconds: int,
+    headers: dict[str, str] | None = None,
+    case: str = "",
+    warm_up: int = 2,
 ) -> tuple[Load, float]:
     """A warm-up (pools filled, statements prepared), then the measured load; statements per request from the
-    server's own count."""
-    wrk(url, seconds=2, headers=headers)
+    server's own count; the worker's CPU time per request (robust to other load on the machine)."""
+    url = worker.endpoint(path)
+    wrk(url, seconds=warm_up, headers=headers)
     asyncio.run(server.reset_statement_counts())
+    cpu = worker.cpu_seconds()
     load = wrk(url, seconds=seconds, headers=headers)
+    load.cpu_us_per_request = 1e6 * (worker.cpu_seconds() - cpu) / max(load.requests, 1)
     counts = asyncio.run(server.statement_counts())
     STATEMENTS_SEEN[case] = {" ".join(query.split())[:100]: calls for query, calls in counts.items()}
     return load, sum(counts.values()) / max(load.requests, 1)
@@ -168,54 +212,125 @@ def measure(
 # Scenarios ---------------------------------------------------------------------------------------------------------
 
 
+# (name, engine, description, worker, path, cookie): the lucia rows and their limit first, contenders after.
+CASES = [
+    ("bare", "—", "the app's endpoint without auth (no AuthMiddleware)", "lucia_without_middleware", "/hello", ""),
+    ("minimal_app", "—", "a minimal FastAPI app, no auth (reference)", "bare", "/hello", ""),
+    ("anonymous", "default", "same endpoint through AuthMiddleware, no credentials", "lucia@default", "/hello", ""),
+    ("raw_asyncpg", "asyncpg", "limit: one raw asyncpg fetchrow of the same join", "lucia_without_middleware", "/raw",
+     "lucia"),
+    ("raw_asyncpg_dependency", "asyncpg", "limit: the same fetchrow behind a FastAPI dependency",
+     "lucia_without_middleware", "/raw-dependency", "lucia"),
+    ("lucia_fastapi", "default", "CurrentUser dependency, cookie", "lucia@default", "/me", "lucia"),
+    ("lucia_direct", "default", "request.state.auth.get_session_user(), cookie", "lucia@default", "/me-direct",
+     "lucia"),
+    ("lucia_fastapi", "tuned", "CurrentUser dependency, cookie", "lucia@tuned", "/me", "lucia"),
+    ("lucia_direct", "tuned", "request.state.auth.get_session_user(), cookie", "lucia@tuned", "/me-direct", "lucia"),
+    ("lucia_redis", "default", "CurrentUser, sessions in Redis + users in PostgreSQL", "lucia_redis@default", "/me",
+     "lucia_redis"),
+    ("fastapi_users", "default", "fastapi-users database strategy, cookie", "fastapi_users@default", "/me",
+     "fastapi_users"),
+    ("fastapi_users", "tuned", "fastapi-users database strategy, cookie", "fastapi_users@tuned", "/me",
+     "fastapi_users"),
+    ("signed_cookie", "—", "Starlette SessionMiddleware (no database)", "signed_cookie", "/me", "signed_cookie"),
+]  # fmt: skip
+NO_DATABASE = ("bare", "minimal_app", "signed_cookie")
+LIMIT = "raw_asyncpg_dependency"
+
+
 def throughput(
     server: PostgresServer, workers: dict[str, Worker], cookies: dict[str, str], args: argparse.Namespace
 ) -> list[Row]:
-    lucia_cookie = {"Cookie": cookies["lucia"]}
-    cases = [
-        ("bare", "the app's endpoint without auth (no AuthMiddleware)", "lucia_without_middleware", "/hello", {}),
-        ("minimal_app", "a minimal FastAPI app, no auth (reference)", "bare", "/hello", {}),
-        ("anonymous", "same endpoint through AuthMiddleware, no credentials", "lucia", "/hello", {}),
-        ("lucia_fastapi", "CurrentUser dependency, cookie", "lucia", "/me", lucia_cookie),
-        ("lucia_direct", "request.state.auth.get_session_user(), cookie", "lucia", "/me-direct", lucia_cookie),
-        (
-            "fastapi_users",
-            "fastapi-users database strategy, cookie",
-            "fastapi_users",
-            "/me",
-            {"Cookie": cookies["fastapi_users"]},
-        ),
-        (
-            "signed_cookie",
-            "Starlette SessionMiddleware (no database)",
-            "signed_cookie",
-            "/me",
-            {"Cookie": cookies["signed_cookie"]},
-        ),
-    ]
-    samples: dict[str, list[tuple[Load, float]]] = {name: [] for name, *_ in cases}
+    base = ("bare", LIMIT)  # every ratio needs them
+    cases = [case for case in CASES if case[3] in workers and (not args.only or case[0] in (*args.only, *base))]
+    samples: dict[tuple[str, str], list[tuple[Load, float]]] = {(name, engine): [] for name, engine, *_ in cases}
     for round_number in range(args.rounds):  # rounds interleave the apps, so drift hits them all alike
-        for name, _, app, path, headers in cases:
-            print(f"  round {round_number + 1}/{args.rounds}: {name}", flush=True)
-            samples[name].append(
-                measure(server, workers[app].endpoint(path), seconds=args.seconds, headers=headers, case=name)
+        for name, engine, _, worker, path, cookie in cases:
+            print(f"  round {round_number + 1}/{args.rounds}: {name} ({engine})", flush=True)
+            headers = {"Cookie": cookies[cookie]} if cookie else {}
+            samples[name, engine].append(
+                measure(
+                    server,
+                    workers[worker],
+                    path,
+                    seconds=args.seconds,
+                    headers=headers,
+                    case=f"{name}@{engine}",
+                    warm_up=2 if round_number == 0 else 1,
+                )
             )
-    medians = {name: _median(runs) for name, runs in samples.items()}
-    bare = medians["bare"][0].requests_per_s
+    medians = {key: _median(runs) for key, runs in samples.items()}
+    bare = medians["bare", "—"][0].requests_per_s
+    limit = medians[LIMIT, "asyncpg"][0].requests_per_s
     return [
         Row(
             name,
+            engine,
             description,
             load.requests_per_s,
             load.p50_ms,
             load.p99_ms,
             load.requests_per_s / bare,
-            None if app in ("bare", "lucia_without_middleware", "signed_cookie") else round(per_request, 3),
+            load.requests_per_s / limit,
+            load.cpu_us_per_request,
+            None if name in NO_DATABASE else round(per_request, 3),
             load.bad_responses,
             load.requests,
         )
-        for (name, description, app, _, _), (load, per_request) in ((case, medians[case[0]]) for case in cases)
+        for name, engine, description, *_ in cases
+        for load, per_request in [medians[name, engine]]
     ]
+
+
+async def connections_opened(server: PostgresServer) -> int:
+    """How many sessions PostgreSQL has accepted for the benchmark's database so far (its own statistics)."""
+    import asyncpg
+
+    connection = await asyncpg.connect(server.dsn)
+    try:
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
+        return int(
+            await connection.fetchval("SELECT sessions FROM pg_stat_database WHERE datname = $1", server.database)
+        )
+    finally:
+        await connection.close()
+
+
+def pool_under_concurrency(
+    server: PostgresServer, workers: dict[str, Worker], cookie: str, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """``CurrentUser`` on the default and the tuned engine as concurrency passes the default pool's 5 + 10: the
+    throughput and how many PostgreSQL connections were opened per 1,000 requests (ideally none once warm)."""
+    results = []
+    for connections in args.concurrency:
+        for engine in ("default", "tuned"):
+            worker = workers[f"lucia@{engine}"]
+            url, headers = worker.endpoint("/me"), {"Cookie": cookie}
+            wrk(url, seconds=1, headers=headers, connections=connections)
+            time.sleep(0.6)  # PostgreSQL's statistics are sent every 0.5 s
+            before, cpu = asyncio.run(connections_opened(server)), worker.cpu_seconds()
+            load = wrk(url, seconds=max(2, args.seconds // 2), headers=headers, connections=connections)
+            cpu_us = 1e6 * (worker.cpu_seconds() - cpu) / max(load.requests, 1)
+            time.sleep(0.6)
+            opened = asyncio.run(connections_opened(server)) - before - 1  # minus the one that asked
+            print(
+                f"  {engine} engine, {connections} connections: {load.requests_per_s:,.0f}/s, "
+                f"{cpu_us:.0f} µs CPU/request, {opened} opened",
+                flush=True,
+            )
+            results.append(
+                {
+                    "engine": engine,
+                    "connections": connections,
+                    "requests_per_s": load.requests_per_s,
+                    "p99_ms": load.p99_ms,
+                    "cpu_us_per_request": cpu_us,
+                    "connections_opened": opened,
+                    "opened_per_1000_requests": 1000 * opened / max(load.requests, 1),
+                    "bad_responses": load.bad_responses,
+                }
+            )
+    return results
 
 
 def _median(runs: list[tuple[Load, float]]) -> tuple[Load, float]:
@@ -283,7 +398,68 @@ def memory_over_requests(database_url: str, cookie: str, total: int) -> dict[str
 # Report ------------------------------------------------------------------------------------------------------------
 
 
-def write_report(rows: list[Row], sign_in: dict[str, Any], memory: dict[str, Any], meta: dict[str, Any]) -> None:
+def _row(rows: list[Row], name: str, engine: str) -> Row | None:
+    return next((row for row in rows if row.name == name and row.engine == engine), None)
+
+
+def one_statement(rows: list[Row], case: str) -> tuple[bool, str]:
+    """The only statement PostgreSQL saw during ``case``'s last measurement is the SELECT, once per request.
+
+    wrk counts the requests completed in its window; up to CONNECTIONS more were in flight when it stopped and
+    their statements ran too: the count must lie within that margin."""
+    name, engine = case.split("@")
+    row = _row(rows, name, engine)
+    seen = STATEMENTS_SEEN.get(case, {})
+    if row is None or not seen:
+        return False, "not measured"
+    calls = sum(seen.values())
+    met = (
+        len(seen) == 1 and next(iter(seen)).startswith("SELECT") and row.requests <= calls <= row.requests + CONNECTIONS
+    )
+    kinds = ", ".join(query.split()[0] for query in seen)
+    return met, f"{len(seen)} kind: {kinds}; {row.statements_per_request} per completed request"
+
+
+def targets(rows: list[Row], memory: dict[str, Any], engine: str) -> list[tuple[str, str, bool]]:
+    """The targets of issue 15, for the lucia rows of one engine."""
+    lucia, direct = _row(rows, "lucia_fastapi", engine), _row(rows, "lucia_direct", engine)
+    users, anonymous = _row(rows, "fastapi_users", engine), _row(rows, "anonymous", "default")
+    assert lucia and direct and users and anonymous
+    met_one, one_text = one_statement(rows, f"lucia_fastapi@{engine}")
+    found = [
+        ("CurrentUser ≥ 0.50× bare", f"{lucia.ratio_to_bare:.2f}×", lucia.ratio_to_bare >= 0.50),
+        (
+            "CurrentUser ≥ 90% of the limit (raw asyncpg behind a dependency)",
+            f"{lucia.ratio_to_limit:.0%}",
+            lucia.ratio_to_limit >= 0.90,
+        ),
+        ("direct get_session_user() ≥ 0.55× bare", f"{direct.ratio_to_bare:.2f}×", direct.ratio_to_bare >= 0.55),
+        ("anonymous ≥ 0.97× bare", f"{anonymous.ratio_to_bare:.2f}×", anonymous.ratio_to_bare >= 0.97),
+        (
+            "CurrentUser ≥ 6× fastapi-users (same engine)",
+            f"{lucia.requests_per_s / users.requests_per_s:.2f}×",
+            lucia.requests_per_s >= 6 * users.requests_per_s,
+        ),
+        ("one statement per authenticated request (no BEGIN/ROLLBACK)", one_text, met_one),
+    ]
+    if engine == "default":
+        found.append(
+            (
+                "memory growth < 10 MB over 100k requests",
+                f"{memory['growth_mib']:.1f} MiB",
+                memory["growth_mib"] < 10,
+            )
+        )
+    return found
+
+
+def write_report(
+    rows: list[Row],
+    pool: list[dict[str, Any]],
+    sign_in: dict[str, Any],
+    memory: dict[str, Any],
+    meta: dict[str, Any],
+) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "results.json").write_text(
         json.dumps(
@@ -291,6 +467,7 @@ def write_report(rows: list[Row], sign_in: dict[str, Any], memory: dict[str, Any
                 "meta": meta,
                 "throughput": [asdict(row) for row in rows],
                 "statements_seen": STATEMENTS_SEEN,
+                "pool_under_concurrency": pool,
                 "sign_in_load": sign_in,
                 "memory": memory,
             },
@@ -298,81 +475,85 @@ def write_report(rows: list[Row], sign_in: dict[str, Any], memory: dict[str, Any
         )
         + "\n"
     )
-    by_name = {row.name: row for row in rows}
-    lucia, users, anonymous = by_name["lucia_fastapi"], by_name["fastapi_users"], by_name["anonymous"]
-    # wrk counts the requests completed in its window; up to CONNECTIONS more were in flight when it stopped and
-    # their statements ran too. So: the only statement is the SELECT, and the count is within that margin.
-    lucia_statements = STATEMENTS_SEEN.get("lucia_fastapi", {})
-    calls, completed = sum(lucia_statements.values()), lucia_requests(rows)
-    one_statement = (
-        len(lucia_statements) == 1
-        and next(iter(lucia_statements)).startswith("SELECT")
-        and completed <= calls <= completed + CONNECTIONS
-    )
-    targets = [
-        ("authenticated ≥ 0.50× bare", f"{lucia.ratio_to_bare:.2f}×", lucia.ratio_to_bare >= 0.50),
-        (
-            "authenticated ≥ 4× fastapi-users",
-            f"{lucia.requests_per_s / users.requests_per_s:.2f}×",
-            lucia.requests_per_s >= 4 * users.requests_per_s,
-        ),
-        ("anonymous ≥ 0.95× bare", f"{anonymous.ratio_to_bare:.2f}×", anonymous.ratio_to_bare >= 0.95),
-        (
-            "one statement per authenticated request (no BEGIN/ROLLBACK)",
-            f"{len(lucia_statements)} kind: {', '.join(q.split()[0] for q in lucia_statements)}; "
-            f"{lucia.statements_per_request} per completed request",
-            one_statement,
-        ),
-        ("p99 under sign-in load ≤ 2× alone", f"{sign_in['ratio']:.2f}×", sign_in["ratio"] <= 2.0),
-        ("memory growth < 10 MB over 100k requests", f"{memory['growth_mib']:.1f} MiB", memory["growth_mib"] < 10),
-    ]
+
+    def target_table(engine: str) -> list[str]:
+        return [
+            "| target | this run | met |",
+            "|---|---:|:---:|",
+            *(
+                f"| {target} | {value} | {'yes' if met else '**no**'} |"
+                for target, value, met in targets(rows, memory, engine)
+            ),
+        ]
+
     lines = [
         "# Benchmark results",
         "",
-        f"Run {meta['date']} on {meta['machine']} with `{meta['command']}`: one uvicorn worker per app "
-        f"({meta['server']}), PostgreSQL {meta['postgres']} on loopback, `wrk -t1 -c{CONNECTIONS}`, "
-        f"{meta['seconds']} s per measurement, median of {meta['rounds']} interleaved rounds. "
-        "All processes (wrk, uvicorn, PostgreSQL) share the machine's cores, so absolute numbers are this "
-        "machine's; the ratios come from the same run.",
+        f"Run {meta['date']} on {meta['machine']} with `{meta['command']}`: one uvicorn worker per app and engine "
+        f"({meta['server']}), PostgreSQL {meta['postgres']} and {meta['redis']} on loopback, "
+        f"`wrk -t1 -c{CONNECTIONS}`, {meta['seconds']} s per measurement, median of {meta['rounds']} interleaved "
+        "rounds. All processes (wrk, uvicorn, PostgreSQL, Redis) share the machine's cores, so absolute numbers "
+        "are this machine's; the ratios come from the same run.",
+        "",
+        "Engines: **default** is the README's `create_async_engine(url)` (SQLAlchemy's pool of 5 + 10 overflow), "
+        "**tuned** is `create_async_engine(url, pool_size=40, max_overflow=0)`. The limit is one raw asyncpg "
+        "`fetchrow` of the same join on asyncpg's default pool, behind a FastAPI dependency that reads the cookie "
+        "and hashes it (`raw_asyncpg_dependency`); `× limit` divides by it.",
         "",
         "## Throughput",
         "",
-        "| app | what | requests/s | p50 ms | p99 ms | × bare | statements/request | bad responses |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| app | engine | what | requests/s | p50 ms | p99 ms | × bare | × limit | worker CPU µs/request "
+        "| statements/request | bad |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         *(
-            f"| {r.name} | {r.description} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-            f"{r.ratio_to_bare:.2f} | {'—' if r.statements_per_request is None else r.statements_per_request} | "
-            f"{r.bad_responses} |"
+            f"| {r.name} | {r.engine} | {r.description} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | "
+            f"{r.p99_ms:.2f} | {r.ratio_to_bare:.2f} | {r.ratio_to_limit:.2f} | {r.cpu_us_per_request:.0f} | "
+            f"{'—' if r.statements_per_request is None else r.statements_per_request} | {r.bad_responses} |"
             for r in rows
         ),
         "",
         "![throughput](throughput.png)",
         "",
-        "## Authenticated GETs while 20 clients sign in",
+        "## The pool under concurrency (`CurrentUser`)",
+        "",
+        "PostgreSQL connections opened during each measurement (from `pg_stat_database.sessions`): a pool that "
+        "falls back to a checkout/close per request opens one for many requests.",
+        "",
+        "| wrk connections | engine | requests/s | p99 ms | worker CPU µs/request | connections opened "
+        "| per 1,000 requests | bad |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {p['connections']} | {p['engine']} | {p['requests_per_s']:,.0f} | {p['p99_ms']:.2f} | "
+            f"{p['cpu_us_per_request']:.0f} | "
+            f"{p['connections_opened']} | {p['opened_per_1000_requests']:.1f} | {p['bad_responses']} |"
+            for p in pool
+        ),
+        "",
+        "## Authenticated GETs while 20 clients sign in (default engine)",
         "",
         f"p99 {sign_in['p99_ms_alone']:.2f} ms alone, {sign_in['p99_ms_with_sign_ins']:.2f} ms with sign-ins "
         f"({sign_in['sign_ins_per_s']:.1f} sign-ins/s, each an Argon2id verification): **{sign_in['ratio']:.2f}×**. "
         f"Throughput {sign_in['requests_per_s_alone']:,.0f} → "
         f"{sign_in['requests_per_s_with_sign_ins']:,.0f} requests/s.",
         "",
-        "## Memory over 100,000 authenticated requests",
+        "## Memory over 100,000 authenticated requests (default engine)",
         "",
         f"{memory['requests']:,} requests: resident memory {memory['rss_mib_start']:.1f} MiB after warm-up, "
         f"{memory['rss_mib_end']:.1f} MiB at the end (**{memory['growth_mib']:+.1f} MiB**).",
         "",
-        "## Targets",
+        "## Targets (issue 15), default engine",
         "",
-        "| target | this run | met |",
-        "|---|---:|:---:|",
-        *(f"| {target} | {value} | {'yes' if met else '**no**'} |" for target, value, met in targets),
+        *target_table("default"),
+        f"| p99 under sign-in load ≤ 2× alone | {sign_in['ratio']:.2f}× | "
+        f"{'yes' if sign_in['ratio'] <= 2 else '**no**'} |",
+        "",
+        "## The same targets, tuned engine",
+        "",
+        *target_table("tuned"),
         "",
     ]
     (RESULTS / "results.md").write_text("\n".join(lines))
     _chart(rows)
-
-
-def lucia_requests(rows: list[Row]) -> int:
-    return next(row.requests for row in rows if row.name == "lucia_fastapi")
 
 
 def _chart(rows: list[Row]) -> None:
@@ -381,9 +562,10 @@ def _chart(rows: list[Row]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(11, 5), dpi=120)
-    colors = ["#98a2b3", "#d0d5dd", "#b4aef5", "#5b4ddb", "#7a5af8", "#f79009", "#12b76a"]
-    bars = axis.bar([r.name for r in rows], [r.requests_per_s for r in rows], color=colors[: len(rows)])
+    figure, axis = plt.subplots(figsize=(14, 5.5), dpi=110)
+    palette = {"—": "#98a2b3", "asyncpg": "#f79009", "default": "#5b4ddb", "tuned": "#b4aef5"}
+    labels = [f"{r.name}\n({r.engine})" if r.engine != "—" else r.name for r in rows]
+    bars = axis.bar(labels, [r.requests_per_s for r in rows], color=[palette.get(r.engine, "#12b76a") for r in rows])
     for bar, row in zip(bars, rows, strict=True):
         label = f"{row.ratio_to_bare:.2f}× bare"
         if row.statements_per_request is not None:
@@ -393,12 +575,15 @@ def _chart(rows: list[Row]) -> None:
             (bar.get_x() + bar.get_width() / 2, bar.get_height()),
             ha="center",
             va="bottom",
-            fontsize=9,
+            fontsize=8,
             xytext=(0, 3),
             textcoords="offset points",
         )
     axis.set_ylabel("requests / second")
-    axis.set_title("One uvicorn worker, PostgreSQL on loopback, wrk -t1 -c32")
+    axis.set_title(
+        "One uvicorn worker, PostgreSQL on loopback, wrk -t1 -c32 (engine: default = create_async_engine(url))"
+    )
+    axis.tick_params(axis="x", labelsize=7.5)
     axis.spines[["top", "right"]].set_visible(False)
     axis.set_ylim(0, max(r.requests_per_s for r in rows) * 1.22)
     figure.tight_layout()
@@ -407,31 +592,65 @@ def _chart(rows: list[Row]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=8, help="length of each measurement")
+    parser.add_argument("--seconds", type=int, default=5, help="length of each measurement")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     parser.add_argument("--memory-requests", type=int, default=100_000)
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=[4, 16, 32, 64], help="wrk connections in the pool scenario"
+    )
+    parser.add_argument("--only", nargs="+", help="throughput rows to run (names), and skip the other scenarios")
     args = parser.parse_args()
 
     with ExitStack() as stack:
         server = stack.enter_context(PostgresServer(database="lucia_bench"))
         print(f"PostgreSQL on 127.0.0.1:{server.port}", flush=True)
-        cookies = asyncio.run(seed(server.url))
-        names = ("bare", "lucia_without_middleware", "lucia", "fastapi_users", "signed_cookie")
-        workers = {name: Worker(name, server.url) for name in names}
+        redis_url, redis_version = "", "no Redis"
+        try:
+            from lucia_fastapi.testing.redis import RedisServer
+
+            redis = stack.enter_context(RedisServer())
+            version = subprocess.run([str(redis.binary), "--version"], capture_output=True, text=True).stdout
+            redis_url, redis_version = redis.url, f"Redis {version.split()[2].removeprefix('v=')}"
+        except ImportError as error:
+            print(f"no Redis row: {error}", flush=True)
+        cookies = asyncio.run(seed(server.url, redis_url))
+        needed = {"lucia_without_middleware", "lucia@default"} if args.only else set()  # bare, the limit
+        needed |= {case[3] for case in CASES if not args.only or case[0] in args.only}
+        if not args.only:
+            needed.add("lucia@tuned")  # the pool scenario
+        workers: dict[str, Worker] = {}
         stack.callback(lambda: [worker.stop() for worker in workers.values()])
-        login = httpx.get(workers["signed_cookie"].endpoint("/login"))
-        cookies["signed_cookie"] = login.headers["set-cookie"].split(";")[0]
-        for name, worker in workers.items():  # every worker answers its authenticated endpoint before we measure
-            path = "/hello" if name in ("bare", "lucia_without_middleware") else "/me"
-            status = httpx.get(worker.endpoint(path), headers={"Cookie": cookies.get(name, "")}).status_code
-            if status != 200:
-                raise RuntimeError(f"{name} answered {status} on {path}")
+        for worker in sorted(needed):
+            if worker.startswith("lucia_redis") and not redis_url:
+                continue
+            app, _, engine = worker.partition("@")
+            workers[worker] = Worker(app, server.url, engine or "default", redis_url)
+        if "signed_cookie" in workers:
+            login = httpx.get(workers["signed_cookie"].endpoint("/login"))
+            cookies["signed_cookie"] = login.headers["set-cookie"].split(";")[0]
+        for name, _, _, worker, path, cookie in CASES:  # every worker answers before we measure
+            if worker not in workers:
+                continue
+            response = httpx.get(workers[worker].endpoint(path), headers={"Cookie": cookies.get(cookie, "")})
+            if response.status_code != 200:
+                raise RuntimeError(f"{name} answered {response.status_code} on {worker}{path}: {response.text}")
 
         print("scenario 1: throughput", flush=True)
         rows = throughput(server, workers, cookies, args)
-        print("scenario 2: p99 under sign-in load", flush=True)
-        sign_in = p99_under_sign_in_load(workers["lucia"], cookies["lucia"], args)
-        print("scenario 3: memory over many requests", flush=True)
+        if args.only:  # a quick look while developing: the table, no report written
+            for row in rows:
+                print(
+                    f"{row.name:24} {row.engine:8} {row.requests_per_s:8,.0f}/s  p99 {row.p99_ms:6.2f} ms  "
+                    f"{row.ratio_to_bare:.2f}× bare  {row.ratio_to_limit:.2f}× limit  "
+                    f"{row.cpu_us_per_request:4.0f} µs CPU  "
+                    f"{row.statements_per_request} statements/request"
+                )
+            return
+        print("scenario 2: the pool under concurrency", flush=True)
+        pool = pool_under_concurrency(server, workers, cookies["lucia"], args)
+        print("scenario 3: p99 under sign-in load", flush=True)
+        sign_in = p99_under_sign_in_load(workers["lucia@default"], cookies["lucia"], args)
+        print("scenario 4: memory over many requests", flush=True)
         memory = memory_over_requests(server.url, cookies["lucia"], args.memory_requests)
         postgres = subprocess.run([str(server.bin / "postgres"), "--version"], capture_output=True, text=True).stdout
         meta = {
@@ -439,11 +658,12 @@ def main() -> None:
             "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
             "server": _uvicorn_flavour(),
             "postgres": postgres.split()[-1] if postgres else "?",
+            "redis": redis_version,
             "seconds": args.seconds,
             "rounds": args.rounds,
-            "command": "make bench",
+            "command": "make bench" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else ""),
         }
-        write_report(rows, sign_in, memory, meta)
+        write_report(rows, pool, sign_in, memory, meta)
     print((RESULTS / "results.md").read_text())
 
 

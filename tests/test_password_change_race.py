@@ -28,9 +28,10 @@ SIGN_INS_PER_ROUND = 4
 
 
 def make_auth(adapter: Adapter) -> Auth:
-    # A light Argon2 keeps many rounds quick; the race is about ordering, not hash strength. Throttling is off so
-    # that the failed sign-ins of one round do not lock the next rounds out.
-    hasher = PasswordHasher(memory_cost=1024, time_cost=1, max_concurrency=4)
+    # A light Argon2 keeps many rounds quick; the race is about ordering, not hash strength (and with no legacy
+    # hashes to accept, no failure is stretched to scrypt's cost). Throttling is off so that the failed sign-ins of
+    # one round do not lock the next rounds out.
+    hasher = PasswordHasher(memory_cost=1024, time_cost=1, max_concurrency=4, lucia_scrypt=False)
     return Auth(adapter, password_hasher=hasher, sign_in_throttle=None)
 
 

@@ -20,8 +20,8 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
-from sqlalchemy.util import greenlet_spawn
 
+from lucia_fastapi.adapters.sqlalchemy.driver_read import DriverRead, DriverReadFailed
 from lucia_fastapi.adapters.sqlalchemy.schema import SESSION_CORE_COLUMNS, USER_CORE_COLUMNS, AuthTables, default_tables
 from lucia_fastapi.core.errors import ErrorCode, LuciaError
 from lucia_fastapi.core.storage import KeyRow, SessionRow, UserRow
@@ -67,7 +67,14 @@ class SQLAlchemyAdapter:
             .join_from(session, user, session.c.user_id == user.c.id)
             .where(session.c.id == bindparam("session_id"))
         )
-        self._driver_read = _DriverRead.for_engine(engine, self._select_session_and_user)
+        self._select_user = select(user).where(user.c.id == bindparam("user_id"))
+        # The reads every authenticated request makes (the join; the user alone when sessions live elsewhere)
+        # run on driver connections kept for them: see driver_read.py.
+        self._driver_read = DriverRead.for_engine(engine)
+        self._session_and_user_sql = self._user_sql = ""
+        if self._driver_read is not None:
+            self._session_and_user_sql = self._driver_read.compile(self._select_session_and_user)
+            self._user_sql = self._driver_read.compile(self._select_user)
         self._select_session = select(session).where(session.c.id == bindparam("session_id"))
         # A key is always read with its owner's credential generation: a sign-in that races a password change
         # then makes a session of the old generation, which is dead (see Auth.create_session).
@@ -82,8 +89,7 @@ class SQLAlchemyAdapter:
 
     # Users
     async def get_user(self, user_id: str) -> UserRow | None:
-        user = self.tables.user
-        row = await self._read_one(select(user).where(user.c.id == user_id))
+        row = await self._read_by(self._select_user, "user_id", user_id, self._user_sql)
         return self._user_row(row) if row is not None else None
 
     async def set_user(self, user: UserRow, key: KeyRow | None) -> None:
@@ -163,19 +169,21 @@ class SQLAlchemyAdapter:
         return [self._session_row(row) for row in await self._read_all(statement)]
 
     async def get_session_and_user(self, digest: str) -> tuple[SessionRow, UserRow] | None:
-        row = await self._read_session_and_user(digest)
+        row = await self._read_by(self._select_session_and_user, "session_id", digest, self._session_and_user_sql)
         if row is None:
             return None
         split = self._session_columns
         return self._session_row(row[:split]), self._user_row(row[split:])
 
-    async def _read_session_and_user(self, digest: str) -> Sequence[Any] | None:
+    async def _read_by(self, statement: Any, name: str, value: str, sql: str) -> Sequence[Any] | None:
+        """One row of a SELECT with one parameter: on a kept driver connection when there is one."""
         if self._driver_read is not None:
             try:
-                return await self._driver_read.fetch_one(digest)
-            except _DriverReadFailed:
+                with _database_errors():  # a failed checkout (the server is down), or no connection came back in time
+                    return await self._driver_read.fetch_one(sql, value)
+            except DriverReadFailed:
                 pass  # the general path runs it again, and turns any error into the right LuciaError
-        return await self._read_one(self._select_session_and_user, {"session_id": digest})
+        return await self._read_one(statement, {name: value})
 
     async def set_session(self, session: SessionRow) -> None:
         self._check_attribute_names("session", session.attributes, self._session_attribute_names)
@@ -278,68 +286,6 @@ class SQLAlchemyAdapter:
                 f"unknown {kind} attribute(s) {sorted(unknown)}: auth_{kind} has no such column"
                 f" (known: {sorted(known)}); add the column with define_auth_tables(..., {kind}_columns=[...])"
             )
-
-
-class _DriverReadFailed(Exception):
-    """The driver-level read failed; its connection was discarded."""
-
-
-class _DriverRead:
-    """One compiled SELECT with a single parameter, run on the driver's own connection.
-
-    Connections come from SQLAlchemy's pool and are kept between reads (at most as many as the pool's size):
-    a checkout and return through the pool costs more CPU than the query itself (``benchmarks/``). A connection
-    that fails is discarded; the kept ones go back when the engine is disposed.
-    """
-
-    def __init__(self, engine: AsyncEngine, sql: str, driver: str) -> None:
-        self.engine, self.sql, self.driver = engine, sql, driver
-        self._idle: list[PoolProxiedConnection] = []
-        size = getattr(engine.sync_engine.pool, "size", None)
-        self._keep = max(1, size()) if callable(size) else 1
-        event.listen(engine.sync_engine, "engine_disposed", self._release_all)
-
-    @classmethod
-    def for_engine(cls, engine: AsyncEngine, statement: Any) -> _DriverRead | None:
-        driver = engine.dialect.driver
-        if driver not in ("asyncpg", "aiosqlite"):
-            return None
-        return cls(engine, str(statement.compile(dialect=engine.dialect)), driver)
-
-    async def fetch_one(self, value: str) -> tuple[Any, ...] | None:
-        """The row or ``None``; ``_DriverReadFailed`` when anything went wrong (the connection is discarded)."""
-        if self._idle:
-            pooled = self._idle.pop()
-        else:
-            with _database_errors():  # a failed checkout (the server is down) is a SQLAlchemy error already
-                pooled = await greenlet_spawn(self.engine.sync_engine.raw_connection)
-        try:
-            row = await self._fetch(pooled.driver_connection, value)
-        except Exception as error:  # a broken connection, a restarted server: never use this one again
-            await greenlet_spawn(_discard, pooled)
-            raise _DriverReadFailed from error
-        if len(self._idle) < self._keep:
-            self._idle.append(pooled)
-        else:
-            await greenlet_spawn(pooled.close)  # back to the pool (closing may need the event loop: a greenlet)
-        return tuple(row) if row is not None else None
-
-    async def _fetch(self, connection: Any, value: str) -> Any:
-        if self.driver == "asyncpg":
-            return await connection.fetchrow(self.sql, value)
-        async with connection.execute(self.sql, (value,)) as cursor:
-            return await cursor.fetchone()
-
-    def _release_all(self, _engine: object) -> None:
-        # Runs inside engine.dispose(): give the kept connections up, so that nothing outlives the pool.
-        idle, self._idle = self._idle, []
-        for pooled in idle:
-            _discard(pooled)
-
-
-def _discard(pooled: PoolProxiedConnection) -> None:
-    pooled.invalidate()
-    pooled.close()
 
 
 def _key_values(key: KeyRow) -> dict[str, Any]:

@@ -1,0 +1,186 @@
+"""The per-request session read on the driver's own connection, with a small set of connections kept for it.
+
+Every authenticated request runs one compiled SELECT. Through an ``AsyncConnection`` that costs about four times
+the query's own CPU, and even a bare checkout from SQLAlchemy's pool and back costs more than the query
+(``benchmarks/``). So ``DriverRead`` borrows connections from the engine's pool once and keeps them between
+reads. How many it keeps is what decides the speed under load:
+
+- at most the pool's ``pool_size`` (5 with ``create_async_engine(url)``'s defaults): the connections a pool keeps
+  open anyway. It never takes the overflow: an overflow connection is opened for one checkout and closed when it
+  comes back, which is exactly the slow path (one new PostgreSQL connection per request) this avoids;
+- when all the kept connections are busy, a read waits for the next one to come back (first come, first served)
+  instead of checking out another: on one worker, five connections in flight keep PostgreSQL as busy as forty;
+- it always leaves the rest of the application room in the pool: with ``max_overflow=0`` it keeps one fewer
+  than ``pool_size``, and if that leaves none, it returns each connection after its read (and warns once);
+- a ``NullPool`` (or any pool without a size) opens a connection per read by design: it is used as such, with a
+  warning once, since that is the setting that decides the speed.
+
+A connection that fails is discarded (the caller runs the read again through SQLAlchemy, which turns any error into
+the right ``LuciaError``); the kept ones go back when the engine is disposed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import NullPool, PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
+
+logger = logging.getLogger("lucia_fastapi")
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(kind: str, message: str) -> None:
+    if kind not in _WARNED:
+        _WARNED.add(kind)
+        logger.warning(message)
+
+
+class DriverReadFailed(Exception):
+    """The driver-level read failed; its connection was discarded. The caller may run the read another way."""
+
+
+class DriverRead:
+    """Compiled SELECTs with a single parameter, run on driver connections kept for them (see the module)."""
+
+    def __init__(self, engine: AsyncEngine, driver: str) -> None:
+        self.engine, self.driver = engine, driver
+        self.limit, self.keep_idle, self.timeout = connections_to_keep(engine)
+        self._idle: list[PoolProxiedConnection] = []
+        self._owned = 0  # idle + in use
+        self._waiters: deque[asyncio.Future[PoolProxiedConnection | None]] = deque()
+        event.listen(engine.sync_engine, "engine_disposed", self._release_all)
+
+    @classmethod
+    def for_engine(cls, engine: AsyncEngine) -> DriverRead | None:
+        """A ``DriverRead`` for ``engine``, or ``None`` when its driver is not one we know."""
+        driver = engine.dialect.driver
+        if driver not in ("asyncpg", "aiosqlite"):
+            return None
+        return cls(engine, driver)
+
+    def compile(self, statement: Any) -> str:
+        """The SQL of ``statement`` (one bound parameter) as the driver takes it, for ``fetch_one``."""
+        return str(statement.compile(dialect=self.engine.dialect))
+
+    async def fetch_one(self, sql: str, value: str) -> tuple[Any, ...] | None:
+        """The row or ``None``; ``DriverReadFailed`` when anything went wrong (the connection is discarded).
+
+        Errors of the checkout itself (the server is down) are SQLAlchemy's and go up as they are."""
+        # The usual case first, without a coroutine of its own: a kept connection is idle.
+        pooled = self._idle.pop() if self._idle else await self._acquire()
+        try:
+            row = await self._fetch(pooled.driver_connection, sql, value)
+        except BaseException as error:  # a broken connection, a restarted server, a cancel: never use it again
+            self._lost()
+            await asyncio.shield(greenlet_spawn(_discard, pooled))
+            if isinstance(error, Exception):
+                raise DriverReadFailed from error
+            raise
+        if self._waiters or not self.keep_idle:
+            await self._release(pooled)
+        else:
+            self._idle.append(pooled)
+        return tuple(row) if row is not None else None
+
+    async def _acquire(self) -> PoolProxiedConnection:
+        while True:
+            if self._idle:
+                return self._idle.pop()
+            if self._owned < self.limit:
+                self._owned += 1
+                try:
+                    return await greenlet_spawn(self.engine.sync_engine.raw_connection)
+                except BaseException:
+                    self._lost()
+                    raise
+            waiter: asyncio.Future[PoolProxiedConnection | None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                async with asyncio.timeout(self.timeout):
+                    pooled = await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled() and (handed := waiter.result()) is not None:
+                    await self._release(handed)  # it arrived as we gave up: pass it on
+                else:
+                    waiter.cancel()
+                raise
+            if pooled is not None:
+                return pooled
+            # None: a connection was lost, so there is room to check out a new one; go round again.
+
+    async def _release(self, pooled: PoolProxiedConnection) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(pooled)  # straight to the longest waiting read
+                return
+        if self.keep_idle:
+            self._idle.append(pooled)
+        else:
+            self._owned -= 1
+            await greenlet_spawn(pooled.close)  # back to the pool (closing may need the event loop: a greenlet)
+
+    def _lost(self) -> None:
+        """A connection we owned is gone: a waiting read may check out another."""
+        self._owned -= 1
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _fetch(self, connection: Any, sql: str, value: str) -> Any:
+        if self.driver == "asyncpg":
+            return await connection.fetchrow(sql, value)
+        async with connection.execute(sql, (value,)) as cursor:
+            return await cursor.fetchone()
+
+    def _release_all(self, _engine: object) -> None:
+        # Runs inside engine.dispose(): give the kept connections up, so that nothing outlives the pool.
+        idle, self._idle = self._idle, []
+        self._owned -= len(idle)
+        for pooled in idle:
+            _discard(pooled)
+
+
+def connections_to_keep(engine: AsyncEngine) -> tuple[int, bool, float]:
+    """(how many connections the session read may hold at once, whether it keeps them between reads, how long a
+    read waits for one): from the engine's pool settings, as the module describes."""
+    pool = engine.sync_engine.pool
+    size = getattr(pool, "size", None)
+    overflow = getattr(pool, "_max_overflow", None)
+    timeout_of = getattr(pool, "timeout", None)
+    timeout = float(timeout_of()) if callable(timeout_of) else 30.0
+    if not callable(size) or not isinstance(overflow, int):
+        if isinstance(pool, NullPool):
+            _warn_once(
+                "pool:NullPool",
+                "lucia_fastapi: the engine uses NullPool, which keeps no connections: every authenticated request "
+                "opens a new database connection. create_async_engine(url) without a poolclass keeps them "
+                "(see docs/how-to/multiple-hosts.md).",
+            )
+        return 1, False, timeout  # StaticPool, NullPool, a pool of the app's own: a checkout per read
+    pool_size = int(size())
+    if pool_size == 0 or overflow < 0:  # no limit on the pool: keep what a default pool keeps
+        return max(pool_size, 5), True, timeout
+    room = pool_size + overflow
+    if room <= 1:
+        _warn_once(
+            "pool:one",
+            "lucia_fastapi: the engine's pool holds a single connection, so the session read cannot keep one for "
+            "itself; every authenticated request checks one out. Allow a few (create_async_engine(url) keeps 5).",
+        )
+        return 1, False, timeout
+    return min(pool_size, room - 1), True, timeout
+
+
+def _discard(pooled: PoolProxiedConnection) -> None:
+    pooled.invalidate()
+    pooled.close()
