@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.templating import Jinja2Templates
 
+from examples.mfa_setup import build_mfa
 from examples.oauth_routes import install as install_oauth
 from lucia_fastapi import (
     Auth,
@@ -44,6 +45,7 @@ from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitSto
 from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
 from lucia_fastapi.core.ratelimit import RateLimiter, RateLimitStore, SignInThrottle
 from lucia_fastapi.dependencies import AuthRequestDep, CurrentSession, CurrentUser, require_same_origin
+from lucia_fastapi.features.mfa.web import PageRedirect
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite:///lucia_example.sqlite3")
 MIN_PASSWORD_LENGTH = 8
@@ -64,6 +66,7 @@ auth = Auth(
     env="PROD" if os.environ.get("LUCIA_ENV") == "PROD" else "DEV",
     sign_in_throttle=SignInThrottle(store=rate_limit_store),
 )
+mfa = build_mfa(auth, engine, metadata, rate_limit_store)  # second factors and passkeys: examples/mfa_routes.py
 
 
 @asynccontextmanager
@@ -132,12 +135,17 @@ def check_new_credentials(email: str, password: str) -> str:
     return email
 
 
-async def start_session(request: Request, user_id: str, *, key: Key | None = None, cookie: bool) -> Session:
+async def start_session(
+    request: Request, user_id: str, *, key: Key | None = None, cookie: bool, second_factor_pending: bool = False
+) -> Session:
     """A browser gets its new session as a cookie (and its previous session, if any, is invalidated); an API
-    client gets it as a token in the answer."""
+    client gets it as a token in the answer. A pending session waits for the second factor (/mfa/verify)."""
     if cookie:
-        return await request.state.auth.create_session(user_id, key=key)
-    return await auth.create_session(user_id, key=key, attributes=request.state.auth.session_attributes())
+        return await request.state.auth.create_session(user_id, key=key, second_factor_pending=second_factor_pending)
+    attributes = request.state.auth.session_attributes()
+    return await auth.create_session(
+        user_id, key=key, attributes=attributes, second_factor_pending=second_factor_pending
+    )
 
 
 async def sign_up(email: str, password: str, request: Request, *, cookie: bool = True) -> Session:
@@ -168,7 +176,8 @@ async def sign_in(email: str, password: str, request: Request, *, cookie: bool =
         raise
     # Invalidates the session this browser carried, makes a new one and sets its cookie. The key makes a sign-in
     # that raced a password change die with the old password.
-    return await start_session(request, key.user_id, key=key, cookie=cookie)
+    pending = await mfa.requires_second_factor(key.user_id)  # then the session waits for the second step
+    return await start_session(request, key.user_id, key=key, cookie=cookie, second_factor_pending=pending)
 
 
 async def change_password(request: Request, user: User, current: str, new: str, *, cookie: bool = True) -> Session:
@@ -224,6 +233,8 @@ async def page_user(auth_request: AuthRequestDep) -> tuple[Session, User]:
     session, user = await auth_request.get_session_user()
     if session is None or user is None:
         raise NotSignedIn(expired=auth_request.session_id is not None)
+    if session.second_factor_pending:
+        raise PageRedirect("/mfa/verify")
     return session, user
 
 
@@ -289,10 +300,10 @@ async def credentials_form(request: Request, template: str, signing_in: Awaitabl
     """Sign-in (sign-up lives in email_routes: one answer for new and taken addresses): on success set the session
     cookie and go to the profile; on a mistake show the form again with what went wrong."""
     try:
-        await signing_in
+        session = await signing_in
     except FormError as error:
         return page(request, template, status_code=error.status_code, error=str(error), email=email)
-    return see_other("/profile")
+    return see_other("/mfa/verify" if session.second_factor_pending else "/profile")
 
 
 @app.get("/profile", include_in_schema=False)
@@ -445,4 +456,9 @@ oauth = install_oauth(
     page_user=lambda request: page_user(request.state.auth),
     render=page,
     rate_limiter=RateLimiter(rate_limit_store),
+    second_factor_required=mfa.requires_second_factor,
 )
+
+from examples.mfa_routes import install_mfa  # noqa: E402 - its routes use this module's helpers
+
+install_mfa(app)

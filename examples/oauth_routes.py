@@ -93,6 +93,7 @@ def install(
     page_user: Callable[[Request], Awaitable[Any]],
     render: Callable[..., HTMLResponse],
     rate_limiter: RateLimiter | None = None,
+    second_factor_required: Callable[[str], Awaitable[bool]] | None = None,
 ) -> OAuth | None:
     """Add the OAuth routes, the sign-in buttons and the connected-accounts page to ``app``."""
     providers = configured_providers(os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000"))
@@ -135,6 +136,7 @@ def install(
         rate_limiter=rate_limiter,
         on_error=refused,
         default_return_to="/profile",
+        second_factor_required=second_factor_required,  # users with TOTP or a passkey still take the second step
     )
     app.router.routes.extend(oauth.routes(prefix="/oauth"))
 

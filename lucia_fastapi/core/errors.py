@@ -25,6 +25,13 @@ ErrorCode = Literal[
     # the session is waiting for its second factor (``second_factor_pending``), or is too old for a sensitive action.
     "AUTH_SECOND_FACTOR_REQUIRED",
     "AUTH_REAUTHENTICATION_REQUIRED",
+    # Second factors (lucia_fastapi.features.mfa): a wrong or replayed code, a factor that is not (or already)
+    # set up, a passkey ceremony that failed, a ceremony challenge that is missing, used, expired or not this one's.
+    "MFA_INVALID_CODE",
+    "MFA_NOT_ENROLLED",
+    "MFA_ALREADY_ENROLLED",
+    "MFA_INVALID_PASSKEY",
+    "MFA_INVALID_CHALLENGE",
 ]
 
 ERROR_CODES: frozenset[str] = frozenset(get_args(ErrorCode))

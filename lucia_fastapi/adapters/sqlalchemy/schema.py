@@ -116,3 +116,7 @@ from lucia_fastapi.adapters.sqlalchemy.tokens import define_token_tables  # noqa
 rate_limit_table = define_rate_limit_tables(metadata)
 token_table = define_token_tables(metadata)  # auth_token: single-use tokens of the email flows (migration 0004)
 oauth_token_table = define_oauth_tables(metadata)  # auth_oauth_token: provider tokens, when kept (migration 0005)
+
+from lucia_fastapi.adapters.sqlalchemy.mfa import define_mfa_tables  # noqa: E402
+
+default_mfa_tables = define_mfa_tables(metadata)  # TOTP, recovery codes, passkeys, passkey challenges (0006)
