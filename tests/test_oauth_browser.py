@@ -130,7 +130,12 @@ async def sign_up_with_password(page: Page, email: str, password: str) -> None:
     await page.goto("/signup")
     await page.fill("#email", email)
     await page.fill("#password", password)
-    await page.click("button[type=submit] >> text=Sign up")
+    await page.click("main form[action='/signup'] button[type=submit]")
+    await expect(page).to_have_url(re.compile(r"/signup/check-email$"))  # the same answer, taken address or not
+    await page.goto("/signin")
+    await page.fill("#email", email)
+    await page.fill("#password", password)
+    await page.click("main form[action='/signin'] button[type=submit]")
     await expect(page).to_have_url(re.compile(r"/profile$"))
 
 
