@@ -86,7 +86,8 @@ def lucia_app(*, middleware: bool = True, redis: bool = False) -> FastAPI:
         from lucia_fastapi.adapters.redis.sessions import RedisSessionAdapter
 
         adapter = RedisSessionAdapter(adapter, Redis.from_url(REDIS_URL))
-    auth = Auth(adapter)
+    # No sign-in rate limits: the sign-in scenario signs one account in over and over, to load the hashing.
+    auth = Auth(adapter, sign_in_throttle=None)
     raw: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -153,8 +154,8 @@ def lucia_app(*, middleware: bool = True, redis: bool = False) -> FastAPI:
     async def signin(credentials: Credentials, auth_request: AuthRequestDep) -> dict[str, bool]:
         try:
             await auth.use_key("email", credentials.email, credentials.password)
-        except LuciaError as error:
-            raise HTTPException(400, error.code) from None
+        except LuciaError as error:  # the hashing queue is full (admission control): refused fast, a 429
+            raise HTTPException(429 if error.code == "AUTH_TOO_MANY_ATTEMPTS" else 400, error.code) from None
         return {"ok": True}
 
     return app

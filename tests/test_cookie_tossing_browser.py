@@ -136,10 +136,13 @@ class Scene:
         return context, await context.new_page()
 
     async def sign_up(self, page: Page, email: str, password: str) -> None:
+        """Sign up (the example answers "check your email", whatever the address), then sign in."""
         await page.goto("/signup")
         await page.fill("#email", email)
         await page.fill("#password", password)
         await page.click("text=Sign up >> nth=-1")
+        await expect(page).to_have_url(re.compile(r"/signup/check-email$"))
+        await self.sign_in(page, email, password)
         await expect(page.locator("h1")).to_have_text(f"Hello, {email}")
 
     async def sign_in(self, page: Page, email: str, password: str) -> None:

@@ -143,6 +143,13 @@ def signed_in(client: httpx.Client, session_id: str) -> bool:
     return response.status_code == 200
 
 
+def sign_up(client: httpx.Client, email: str) -> str:
+    """A new account (the example answers "check your email" either way), then a sign-in: its session id."""
+    created = post(client, "/signup", None, {"email": email, "password": PASSWORD})
+    assert created.status_code == 303, created.text
+    return session_cookie(post(client, "/signin", None, {"email": email, "password": PASSWORD}))
+
+
 def post(client: httpx.Client, path: str, session_id: str | None, data: dict[str, str]) -> httpx.Response:
     headers = {"origin": str(client.base_url).rstrip("/")}
     if session_id:
@@ -155,7 +162,7 @@ def post(client: httpx.Client, path: str, session_id: str | None, data: dict[str
 def test_signing_in_while_signed_in_invalidates_the_previous_session(example_url: str) -> None:
     email = f"{secrets.token_hex(4)}@example.com"
     with httpx.Client(base_url=example_url) as client:
-        first = session_cookie(post(client, "/signup", None, {"email": email, "password": PASSWORD}))
+        first = sign_up(client, email)
         second = session_cookie(post(client, "/signin", first, {"email": email, "password": PASSWORD}))
         assert second != first
         assert not signed_in(client, first) and signed_in(client, second)
@@ -164,7 +171,7 @@ def test_signing_in_while_signed_in_invalidates_the_previous_session(example_url
 def test_password_change_gives_this_device_a_new_id_and_signs_out_the_rest(example_url: str) -> None:
     email = f"{secrets.token_hex(4)}@example.com"
     with httpx.Client(base_url=example_url) as client:
-        desk = session_cookie(post(client, "/signup", None, {"email": email, "password": PASSWORD}))
+        desk = sign_up(client, email)
         phone = session_cookie(post(client, "/signin", None, {"email": email, "password": PASSWORD}))
         changed = post(client, "/password", desk, {"current_password": PASSWORD, "new_password": "a new password"})
         assert changed.status_code == 303 and changed.headers["location"].startswith("/profile")
@@ -176,7 +183,7 @@ def test_password_change_gives_this_device_a_new_id_and_signs_out_the_rest(examp
 def test_sign_out_everywhere_else_re_sets_this_devices_cookie(example_url: str) -> None:
     email = f"{secrets.token_hex(4)}@example.com"
     with httpx.Client(base_url=example_url) as client:
-        laptop = session_cookie(post(client, "/signup", None, {"email": email, "password": PASSWORD}))
+        laptop = sign_up(client, email)
         phone = session_cookie(post(client, "/signin", None, {"email": email, "password": PASSWORD}))
         response = post(client, "/sessions/revoke-others", laptop, {})
         assert response.status_code == 303

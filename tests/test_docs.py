@@ -130,3 +130,12 @@ def test_every_name_the_docs_import_from_lucia_fastapi_exists() -> None:
                     if alias.name.startswith("lucia_fastapi"):
                         importlib.import_module(alias.name)
     assert wrong == []
+
+
+def test_readme_links_point_at_files_that_exist() -> None:
+    """The README is read on its own (PyPI, a code host), outside the strict docs build: check its links here."""
+    readme = (ROOT / "README.md").read_text()
+    targets = [target.split("#")[0] for target in re.findall(r"\]\(([^)\s]+)\)", readme)]
+    local = [target for target in targets if target and "://" not in target]
+    assert local, "the README links into the docs"
+    assert [target for target in local if not (ROOT / target).exists()] == []

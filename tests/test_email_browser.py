@@ -233,7 +233,7 @@ async def test_email_change_is_verified_first_and_the_old_address_told(browser: 
 async def test_reset_requests_answer_alike_in_the_same_time(example: Example) -> None:
     """Known and unknown addresses: the same page, and the same time (median ratio well within 2x) on the real
     server: the lookup and the mail happen after the answer."""
-    known = [f"known{i}@example.com" for i in range(8)]
+    known = [f"known{i}@example.com" for i in range(12)]
     async with httpx.AsyncClient(base_url=example.url, headers={"origin": example.url}) as client:
         for address in known:
             await client.post("/signup", data={"email": address, "password": PASSWORD})
@@ -244,7 +244,8 @@ async def test_reset_requests_answer_alike_in_the_same_time(example: Example) ->
                 await asyncio.sleep(0.05)  # let the previous request's background work finish (not timed)
                 started = time.perf_counter()
                 answer = await client.post("/forgot-password", data={"email": email})
-                timings[kind].append(time.perf_counter() - started)
+                if i > 0:  # the first pair warms up connections and code paths
+                    timings[kind].append(time.perf_counter() - started)
                 pages.add((answer.status_code, answer.text))
     assert len(pages) == 1 and next(iter(pages))[0] == 200
     ratio = statistics.median(timings["known"]) / statistics.median(timings["unknown"])

@@ -250,3 +250,22 @@ async def test_google_denied_and_bad_code(google_url: str) -> None:
         f"/oauth/google/callback?code=nope&state={state}", headers={"accept": "application/json"}
     )
     assert bad.status_code == 400 and code_of(bad) == "OAUTH_PROVIDER_ERROR"
+
+
+async def test_a_provider_unreachable_at_the_callback_is_a_clear_502() -> None:
+    from lucia_fastapi.testing.postgres import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    app = App(
+        github(
+            client_id="github-client",
+            client_secret="github-secret",
+            redirect_uri=f"{APP}/oauth/github/callback",
+            base_url=dead,
+            api_url=dead,
+        )
+    )
+    state = parse_qs(urlsplit(await app.authorization_url()).query)["state"][0]
+    page = await app.client.get(f"/oauth/github/callback?code=abc&state={state}")
+    assert page.status_code == 502 and "could not reach the provider" in page.text
+    assert await app.user_id() is None

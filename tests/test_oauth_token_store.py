@@ -3,6 +3,7 @@ and rows that go with their key and their user."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,6 +13,7 @@ from lucia_fastapi.adapters.sqlalchemy.oauth import SQLAlchemyOAuthTokenStore
 from lucia_fastapi.adapters.sqlalchemy.schema import default_tables
 from lucia_fastapi.adapters.sqlalchemy.schema import metadata as default_metadata
 from lucia_fastapi.features.oauth import MemoryOAuthTokenStore, OAuthTokenRow, OAuthTokenStore
+from lucia_fastapi.testing.oauth import OAUTH_TOKEN_STORE_CASES, run_oauth_token_store_conformance
 from tests.conftest import ALL_STORES, make_engine, record_database
 
 
@@ -30,6 +32,18 @@ async def stores(
 
 def row(key_id: str, user_id: str, access: str = "ciphertext-1", refresh: str | None = "ciphertext-2") -> OAuthTokenRow:
     return OAuthTokenRow(key_id, user_id, access, refresh, 1_700_000_000_000, "openid email", 1_600_000_000_000)
+
+
+async def test_every_store_passes_the_conformance_suite(stores: tuple[Auth, OAuthTokenStore]) -> None:
+    auth, store = stores
+
+    async def new_key() -> tuple[str, str]:
+        subject = secrets.token_hex(6)
+        user = await auth.create_user(key=KeySpec("corp", subject))
+        return f"corp:{subject}", user.user_id
+
+    ran = await run_oauth_token_store_conformance(store, new_key=new_key)
+    assert ran == [case.__name__ for case in OAUTH_TOKEN_STORE_CASES]
 
 
 async def test_save_replace_get_delete(stores: tuple[Auth, OAuthTokenStore]) -> None:

@@ -95,3 +95,17 @@ def test_reprs_show_no_secret() -> None:
         )
     )
     assert "secret" not in shown
+
+
+def test_a_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import importlib.util
+    import sys
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name == "joserfc" else real_find_spec(name, *args)
+    )
+    monkeypatch.delitem(sys.modules, "lucia_fastapi.features.oauth.providers")
+    with pytest.raises(ImportError, match=r"pip install 'lucia_fastapi\[oauth\]'"):
+        importlib.import_module("lucia_fastapi.features.oauth.providers")

@@ -46,9 +46,11 @@ def new_account() -> dict[str, str]:
 
 def signed_in_cookie(client: httpx.Client, origin: str, headers: dict[str, str] | None = None) -> dict[str, str]:
     email = f"{secrets.token_hex(4)}@example.com"
-    response = client.post(
-        "/signup", data={"email": email, "password": PASSWORD}, headers={"origin": origin, **(headers or {})}
-    )
+    headers = {"origin": origin, **(headers or {})}
+    created = client.post("/signup", data={"email": email, "password": PASSWORD}, headers=headers)
+    assert created.status_code == 303, created.text  # "check your email"; the password works at once
+    client.cookies.clear()
+    response = client.post("/signin", data={"email": email, "password": PASSWORD}, headers=headers)
     assert response.status_code == 303, response.text
     client.cookies.clear()
     return {"cookie": response.headers["set-cookie"].split(";")[0]}

@@ -33,8 +33,11 @@ class CountingHasher(PasswordHasher):
         super().__init__(**options)
         self.verified = 0
         self._lock = threading.Lock()
+        self.gate = threading.Event()  # hashing waits here until it is set: the test decides when hashes finish
+        self.gate.set()
 
     def _timed_verify(self, hashed: str, password: str) -> tuple[bool, str, float]:
+        assert self.gate.wait(60), "the test never opened the gate"
         with self._lock:
             self.verified += 1
         return super()._timed_verify(hashed, password)
@@ -70,17 +73,19 @@ async def test_flood_of_bogus_sign_ins_a_real_one_is_answered_and_session_reads_
                     refused_fast += 1
                     await asyncio.sleep(0.01)
 
+    hasher.gate.clear()  # no hash finishes until the session reads are done
     flood = [asyncio.create_task(attacker(n)) for n in range(200)]
     try:
-        for _ in range(1000):  # until the flood fills the queue (the rate limits' store is on the way)
+        for _ in range(3000):  # until the flood fills the queue (the rate limits' store is on the way)
             if hasher.pending == capacity:
                 break
             await asyncio.sleep(0.01)
         assert hasher.pending == capacity, "the flood fills the queue"
-        # Session reads while the queue is full: they finish while the hashes are still pending.
+        # Session reads while the queue is full and not one hash can finish: they never wait behind hashing.
         reads = await asyncio.gather(*(auth.validate_session_user(session.session_id) for _ in range(50)))
         assert all(read.user is not None for read in reads)
-        assert hasher.pending > 0, "the reads did not wait for the hashing queue to drain"
+        assert hasher.pending == capacity and hasher.verified == 0, "the reads were answered with every hash stuck"
+        hasher.gate.set()
         # Real sign-ins from the owner's address during the flood: each is answered, accepted or refused at once.
         answers = []
         for _ in range(20):
@@ -96,6 +101,7 @@ async def test_flood_of_bogus_sign_ins_a_real_one_is_answered_and_session_reads_
             await asyncio.sleep(0.01)
         assert set(answers) <= {"OK", "AUTH_TOO_MANY_ATTEMPTS"}, answers
     finally:
+        hasher.gate.set()
         stop.set()
         await asyncio.gather(*flood)
     # Refusals for a busy server cost the owner no attempt: right after the flood, the password works.

@@ -35,6 +35,7 @@ class ExampleApp(FastAPI):
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     await create_tables()
     yield
+    await email.close()  # deliver mail still queued (reset lookups, SMTP)
     await close()
 
 

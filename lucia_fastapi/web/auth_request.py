@@ -116,6 +116,14 @@ class AuthRequest(Generic[UserT]):
             await self.auth.invalidate_session(session_id)
         self.clear_session()
 
+    @property
+    def client_address(self) -> str | None:
+        """The client's address, for ``auth.use_key(..., client_address=...)`` (per-address sign-in limits): the
+        peer the ASGI server reports. Behind a reverse proxy, that is the proxy unless the server is told to trust
+        its forwarded headers (uvicorn: ``--forwarded-allow-ips=<the proxy's address>``)."""
+        client = self.connection.client
+        return client.host if client else None
+
     def session_attributes(self) -> dict[str, Any]:
         """``user_agent`` and ``ip_address`` of this request, for ``auth.create_session(..., attributes=...)``."""
         client = self.connection.client

@@ -11,15 +11,16 @@ the app's ``on_error``):
 
 On WebSocket routes the same cases close the handshake with code 1008 (policy violation) instead.
 
-With ``transform_user`` returning your own type, make your own alias, and type checkers see ``MyUser``::
+With ``transform_user`` returning your own type, make your own alias, and type checkers see ``MyUser``
+(``current_user_dependency`` also checks the type at run time)::
 
-    MyCurrentUser = Annotated[MyUser, Depends(require_user)]
+    MyCurrentUser = Annotated[MyUser, Depends(current_user_dependency(MyUser))]
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, NoReturn
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, NoReturn, TypeVar, cast
 
 from fastapi import Depends, Security, WebSocketException, status
 from fastapi.security import APIKeyCookie, HTTPBearer
@@ -165,3 +166,48 @@ optional_user = _Guard(
 CurrentSession = Annotated[Session, Depends(require_session)]
 CurrentUser = Annotated[User, Depends(require_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
+
+
+AppUserT = TypeVar("AppUserT")
+
+
+def _checked(user_type: type[AppUserT], user: object) -> AppUserT:
+    if not isinstance(user, user_type):
+        raise TypeError(
+            f"lucia_fastapi: the route expects a {user_type.__qualname__} but transform_user made a"
+            f" {type(user).__qualname__}: make the dependency's type and Auth(transform_user=...) agree"
+        )
+    return user
+
+
+def current_user_dependency(user_type: type[AppUserT]) -> Callable[..., Awaitable[AppUserT]]:
+    """``require_user`` for an app whose ``transform_user`` returns ``user_type``; name it in an alias::
+
+        CurrentMember = Annotated[Member, Depends(current_user_dependency(Member))]
+
+    Routes then get a ``Member``, for type checkers (``tests/typing/check_user_type.py``) and at run time: a user
+    of another type (``transform_user`` and the alias disagree) raises a ``TypeError`` naming both instead of
+    reaching the route. Refuses like ``require_user`` (401/403/503) and declares the session cookie in OpenAPI.
+    """
+
+    def answer(auth_request: AuthRequest[Any], session: Session | None, user: Any) -> AppUserT:
+        return _checked(user_type, _user_or_refuse(auth_request, session, user))
+
+    doc = f"The signed-in user as a ``{user_type.__qualname__}``, or 401/403/503 (like ``require_user``)."
+    return cast("Callable[..., Awaitable[AppUserT]]", _Guard(f"current_{user_type.__name__.lower()}", answer, doc))
+
+
+def optional_user_dependency(user_type: type[AppUserT]) -> Callable[..., Awaitable[AppUserT | None]]:
+    """``optional_user`` for an app whose ``transform_user`` returns ``user_type``: the user or ``None``::
+
+    OptionalMember = Annotated[Member | None, Depends(optional_user_dependency(Member))]
+    """
+
+    def answer(auth_request: AuthRequest[Any], session: Session | None, user: Any) -> AppUserT | None:
+        found = _user_or_none(auth_request, session, user)
+        return None if found is None else _checked(user_type, found)
+
+    doc = f"The signed-in user as a ``{user_type.__qualname__}``, or ``None`` (like ``optional_user``)."
+    return cast(
+        "Callable[..., Awaitable[AppUserT | None]]", _Guard(f"optional_{user_type.__name__.lower()}", answer, doc)
+    )

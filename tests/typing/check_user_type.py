@@ -14,7 +14,15 @@ from typing import Annotated, assert_type
 from fastapi import Depends, FastAPI
 
 from lucia_fastapi import Auth, MemoryAdapter, Session, User
-from lucia_fastapi.dependencies import CurrentSession, CurrentUser, OptionalUser, optional_user, require_user
+from lucia_fastapi.dependencies import (
+    CurrentSession,
+    CurrentUser,
+    OptionalUser,
+    current_user_dependency,
+    optional_user,
+    optional_user_dependency,
+    require_user,
+)
 
 
 @dataclass(frozen=True)
@@ -35,8 +43,23 @@ assert_type(plain_auth, Auth[User])
 
 CurrentMember = Annotated[Member, Depends(require_user)]
 OptionalMember = Annotated[Member | None, Depends(optional_user)]
+# The same with the factories, which also check the type at run time:
+CheckedMember = Annotated[Member, Depends(current_user_dependency(Member))]
+CheckedOptionalMember = Annotated[Member | None, Depends(optional_user_dependency(Member))]
 
 app = FastAPI()
+
+
+async def factories() -> None:
+    assert_type(await current_user_dependency(Member)(), Member)
+    assert_type(await optional_user_dependency(Member)(), Member | None)
+
+
+@app.get("/checked")
+async def checked(member: CheckedMember, maybe_member: CheckedOptionalMember) -> str:
+    assert_type(member, Member)
+    assert_type(maybe_member, Member | None)
+    return member.email
 
 
 async def core_calls() -> None:
@@ -75,4 +98,5 @@ async def mistakes(member: CurrentMember, maybe_member: OptionalMember, user: Cu
     print(user.email)  # type: ignore[attr-defined]
     wrong_user: Member = await auth.get_user("u")
     not_a_member: Member = await plain_auth.get_user("u")  # type: ignore[assignment]
-    print(as_user, wrong_user, not_a_member)
+    not_a_user: User = await current_user_dependency(Member)()  # type: ignore[assignment]
+    print(as_user, wrong_user, not_a_member, not_a_user)

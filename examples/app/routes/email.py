@@ -89,6 +89,15 @@ async def email_section(_request: Request, user: Any) -> tuple[str, dict[str, An
 
 
 SECURITY_SECTIONS.append(email_section)
+
+
+async def close() -> None:
+    """At shutdown (the app's lifespan): deliver the mail still queued for SMTP."""
+    await flows.drain()  # password reset lookups still running may queue mail
+    if isinstance(sender, SMTPEmailSender):
+        await sender.aclose()
+
+
 NOTICES.update(
     {
         "email-verified": "Your email address is verified.",

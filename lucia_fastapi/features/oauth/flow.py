@@ -356,15 +356,12 @@ class OAuth:
             raise OAuthError("OAUTH_ACCOUNT_EXISTS", "the key has a password") from None
         await self._store_tokens(key, tokens, provider)
         auth_request = _auth_request(request)
-        attributes = auth_request.session_attributes() if auth_request is not None else None
+        if auth_request is None:
+            raise RuntimeError("OAuth sign-in needs AuthMiddleware: app.add_middleware(AuthMiddleware, auth=auth)")
         pending = self.second_factor_required is not None and await self.second_factor_required(key.user_id)
-        session = await self.auth.create_session(
-            key.user_id, attributes=attributes, key=key, second_factor_pending=pending
-        )
-        previous = auth_request.session_id if auth_request is not None else None
-        if previous is not None:  # rotation: the session the browser had before is over
-            await self.auth.invalidate_session(previous)
-        self._set_session(request, session)
+        # A new session with this request's user agent and address, its cookie sent, and the session the browser
+        # carried before invalidated (no fixation).
+        await auth_request.create_session(key.user_id, key=key, second_factor_pending=pending)
 
     async def _link(
         self, request: Request, user_id: str, identity: OAuthIdentity, tokens: TokenSet, provider: OAuthProvider

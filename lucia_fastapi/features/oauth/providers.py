@@ -17,7 +17,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+from lucia_fastapi._extras import require_extra
 from lucia_fastapi.features.oauth.errors import OAuthError
+
+for _module in ("httpx", "joserfc", "cryptography"):
+    require_extra(_module, "oauth", "lucia_fastapi.features.oauth")
 
 if TYPE_CHECKING:
     import httpx
