@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Response, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Request,
+    Response,
+    async_playwright,
+    expect,
+)
 
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
@@ -124,7 +133,12 @@ async def device(browser: Browser, base_url: str, width: Width = DESKTOP) -> Dev
 
     page.on("console", console)
     page.on("response", response)
-    page.on("requestfailed", lambda request: found.console_errors.append(f"failed: {request.url}"))
+
+    def failed(request: Request) -> None:
+        if request.failure != "net::ERR_ABORTED":  # cut short by the next navigation: not a fault of the page
+            found.console_errors.append(f"failed: {request.url} {request.failure}")
+
+    page.on("requestfailed", failed)
     return found
 
 
