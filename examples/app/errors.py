@@ -3,6 +3,7 @@ it) and never shows the library's wording or raw JSON; ``/api/`` gets JSON ``{"d
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -107,7 +108,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:
         if is_api(request):
-            return JSONResponse({"detail": error.errors()}, status_code=422)
+            # Without echoing the input: a lone surrogate in it (valid JSON, invalid text) cannot be encoded, and
+            # would turn a bad request into a 500. ensure_ascii: any text at all can be sent back as \uXXXX.
+            fields = [
+                {"loc": [str(part) for part in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+                for e in error.errors()
+            ]
+            body = json.dumps({"detail": fields}, ensure_ascii=True)
+            return Response(body, status_code=422, media_type="application/json")
         return await error_page(request, 422)
 
     @app.exception_handler(Exception)

@@ -111,9 +111,9 @@ async def api_sessions(user: CurrentUser, session: CurrentSession) -> list[dict[
     return describe_sessions(await auth.get_all_user_sessions(user.user_id), session)
 
 
-@router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def api_revoke_session(session_id: str, user: CurrentUser) -> None:
-    if not await revoke(user.user_id, session_id[:64]):
+@router.delete("/sessions/{digest}", status_code=status.HTTP_204_NO_CONTENT)
+async def api_revoke_session(digest: str, user: CurrentUser) -> None:
+    if not await revoke(user.user_id, digest[:64]):
         raise HTTPException(status.HTTP_404_NOT_FOUND, {"code": "NOT_FOUND", "message": "No such session."})
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from examples.app.db import auth, remember_signed_out
 from examples.app.devices import device_name
@@ -78,9 +79,10 @@ async def sessions_page(request: Request, signed_in: PageUser) -> HTMLResponse:
 
 
 @router.post("/sessions/revoke")
-async def revoke_device(signed_in: PageUser, session_id: Annotated[str, Form()] = "") -> Response:
+async def revoke_device(signed_in: PageUser, digest: Annotated[str, Form()] = "") -> Response:
     _, user = signed_in
-    await revoke(user.user_id, session_id[:64])
+    if not await revoke(user.user_id, digest[:64]):
+        raise StarletteHTTPException(404)  # not one of this user's devices (or malformed): the human 404 page
     return see_other("/sessions?notice=device-signed-out")
 
 
