@@ -174,7 +174,7 @@ def test_password_change_gives_this_device_a_new_id_and_signs_out_the_rest(examp
         desk = sign_up(client, email)
         phone = session_cookie(post(client, "/signin", None, {"email": email, "password": PASSWORD}))
         changed = post(client, "/password", desk, {"current_password": PASSWORD, "new_password": "a new password"})
-        assert changed.status_code == 303 and changed.headers["location"].startswith("/profile")
+        assert changed.status_code == 303 and changed.headers["location"].endswith("notice=password-changed")
         desk_now = session_cookie(changed)
         assert desk_now != desk
         assert signed_in(client, desk_now) and not signed_in(client, desk) and not signed_in(client, phone)
