@@ -16,7 +16,8 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
+
+from lucia_fastapi.testing.servers import ThrowawayServer
 
 # Fast and disposable: nothing here must survive a crash.
 _SERVER_SETTINGS = {
@@ -60,7 +61,7 @@ def free_port() -> int:
         return port
 
 
-class PostgresServer:
+class PostgresServer(ThrowawayServer):
     """``with PostgresServer() as pg: pg.url`` — a running server until the block ends."""
 
     def __init__(self, *, database: str = "lucia_test") -> None:
@@ -164,23 +165,6 @@ class PostgresServer:
             return [tuple(row) for row in await connection.fetch(sql)]
         finally:
             await connection.close()
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no server log)"
-
-    def __enter__(self) -> PostgresServer:
-        try:
-            self.start()
-        except BaseException:
-            self.destroy()
-            raise
-        return self
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.destroy()
 
     def _run(self, program: str, *args: str) -> None:
         command = [str(self.bin / program), *args]

@@ -17,9 +17,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 from lucia_fastapi.testing.postgres import free_port
+from lucia_fastapi.testing.servers import ThrowawayServer
 
 
 class RedisUnavailable(RuntimeError):
@@ -42,7 +42,7 @@ def find_redis_server() -> Path:
     )
 
 
-class RedisServer:
+class RedisServer(ThrowawayServer):
     """``with RedisServer() as redis: redis.url`` — a running, empty, memory-only server until the block ends."""
 
     def __init__(self, *, startup_timeout: float = 20) -> None:
@@ -112,24 +112,6 @@ class RedisServer:
             self.stop()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
-
-    def log_tail(self, lines: int = 30) -> str:
-        """The last ``lines`` lines of the server's log."""
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no server log)"
-
-    def __enter__(self) -> RedisServer:
-        try:
-            self.start()
-        except BaseException:
-            self.destroy()
-            raise
-        return self
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.destroy()
 
 
 if __name__ == "__main__":
