@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from lucia_fastapi.testing.servers import ThrowawayServer
+from lucia_fastapi.testing.servers import ThrowawayServer, serve_until_interrupted
 
 # Fast and disposable: nothing here must survive a crash.
 _SERVER_SETTINGS = {
@@ -199,12 +199,5 @@ def _unprivileged_user() -> pwd.struct_passwd:
 
 
 if __name__ == "__main__":
-    import time
-
     with PostgresServer() as server:
-        print(server.url, flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        serve_until_interrupted(server, server.url)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from lucia_fastapi.testing.postgres import free_port
-from lucia_fastapi.testing.servers import ThrowawayServer
+from lucia_fastapi.testing.servers import ThrowawayServer, serve_until_interrupted
 
 
 class RedisUnavailable(RuntimeError):
@@ -116,9 +116,4 @@ class RedisServer(ThrowawayServer):
 
 if __name__ == "__main__":
     with RedisServer() as server:
-        print(server.url, flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        serve_until_interrupted(server, server.url)

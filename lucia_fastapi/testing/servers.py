@@ -3,6 +3,7 @@ and always cleans up, and the tail of its log for error messages."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -38,3 +39,13 @@ class ThrowawayServer:
 
     def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.destroy()
+
+
+def serve_until_interrupted(server: ThrowawayServer, url: str) -> None:
+    """``python -m lucia_fastapi.testing.<server>``: print the running server's URL and keep it up until Ctrl-C."""
+    print(url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
