@@ -72,3 +72,28 @@ async def axe_violations(page: Page, *, impacts: tuple[str, ...] = SERIOUS) -> l
         for violation in results["violations"]
         if violation["impact"] in impacts
     ]
+
+
+# Desktop and two phone widths, as in tests/test_example_browser.py: (name, width, height).
+WIDTHS = (("desktop", 1280, 800), ("390", 390, 844), ("360", 360, 740))
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+
+
+async def check_at_every_width(page: Page, name: str) -> None:
+    """The page as it is now, at desktop, 390 and 360 px in turn (the viewport resized, the page not reloaded): zero
+    axe-core violations of "serious" or "critical" impact, no sideways scrolling, and a screenshot
+    ``test-artifacts/screenshots/<width>-<name>.png``. The viewport is put back as it was afterwards."""
+    await page.wait_for_load_state("load")
+    before = page.viewport_size
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        for width_name, width, height in WIDTHS:
+            await page.set_viewport_size({"width": width, "height": height})
+            violations = await axe_violations(page)
+            assert violations == [], f"{name} at {width_name}: {violations}"
+            overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{name} at {width_name}: {overflow}px wider than the screen"
+            await page.screenshot(path=str(SCREENSHOTS / f"{width_name}-{name}.png"), full_page=True)
+    finally:
+        if before is not None:
+            await page.set_viewport_size(before)

@@ -18,6 +18,7 @@ from playwright.async_api import Browser, BrowserContext, CDPSession, Page, asyn
 from lucia_fastapi.features.email.sender import OutboxEmailSender
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
+from tests.browser_support import check_at_every_width
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -90,8 +91,8 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"mfa-{name}.png"), full_page=True)
+    """axe-core (serious/critical: none), no sideways scrolling, and a screenshot, at desktop, 390 and 360 px."""
+    await check_at_every_width(page, f"mfa-{name}")
 
 
 async def new_device(browser: Browser, base_url: str) -> tuple[BrowserContext, Page]:
@@ -233,10 +234,13 @@ async def test_totp_sign_in_replay_recovery_codes_and_pending_session(browser: B
 
     # Lost phone: a recovery code signs in once.
     await page.click("text=Lost your device? Use a recovery code")
+    await expect(page.locator("#recovery_code")).to_be_visible()
+    await shot(page, "06-recovery-code-step")
     await page.fill("#recovery_code", codes[0])
     await page.click("text=Use recovery code")
     await expect(page).to_have_url(re.compile(r"/security$"))
     await expect(page.locator("#recovery-status")).to_have_text("9 unused recovery codes left.")
+    await shot(page, "06-security-with-totp")
     await sign_out(page)
     await sign_in_with_password(page, email)
     await page.click("text=Lost your device? Use a recovery code")
@@ -296,6 +300,7 @@ async def test_a_stale_session_is_asked_to_reauthenticate(browser: Browser, impa
     await page.fill("#password", "wrong password")
     await page.click("text=Confirm with password")
     await expect(page.locator(ERROR)).to_have_text("That password is not right.")
+    await shot(page, "07-confirm-its-you-mistake")
     await page.fill("#password", PASSWORD)
     await page.click("text=Confirm with password")
     await expect(page).to_have_url(re.compile(r"/security$"))

@@ -20,6 +20,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Route, async_pla
 
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
+from tests.browser_support import check_at_every_width
 from tests.oidc_harness import Client, HarnessUnavailable, OIDCProviderProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +96,13 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def shot(page: Page, name: str) -> None:
+    """One of the example's pages: axe-core (serious/critical: none), no sideways scrolling, and a screenshot, at
+    desktop, 390 and 360 px."""
+    await check_at_every_width(page, f"oauth-{name}")
+
+
+async def provider_shot(page: Page, name: str) -> None:
+    """A screenshot of the test provider's own page (not ours to check)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / f"oauth-{name}.png"), full_page=True)
 
@@ -115,7 +123,7 @@ async def through_provider(page: Page, stack: Stack, login: str, *, screenshots:
             await page.fill("input[name=login]", login)
             await page.fill("input[name=password]", "anything")
         if screenshots:
-            await shot(page, f"{screenshots}-provider-{step}")
+            await provider_shot(page, f"{screenshots}-provider-{step}")
         await page.click("button[type=submit]")
         await page.wait_for_url(lambda current, url=url: current != url)  # type: ignore[misc]
     raise AssertionError("the provider never sent the browser back")
@@ -211,6 +219,7 @@ async def test_link_the_provider_to_a_password_account_then_unlink(browser: Brow
     user_id = await user_id_on_profile(page)
     await page.goto("/connections")
     await expect(page.locator("main")).to_contain_text("No connected accounts yet.")
+    await shot(page, "05-connections-none-yet")
     await page.click(f"text=Connect {LABEL}")
     await through_provider(page, stack, "grace")
     await expect(page).to_have_url(re.compile(r"/connections\?notice=oauth-linked$"))
@@ -243,6 +252,7 @@ async def test_an_email_with_an_account_is_never_taken_over(browser: Browser, st
     await page.click(SIGN_IN_BUTTON)
     await through_provider(page, stack, "ada@example.com")  # the provider vouches for ada@example.com
     await expect(page.locator(".error")).to_contain_text("An account with ada@example.com already exists here")
+    await shot(page, "04-email-already-has-an-account")
     await page.goto("/profile")
     await expect(page).to_have_url(re.compile(r"/signin\?notice=sign-in-to-continue$"))
     await context.close()
