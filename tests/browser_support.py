@@ -79,10 +79,24 @@ WIDTHS = (("desktop", 1280, 800), ("390", 390, 844), ("360", 360, 740))
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 
 
+# How many pairs of the header's parts (the brand, each menu item) cover each other.
+HEADER_OVERLAPS = """() => {
+    const boxes = [...document.querySelectorAll('header .brand, header nav li')].map(e => e.getBoundingClientRect());
+    let n = 0;
+    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+        const a = boxes[i], b = boxes[j];
+        const across = a.left < b.right - 1 && b.left < a.right - 1;
+        if (across && a.top < b.bottom - 1 && b.top < a.bottom - 1) n++;
+    }
+    return n;
+}"""
+
+
 async def check_at_every_width(page: Page, name: str) -> None:
     """The page as it is now, at desktop, 390 and 360 px in turn (the viewport resized, the page not reloaded): zero
-    axe-core violations of "serious" or "critical" impact, no sideways scrolling, and a screenshot
-    ``test-artifacts/screenshots/<width>-<name>.png``. The viewport is put back as it was afterwards."""
+    axe-core violations of "serious" or "critical" impact, no sideways scrolling, a header whose parts do not run into
+    each other, and a screenshot ``test-artifacts/screenshots/<width>-<name>.png``. The viewport is put back as it
+    was afterwards."""
     await page.wait_for_load_state("load")
     before = page.viewport_size
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -93,6 +107,7 @@ async def check_at_every_width(page: Page, name: str) -> None:
             assert violations == [], f"{name} at {width_name}: {violations}"
             overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"{name} at {width_name}: {overflow}px wider than the screen"
+            assert await page.evaluate(HEADER_OVERLAPS) == 0, f"{name} at {width_name}: header items overlap"
             await page.screenshot(path=str(SCREENSHOTS / f"{width_name}-{name}.png"), full_page=True)
     finally:
         if before is not None:
