@@ -155,8 +155,8 @@ async def test_example_server_memory_stays_flat_under_10_mb_emails(tmp_path: Pat
                 for n in range(count):
                     body = {"email": "x" * 10_000_000 + f"{n}@example.com", "password": "guess"}
                     response = await client.post("/api/signin", json=body)
-                    # The example refuses bodies over 64 KB before parsing them (413); the library's own answer to a
-                    # 10 MB identifier (401, nothing kept) is test_forty_sign_ins_with_10_mb_identifiers_leave_memory_flat.
+                    # The example refuses bodies over 64 KB before parsing them (413); the library's own answer
+                    # to a 10 MB identifier (401, nothing kept) is the test of 40 such sign-ins above.
                     assert response.status_code in (401, 413), response.text[:200]
 
             await sign_ins(3)  # warm-up: the allocator settles on its working set
