@@ -324,6 +324,18 @@ def _database_errors() -> Iterator[None]:
         raise LuciaError("DATABASE_UNAVAILABLE", f"cannot connect to the database: {error}") from error
 
 
+async def _insert_one(engine: AsyncEngine, table: Table, values: Mapping[str, Any]) -> IntegrityError | None:
+    """Insert one row through ``engine`` (an autocommit engine: the row is in when this returns) and return the
+    ``IntegrityError`` it met (a taken key, a missing user), or ``None``; other errors as ``_database_errors``."""
+    with _database_errors():
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(insert(table).values(values))
+        except IntegrityError as error:
+            return error
+    return None
+
+
 # SQLSTATE classes that mean "the server cannot answer now" rather than "the request is wrong": connection
 # exceptions, insufficient resources (too many connections), operator intervention (statement timeout, shutdown).
 _TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
