@@ -22,7 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from lucia_fastapi.adapters.sqlalchemy.driver_read import DriverRead, DriverReadFailed
-from lucia_fastapi.adapters.sqlalchemy.schema import SESSION_CORE_COLUMNS, USER_CORE_COLUMNS, AuthTables, default_tables
+from lucia_fastapi.adapters.sqlalchemy.schema import (
+    SESSION_CORE_COLUMNS,
+    USER_CORE_COLUMNS,
+    AuthTables,
+    default_tables,
+    metadata,
+)
 from lucia_fastapi.core.errors import ErrorCode, LuciaError
 from lucia_fastapi.core.storage import KeyRow, SessionRow, UserRow
 
@@ -334,6 +340,22 @@ async def _insert_one(engine: AsyncEngine, table: Table, values: Mapping[str, An
         except IntegrityError as error:
             return error
     return None
+
+
+def _upsert_table(engine: AsyncEngine, table: Table | None, name: str, store: str) -> tuple[Table, Any]:
+    """For a store that upserts into one table: ``table``, or the default ``metadata``'s table ``name``; and the
+    dialect's ``insert`` (the one with ``on_conflict_do_update``). ``ValueError`` (naming the class ``store``)
+    for a database other than PostgreSQL and SQLite."""
+    if table is None:
+        table = metadata.tables[name]
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+    else:
+        raise ValueError(f"{store} supports PostgreSQL and SQLite, not {dialect!r}")
+    return table, upsert
 
 
 # SQLSTATE classes that mean "the server cannot answer now" rather than "the request is wrong": connection
