@@ -7,13 +7,13 @@ does not use them needs none of their packages.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lucia_fastapi.adapters.memory import MemoryAdapter
 from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME, Cookie, CookieOptions
 from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.lazy import lazy_attributes
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
 from lucia_fastapi.core.passwords import PasswordHasher
 from lucia_fastapi.core.ratelimit import RateLimit, RateLimiter, SignInThrottle
@@ -57,10 +57,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lucia_fastapi' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # next time, a plain attribute
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, cache=globals())

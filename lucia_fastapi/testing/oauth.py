@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from lucia_fastapi.features.oauth.tokens import OAuthTokenRow, OAuthTokenStore
+from lucia_fastapi.testing.cases import run_cases
 
 
 async def _random_key() -> tuple[str, str]:
@@ -94,11 +95,4 @@ async def run_oauth_token_store_conformance(
 ) -> list[str]:
     """Run every case; return their names. Raises ``AssertionError`` naming the first case that failed."""
     subject = OAuthTokenStoreUnderTest(store, new_key)
-    ran = []
-    for case in OAUTH_TOKEN_STORE_CASES:
-        try:
-            await case(subject)
-        except AssertionError as error:
-            raise AssertionError(f"OAuth token store case {case.__name__} failed: {error}") from error
-        ran.append(case.__name__)
-    return ran
+    return await run_cases(OAUTH_TOKEN_STORE_CASES, subject, "OAuth token store")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.features.tokens.store import TokenRow, TokenStore
+from lucia_fastapi.testing.cases import run_cases
 
 HOUR_MS = 3_600_000
 
@@ -171,11 +172,4 @@ async def run_token_store_conformance(
 ) -> list[str]:
     """Run every case; return their names. Raises ``AssertionError`` naming the first case that failed."""
     subject = TokenStoreUnderTest(store, new_user, knows_users)
-    ran = []
-    for case in TOKEN_STORE_CASES:
-        try:
-            await case(subject)
-        except AssertionError as error:
-            raise AssertionError(f"token store case {case.__name__} failed: {error}") from error
-        ran.append(case.__name__)
-    return ran
+    return await run_cases(TOKEN_STORE_CASES, subject, "token store")

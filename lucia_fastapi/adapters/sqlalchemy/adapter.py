@@ -22,7 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from lucia_fastapi.adapters.sqlalchemy.driver_read import DriverRead, DriverReadFailed
-from lucia_fastapi.adapters.sqlalchemy.schema import SESSION_CORE_COLUMNS, USER_CORE_COLUMNS, AuthTables, default_tables
+from lucia_fastapi.adapters.sqlalchemy.schema import (
+    SESSION_CORE_COLUMNS,
+    USER_CORE_COLUMNS,
+    AuthTables,
+    default_tables,
+    metadata,
+)
 from lucia_fastapi.core.errors import ErrorCode, LuciaError
 from lucia_fastapi.core.storage import KeyRow, SessionRow, UserRow
 
@@ -322,6 +328,34 @@ def _database_errors() -> Iterator[None]:
         raise LuciaError("DATABASE_ERROR", _explain(error)) from error
     except (OSError, TimeoutError) as error:  # asyncpg raises these when it cannot connect at all
         raise LuciaError("DATABASE_UNAVAILABLE", f"cannot connect to the database: {error}") from error
+
+
+async def _insert_one(engine: AsyncEngine, table: Table, values: Mapping[str, Any]) -> IntegrityError | None:
+    """Insert one row through ``engine`` (an autocommit engine: the row is in when this returns) and return the
+    ``IntegrityError`` it met (a taken key, a missing user), or ``None``; other errors as ``_database_errors``."""
+    with _database_errors():
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(insert(table).values(values))
+        except IntegrityError as error:
+            return error
+    return None
+
+
+def _upsert_table(engine: AsyncEngine, table: Table | None, name: str, store: str) -> tuple[Table, Any]:
+    """For a store that upserts into one table: ``table``, or the default ``metadata``'s table ``name``; and the
+    dialect's ``insert`` (the one with ``on_conflict_do_update``). ``ValueError`` (naming the class ``store``)
+    for a database other than PostgreSQL and SQLite."""
+    if table is None:
+        table = metadata.tables[name]
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+    else:
+        raise ValueError(f"{store} supports PostgreSQL and SQLite, not {dialect!r}")
+    return table, upsert
 
 
 # SQLSTATE classes that mean "the server cannot answer now" rather than "the request is wrong": connection

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -214,25 +214,14 @@ class SQLAlchemyMFAStore:
 
     # Passkeys
     async def add_passkey(self, row: PasskeyRow) -> None:
-        values = {
-            "credential_id": row.credential_id,
-            "user_id": row.user_id,
-            "name": row.name,
-            "public_key": row.public_key,
-            "sign_count": row.sign_count,
-            "transports": ",".join(row.transports),
-            "backed_up": row.backed_up,
-            "created_at": row.created_at,
-            "last_used_at": row.last_used_at,
-        }
-        with _database_errors():
-            try:
-                async with self._autocommit.connect() as conn:
-                    await conn.execute(insert(self.tables.passkey).values(values))
-            except IntegrityError as error:
-                if "foreign key" in str(error.orig).lower():
-                    raise LuciaError("AUTH_INVALID_USER_ID", f"no user {row.user_id!r}") from None
-                raise LuciaError("MFA_ALREADY_ENROLLED", "this passkey is registered already") from None
+        from lucia_fastapi.adapters.sqlalchemy.adapter import _insert_one
+
+        values = {**asdict(row), "transports": ",".join(row.transports)}
+        error = await _insert_one(self._autocommit, self.tables.passkey, values)
+        if error is not None:
+            if "foreign key" in str(error.orig).lower():
+                raise LuciaError("AUTH_INVALID_USER_ID", f"no user {row.user_id!r}") from None
+            raise LuciaError("MFA_ALREADY_ENROLLED", "this passkey is registered already") from None
 
     async def get_passkey(self, credential_id: str) -> PasskeyRow | None:
         p = self.tables.passkey
@@ -282,20 +271,10 @@ class SQLAlchemyMFAStore:
 
     # Challenges
     async def set_challenge(self, row: ChallengeRow) -> None:
-        values = {
-            "id": row.id,
-            "purpose": row.purpose,
-            "challenge": row.challenge,
-            "user_id": row.user_id,
-            "session_digest": row.session_digest,
-            "expires_at": row.expires_at,
-        }
-        with _database_errors():
-            try:
-                async with self._autocommit.connect() as conn:
-                    await conn.execute(insert(self.tables.challenge).values(values))
-            except IntegrityError:
-                raise LuciaError("AUTH_INVALID_USER_ID", f"no user {row.user_id!r}") from None
+        from lucia_fastapi.adapters.sqlalchemy.adapter import _insert_one
+
+        if await _insert_one(self._autocommit, self.tables.challenge, asdict(row)) is not None:
+            raise LuciaError("AUTH_INVALID_USER_ID", f"no user {row.user_id!r}") from None
 
     async def take_challenge(self, challenge_id: str) -> ChallengeRow | None:
         c = self.tables.challenge

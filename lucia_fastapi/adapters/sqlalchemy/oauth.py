@@ -41,19 +41,9 @@ class SQLAlchemyOAuthTokenStore:
     """An ``OAuthTokenStore`` on ``engine``'s ``auth_oauth_token`` table (``table`` if the app defined its own)."""
 
     def __init__(self, engine: AsyncEngine, table: Table | None = None) -> None:
-        if table is None:
-            from lucia_fastapi.adapters.sqlalchemy.schema import metadata
+        from lucia_fastapi.adapters.sqlalchemy.adapter import _database_errors, _upsert_table
 
-            table = metadata.tables[OAUTH_TOKEN_TABLE]
-        dialect = engine.dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        elif dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        else:
-            raise ValueError(f"SQLAlchemyOAuthTokenStore supports PostgreSQL and SQLite, not {dialect!r}")
-        from lucia_fastapi.adapters.sqlalchemy.adapter import _database_errors
-
+        table, insert = _upsert_table(engine, table, OAUTH_TOKEN_TABLE, "SQLAlchemyOAuthTokenStore")
         self._errors: Callable[[], AbstractContextManager[None]] = _database_errors
         self.engine = engine
         self.table = table

@@ -40,24 +40,15 @@ class SQLAlchemyRateLimitStore:
     """A ``RateLimitStore`` on ``engine``'s ``auth_rate_limit`` table (``table`` if the app defined its own)."""
 
     def __init__(self, engine: AsyncEngine, table: Table | None = None) -> None:
-        if table is None:
-            from lucia_fastapi.adapters.sqlalchemy.schema import metadata
+        # Imported here: schema imports this module, and the adapter imports schema.
+        from lucia_fastapi.adapters.sqlalchemy.adapter import _database_errors, _upsert_table
 
-            table = metadata.tables[RATE_LIMIT_TABLE]
-        dialect = engine.dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        elif dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        else:
-            raise ValueError(f"SQLAlchemyRateLimitStore supports PostgreSQL and SQLite, not {dialect!r}")
-        from lucia_fastapi.adapters.sqlalchemy.adapter import _database_errors  # (schema imports this module)
-
+        table, insert = _upsert_table(engine, table, RATE_LIMIT_TABLE, "SQLAlchemyRateLimitStore")
         self._errors: Callable[[], AbstractContextManager[None]] = _database_errors
         self.engine = engine
         self.table = table
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._sqlite = dialect == "sqlite"
+        self._sqlite = engine.dialect.name == "sqlite"
         c = table.c
         new = insert(table).values(key=_param("key"), count=1, expires_at=_param("ends"))
         expired = c.expires_at <= _param("now")

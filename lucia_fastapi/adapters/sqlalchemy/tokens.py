@@ -7,10 +7,10 @@ Tokens go with their user (``ON DELETE CASCADE``).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, MetaData, String, Table, Text, delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, MetaData, String, Table, Text, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lucia_fastapi.core.errors import LuciaError
@@ -60,21 +60,11 @@ class SQLAlchemyTokenStore:
 
     async def insert_token(self, row: TokenRow) -> bool:
         """Insert ``row``; ``False`` when its id is taken (see ``TokenStore``)."""
-        values = {
-            "id": row.id,
-            "user_id": row.user_id,
-            "purpose": row.purpose,
-            "value": row.value,
-            "expires": row.expires,
-            "created_at": row.created_at,
-        }
-        with _database_errors():
-            try:
-                async with self._autocommit.connect() as conn:
-                    await conn.execute(insert(self.table).values(**values))
-                return True
-            except IntegrityError:
-                pass  # a taken id, or no such user: told apart below
+        from lucia_fastapi.adapters.sqlalchemy.adapter import _insert_one
+
+        if await _insert_one(self._autocommit, self.table, asdict(row)) is None:
+            return True
+        # a taken id, or no such user: told apart below
         if await self.get_token(row.id) is not None:
             return False
         raise LuciaError("AUTH_INVALID_USER_ID", f"no user {row.user_id!r} for this token")

@@ -211,6 +211,16 @@ class EmailFlows:
         """The absolute link to the page ``paths[name]`` carrying ``token``."""
         return f"{self.base_url}{self.paths[name]}?{urlencode({'token': token})}"
 
+    async def _token_mail(self, user_id: str, purpose: TokenPurpose, page: str, address: str) -> MailContext:
+        # Issue a ``purpose`` token confirming ``address``; the context of the mail to it, linking to ``page``.
+        issued = await self.tokens.issue(user_id, purpose, value=address)
+        return MailContext(
+            self.app_name,
+            address,
+            link=self.link(page, issued.token),
+            expires_in_minutes=_minutes(purpose.expires_in),
+        )
+
     # Sign-up ----------------------------------------------------------------------------------------------------
 
     async def sign_up(
@@ -321,13 +331,7 @@ class EmailFlows:
                 raise
             logger.info("password reset asked for %s: no such account, no mail", address)
             return
-        issued = await self.tokens.issue(key.user_id, self.RESET, value=address)
-        ctx = MailContext(
-            self.app_name,
-            address,
-            link=self.link("reset", issued.token),
-            expires_in_minutes=_minutes(self.RESET.expires_in),
-        )
+        ctx = await self._token_mail(key.user_id, self.RESET, "reset", address)
         await self._send(address, self.templates.password_reset(ctx))
 
     async def check_reset_token(self, token: str) -> VerifiedToken:
@@ -413,13 +417,7 @@ class EmailFlows:
         else:
             await self._notify_address_in_use(new)
             return
-        issued = await self.tokens.issue(user_id, self.CHANGE, value=new)
-        ctx = MailContext(
-            self.app_name,
-            new,
-            link=self.link("change", issued.token),
-            expires_in_minutes=_minutes(self.CHANGE.expires_in),
-        )
+        ctx = await self._token_mail(user_id, self.CHANGE, "change", new)
         await self._send(new, self.templates.confirm_email_change(ctx))
 
     async def _reauthenticate(

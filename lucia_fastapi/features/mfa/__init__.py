@@ -8,8 +8,9 @@ FastAPI dependencies (``PendingSession``, ``require_recent_auth``) and the passk
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lucia_fastapi.core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from lucia_fastapi.features.mfa.crypto import SecretCipher, SecretDecryptionError
@@ -27,28 +28,28 @@ if TYPE_CHECKING:
     )
 
 _WHERE = {
-    "SecretCipher": "crypto",
-    "SecretDecryptionError": "crypto",
-    "AttemptLimiter": "limits",
-    "RateLimit": "limits",
-    "EmailMFANotifier": "notify",
-    "Ceremony": "passkeys",
-    "Passkey": "passkeys",
-    "RelyingParty": "passkeys",
-    "MFA": "service",
-    "MFAEvent": "service",
-    "MFANotifier": "service",
-    "MFAStatus": "service",
-    "ChallengeRow": "store",
-    "MemoryMFAStore": "store",
-    "MFAStore": "store",
-    "PasskeyRow": "store",
-    "TotpRow": "store",
-    "TotpEnrolment": "totp",
-    "PageRedirect": "web",
-    "PendingSession": "web",
-    "require_pending_session": "web",
-    "require_recent_auth": "web",
+    "SecretCipher": ".crypto",
+    "SecretDecryptionError": ".crypto",
+    "AttemptLimiter": ".limits",
+    "RateLimit": ".limits",
+    "EmailMFANotifier": ".notify",
+    "Ceremony": ".passkeys",
+    "Passkey": ".passkeys",
+    "RelyingParty": ".passkeys",
+    "MFA": ".service",
+    "MFAEvent": ".service",
+    "MFANotifier": ".service",
+    "MFAStatus": ".service",
+    "ChallengeRow": ".store",
+    "MemoryMFAStore": ".store",
+    "MFAStore": ".store",
+    "PasskeyRow": ".store",
+    "TotpRow": ".store",
+    "TotpEnrolment": ".totp",
+    "PageRedirect": ".web",
+    "PendingSession": ".web",
+    "require_pending_session": ".web",
+    "require_recent_auth": ".web",
 }
 
 __all__ = [
@@ -77,8 +78,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)

@@ -13,9 +13,9 @@ atomic compare-and-set, so two concurrent requests can never both spend the same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from lucia_fastapi.core.errors import LuciaError
 
@@ -202,11 +202,7 @@ class MemoryMFAStore:
         return True
 
     async def replace_totp_secret(self, user_id: str, old: str, new: str) -> bool:
-        current = self.totp.get(user_id)
-        if current is None or current.encrypted_secret != old:
-            return False
-        self.totp[user_id] = replace(current, encrypted_secret=new)
-        return True
+        return _update_if(self.totp, user_id, lambda row: row.encrypted_secret == old, encrypted_secret=new)
 
     async def get_totp_rows(self, *, after: str | None, limit: int) -> list[TotpRow]:
         ids = sorted(user_id for user_id in self.totp if after is None or user_id > after)
@@ -244,18 +240,13 @@ class MemoryMFAStore:
         return sorted(rows, key=lambda row: (row.created_at, row.credential_id))
 
     async def update_passkey_use(self, credential_id: str, old_count: int, new_count: int, used_at: int) -> bool:
-        current = self.passkeys.get(credential_id)
-        if current is None or current.sign_count != old_count:
-            return False
-        self.passkeys[credential_id] = replace(current, sign_count=new_count, last_used_at=used_at)
-        return True
+        def unchanged(row: PasskeyRow) -> bool:
+            return row.sign_count == old_count
+
+        return _update_if(self.passkeys, credential_id, unchanged, sign_count=new_count, last_used_at=used_at)
 
     async def rename_passkey(self, user_id: str, credential_id: str, name: str) -> bool:
-        current = self.passkeys.get(credential_id)
-        if current is None or current.user_id != user_id:
-            return False
-        self.passkeys[credential_id] = replace(current, name=name)
-        return True
+        return _update_if(self.passkeys, credential_id, lambda row: row.user_id == user_id, name=name)
 
     async def delete_passkey(self, user_id: str, credential_id: str) -> bool:
         current = self.passkeys.get(credential_id)
@@ -291,3 +282,15 @@ class MemoryMFAStore:
         for challenge_id in expired:
             del self.challenges[challenge_id]
         return len(expired)
+
+
+_Row = TypeVar("_Row", TotpRow, PasskeyRow)
+
+
+def _update_if(rows: dict[str, _Row], key: str, condition: Callable[[_Row], bool], **changes: Any) -> bool:
+    # Replace the row at ``key`` by a copy with ``changes`` if it exists and meets ``condition``; whether it did.
+    current = rows.get(key)
+    if current is None or not condition(current):
+        return False
+    rows[key] = replace(current, **changes)
+    return True

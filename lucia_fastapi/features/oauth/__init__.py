@@ -7,8 +7,9 @@ Names are imported on first use, so the SQL schema can import the token-row type
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lucia_fastapi.core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from lucia_fastapi.features.oauth.errors import OAuthError
@@ -31,22 +32,22 @@ if TYPE_CHECKING:
     )
 
 _WHERE = {
-    "OAuthError": "errors",
-    "ConnectedAccount": "flow",
-    "OAuth": "flow",
-    "GitHubProvider": "providers",
-    "OAuthIdentity": "providers",
-    "OAuthProvider": "providers",
-    "OIDCProvider": "providers",
-    "TokenSet": "providers",
-    "github": "providers",
-    "google": "providers",
-    "derive_fernet": "state",
-    "safe_return_path": "state",
-    "MemoryOAuthTokenStore": "tokens",
-    "OAuthTokenRow": "tokens",
-    "OAuthTokenStore": "tokens",
-    "ProviderTokens": "tokens",
+    "OAuthError": ".errors",
+    "ConnectedAccount": ".flow",
+    "OAuth": ".flow",
+    "GitHubProvider": ".providers",
+    "OAuthIdentity": ".providers",
+    "OAuthProvider": ".providers",
+    "OIDCProvider": ".providers",
+    "TokenSet": ".providers",
+    "github": ".providers",
+    "google": ".providers",
+    "derive_fernet": ".state",
+    "safe_return_path": ".state",
+    "MemoryOAuthTokenStore": ".tokens",
+    "OAuthTokenRow": ".tokens",
+    "OAuthTokenStore": ".tokens",
+    "ProviderTokens": ".tokens",
 }
 
 __all__ = [
@@ -69,7 +70,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"lucia_fastapi.features.oauth.{_WHERE[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)
