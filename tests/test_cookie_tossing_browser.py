@@ -37,19 +37,14 @@ from starlette.routing import Route
 from lucia_fastapi.core.ids import new_session_id
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
+from tests.browser_support import CHROMIUM
+from tests.browser_support import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
 from tests.tls import TLSFiles, make_certificates
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = os.environ.get("LUCIA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    *BASE_CHROMIUM_ARGS,
     "--host-resolver-rules=MAP *.example.test 127.0.0.1",
 ]
 VICTIM = ("victim@example.com", "the victim's password")

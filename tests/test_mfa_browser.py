@@ -18,20 +18,12 @@ from playwright.async_api import Browser, BrowserContext, CDPSession, Page, asyn
 from lucia_fastapi.features.email.sender import OutboxEmailSender
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
-from tests.browser_support import check_at_every_width
+from tests.browser_support import CHROMIUM, check_at_every_width
+from tests.browser_support import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = os.environ.get("LUCIA_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM_ARGS = BASE_CHROMIUM_ARGS
 PASSWORD = "a long enough password"
 STALE_AFTER_SECONDS = 3
 ERROR = ".error:not([hidden])"  # the passkey error box waits hidden on some pages

@@ -20,20 +20,14 @@ from playwright.async_api import Browser, BrowserContext, Page, Route, async_pla
 
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
-from tests.browser_support import check_at_every_width
+from tests.browser_support import CHROMIUM, check_at_every_width
+from tests.browser_support import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
 from tests.oidc_harness import Client, HarnessUnavailable, OIDCProviderProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = os.environ.get("LUCIA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    *BASE_CHROMIUM_ARGS,
     # The provider's development pages @import a web font: fail that at once instead of waiting for DNS.
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 ]
