@@ -18,9 +18,10 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from lucia_fastapi import Auth, KeySpec, SQLAlchemyAdapter
+from lucia_fastapi import Auth, KeySpec, LuciaError, SQLAlchemyAdapter
 from lucia_fastapi.adapters.sqlalchemy import driver_read
 from lucia_fastapi.adapters.sqlalchemy.schema import metadata
+from lucia_fastapi.core.ids import new_session_id
 from lucia_fastapi.testing.postgres import PostgresServer
 
 
@@ -116,3 +117,59 @@ async def test_null_pool_is_named_in_one_warning(empty_database: str, caplog: py
             await engine.dispose()
     warnings = [record.getMessage() for record in caplog.records if "NullPool" in record.getMessage()]
     assert len(warnings) == 1, warnings
+
+
+async def test_concurrent_reads_are_batched_and_each_gets_its_own_session(
+    empty_database: str, postgres_server: PostgresServer
+) -> None:
+    # 30 users, each signed in; waves of 120 concurrent reads mixing them with repeats and unknown (well-formed)
+    # ids. Five kept connections: most reads ride in a batch, and every one must get its own user, or "no such
+    # session", never another's.
+    engine = create_async_engine(empty_database, pool_timeout=5)
+    auth = Auth(SQLAlchemyAdapter(engine))
+    sessions: dict[str, str] = {}
+    for number in range(30):
+        user = await auth.create_user(key=KeySpec("email", f"batch{number}@example.com", "batch password"))
+        sessions[(await auth.create_session(user.user_id)).session_id] = user.user_id
+    unknown = [new_session_id() for _ in range(10)]
+    ids = [*sessions, *sessions, *unknown] * 2  # 140 reads a wave, each known session four times
+    await postgres_server.reset_statement_counts()
+    try:
+        for _ in range(5):
+            results = await asyncio.gather(*(auth.validate_session_user(i) for i in ids), return_exceptions=True)
+            for session_id, result in zip(ids, results, strict=True):
+                if session_id in sessions:
+                    assert not isinstance(result, BaseException), result
+                    assert result.user is not None and result.user.user_id == sessions[session_id]
+                else:
+                    assert isinstance(result, LuciaError) and result.code == "AUTH_INVALID_SESSION_ID", result
+        counts = await postgres_server.statement_counts()
+    finally:
+        await engine.dispose()
+    reads = sum(calls for query, calls in counts.items() if "FROM auth_session JOIN auth_user" in query)
+    assert 0 < reads <= len(ids) * 5 // 5, counts  # batched: five reads or more a statement (seen: 700 in 20)
+    assert not [query for query in counts if query.split()[0].upper() in ("BEGIN", "ROLLBACK", "COMMIT")], counts
+
+
+async def test_a_batch_whose_connection_dies_falls_back_for_every_read(
+    empty_database: str, postgres_server: PostgresServer
+) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    engine = create_async_engine(empty_database, pool_size=2, max_overflow=10, pool_timeout=5)
+    auth = Auth(SQLAlchemyAdapter(engine))
+    session_id = await signed_in(auth)
+    killer = await asyncpg.connect(postgres_server.dsn)
+    try:
+        for _ in range(3):
+            reads = asyncio.gather(*(auth.validate_session_user(session_id) for _ in range(60)))
+            await asyncio.sleep(0)  # the reads are in flight (or batched behind the busy connections)
+            await killer.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid <> pg_backend_pid() AND datname = current_database()"
+            )
+            results = await reads  # each read of a dead connection ran again through SQLAlchemy
+            assert all(user is not None for _, user in results)
+    finally:
+        await killer.close()
+        await engine.dispose()

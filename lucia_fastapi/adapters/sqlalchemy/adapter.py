@@ -15,13 +15,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Row, Table, and_, bindparam, delete, event, insert, select, update
+from sqlalchemy import ARRAY, Row, String, Table, and_, any_, bindparam, delete, event, insert, select, update
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
-from lucia_fastapi.adapters.sqlalchemy.driver_read import DriverRead, DriverReadFailed
+from lucia_fastapi.adapters.sqlalchemy.driver_read import DriverRead, DriverReadFailed, Read
 from lucia_fastapi.adapters.sqlalchemy.schema import (
     SESSION_CORE_COLUMNS,
     USER_CORE_COLUMNS,
@@ -68,19 +68,25 @@ class SQLAlchemyAdapter:
             (name, at) for at, name in enumerate(session_names) if name not in SESSION_CORE_COLUMNS
         ]
         # Built once: SQLAlchemy then serves the compiled form from its cache on every call.
-        self._select_session_and_user = (
-            select(session, user)
-            .join_from(session, user, session.c.user_id == user.c.id)
-            .where(session.c.id == bindparam("session_id"))
-        )
+        session_and_user = select(session, user).join_from(session, user, session.c.user_id == user.c.id)
+        self._select_session_and_user = session_and_user.where(session.c.id == bindparam("session_id"))
         self._select_user = select(user).where(user.c.id == bindparam("user_id"))
         # The reads every authenticated request makes (the join; the user alone when sessions live elsewhere)
         # run on driver connections kept for them: see driver_read.py.
         self._driver_read = DriverRead.for_engine(engine)
-        self._session_and_user_sql = self._user_sql = ""
+        self._session_and_user_read = self._user_read = None
         if self._driver_read is not None:
-            self._session_and_user_sql = self._driver_read.compile(self._select_session_and_user)
-            self._user_sql = self._driver_read.compile(self._select_user)
+            ids = bindparam("ids", type_=ARRAY(String))
+            self._session_and_user_read = self._driver_read.prepare(
+                self._select_session_and_user,
+                session_and_user.where(session.c.id == any_(ids)),
+                key_at=list(session.columns).index(session.c.id),
+            )
+            self._user_read = self._driver_read.prepare(
+                self._select_user,
+                select(user).where(user.c.id == any_(ids)),
+                key_at=list(user.columns).index(user.c.id),
+            )
         self._select_session = select(session).where(session.c.id == bindparam("session_id"))
         # A key is always read with its owner's credential generation: a sign-in that races a password change
         # then makes a session of the old generation, which is dead (see Auth.create_session).
@@ -95,7 +101,7 @@ class SQLAlchemyAdapter:
 
     # Users
     async def get_user(self, user_id: str) -> UserRow | None:
-        row = await self._read_by(self._select_user, "user_id", user_id, self._user_sql)
+        row = await self._read_by(self._select_user, "user_id", user_id, self._user_read)
         return self._user_row(row) if row is not None else None
 
     async def set_user(self, user: UserRow, key: KeyRow | None) -> None:
@@ -175,18 +181,18 @@ class SQLAlchemyAdapter:
         return [self._session_row(row) for row in await self._read_all(statement)]
 
     async def get_session_and_user(self, digest: str) -> tuple[SessionRow, UserRow] | None:
-        row = await self._read_by(self._select_session_and_user, "session_id", digest, self._session_and_user_sql)
+        row = await self._read_by(self._select_session_and_user, "session_id", digest, self._session_and_user_read)
         if row is None:
             return None
         split = self._session_columns
         return self._session_row(row[:split]), self._user_row(row[split:])
 
-    async def _read_by(self, statement: Any, name: str, value: str, sql: str) -> Sequence[Any] | None:
+    async def _read_by(self, statement: Any, name: str, value: str, read: Read | None) -> Sequence[Any] | None:
         """One row of a SELECT with one parameter: on a kept driver connection when there is one."""
-        if self._driver_read is not None:
+        if self._driver_read is not None and read is not None:
             try:
                 with _database_errors():  # a failed checkout (the server is down), or no connection came back in time
-                    return await self._driver_read.fetch_one(sql, value)
+                    return await self._driver_read.fetch_one(read, value)
             except DriverReadFailed:
                 pass  # the general path runs it again, and turns any error into the right LuciaError
         return await self._read_one(statement, {name: value})
