@@ -1,9 +1,6 @@
-"""The tables the shipped revisions create, described once for both directions of a revision.
-
-A revision that creates a table used to write the whole ``op.create_table`` / ``op.create_index`` /
-``op.drop_index`` / ``op.drop_table`` sequence, with every constraint and index name spelled out twice. Now it
-declares a ``TableSpec`` (name, primary key, foreign keys, indexes), passes the columns to ``create`` in
-``upgrade`` and calls ``drop`` in ``downgrade``. Constraint names follow the models' naming convention
+"""What the shipped revisions build their tables with: a ``TableSpec`` states a table once for both directions
+of its revision (name, primary key, cascading foreign keys, indexes); ``upgrade`` passes the columns to its
+``create`` and ``downgrade`` calls its ``drop``. Constraint names follow the models' naming convention
 (``pk_<table>``, ``fk_<table>_<column>_<referred table>``) but are written out here rather than read from the
 metadata, so that a revision keeps creating the schema it created when it shipped.
 
