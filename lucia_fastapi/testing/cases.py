@@ -1,4 +1,14 @@
-"""Running a conformance suite's cases one after the other, for the store suites of ``lucia_fastapi.testing``."""
+"""Running a conformance suite's cases one after the other, for the store suites of ``lucia_fastapi.testing``.
+
+Every suite has the same two faces. Its ``run_..._conformance`` function checks a store in one call and stops at the
+first case that fails. Its cases are public async functions, listed in its ``..._CASES``, that each take the
+suite's subject (``...UnderTest``: the store and what the cases need to know about it), so pytest can show each
+case as its own test::
+
+    @pytest.mark.parametrize("case", RATE_LIMIT_STORE_CASES, ids=lambda case: case.__name__)
+    async def test_my_store(case):
+        await case(RateLimitStoreUnderTest(MyStore(...)))
+"""
 
 from __future__ import annotations
 

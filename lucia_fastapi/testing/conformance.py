@@ -1,14 +1,8 @@
 """The adapter conformance suite: the cases of Lucia's adapter-test package, for any ``Adapter``.
 
-One call checks an adapter::
-
-    await run_adapter_conformance(MyAdapter(...))
-
-or, to see each case as its own pytest test::
-
-    @pytest.mark.parametrize("case", ADAPTER_CASES, ids=lambda case: case.__name__)
-    async def test_my_adapter(case):
-        await case(AdapterUnderTest(MyAdapter(...)))
+``await run_adapter_conformance(MyAdapter(...))`` checks an adapter in one call and reports every case that
+failed; ``ADAPTER_CASES``, each called with an ``AdapterUnderTest``, make one pytest test per case (see
+``lucia_fastapi.testing.cases``).
 
 The suite is black-box: it sets up and checks rows only through the adapter's own methods, with fresh random ids,
 so it can run against a store that already holds data. ``user_attributes`` and ``session_attributes`` are sample

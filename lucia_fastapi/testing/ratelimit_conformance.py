@@ -1,14 +1,8 @@
 """The rate-limit store conformance suite: what every ``RateLimitStore`` must do, including under concurrency.
 
-One call checks a store::
-
-    await run_rate_limit_store_conformance(MyStore(...))
-
-or, to see each case as its own pytest test::
-
-    @pytest.mark.parametrize("case", RATE_LIMIT_STORE_CASES, ids=lambda case: case.__name__)
-    async def test_my_store(case):
-        await case(RateLimitStoreUnderTest(MyStore(...)))
+``await run_rate_limit_store_conformance(MyStore(...))`` checks a store in one call;
+``RATE_LIMIT_STORE_CASES``, each called with a ``RateLimitStoreUnderTest``, make one pytest test per case (see
+``lucia_fastapi.testing.cases``).
 
 Black-box and safe on a store that holds other data: every case uses fresh random keys and its own "now" far from
 the real clock (times are plain numbers to a store). ``expires_by_itself`` is for stores whose counters vanish on
@@ -23,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from lucia_fastapi.core.ratelimit import KEY_LENGTH, RateLimitStore
+from lucia_fastapi.testing.cases import run_cases
 
 MINUTE_MS = 60_000
 
@@ -194,10 +189,8 @@ RATE_LIMIT_STORE_CASES: list[Case] = [
 ]
 
 
-async def run_rate_limit_store_conformance(store: RateLimitStore, *, expires_by_itself: bool = False) -> None:
-    """Run every case against ``store``; the first failure raises ``AssertionError`` naming the case."""
-    for case in RATE_LIMIT_STORE_CASES:
-        try:
-            await case(RateLimitStoreUnderTest(store, expires_by_itself=expires_by_itself))
-        except AssertionError as error:
-            raise AssertionError(f"{case.__name__}: {error}") from error
+async def run_rate_limit_store_conformance(store: RateLimitStore, *, expires_by_itself: bool = False) -> list[str]:
+    """Run every case against ``store``; return their names. The first failure raises ``AssertionError`` naming
+    the case."""
+    subject = RateLimitStoreUnderTest(store, expires_by_itself=expires_by_itself)
+    return await run_cases(RATE_LIMIT_STORE_CASES, subject, "rate-limit store")

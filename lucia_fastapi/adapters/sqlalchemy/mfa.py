@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, fields
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -38,6 +38,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.features.mfa.store import ChallengeRow, PasskeyRow, TotpRow
+
+_StoredRow = TypeVar("_StoredRow", TotpRow, PasskeyRow)  # the rows read back with _from_columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,35 +321,26 @@ class SQLAlchemyMFAStore:
                 return int((await conn.execute(statement)).rowcount)
 
 
+# The tables' columns are named as the rows' fields: a row is written with ``asdict`` and read back field by field.
+# Only what a column stores differently is spelled out (transports as one comma-separated string; a driver may
+# give booleans as integers and binary as memoryview).
+
+
 def _totp_values(row: TotpRow, *, confirmed: bool) -> Mapping[str, Any]:
-    return {
-        "user_id": row.user_id,
-        "encrypted_secret": row.encrypted_secret,
-        "confirmed": confirmed,
-        "last_used_step": row.last_used_step,
-        "created_at": row.created_at,
-    }
+    return {**asdict(row), "confirmed": confirmed}
+
+
+def _from_columns(kind: type[_StoredRow], row: Any, **stored_differently: Any) -> _StoredRow:
+    columns = row._mapping
+    return kind(**{field.name: columns[field.name] for field in fields(kind)} | stored_differently)
 
 
 def _totp_row(row: Any) -> TotpRow:
-    return TotpRow(
-        user_id=row.user_id,
-        encrypted_secret=row.encrypted_secret,
-        confirmed=bool(row.confirmed),
-        last_used_step=row.last_used_step,
-        created_at=row.created_at,
-    )
+    return _from_columns(TotpRow, row, confirmed=bool(row.confirmed))
 
 
 def _passkey_row(row: Any) -> PasskeyRow:
-    return PasskeyRow(
-        credential_id=row.credential_id,
-        user_id=row.user_id,
-        name=row.name,
-        public_key=bytes(row.public_key),
-        sign_count=row.sign_count,
-        transports=tuple(t for t in row.transports.split(",") if t),
-        backed_up=bool(row.backed_up),
-        created_at=row.created_at,
-        last_used_at=row.last_used_at,
+    transports = tuple(t for t in row.transports.split(",") if t)
+    return _from_columns(
+        PasskeyRow, row, public_key=bytes(row.public_key), transports=transports, backed_up=bool(row.backed_up)
     )

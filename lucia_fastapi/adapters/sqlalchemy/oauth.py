@@ -8,13 +8,11 @@ OAuth table.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, MetaData, String, Table, Text, delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lucia_fastapi.adapters.sqlalchemy.upsert import UpsertStore
 from lucia_fastapi.features.oauth.tokens import OAuthTokenRow
 
 OAUTH_TOKEN_TABLE = "auth_oauth_token"  # noqa: S105 - a table name
@@ -37,18 +35,11 @@ def define_oauth_tables(metadata: MetaData) -> Table:
     )
 
 
-class SQLAlchemyOAuthTokenStore:
+class SQLAlchemyOAuthTokenStore(UpsertStore):
     """An ``OAuthTokenStore`` on ``engine``'s ``auth_oauth_token`` table (``table`` if the app defined its own)."""
 
-    def __init__(self, engine: AsyncEngine, table: Table | None = None) -> None:
-        from lucia_fastapi.adapters.sqlalchemy.adapter import _database_errors, _upsert_table
-
-        table, insert = _upsert_table(engine, table, OAUTH_TOKEN_TABLE, "SQLAlchemyOAuthTokenStore")
-        self._errors: Callable[[], AbstractContextManager[None]] = _database_errors
-        self.engine = engine
-        self.table = table
-        self._insert = insert
-        self._columns = ("key_id", "user_id", "access_token", "refresh_token", "expires_at", "scope", "updated_at")
+    default_table = OAUTH_TOKEN_TABLE
+    _columns = ("key_id", "user_id", "access_token", "refresh_token", "expires_at", "scope", "updated_at")
 
     async def save_tokens(self, row: OAuthTokenRow) -> None:
         """Insert or replace the row of ``row.key_id`` (one upsert statement)."""

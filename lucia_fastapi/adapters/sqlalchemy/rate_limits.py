@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, bindparam, case, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lucia_fastapi.adapters.sqlalchemy.upsert import UpsertStore
 
 RATE_LIMIT_TABLE = "auth_rate_limit"
 
@@ -36,21 +38,17 @@ def define_rate_limit_tables(metadata: MetaData) -> Table:
     )
 
 
-class SQLAlchemyRateLimitStore:
+class SQLAlchemyRateLimitStore(UpsertStore):
     """A ``RateLimitStore`` on ``engine``'s ``auth_rate_limit`` table (``table`` if the app defined its own)."""
 
-    def __init__(self, engine: AsyncEngine, table: Table | None = None) -> None:
-        # Imported here: schema imports this module, and the adapter imports schema.
-        from lucia_fastapi.adapters.sqlalchemy.adapter import _database_errors, _upsert_table
+    default_table = RATE_LIMIT_TABLE
 
-        table, insert = _upsert_table(engine, table, RATE_LIMIT_TABLE, "SQLAlchemyRateLimitStore")
-        self._errors: Callable[[], AbstractContextManager[None]] = _database_errors
-        self.engine = engine
-        self.table = table
+    def __init__(self, engine: AsyncEngine, table: Table | None = None) -> None:
+        super().__init__(engine, table)
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sqlite = engine.dialect.name == "sqlite"
-        c = table.c
-        new = insert(table).values(key=_param("key"), count=1, expires_at=_param("ends"))
+        c = self.table.c
+        new = self._insert(self.table).values(key=_param("key"), count=1, expires_at=_param("ends"))
         expired = c.expires_at <= _param("now")
         # SET sees the row as it was: both CASE expressions test the old window.
         self._hit = new.on_conflict_do_update(
@@ -61,8 +59,8 @@ class SQLAlchemyRateLimitStore:
             },
         ).returning(c.count, c.expires_at)
         self._peek = select(c.count, c.expires_at).where(c.key == _param("key"))
-        self._reset = delete(table).where(c.key == _param("key"))
-        self._delete_expired = delete(table).where(c.expires_at <= _param("now"))
+        self._reset = delete(self.table).where(c.key == _param("key"))
+        self._delete_expired = delete(self.table).where(c.expires_at <= _param("now"))
 
     async def hit(self, key: str, *, limit: int, window_ms: int, now_ms: int) -> int:
         """Count an attempt and check it in one upsert (``RateLimitStore.hit``)."""

@@ -142,13 +142,20 @@ class SMTPEmailSender:
         self.host = host
         self.port = port if port is not None else {"starttls": 587, "tls": 465, "none": 25}[security]
         self.from_address = from_address
-        self.username = username
-        self._password = password
         self.security: Security = security
-        self.timeout = timeout
-        self.tls_context = tls_context
-        self.validate_certs = validate_certs
-        self.local_hostname = local_hostname
+        # How aiosmtplib.send reaches the server, gathered once: every delivery passes it as it is.
+        self._connection: dict[str, Any] = {
+            "hostname": host,
+            "port": self.port,
+            "username": username,
+            "password": password,
+            "use_tls": security == "tls",
+            "start_tls": security == "starttls",
+            "timeout": timeout,
+            "tls_context": tls_context,
+            "validate_certs": validate_certs,
+            "local_hostname": local_hostname,
+        }
         self.queue_size = queue_size
         self.worker_count = workers
         self.attempts = attempts
@@ -189,21 +196,8 @@ class SMTPEmailSender:
         import aiosmtplib
 
         mime = message.to_mime(self.from_address)
-        await aiosmtplib.send(
-            mime,
-            sender=email.utils.parseaddr(message.sender or self.from_address)[1],
-            recipients=[message.to],
-            hostname=self.host,
-            port=self.port,
-            username=self.username,
-            password=self._password,
-            use_tls=self.security == "tls",
-            start_tls=self.security == "starttls",
-            timeout=self.timeout,
-            tls_context=self.tls_context,
-            validate_certs=self.validate_certs,
-            local_hostname=self.local_hostname,
-        )
+        sender = email.utils.parseaddr(message.sender or self.from_address)[1]
+        await aiosmtplib.send(mime, sender=sender, recipients=[message.to], **self._connection)
 
     async def join(self) -> None:
         """Wait until every queued message was delivered or given up."""

@@ -8,35 +8,35 @@ HTML here; links are built by the flows from the app's ``base_url``, never from 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+import string
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class MailContext:
-    """What a template may show. ``link``/``code`` are secrets: only ever put them in the mail's body."""
+    """What a template may show. ``link``/``code`` are secrets: only ever put them in the mail's body (``repr()``
+    shows the recipient only)."""
 
-    app_name: str
+    app_name: str = field(repr=False)
     address: str  # the recipient
-    link: str | None = None
-    code: str | None = None
-    expires_in_minutes: int | None = None
-    new_address: str | None = None  # email change: the address that replaces ``address``
-    reset_link: str | None = None  # "someone tried to sign up": where the owner can reset a forgotten password
-
-    def __repr__(self) -> str:
-        return f"MailContext(address={self.address!r})"
+    link: str | None = field(default=None, repr=False)
+    code: str | None = field(default=None, repr=False)
+    expires_in_minutes: int | None = field(default=None, repr=False)
+    # email change: the address that replaces ``address``
+    new_address: str | None = field(default=None, repr=False)
+    # "someone tried to sign up": where the owner can reset a forgotten password
+    reset_link: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class RenderedMail:
-    """A mail ready to send: its subject, plain-text body and HTML body."""
+    """A mail ready to send: its subject, plain-text body and HTML body (``repr()`` shows the subject only: the
+    bodies carry secrets)."""
 
     subject: str
-    text: str
-    html: str
-
-    def __repr__(self) -> str:
-        return f"RenderedMail(subject={self.subject!r})"
+    text: str = field(repr=False)
+    html: str = field(repr=False)
 
 
 def _expiry(ctx: MailContext) -> str:
@@ -64,92 +64,145 @@ def _button(link: str, label: str) -> str:
     )
 
 
+class _TextFields(string.Formatter):
+    """Fills a template in for the plain-text body (and the subject): every value as it is; ``:b`` is for HTML."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        return str(value)
+
+
+class _HtmlFields(string.Formatter):
+    """Fills a template in for the HTML body: every value escaped, ``{name:b}`` in bold."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        escaped = html.escape(str(value))
+        return f"<b>{escaped}</b>" if format_spec == "b" else escaped
+
+
+_TEXT, _HTML = _TextFields(), _HtmlFields()
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """The paragraph of the secret link in the context's ``attribute`` (``link``, ``reset_link``): ``lead`` then
+    the URL on its own line in the text body, a button saying ``button`` in the HTML; left out without that link."""
+
+    attribute: str
+    lead: str
+    button: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Code:
+    """The paragraph of the secret code, after ``lead``, large and bold in the HTML; left out without a code."""
+
+    lead: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Wording:
+    """One mail's words. The subject and each plain paragraph are ``str.format`` templates over ``app_name``,
+    ``address``, ``new_address`` and ``expiry``; ``{address:b}`` is bold in the HTML. The text and HTML bodies
+    come from the same words, so that they never drift apart; a paragraph that comes out empty is left out."""
+
+    subject: str
+    paragraphs: tuple[str | _Link | _Code, ...]
+
+
+def _render(wording: _Wording, ctx: MailContext) -> RenderedMail:
+    fields = {
+        "app_name": ctx.app_name,
+        "address": ctx.address,
+        "new_address": ctx.new_address or "",
+        "expiry": _expiry(ctx),
+    }
+    subject = _TEXT.vformat(wording.subject, (), fields)
+    text: list[str] = []
+    page: list[str] = []
+    for paragraph in wording.paragraphs:
+        if isinstance(paragraph, _Link):
+            link = getattr(ctx, paragraph.attribute)
+            if link:
+                text.append(f"{paragraph.lead}\n{link}")
+                page.append(_button(link, paragraph.button))
+        elif isinstance(paragraph, _Code):
+            if ctx.code:
+                text.append(f"{paragraph.lead} {ctx.code}")
+                page.append(f"{paragraph.lead} <b style='font-size:1.3em'>{html.escape(ctx.code)}</b>")
+        else:
+            text.append(_TEXT.vformat(paragraph, (), fields))
+            page.append(_HTML.vformat(paragraph, (), fields))
+    return RenderedMail(subject, "\n\n".join(line for line in text if line), _page(subject, *page))
+
+
+_VERIFY_EMAIL = _Wording(
+    "Confirm your email address for {app_name}",
+    (
+        "Please confirm that {address:b} is your email address.",
+        _Link("link", "Open this link to confirm it:", "Confirm my address"),
+        _Code("Or enter this code:"),
+        "{expiry}",
+        "If you did not ask for this, ignore this mail.",
+    ),
+)
+_PASSWORD_RESET = _Wording(
+    "Reset your {app_name} password",
+    (
+        "Someone (hopefully you) asked to reset the password of the {app_name} account for {address:b}.",
+        _Link("link", "Open this link to choose a new password:", "Choose a new password"),
+        "{expiry} It works once. Setting a new password signs you out everywhere.",
+        "If you did not ask for this, ignore this mail: your password stays as it is.",
+    ),
+)
+_CONFIRM_EMAIL_CHANGE = _Wording(
+    "Confirm your new email address for {app_name}",
+    (
+        "You asked to use {address:b} for your {app_name} account.",
+        _Link("link", "Open this link to confirm it:", "Confirm my new address"),
+        "{expiry}",
+        "Until you do, your account keeps its current address. If you did not ask for this, ignore this mail.",
+    ),
+)
+_EMAIL_CHANGED = _Wording(
+    "Your {app_name} email address was changed",
+    (
+        "The email address of your {app_name} account was changed from {address:b} to {new_address:b}. "
+        "You now sign in with the new address.",
+        "If you did not do this, reset your password and contact us at once.",
+    ),
+)
+_ADDRESS_IN_USE = _Wording(
+    "Someone tried to sign up for {app_name} with your address",
+    (
+        "Someone tried to create a {app_name} account with {address:b}, but you already have one. "
+        "If it was you, just sign in.",
+        _Link("reset_link", "Forgot your password? Reset it here:", "Reset my password"),
+        "If it was not you, you can ignore this mail: nothing changed.",
+    ),
+)
+
+
 class EmailTemplates:
     """The default wording. Each method may be overridden on its own."""
 
     def verify_email(self, ctx: MailContext) -> RenderedMail:
         """The verification mail: a link and, when ``ctx.code`` is set, a code."""
-        subject = f"Confirm your email address for {ctx.app_name}"
-        lines = [f"Please confirm that {ctx.address} is your email address."]
-        parts = [f"Please confirm that <b>{html.escape(ctx.address)}</b> is your email address."]
-        if ctx.link:
-            lines.append(f"Open this link to confirm it:\n{ctx.link}")
-            parts.append(_button(ctx.link, "Confirm my address"))
-        if ctx.code:
-            lines.append(f"Or enter this code: {ctx.code}")
-            parts.append(f"Or enter this code: <b style='font-size:1.3em'>{html.escape(ctx.code)}</b>")
-        lines += [_expiry(ctx), "If you did not ask for this, ignore this mail."]
-        parts += [html.escape(_expiry(ctx)), "If you did not ask for this, ignore this mail."]
-        return RenderedMail(subject, "\n\n".join(line for line in lines if line), _page(subject, *parts))
+        return _render(_VERIFY_EMAIL, ctx)
 
     def password_reset(self, ctx: MailContext) -> RenderedMail:
         """The password reset mail, with its single-use link."""
-        subject = f"Reset your {ctx.app_name} password"
         assert ctx.link is not None
-        text = (
-            f"Someone (hopefully you) asked to reset the password of the {ctx.app_name} account for {ctx.address}."
-            f"\n\nOpen this link to choose a new password:\n{ctx.link}\n\n{_expiry(ctx)} It works once. "
-            "Setting a new password signs you out everywhere.\n\nIf you did not ask for this, ignore this mail: "
-            "your password stays as it is."
-        )
-        page = _page(
-            subject,
-            f"Someone (hopefully you) asked to reset the password of the {html.escape(ctx.app_name)} account for "
-            f"<b>{html.escape(ctx.address)}</b>.",
-            _button(ctx.link, "Choose a new password"),
-            f"{html.escape(_expiry(ctx))} It works once. Setting a new password signs you out everywhere.",
-            "If you did not ask for this, ignore this mail: your password stays as it is.",
-        )
-        return RenderedMail(subject, text, page)
+        return _render(_PASSWORD_RESET, ctx)
 
     def confirm_email_change(self, ctx: MailContext) -> RenderedMail:
         """To the new address: the link that confirms an email change."""
-        subject = f"Confirm your new email address for {ctx.app_name}"
         assert ctx.link is not None
-        text = (
-            f"You asked to use {ctx.address} for your {ctx.app_name} account.\n\n"
-            f"Open this link to confirm it:\n{ctx.link}\n\n{_expiry(ctx)}\n\n"
-            "Until you do, your account keeps its current address. If you did not ask for this, ignore this mail."
-        )
-        page = _page(
-            subject,
-            f"You asked to use <b>{html.escape(ctx.address)}</b> for your {html.escape(ctx.app_name)} account.",
-            _button(ctx.link, "Confirm my new address"),
-            html.escape(_expiry(ctx)),
-            "Until you do, your account keeps its current address. If you did not ask for this, ignore this mail.",
-        )
-        return RenderedMail(subject, text, page)
+        return _render(_CONFIRM_EMAIL_CHANGE, ctx)
 
     def email_changed(self, ctx: MailContext) -> RenderedMail:
         """To the old address: the address of the account was changed."""
-        subject = f"Your {ctx.app_name} email address was changed"
-        text = (
-            f"The email address of your {ctx.app_name} account was changed from {ctx.address} to "
-            f"{ctx.new_address}. You now sign in with the new address.\n\n"
-            "If you did not do this, reset your password and contact us at once."
-        )
-        page = _page(
-            subject,
-            f"The email address of your {html.escape(ctx.app_name)} account was changed from "
-            f"<b>{html.escape(ctx.address)}</b> to <b>{html.escape(ctx.new_address or '')}</b>. "
-            "You now sign in with the new address.",
-            "If you did not do this, reset your password and contact us at once.",
-        )
-        return RenderedMail(subject, text, page)
+        return _render(_EMAIL_CHANGED, ctx)
 
     def address_in_use(self, ctx: MailContext) -> RenderedMail:
         """To an address that already has an account, when someone signs up (or changes to) it."""
-        subject = f"Someone tried to sign up for {ctx.app_name} with your address"
-        reset = f"\n\nForgot your password? Reset it here:\n{ctx.reset_link}" if ctx.reset_link else ""
-        text = (
-            f"Someone tried to create a {ctx.app_name} account with {ctx.address}, but you already have one. "
-            f"If it was you, just sign in.{reset}\n\nIf it was not you, you can ignore this mail: nothing changed."
-        )
-        page = _page(
-            subject,
-            f"Someone tried to create a {html.escape(ctx.app_name)} account with <b>{html.escape(ctx.address)}</b>, "
-            "but you already have one. If it was you, just sign in.",
-            _button(ctx.reset_link, "Reset my password") if ctx.reset_link else "",
-            "If it was not you, you can ignore this mail: nothing changed.",
-        )
-        return RenderedMail(subject, text, page)
+        return _render(_ADDRESS_IN_USE, ctx)

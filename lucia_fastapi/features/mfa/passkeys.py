@@ -219,7 +219,6 @@ class Passkeys:
             transports=transports,
             backed_up=verified.credential_backed_up,
             created_at=now,
-            last_used_at=None,
         )
         await self._mfa.store.add_passkey(row)
         await self._mfa.announce(session.user_id, "passkey_added")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from lucia_fastapi.core.errors import LuciaError
 
 if TYPE_CHECKING:
+    from lucia_fastapi.core.ratelimit import RateLimit
     from lucia_fastapi.features.mfa.service import MFA
 
 # 32 letters and digits without 0/O and 1/I: 5 bits a character, 16 characters = 80 bits. That much entropy
@@ -43,11 +44,12 @@ def recovery_code_digest(user_id: str, normalized: str) -> str:
 class RecoveryCodes:
     """``mfa.recovery_codes``: generate (voiding the old set), use once, count."""
 
-    def __init__(self, mfa: MFA, count: int = DEFAULT_COUNT) -> None:
+    def __init__(self, mfa: MFA, count: int = DEFAULT_COUNT, *, limit: RateLimit) -> None:
         if not 1 <= count <= 50:
             raise ValueError("recovery_code_count must be between 1 and 50")
         self._mfa = mfa
         self.count = count
+        self._limit = limit  # attempts at a code, per account
 
     async def generate(self, user_id: str, *, announce: bool = True) -> list[str]:
         """A new set of codes (the old set stops working). Show them once: only their digests are kept."""
@@ -61,7 +63,7 @@ class RecoveryCodes:
     async def use(self, user_id: str, code: str) -> int:
         """Spend ``code``; returns how many codes are left. ``MFA_INVALID_CODE`` when it is not one of the user's
         unused codes, ``AUTH_TOO_MANY_ATTEMPTS`` when limited."""
-        await self._mfa.limit("mfa-recovery", user_id, self._mfa.recovery_rule)
+        await self._mfa.limit("mfa-recovery", user_id, self._limit)
         normalized = normalize_recovery_code(code)
         if normalized is None or not await self._mfa.store.use_recovery_code(
             user_id, recovery_code_digest(user_id, normalized)

@@ -87,11 +87,9 @@ class MFA:
         self.auth = auth
         self.store = store
         self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter(clock=auth.clock)
-        self.totp_rule = totp_limit
-        self.recovery_rule = recovery_limit
         self.notifier = notifier
-        self.totp = TotpFactor(self, SecretCipher(totp_keys), totp_issuer or relying_party.name)
-        self.recovery_codes = RecoveryCodes(self, recovery_code_count)
+        self.totp = TotpFactor(self, SecretCipher(totp_keys), totp_issuer or relying_party.name, limit=totp_limit)
+        self.recovery_codes = RecoveryCodes(self, recovery_code_count, limit=recovery_limit)
         self.passkeys = Passkeys(self, relying_party, challenge_ttl)
 
     def __repr__(self) -> str:

@@ -43,7 +43,7 @@ class PasskeyRow:
     transports: tuple[str, ...]
     backed_up: bool
     created_at: int
-    last_used_at: int | None
+    last_used_at: int | None = None  # a passkey just registered has not signed anything yet
 
     def __repr__(self) -> str:
         return f"PasskeyRow(user_id={self.user_id!r}, name={self.name!r}, sign_count={self.sign_count})"

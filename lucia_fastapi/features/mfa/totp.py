@@ -21,6 +21,7 @@ from lucia_fastapi.features.mfa.crypto import SecretCipher
 from lucia_fastapi.features.mfa.store import TotpRow
 
 if TYPE_CHECKING:
+    from lucia_fastapi.core.ratelimit import RateLimit
     from lucia_fastapi.features.mfa.service import MFA
 
 SECRET_BYTES = 20  # 160 bits, RFC 4226's recommendation and what authenticator apps expect
@@ -51,10 +52,11 @@ def normalize_code(code: str) -> str | None:
 class TotpFactor:
     """``mfa.totp``: enrol, confirm, verify, disable, rotate keys."""
 
-    def __init__(self, mfa: MFA, cipher: SecretCipher, issuer: str) -> None:
+    def __init__(self, mfa: MFA, cipher: SecretCipher, issuer: str, *, limit: RateLimit) -> None:
         self._mfa = mfa
         self._cipher = cipher
         self._issuer = issuer
+        self._limit = limit  # attempts at a code, per account
 
     async def is_enabled(self, user_id: str) -> bool:
         """Whether the user has a confirmed TOTP factor."""
@@ -94,7 +96,7 @@ class TotpFactor:
         """Turn TOTP on with the first correct code. Returns a fresh set of recovery codes when the user had
         none (show them once), else ``None``. ``MFA_INVALID_CODE`` for a wrong code, ``MFA_NOT_ENROLLED`` when
         no enrolment is pending, ``AUTH_TOO_MANY_ATTEMPTS`` when limited."""
-        await self._mfa.limit("mfa-totp", user_id, self._mfa.totp_rule)
+        await self._mfa.limit("mfa-totp", user_id, self._limit)
         row = await self._mfa.store.get_totp(user_id)
         if row is None or row.confirmed:
             raise LuciaError("MFA_NOT_ENROLLED", "no TOTP enrolment is waiting for confirmation")
@@ -110,7 +112,7 @@ class TotpFactor:
     async def verify(self, user_id: str, code: str) -> None:
         """Accept ``code`` once: a code (or an older one) already used is refused like a wrong one.
         Raises ``MFA_INVALID_CODE``, ``MFA_NOT_ENROLLED`` or ``AUTH_TOO_MANY_ATTEMPTS``."""
-        await self._mfa.limit("mfa-totp", user_id, self._mfa.totp_rule)
+        await self._mfa.limit("mfa-totp", user_id, self._limit)
         row = await self._mfa.store.get_totp(user_id)
         if row is None or not row.confirmed:
             raise LuciaError("MFA_NOT_ENROLLED", "TOTP is not set up for this user")

@@ -14,7 +14,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, Unpack
 from urllib.parse import urlencode, urlsplit
 
 from lucia_fastapi._extras import require_extra
@@ -70,6 +70,14 @@ class TokenSet:
 
 
 ProfileLoader = Callable[["httpx.AsyncClient", TokenSet], Awaitable[OAuthIdentity]]
+
+
+class _OAuthProviderOptions(TypedDict, total=False):
+    # OAuthProvider's options that a subclass passes on as they are, so that their defaults stay OAuthProvider's.
+    authorize_params: Mapping[str, str] | None
+    token_auth_method: str
+    store_tokens: bool
+    display_name: str | None
 
 
 class OAuthProvider:
@@ -200,7 +208,8 @@ class OAuthProvider:
 class OIDCProvider(OAuthProvider):
     """A generic OpenID Connect provider, configured by its issuer URL: endpoints and keys come from
     ``<issuer>/.well-known/openid-configuration``. ``accepted_issuers`` adds ``iss`` values the provider also
-    uses (Google writes ``accounts.google.com`` as well as ``https://accounts.google.com``)."""
+    uses (Google writes ``accounts.google.com`` as well as ``https://accounts.google.com``). ``authorize_params``,
+    ``token_auth_method``, ``store_tokens`` and ``display_name`` are ``OAuthProvider``'s."""
 
     uses_nonce = True
 
@@ -217,25 +226,14 @@ class OIDCProvider(OAuthProvider):
         algorithms: Sequence[str] = ("RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"),
         leeway: timedelta = timedelta(seconds=60),
         use_userinfo: bool = True,
-        authorize_params: Mapping[str, str] | None = None,
-        token_auth_method: str = "client_secret_basic",
-        store_tokens: bool = False,
-        display_name: str | None = None,
+        **options: Unpack[_OAuthProviderOptions],
     ) -> None:
         if "openid" not in scopes:
             raise ValueError("an OpenID Connect provider needs the 'openid' scope")
         if any(alg == "none" or alg.startswith("HS") for alg in algorithms):
             raise ValueError("ID tokens are verified with the provider's public keys: no 'none', no HS*")
         super().__init__(
-            name,
-            client_id=client_id,
-            client_secret=client_secret,
-            redirect_uri=redirect_uri,
-            scopes=scopes,
-            authorize_params=authorize_params,
-            token_auth_method=token_auth_method,
-            store_tokens=store_tokens,
-            display_name=display_name,
+            name, client_id=client_id, client_secret=client_secret, redirect_uri=redirect_uri, scopes=scopes, **options
         )
         self.issuer = issuer.rstrip("/")
         self.accepted_issuers = frozenset({self.issuer, *accepted_issuers})
@@ -429,25 +427,21 @@ class GitHubProvider(OAuthProvider):
         )
 
 
-def github(
-    *,
-    client_id: str,
-    client_secret: str,
-    redirect_uri: str,
-    base_url: str = "https://github.com",
-    api_url: str = "https://api.github.com",
-    store_tokens: bool = False,
-) -> GitHubProvider:
+class _GitHubPreset(TypedDict):
+    # What the github() preset lets an app choose of GitHubProvider's options (the defaults are GitHubProvider's).
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    base_url: NotRequired[str]
+    api_url: NotRequired[str]
+    store_tokens: NotRequired[bool]
+
+
+def github(**options: Unpack[_GitHubPreset]) -> GitHubProvider:
     """The GitHub preset: register an OAuth app at https://github.com/settings/developers with ``redirect_uri``
-    as its callback URL. (``base_url``/``api_url`` point elsewhere for GitHub Enterprise, or a test stand-in.)"""
-    return GitHubProvider(
-        client_id=client_id,
-        client_secret=client_secret,
-        redirect_uri=redirect_uri,
-        base_url=base_url,
-        api_url=api_url,
-        store_tokens=store_tokens,
-    )
+    as its callback URL and pass ``client_id``, ``client_secret`` and ``redirect_uri``; ``store_tokens`` keeps the
+    provider's tokens. (``base_url``/``api_url`` point elsewhere for GitHub Enterprise, or a test stand-in.)"""
+    return GitHubProvider(**options)
 
 
 def google(

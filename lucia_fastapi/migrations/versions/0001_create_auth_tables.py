@@ -8,56 +8,44 @@ The models of this revision; tests/test_migrations_and_cli.py checks the whole c
 Expiries and creation times are epoch milliseconds; auth_session.id is the SHA-256 hex digest of the session id.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
-from alembic import op
+
+from lucia_fastapi.migrations.tables import TableSpec, digest_column, user_id_column
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+
+USER = TableSpec("auth_user", primary_key=["id"])
+KEY = TableSpec(
+    "auth_key", primary_key=["id"], references={"user_id": "auth_user"}, indexes={"ix_auth_key_user_id": ["user_id"]}
+)
+SESSION = TableSpec(
+    "auth_session",
+    primary_key=["id"],
+    references={"user_id": "auth_user"},
+    indexes={"ix_auth_session_user_id": ["user_id"], "ix_auth_session_idle_expires": ["idle_expires"]},
+)
 
 
 def upgrade() -> None:
-    op.create_table(
-        "auth_user",
+    USER.create(sa.Column("id", sa.String(length=255), nullable=False))
+    KEY.create(
         sa.Column("id", sa.String(length=255), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_auth_user"),
-    )
-    op.create_table(
-        "auth_key",
-        sa.Column("id", sa.String(length=255), nullable=False),
-        sa.Column("user_id", sa.String(length=255), nullable=False),
+        user_id_column(),
         sa.Column("hashed_password", sa.String(length=255), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["auth_user.id"], name="fk_auth_key_user_id_auth_user", ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name="pk_auth_key"),
     )
-    op.create_index("ix_auth_key_user_id", "auth_key", ["user_id"])
-    op.create_table(
-        "auth_session",
-        sa.Column("id", sa.String(length=64), nullable=False),
-        sa.Column("user_id", sa.String(length=255), nullable=False),
+    SESSION.create(
+        digest_column("id"),
+        user_id_column(),
         sa.Column("active_expires", sa.BigInteger(), nullable=False),
         sa.Column("idle_expires", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("user_agent", sa.Text(), nullable=True),
         sa.Column("ip_address", sa.String(length=45), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["auth_user.id"], name="fk_auth_session_user_id_auth_user", ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name="pk_auth_session"),
     )
-    op.create_index("ix_auth_session_user_id", "auth_session", ["user_id"])
-    op.create_index("ix_auth_session_idle_expires", "auth_session", ["idle_expires"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_auth_session_idle_expires", table_name="auth_session")
-    op.drop_index("ix_auth_session_user_id", table_name="auth_session")
-    op.drop_table("auth_session")
-    op.drop_index("ix_auth_key_user_id", table_name="auth_key")
-    op.drop_table("auth_key")
-    op.drop_table("auth_user")
+    SESSION.drop()
+    KEY.drop()
+    USER.drop()

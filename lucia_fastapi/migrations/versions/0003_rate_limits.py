@@ -8,28 +8,25 @@ Matches lucia_fastapi.adapters.sqlalchemy.rate_limits.define_rate_limit_tables e
 hex SHA-256 key of scope and identifier, the attempts in the open window, and the window's end (epoch ms).
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
-from alembic import op
+
+from lucia_fastapi.migrations.tables import TableSpec, digest_column
 
 revision: str = "0003"
 down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+
+RATE_LIMIT = TableSpec(
+    "auth_rate_limit", primary_key=["key"], indexes={"ix_auth_rate_limit_expires_at": ["expires_at"]}
+)
 
 
 def upgrade() -> None:
-    op.create_table(
-        "auth_rate_limit",
-        sa.Column("key", sa.String(length=64), nullable=False),
+    RATE_LIMIT.create(
+        digest_column("key"),
         sa.Column("count", sa.BigInteger(), nullable=False),
         sa.Column("expires_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("key", name="pk_auth_rate_limit"),
     )
-    op.create_index("ix_auth_rate_limit_expires_at", "auth_rate_limit", ["expires_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_auth_rate_limit_expires_at", table_name="auth_rate_limit")
-    op.drop_table("auth_rate_limit")
+    RATE_LIMIT.drop()

@@ -10,38 +10,32 @@ milliseconds. Rows go with their key and their user (ON DELETE CASCADE). The sig
 a sealed cookie, so this is the only OAuth table.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
-from alembic import op
+
+from lucia_fastapi.migrations.tables import TableSpec, user_id_column
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+
+OAUTH_TOKEN = TableSpec(
+    "auth_oauth_token",
+    primary_key=["key_id"],
+    references={"key_id": "auth_key", "user_id": "auth_user"},
+    indexes={"ix_auth_oauth_token_user_id": ["user_id"]},
+)
 
 
 def upgrade() -> None:
-    op.create_table(
-        "auth_oauth_token",
+    OAUTH_TOKEN.create(
         sa.Column("key_id", sa.String(length=255), nullable=False),
-        sa.Column("user_id", sa.String(length=255), nullable=False),
+        user_id_column(),
         sa.Column("access_token", sa.Text(), nullable=False),
         sa.Column("refresh_token", sa.Text(), nullable=True),
         sa.Column("expires_at", sa.BigInteger(), nullable=True),
         sa.Column("scope", sa.Text(), nullable=True),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["key_id"], ["auth_key.id"], name="fk_auth_oauth_token_key_id_auth_key", ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["auth_user.id"], name="fk_auth_oauth_token_user_id_auth_user", ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("key_id", name="pk_auth_oauth_token"),
     )
-    op.create_index("ix_auth_oauth_token_user_id", "auth_oauth_token", ["user_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_auth_oauth_token_user_id", table_name="auth_oauth_token")
-    op.drop_table("auth_oauth_token")
+    OAUTH_TOKEN.drop()
