@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse, Response
 
 from lucia_fastapi import Auth, AuthMiddleware, KeySpec, LuciaError, MemoryAdapter, SQLAlchemyAdapter
+from lucia_fastapi.core.clock import to_datetime
 from lucia_fastapi.core.ids import new_session_id
 from lucia_fastapi.testing import ManualClock
 from lucia_fastapi.testing.postgres import PostgresServer
@@ -122,3 +124,17 @@ async def test_the_clock_ages_sessions() -> None:
     clock.advance(timedelta(days=16))  # past the idle period: dead
     with pytest.raises(LuciaError):
         await auth.validate_session(session.session_id)
+
+
+def test_to_datetime_is_exact_to_the_millisecond() -> None:
+    # The fast path divides by 1000 in floating point; it must land on the same instant as exact arithmetic,
+    # at the edges of its range, past them, and across the years sessions live in.
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    chance = random.Random(15)  # noqa: S311 -- reproducible test values, not secrets
+    edge = 2**32 * 1000
+    values = [0, 1, -1, 999, 1_000, edge - 1, edge, edge + 1, -edge, -edge + 1, 10**14, -(10**13)]
+    values += [chance.randrange(-edge, edge) for _ in range(50_000)]
+    values += [chance.randrange(1_600_000_000_000, 2_100_000_000_000) for _ in range(50_000)]
+    wrong = [value for value in values if to_datetime(value) != epoch + timedelta(milliseconds=value)]
+    assert wrong == []
+    assert to_datetime(1_750_000_000_123).tzinfo is UTC

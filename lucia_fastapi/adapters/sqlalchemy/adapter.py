@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import ARRAY, Row, String, Table, and_, any_, bindparam, delete, event, insert, select, update
@@ -58,15 +59,11 @@ class SQLAlchemyAdapter:
         user, session = tables.user, tables.session
         self._user_attribute_names = frozenset(c.name for c in user.columns) - set(USER_CORE_COLUMNS)
         self._session_attribute_names = frozenset(c.name for c in session.columns) - set(SESSION_CORE_COLUMNS)
-        self._session_columns = len(session.columns)
-        # Where each value sits in a selected row, worked out once: rows are converted on every request.
-        user_names, session_names = list(user.columns.keys()), list(session.columns.keys())
-        self._user_core_at = [user_names.index(name) for name in USER_CORE_COLUMNS]
-        self._user_attributes_at = [(name, at) for at, name in enumerate(user_names) if name not in USER_CORE_COLUMNS]
-        self._session_core_at = [session_names.index(name) for name in SESSION_CORE_COLUMNS]
-        self._session_attributes_at = [
-            (name, at) for at, name in enumerate(session_names) if name not in SESSION_CORE_COLUMNS
-        ]
+        # Where each value sits in a selected row, worked out once: rows are converted on every request. In the
+        # session-and-user join, the user's columns follow the session's.
+        self._session_columns = _ColumnPlaces(session, SESSION_CORE_COLUMNS)
+        self._user_columns = _ColumnPlaces(user, USER_CORE_COLUMNS)
+        self._joined_user_columns = _ColumnPlaces(user, USER_CORE_COLUMNS, offset=len(session.columns))
         # Built once: SQLAlchemy then serves the compiled form from its cache on every call.
         session_and_user = select(session, user).join_from(session, user, session.c.user_id == user.c.id)
         self._select_session_and_user = session_and_user.where(session.c.id == bindparam("session_id"))
@@ -102,7 +99,7 @@ class SQLAlchemyAdapter:
     # Users
     async def get_user(self, user_id: str) -> UserRow | None:
         row = await self._read_by(self._select_user, "user_id", user_id, self._user_read)
-        return self._user_row(row) if row is not None else None
+        return self._user_row(row, self._user_columns) if row is not None else None
 
     async def set_user(self, user: UserRow, key: KeyRow | None) -> None:
         self._check_attribute_names("user", user.attributes, self._user_attribute_names)
@@ -184,17 +181,17 @@ class SQLAlchemyAdapter:
         row = await self._read_by(self._select_session_and_user, "session_id", digest, self._session_and_user_read)
         if row is None:
             return None
-        split = self._session_columns
-        return self._session_row(row[:split]), self._user_row(row[split:])
+        return self._session_row(row), self._user_row(row, self._joined_user_columns)
 
     async def _read_by(self, statement: Any, name: str, value: str, read: Read | None) -> Sequence[Any] | None:
         """One row of a SELECT with one parameter: on a kept driver connection when there is one."""
         if self._driver_read is not None and read is not None:
             try:
-                with _database_errors():  # a failed checkout (the server is down), or no connection came back in time
-                    return await self._driver_read.fetch_one(read, value)
+                return await self._driver_read.fetch_one(read, value)
             except DriverReadFailed:
                 pass  # the general path runs it again, and turns any error into the right LuciaError
+            except _DRIVER_ERRORS as error:  # a failed checkout (the server is down), or no connection in time
+                raise _lucia_error(error) from error
         return await self._read_one(statement, {name: value})
 
     async def set_session(self, session: SessionRow) -> None:
@@ -278,17 +275,18 @@ class SQLAlchemyAdapter:
                 raise LuciaError("AUTH_INVALID_USER_ID", f"no user {values.get('user_id')!r}") from None
             raise LuciaError(duplicate, f"{table.name} {values['id']!r} exists already") from None
 
-    def _user_row(self, row: Sequence[Any]) -> UserRow:
-        user_id, generation = (row[at] for at in self._user_core_at)
-        return UserRow(user_id, {name: row[at] for name, at in self._user_attributes_at}, generation)
+    @staticmethod
+    def _user_row(row: Sequence[Any], places: _ColumnPlaces) -> UserRow:
+        user_id, generation = places.core(row)
+        return UserRow(user_id, places.attributes(row), generation)
 
     def _session_row(self, row: Sequence[Any]) -> SessionRow:
-        digest, user_id, active, idle, created_at, generation, pending, verified_at = (
-            row[at] for at in self._session_core_at
-        )
-        attributes = {name: row[at] for name, at in self._session_attributes_at}
+        places = self._session_columns
+        digest, user_id, active, idle, created_at, generation, pending, verified_at = places.core(row)
         # bool(): SQLite's driver hands back 0/1 on the raw read.
-        return SessionRow(digest, user_id, active, idle, created_at, generation, bool(pending), verified_at, attributes)
+        return SessionRow(
+            digest, user_id, active, idle, created_at, generation, bool(pending), verified_at, places.attributes(row)
+        )
 
     @staticmethod
     def _check_attribute_names(kind: str, attributes: Mapping[str, Any], known: frozenset[str]) -> None:
@@ -298,6 +296,19 @@ class SQLAlchemyAdapter:
                 f"unknown {kind} attribute(s) {sorted(unknown)}: auth_{kind} has no such column"
                 f" (known: {sorted(known)}); add the column with define_auth_tables(..., {kind}_columns=[...])"
             )
+
+
+class _ColumnPlaces:
+    """Where ``table``'s values sit in a selected row (from ``offset`` on): its ``core`` columns, in the order
+    given, through one ``itemgetter``, and the app's own columns as a dict."""
+
+    def __init__(self, table: Table, core: Sequence[str], *, offset: int = 0) -> None:
+        names = list(table.columns.keys())
+        self.core = itemgetter(*(offset + names.index(name) for name in core))
+        self._attributes_at = [(name, offset + at) for at, name in enumerate(names) if name not in core]
+
+    def attributes(self, row: Sequence[Any]) -> dict[str, Any]:
+        return {name: row[at] for name, at in self._attributes_at}
 
 
 def _key_values(key: KeyRow) -> dict[str, Any]:
@@ -321,19 +332,28 @@ def _enable_sqlite_foreign_keys(
     record.info["lucia_foreign_keys"] = True
 
 
+# The errors _lucia_error translates. asyncpg raises OSError or TimeoutError when it cannot connect at all.
+_DRIVER_ERRORS = (DBAPIError, OSError, TimeoutError)
+
+
 @contextmanager
 def _database_errors() -> Iterator[None]:
-    """Turn the driver's errors into ``LuciaError``: ``DATABASE_UNAVAILABLE`` when the database cannot be reached
-    (retrying later may work: a 503), ``DATABASE_ERROR`` when it answered with an error retrying will not fix (a
-    missing table: the detail names it and says how to fix it)."""
+    """Turn the driver's errors into ``LuciaError`` (see ``_lucia_error``)."""
     try:
         yield
-    except DBAPIError as error:
-        if _is_unreachable(error):
-            raise LuciaError("DATABASE_UNAVAILABLE", _first_line(error)) from error
-        raise LuciaError("DATABASE_ERROR", _explain(error)) from error
-    except (OSError, TimeoutError) as error:  # asyncpg raises these when it cannot connect at all
-        raise LuciaError("DATABASE_UNAVAILABLE", f"cannot connect to the database: {error}") from error
+    except _DRIVER_ERRORS as error:
+        raise _lucia_error(error) from error
+
+
+def _lucia_error(error: DBAPIError | OSError | TimeoutError) -> LuciaError:
+    """``DATABASE_UNAVAILABLE`` when the database cannot be reached (retrying later may work: a 503),
+    ``DATABASE_ERROR`` when it answered with an error retrying will not fix (a missing table: the detail names it
+    and says how to fix it)."""
+    if not isinstance(error, DBAPIError):
+        return LuciaError("DATABASE_UNAVAILABLE", f"cannot connect to the database: {error}")
+    if _is_unreachable(error):
+        return LuciaError("DATABASE_UNAVAILABLE", _first_line(error))
+    return LuciaError("DATABASE_ERROR", _explain(error))
 
 
 async def _insert_one(engine: AsyncEngine, table: Table, values: Mapping[str, Any]) -> IntegrityError | None:
