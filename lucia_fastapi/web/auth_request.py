@@ -138,6 +138,8 @@ class AuthRequest(Generic[UserT]):
     def start_response(self) -> list[str]:
         """Mark the response as started and return the ``Set-Cookie`` values to send with it."""
         self.response_started = True
+        if self._cookie is None and not self._deletions:
+            return []  # the usual answer: nothing to send
         cookies = [self._cookie] if self._cookie is not None else []
         if self._deletions:
             cookies += self._deletions

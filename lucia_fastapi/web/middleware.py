@@ -8,6 +8,7 @@ becomes its HTTP response here, through ``lucia_fastapi.web.responses`` or the a
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.requests import HTTPConnection
@@ -48,14 +49,16 @@ class AuthMiddleware:
         auth_request = AuthRequest(self.auth, scope)
         scope.setdefault("state", {})["auth"] = auth_request
 
-        async def send_with_cookies(message: Message) -> None:
-            if message["type"] in _STARTS:
+        # A plain function returning send's awaitable, not a coroutine of its own: every message of every
+        # response passes through here, and most carry no cookie.
+        def send_with_cookies(message: Message) -> Awaitable[None]:
+            if not auth_request.response_started and message["type"] in _STARTS:
                 cookies = auth_request.start_response()
                 if cookies:
                     # Appended next to the app's own Set-Cookie headers, never replacing them.
                     headers = [*message.get("headers", []), *((b"set-cookie", c.encode("latin-1")) for c in cookies)]
                     message = {**message, "headers": headers}
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_with_cookies)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ARRAY, Row, String, Table, and_, any_, bindparam, delete, event, insert, select, update
+from sqlalchemy import ARRAY, Row, Table, Text, and_, any_, bindparam, delete, event, insert, select, update
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -73,7 +73,7 @@ class SQLAlchemyAdapter:
         self._driver_read = DriverRead.for_engine(engine)
         self._session_and_user_read = self._user_read = None
         if self._driver_read is not None:
-            ids = bindparam("ids", type_=ARRAY(String))
+            ids = bindparam("ids", type_=ARRAY(Text))  # text[]: a type asyncpg knows without asking the server
             self._session_and_user_read = self._driver_read.prepare(
                 self._select_session_and_user,
                 session_and_user.where(session.c.id == any_(ids)),

@@ -104,7 +104,7 @@ class DriverRead:
         # The usual case first, without a coroutine of its own: a kept connection is idle.
         if self._idle:
             return await self._run_one(self._idle.pop(), read, value)
-        if read.many is None:
+        if read.many is None or self._owned < self.limit:  # SQLite, or room to keep another connection
             return await self._run_one(await self._acquire(), read, value)
         # Every kept connection is busy: join the batch that waits for the next one (or start it).
         batch = self._batches.get(read)
