@@ -65,7 +65,8 @@ class AuthRequest(Generic[UserT]):
             try:
                 self._session_id, self._from_cookie = self.auth.read_session_credential(self._scope)
             except LuciaError as error:
-                self.rejection, self._session_id = error, None
+                # Kept without its traceback, whose frames point back here: no reference cycle per request.
+                self.rejection, self._session_id = error.with_traceback(None), None
         return self._session_id
 
     async def get_session(self) -> Session | None:
@@ -179,7 +180,7 @@ class AuthRequest(Generic[UserT]):
             if error.code != "AUTH_INVALID_SESSION_ID":
                 self._error = error  # the database is down: keep the cookie, say so to every caller
                 raise
-            self._session, self._user, self.rejection = None, None, error
+            self._session, self._user, self.rejection = None, None, error.with_traceback(None)
             if self._from_cookie and not self.response_started:
                 self._cookie = self.auth.create_session_cookie(None)  # a dead cookie: let the browser drop it
             return

@@ -68,11 +68,11 @@ AuthRequestDep = Annotated[AuthRequest[Any], Depends(get_auth_request)]
 
 def refuse(auth_request: AuthRequest[Any], code: ErrorCode, detail: str | None = None) -> NoReturn:
     """Refuse the request: ``LuciaError(code)`` for HTTP (rendered by the middleware), close 1008 for WebSockets."""
-    error = LuciaError(code, detail)
     if auth_request.connection.scope["type"] == "websocket":
-        reason = f"{code}: {public_message(error)}"[:120]
+        reason = f"{code}: {public_message(LuciaError(code, detail))}"[:120]
         raise WebSocketException(code=status.WS_1008_POLICY_VIOLATION, reason=reason)
-    raise error
+    # Raised without a local name: a local holding the error would tie its traceback to this frame in a cycle.
+    raise LuciaError(code, detail)
 
 
 async def session_user_of(auth_request: AuthRequest[Any]) -> SessionUser[Any]:

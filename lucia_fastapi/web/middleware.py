@@ -47,7 +47,8 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         auth_request = AuthRequest(self.auth, scope)
-        scope.setdefault("state", {})["auth"] = auth_request
+        state = scope.setdefault("state", {})
+        state["auth"] = auth_request
 
         # A plain function returning send's awaitable, not a coroutine of its own: every message of every
         # response passes through here, and most carry no cookie.
@@ -70,3 +71,9 @@ class AuthMiddleware:
             connection = HTTPConnection(scope)
             response = await render_error(connection, error, on_error=self.on_error, sign_in_url=self.sign_in_url)
             await response(scope, receive, send_with_cookies)
+        # The response is sent (background tasks included): unlink the AuthRequest from the scope it points to, so
+        # that reference counting frees both now instead of leaving a cycle per request to the garbage collector
+        # (measured under uvicorn: about 10% of a bare request's CPU). After an exception it stays, for the app's
+        # error handlers.
+        if state.get("auth") is auth_request:
+            del state["auth"]
