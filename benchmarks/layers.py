@@ -28,36 +28,22 @@ from lucia_fastapi import Auth, AuthMiddleware, SQLAlchemyAdapter
 from lucia_fastapi.adapters.sqlalchemy.schema import default_tables
 from lucia_fastapi.core.ids import session_digest
 from lucia_fastapi.dependencies import CurrentUser
+from lucia_fastapi.testing.asgi import ASGIRequest
 from lucia_fastapi.testing.postgres import PostgresServer
 
 PATHS = ("/bare", "/raw", "/adapter", "/core", "/direct", "/dependency")
 
 
 async def cpu_per_request(app: Any, path: str, cookie: str, count: int = 1500) -> float:
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"127.0.0.1:8000"), (b"cookie", cookie.encode())],
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
-    }  # fmt: skip
-    statuses: list[int] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-
-    for _ in range(200):  # warm: statements prepared, caches filled
-        await app(dict(scope, state={}), receive, send)
-    if set(statuses) != {200}:
-        raise RuntimeError(f"{path} answered {set(statuses)}")
+    request = ASGIRequest(app, path, headers=[(b"cookie", cookie.encode())])
+    statuses = {await request.send() for _ in range(200)}  # warm: statements prepared, caches filled
+    if statuses != {200}:
+        raise RuntimeError(f"{path} answered {statuses}")
     best = float("inf")
     for _ in range(7):
         started = time.process_time()
         for _ in range(count):
-            await app(dict(scope, state={}), receive, send)
+            await request.send()
         best = min(best, (time.process_time() - started) / count)
     return best * 1e6
 

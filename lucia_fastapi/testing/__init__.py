@@ -1,6 +1,7 @@
-"""Test support: the adapter and rate-limit store conformance suites, a clock tests can move, and throwaway servers
-(``postgres``, ``redis``)."""
+"""Test support: the adapter and rate-limit store conformance suites, a clock tests can move, one request sent to
+an app in-process (``ASGIRequest``), and throwaway servers (``postgres``, ``redis``)."""
 
+from lucia_fastapi.testing.asgi import ASGIRequest
 from lucia_fastapi.testing.clock import ManualClock
 from lucia_fastapi.testing.conformance import (
     ADAPTER_CASES,
@@ -18,6 +19,7 @@ from lucia_fastapi.testing.redis import RedisServer, RedisUnavailable
 __all__ = [
     "ADAPTER_CASES",
     "RATE_LIMIT_STORE_CASES",
+    "ASGIRequest",
     "AdapterUnderTest",
     "ConformanceFailure",
     "ManualClock",
