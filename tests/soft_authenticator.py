@@ -53,18 +53,14 @@ class SoftAuthenticator:
         ) + cbor2.dumps(cose)
         client_data = self._client_data("webauthn.create", options["challenge"], origin)
         attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
-        cid = bytes_to_base64url(credential.credential_id)
-        return {
-            "id": cid,
-            "rawId": cid,
-            "type": "public-key",
-            "response": {
+        return _public_key_credential(
+            credential.credential_id,
+            {
                 "clientDataJSON": bytes_to_base64url(client_data),
                 "attestationObject": bytes_to_base64url(attestation),
                 "transports": ["internal"],
             },
-            "clientExtensionResults": {},
-        }
+        )
 
     def get(
         self,
@@ -84,20 +80,22 @@ class SoftAuthenticator:
         auth_data = hashlib.sha256(rp.encode()).digest() + bytes([flags]) + struct.pack(">I", chosen.sign_count)
         client_data = self._client_data("webauthn.get", options["challenge"], origin)
         signature = chosen.private_key.sign(auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
-        cid = bytes_to_base64url(chosen.credential_id)
-        return {
-            "id": cid,
-            "rawId": cid,
-            "type": "public-key",
-            "response": {
+        return _public_key_credential(
+            chosen.credential_id,
+            {
                 "clientDataJSON": bytes_to_base64url(client_data),
                 "authenticatorData": bytes_to_base64url(auth_data),
                 "signature": bytes_to_base64url(signature),
                 "userHandle": bytes_to_base64url(chosen.user_handle),
             },
-            "clientExtensionResults": {},
-        }
+        )
 
     def _client_data(self, kind: str, challenge: str, origin: str | None) -> bytes:
         data = {"type": kind, "challenge": challenge, "origin": origin or self.origin, "crossOrigin": False}
         return json.dumps(data, separators=(",", ":")).encode()
+
+
+def _public_key_credential(credential_id: bytes, response: dict[str, Any]) -> dict[str, Any]:
+    """The JSON a browser's ``PublicKeyCredential.toJSON()`` gives, around an attestation or assertion."""
+    cid = bytes_to_base64url(credential_id)
+    return {"id": cid, "rawId": cid, "type": "public-key", "response": response, "clientExtensionResults": {}}

@@ -19,25 +19,15 @@ from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.features.email import OutboxEmailSender
 from lucia_fastapi.features.email.flows import EmailFlowError, EmailFlows
 from lucia_fastapi.features.tokens import MemoryTokenStore, SingleUseTokens, TokenError
+from lucia_fastapi.testing import ManualClock
 from tests.conftest import ALL_STORES, make_engine, record_database
 
 PASSWORD = "correct horse battery"
 FAST_HASHER = PasswordHasher(memory_cost=1024, time_cost=1)  # the flows, not Argon2, are under test
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000_000
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, period: timedelta) -> None:
-        self.now += int(period / timedelta(milliseconds=1))
-
-
 class Setup:
-    def __init__(self, auth: Auth[Any], flows: EmailFlows, outbox: OutboxEmailSender, clock: Clock) -> None:
+    def __init__(self, auth: Auth[Any], flows: EmailFlows, outbox: OutboxEmailSender, clock: ManualClock) -> None:
         self.auth, self.flows, self.outbox, self.clock = auth, flows, outbox, clock
 
     def last_mail(self, to: str) -> Any:
@@ -54,7 +44,7 @@ class Setup:
 @pytest.fixture(params=ALL_STORES)
 async def setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Setup]:
     record_database(request, request.param)
-    clock = Clock()
+    clock = ManualClock(1_800_000_000_000)
     outbox = OutboxEmailSender()
     engine = None
     if request.param == "memory":
@@ -83,7 +73,7 @@ async def test_sign_up_then_verify_by_link(setup: Setup) -> None:
     assert "Confirm your email address" in mail.subject and "https://app.example/verify-email?token=" in mail.text
     assert mail.html and "https://app.example/verify-email?token=" in mail.html
     user = await setup.flows.verify_email(setup.link_token("ada@example.com"), user_id=result.user.user_id)
-    assert setup.flows.is_verified(user) and user.attributes["email_verified_at"] == setup.clock.now
+    assert setup.flows.is_verified(user) and user.attributes["email_verified_at"] == setup.clock.now_ms
     with pytest.raises(TokenError):
         await setup.flows.verify_email(setup.link_token("ada@example.com"))
 

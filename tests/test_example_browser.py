@@ -30,7 +30,7 @@ from playwright.async_api import (
 
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT, axe_violations
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, HEADER_OVERLAPS, ROOT, axe_violations
 
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 ATTACKER = "http://attacker.test"
@@ -94,19 +94,7 @@ class Device:
         assert violations == [], f"{name} at {self.width.name}: {violations}"
         overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{name} at {self.width.name}: {overflow}px wider than the screen"
-        overlaps = await page.evaluate(
-            """() => {
-                const boxes = [...document.querySelectorAll('header .brand, header nav li')]
-                    .map(e => e.getBoundingClientRect());
-                let n = 0;
-                for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
-                    const a = boxes[i], b = boxes[j];
-                    const across = a.left < b.right - 1 && b.left < a.right - 1;
-                    if (across && a.top < b.bottom - 1 && b.top < a.bottom - 1) n++;
-                }
-                return n;
-            }"""
-        )
+        overlaps = await page.evaluate(HEADER_OVERLAPS)
         assert overlaps == 0, f"{name} at {self.width.name}: header items overlap"
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{self.width.name}-{name}.png"

@@ -15,19 +15,9 @@ from lucia_fastapi.core.ratelimit import (
     rate_limit_key,
 )
 from lucia_fastapi.core.storage import Adapter
+from lucia_fastapi.testing import ManualClock
 
-
-class Clock:
-    """Epoch milliseconds that move only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000_000
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, period: timedelta) -> None:
-        self.now += int(period / timedelta(milliseconds=1))
+START_MS = 1_700_000_000_000  # a fixed epoch-ms start: windows and lockouts are counted from it
 
 
 OWNER = ("email", "owner@example.com")
@@ -35,7 +25,7 @@ PASSWORD = "the real password"
 
 
 async def test_consume_refuses_over_the_limit_until_the_window_ends() -> None:
-    clock = Clock()
+    clock = ManualClock(START_MS)
     limiter = RateLimiter(clock=clock)
     rule = RateLimit(3, timedelta(minutes=1))
     for _ in range(3):
@@ -74,7 +64,7 @@ def test_addresses_are_limited_by_the_unit_a_subscriber_holds() -> None:
 
 
 async def test_memory_store_keeps_a_live_lockout_through_200000_other_failing_keys() -> None:
-    clock = Clock()
+    clock = ManualClock(START_MS)
     store = MemoryRateLimitStore(max_bytes=4 * 1024 * 1024)  # about 10,000 counters
     limiter = RateLimiter(store, clock=clock)
     rule = RateLimit(5, timedelta(minutes=15))
@@ -91,7 +81,7 @@ async def test_memory_store_keeps_a_live_lockout_through_200000_other_failing_ke
 
 
 async def test_memory_store_full_of_live_lockouts_fails_closed_until_one_ends() -> None:
-    clock = Clock()
+    clock = ManualClock(START_MS)
     store = MemoryRateLimitStore(max_bytes=10 * 400)
     limiter = RateLimiter(store, clock=clock)
     rule = RateLimit(1, timedelta(minutes=1))
@@ -105,7 +95,7 @@ async def test_memory_store_full_of_live_lockouts_fails_closed_until_one_ends() 
 
 
 async def test_memory_store_delete_expired() -> None:
-    clock = Clock()
+    clock = ManualClock(START_MS)
     store = MemoryRateLimitStore()
     limiter = RateLimiter(store, clock=clock)
     await limiter.hit("s", "short", RateLimit(1, timedelta(seconds=1)))
@@ -118,7 +108,7 @@ async def test_memory_store_delete_expired() -> None:
 # Sign-in policy through Auth.use_key -------------------------------------------------------------------------------
 
 
-def policy(clock: Clock) -> SignInThrottle:
+def policy(clock: ManualClock) -> SignInThrottle:
     return SignInThrottle(clock=clock)
 
 
@@ -136,7 +126,7 @@ async def _codes(auth: Auth, password: str, n: int, *, address: str | None) -> l
 async def test_concurrent_wrong_guesses_verify_no_more_than_the_policy_allows(rate_limit_store: RateLimitStore) -> None:
     """200 concurrent wrong guesses for one account from one address, counted in each store: exactly 5 passwords
     are verified."""
-    auth = Auth(MemoryAdapter(), sign_in_throttle=SignInThrottle(store=rate_limit_store, clock=Clock()))
+    auth = Auth(MemoryAdapter(), sign_in_throttle=SignInThrottle(store=rate_limit_store, clock=ManualClock(START_MS)))
     await auth.create_user(key=KeySpec(*OWNER, PASSWORD))
     verified = 0
     original = auth.password_hasher.verify
@@ -155,7 +145,7 @@ async def test_concurrent_wrong_guesses_verify_no_more_than_the_policy_allows(ra
 
 
 async def test_failures_from_address_a_do_not_stop_the_owner_on_address_b(adapter: Adapter) -> None:
-    clock = Clock()
+    clock = ManualClock(START_MS)
     auth = Auth(adapter, sign_in_throttle=policy(clock))
     await auth.create_user(key=KeySpec(*OWNER, PASSWORD))
     await auth.use_key(*OWNER, PASSWORD, client_address="198.51.100.20")  # the owner's usual address, known
@@ -173,7 +163,7 @@ async def test_failures_from_address_a_do_not_stop_the_owner_on_address_b(adapte
 
 
 async def test_one_attacking_address_alone_cannot_lock_the_owner_out(adapter: Adapter) -> None:
-    auth = Auth(adapter, sign_in_throttle=policy(Clock()))
+    auth = Auth(adapter, sign_in_throttle=policy(ManualClock(START_MS)))
     await auth.create_user(key=KeySpec(*OWNER, PASSWORD))
     await _codes(auth, "a guess", 100, address="203.0.113.9")
     assert await _codes(auth, PASSWORD, 1, address="192.0.2.1") == ["OK"], "never signed in from here before"
@@ -181,7 +171,7 @@ async def test_one_attacking_address_alone_cannot_lock_the_owner_out(adapter: Ad
 
 async def test_unknown_accounts_are_throttled_alike(adapter: Adapter) -> None:
     """Otherwise a lockout would tell an attacker which accounts exist."""
-    auth = Auth(adapter, sign_in_throttle=policy(Clock()))
+    auth = Auth(adapter, sign_in_throttle=policy(ManualClock(START_MS)))
     codes = []
     for _ in range(6):
         try:
@@ -192,7 +182,7 @@ async def test_unknown_accounts_are_throttled_alike(adapter: Adapter) -> None:
 
 
 async def test_success_clears_the_address_account_counter(adapter: Adapter) -> None:
-    auth = Auth(adapter, sign_in_throttle=policy(Clock()))
+    auth = Auth(adapter, sign_in_throttle=policy(ManualClock(START_MS)))
     await auth.create_user(key=KeySpec(*OWNER, PASSWORD))
     for _ in range(3):
         assert await _codes(auth, "typo", 4, address="192.0.2.1") == ["AUTH_INVALID_PASSWORD"] * 4
@@ -200,7 +190,7 @@ async def test_success_clears_the_address_account_counter(adapter: Adapter) -> N
 
 
 async def test_without_an_address_the_account_is_limited_strictly(adapter: Adapter) -> None:
-    auth = Auth(adapter, sign_in_throttle=policy(Clock()))
+    auth = Auth(adapter, sign_in_throttle=policy(ManualClock(START_MS)))
     await auth.create_user(key=KeySpec(*OWNER, PASSWORD))
     codes = await _codes(auth, "a guess", 20, address=None)
     assert codes.count("AUTH_INVALID_PASSWORD") == 5

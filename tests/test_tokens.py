@@ -26,23 +26,13 @@ from lucia_fastapi.features.tokens import (
     TokenRow,
     TokenStore,
 )
+from lucia_fastapi.testing import ManualClock
 from lucia_fastapi.testing.tokens import TOKEN_STORE_CASES, Case, TokenStoreUnderTest, run_token_store_conformance
 from tests.conftest import ALL_STORES, make_engine, record_database
 
 VERIFY = TokenPurpose("email-verification", timedelta(hours=24))
 RESET = TokenPurpose("password-reset", timedelta(hours=1))
 CODE = TokenPurpose("email-code", timedelta(minutes=15), kind="code", code_attempts=5)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000_000
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, period: timedelta) -> None:
-        self.now += int(period / timedelta(milliseconds=1))
 
 
 @dataclass
@@ -110,12 +100,12 @@ async def test_one_call_runs_every_case(stores: Stores) -> None:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(1_800_000_000_000)
 
 
 @pytest.fixture
-def tokens(stores: Stores, clock: Clock) -> SingleUseTokens:
+def tokens(stores: Stores, clock: ManualClock) -> SingleUseTokens:
     return SingleUseTokens(stores.tokens, clock=clock)
 
 
@@ -161,7 +151,7 @@ async def test_twenty_concurrent_uses_of_one_token_exactly_one_succeeds(
 
 
 async def test_expired_tampered_other_user_purpose_and_value_are_refused(
-    stores: Stores, tokens: SingleUseTokens, clock: Clock
+    stores: Stores, tokens: SingleUseTokens, clock: ManualClock
 ) -> None:
     ada, bob = await stores.new_user(), await stores.new_user()  # type: ignore[operator]
     issued = await tokens.issue(ada, VERIFY, value="ada@example.com")
@@ -206,7 +196,9 @@ async def test_issuing_again_invalidates_the_older_token(stores: Stores, tokens:
     assert await tokens.invalidate_user_tokens(user, RESET) == 1
 
 
-async def test_codes_are_locked_after_the_attempt_limit(stores: Stores, tokens: SingleUseTokens, clock: Clock) -> None:
+async def test_codes_are_locked_after_the_attempt_limit(
+    stores: Stores, tokens: SingleUseTokens, clock: ManualClock
+) -> None:
     ada, bob = await stores.new_user(), await stores.new_user()  # type: ignore[operator]
     issued = await tokens.issue(ada, CODE, value="ada@example.com")
     assert issued.token.isdigit() and len(issued.token) == 6
@@ -230,7 +222,7 @@ async def test_codes_are_locked_after_the_attempt_limit(stores: Stores, tokens: 
     assert (await tokens.use_code(ada, f" {fresh.token[:3]}-{fresh.token[3:]} ", CODE)).value == "ada@example.com"
 
 
-async def test_the_cleanup_deletes_expired_tokens(stores: Stores, tokens: SingleUseTokens, clock: Clock) -> None:
+async def test_the_cleanup_deletes_expired_tokens(stores: Stores, tokens: SingleUseTokens, clock: ManualClock) -> None:
     user = await stores.new_user()  # type: ignore[operator]
     await tokens.issue(user, RESET)
     kept = await tokens.issue(user, VERIFY)
