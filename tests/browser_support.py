@@ -8,10 +8,13 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Page
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 BROWSER_DEPS = ROOT / "tests" / "browser"
@@ -28,6 +31,20 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SERIOUS = ("serious", "critical")
+
+
+@asynccontextmanager
+async def launched_chromium(args: Sequence[str] = CHROMIUM_ARGS) -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, closed afterwards. A missing Chromium fails the test with how to install it:
+    never a skip that hides a missing dependency."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make system-deps` (Debian package chromium)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=list(args), headless=True)
+        try:
+            yield browser
+        finally:
+            await browser.close()
 
 
 def _locked_version() -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -37,8 +37,8 @@ from starlette.routing import Route
 from lucia_fastapi.core.ids import new_session_id
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
-from tests.browser_support import CHROMIUM
 from tests.browser_support import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
+from tests.browser_support import launched_chromium
 from tests.tls import TLSFiles, make_certificates
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,22 +158,16 @@ class Scene:
 
 @contextlib.asynccontextmanager
 async def scene(workdir: Path, tls: TLSFiles, env_name: str) -> AsyncIterator[Scene]:
-    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 - once, before anything starts
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make system-deps` (Debian package chromium)")
     attacker_site = Starlette(routes=[Route("/toss", toss)])
+    args = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={tls.spki_sha256}"]
     with example_over_tls(workdir, tls, env_name) as app:
-        async with serve_tls(attacker_site, tls) as evil_port, async_playwright() as playwright:
-            args = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={tls.spki_sha256}"]
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
-            try:
-                yield Scene(
-                    browser,
-                    f"https://app.example.test:{app.port}",
-                    f"https://evil.example.test:{evil_port}",
-                    "__Host-auth_session" if env_name == "PROD" else "auth_session",
-                )
-            finally:
-                await browser.close()
+        async with serve_tls(attacker_site, tls) as evil_port, launched_chromium(args) as browser:
+            yield Scene(
+                browser,
+                f"https://app.example.test:{app.port}",
+                f"https://evil.example.test:{evil_port}",
+                "__Host-auth_session" if env_name == "PROD" else "auth_session",
+            )
 
 
 async def shot(page: Page, name: str) -> None:

@@ -14,7 +14,6 @@ import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from playwright.async_api import (
@@ -24,13 +23,12 @@ from playwright.async_api import (
     Page,
     Request,
     Response,
-    async_playwright,
     expect,
 )
 
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, HEADER_OVERLAPS, ROOT, axe_violations
+from tests.browser_support import CHROMIUM_ARGS, HEADER_OVERLAPS, ROOT, axe_violations, launched_chromium
 
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 ATTACKER = "http://attacker.test"
@@ -69,12 +67,8 @@ def example_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():  # noqa: ASYNC240 - once per test, before anything runs
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make system-deps` (Debian package chromium)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        await browser.close()
+    async with launched_chromium(CHROMIUM_ARGS) as launched:
+        yield launched
 
 
 @dataclass

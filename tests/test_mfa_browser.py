@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from playwright.async_api import Browser, BrowserContext, CDPSession, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, CDPSession, Page, expect
 
 from lucia_fastapi.features.email.sender import OutboxEmailSender
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
-from tests.browser_support import CHROMIUM, check_at_every_width
 from tests.browser_support import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
+from tests.browser_support import check_at_every_width, launched_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -68,18 +68,10 @@ def impatient_example_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         server.stop()
 
 
-def chromium_missing() -> bool:
-    return not Path(CHROMIUM).exists()
-
-
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if chromium_missing():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make system-deps` (Debian package chromium)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        await browser.close()
+    async with launched_chromium(CHROMIUM_ARGS) as launched:
+        yield launched
 
 
 async def shot(page: Page, name: str) -> None:

@@ -16,12 +16,12 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
-from tests.browser_support import CHROMIUM, check_at_every_width
 from tests.browser_support import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
+from tests.browser_support import check_at_every_width, launched_chromium
 from tests.oidc_harness import Client, HarnessUnavailable, OIDCProviderProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,12 +81,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make system-deps` (Debian package chromium)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        await browser.close()
+    async with launched_chromium(CHROMIUM_ARGS) as launched:
+        yield launched
 
 
 async def shot(page: Page, name: str) -> None:
