@@ -45,7 +45,7 @@ screenshots: $(BIN)/.installed system-deps
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict lucia_fastapi
+	$(BIN)/mypy --strict lucia_fastapi examples
 
 ## The whole suite: lint and types, the docs site, then every test on SQLite and on a throwaway PostgreSQL 15 server.
 test: $(BIN)/.installed system-deps lint docs

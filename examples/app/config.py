@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or "sqlite:///lucia_example.sqlite3"
-ENV = "PROD" if os.environ.get("LUCIA_ENV", "DEV").upper() == "PROD" else "DEV"
+ENV: Literal["DEV", "PROD"] = "PROD" if os.environ.get("LUCIA_ENV", "DEV").upper() == "PROD" else "DEV"
 DEV = ENV == "DEV"

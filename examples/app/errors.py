@@ -4,6 +4,7 @@ it) and never shows the library's wording or raw JSON; ``/api/`` gets JSON ``{"d
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -59,7 +60,7 @@ async def error_page(
     status_code: int,
     *,
     message: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
     response = await render(

@@ -183,14 +183,8 @@ async def verify_page(request: Request, signed_in: MaybeUser, token: str = "") -
         await flows.tokens.validate(token, flows.VERIFY)
     except TokenError as error:
         return await refused(request, error, user)
-    return await render(
-        request,
-        "email/confirm.html",
-        user=user,
-        action="/verify-email",
-        token=token,
-        heading="Confirm your email address",
-        button="Confirm my address",
+    return await _confirmation_page(
+        request, user, "/verify-email", token, heading="Confirm your email address", button="Confirm my address"
     )
 
 
@@ -201,15 +195,8 @@ async def verify_form(request: Request, signed_in: MaybeUser, token: Annotated[s
         await flows.verify_email(token, user_id=session.user_id if session else None)
     except (TokenError, LuciaError) as error:
         return await refused(request, error, user)
-    if session is not None:
-        return see_other("/profile?notice=email-verified")
-    return await render(
-        request,
-        "email/done.html",
-        heading="Your email address is verified",
-        message="You can sign in now.",
-        link="/signin",
-        link_text="Sign in",
+    return await _confirmed(
+        request, session, "email-verified", heading="Your email address is verified", message="You can sign in now."
     )
 
 
@@ -335,12 +322,11 @@ async def confirm_change_page(request: Request, signed_in: MaybeUser, token: str
         verified = await flows.tokens.validate(token, flows.CHANGE)
     except TokenError as error:
         return await refused(request, error, user)
-    return await render(
+    return await _confirmation_page(
         request,
-        "email/confirm.html",
-        user=user,
-        action="/confirm-email-change",
-        token=token,
+        user,
+        "/confirm-email-change",
+        token,
         heading=f"Use {verified.value} for your account?",
         button="Confirm my new address",
     )
@@ -353,15 +339,32 @@ async def confirm_change_form(request: Request, signed_in: MaybeUser, token: Ann
         await flows.confirm_email_change(token, user_id=session.user_id if session else None)
     except (TokenError, EmailFlowError, LuciaError) as error:
         return await refused(request, error, user)
-    if session is not None:
-        return see_other("/profile?notice=email-changed")
-    return await render(
+    return await _confirmed(
         request,
-        "email/done.html",
+        session,
+        "email-changed",
         heading="Your email address was changed",
         message="Sign in with your new address.",
-        link="/signin",
-        link_text="Sign in",
+    )
+
+
+async def _confirmation_page(
+    request: Request, user: User | None, action: str, token: str, *, heading: str, button: str
+) -> Response:
+    """A page with one button that posts the link's token to ``action``: mail scanners that fetch links do not use
+    the token up, only the person pressing the button does."""
+    return await render(
+        request, "email/confirm.html", user=user, action=action, token=token, heading=heading, button=button
+    )
+
+
+async def _confirmed(request: Request, session: Session | None, notice: str, *, heading: str, message: str) -> Response:
+    """After a link was used: signed in, back to the profile with ``notice``; otherwise a page that says so and
+    leads to sign-in."""
+    if session is not None:
+        return see_other(f"/profile?notice={notice}")
+    return await render(
+        request, "email/done.html", heading=heading, message=message, link="/signin", link_text="Sign in"
     )
 
 
