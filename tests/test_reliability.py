@@ -124,10 +124,17 @@ async def test_database_outage_is_503_keeps_cookies_and_recovers(
                 assert response.status_code == 503, response.text
                 assert no_session_cookie_cleared(response)
             assert "try again" in page.text and api.json()["detail"]["code"] == "DATABASE_UNAVAILABLE"
+            # A burst at once: the reads that find the kept connections busy share a batch, and the whole batch
+            # meets the outage; every one of them is still a 503 that keeps its cookie, none hangs.
+            burst = await asyncio.gather(*(client.get("/api/me", headers=bearer) for _ in range(40)))
+            assert {response.status_code for response in burst} == {503}
+            assert all(no_session_cookie_cleared(response) for response in burst)
 
             fresh_postgres.start()  # same port, same data; the app is not restarted
             assert (await client.get("/profile", headers=cookie)).status_code == 200
             assert (await client.get("/api/me", headers=bearer)).status_code == 200
+            burst = await asyncio.gather(*(client.get("/api/me", headers=bearer) for _ in range(40)))
+            assert {response.status_code for response in burst} == {200}
     finally:
         worker.stop()
     assert "Traceback" not in worker.log_text(), "an outage is handled, not crashed through"
