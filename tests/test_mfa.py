@@ -333,7 +333,7 @@ async def test_as_second_factor_only_the_users_own_passkeys(mfa: MFA, auth: Auth
         ceremony.token, ada_device.get(ceremony.options_json), session=pending
     )
     assert used.user_id == ada
-    verified = await mfa.complete_verification(pending.session_id)
+    verified = await mfa.complete_verification(pending.session_id, "totp")
     assert verified.session_id == pending.session_id and not verified.second_factor_pending
 
 

@@ -97,7 +97,7 @@ async def test_a_pending_session_is_refused_until_its_second_factor(web: Web) ->
     assert await web.log.count() == 4, await web.log.statements()  # one statement per request, refused or not
 
     await web.mfa.totp.verify(user_id, pyotp.TOTP(secret).at(web.auth.clock() // 1000))
-    verified = await web.mfa.complete_verification(pending.session_id)
+    verified = await web.mfa.complete_verification(pending.session_id, "totp")
     assert verified.session_id == pending.session_id and not verified.second_factor_pending
     assert (await web.get("/me", pending)).json() == {"user_id": user_id}
     assert (await web.get("/second-step", pending)).json()["pending"] is False
@@ -105,7 +105,7 @@ async def test_a_pending_session_is_refused_until_its_second_factor(web: Web) ->
 
 async def test_one_statement_per_authenticated_request_with_mfa_on(web: Web) -> None:
     user_id, _ = await user_with_totp(web)
-    session = await web.mfa.complete_verification((await web.auth.create_session(user_id)).session_id)
+    session = await web.mfa.complete_verification((await web.auth.create_session(user_id)).session_id, "totp")
     for path in ("/me", "/session", "/second-step", "/sensitive"):
         await web.log.reset()
         response = await web.get(path, session)
@@ -128,7 +128,7 @@ async def test_a_stale_session_must_reauthenticate(web: Web) -> None:
     assert (await web.get("/me", session)).status_code == 200  # still signed in: only sudo is stale
 
     await web.auth.use_key("email", "ada@example.com", "correct horse")  # the app re-checks a factor, then
-    await web.mfa.complete_verification(session.session_id)
+    await web.mfa.complete_verification(session.session_id, "totp")
     assert (await web.get("/sensitive", session)).status_code == 200
 
 

@@ -144,7 +144,7 @@ async def test_second_factor_state_survives_in_redis(auth: Auth) -> None:
     user = await auth.create_user()
     session = await auth.create_session(user.user_id, second_factor_pending=True)
     assert (await auth.get_session(session.session_id)).second_factor_pending
-    verified = await auth.record_verification(session.session_id)
+    verified = await auth.record_verification(session.session_id, "totp")
     again = await auth.get_session(session.session_id)
     assert not again.second_factor_pending and again.last_verified_at == verified.last_verified_at
 

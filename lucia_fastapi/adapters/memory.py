@@ -74,6 +74,18 @@ class MemoryAdapter:
     async def delete_key(self, key_id: str) -> None:
         self.keys.pop(key_id, None)
 
+    async def replace_key(
+        self, user_id: str, old_key_id: str | None, new_key: KeyRow, attributes: Mapping[str, Any]
+    ) -> None:
+        user = self._existing_user(user_id)  # every check before any change: all or nothing
+        if new_key.id in self.keys:
+            raise LuciaError("AUTH_DUPLICATE_KEY_ID", f"key {new_key.id!r} exists already")
+        self.keys[new_key.id] = new_key
+        old = self.keys.get(old_key_id) if old_key_id is not None else None
+        if old is not None and old.user_id == user_id:
+            del self.keys[old.id]
+        self.users[user_id] = replace(user, attributes={**user.attributes, **attributes})
+
     # Sessions
     async def get_session(self, digest: str) -> SessionRow | None:
         return self.sessions.get(digest)
@@ -96,11 +108,6 @@ class MemoryAdapter:
         session = self.sessions.get(digest)
         if session is not None:
             self.sessions[digest] = replace(session, active_expires=active_expires, idle_expires=idle_expires)
-
-    async def update_session_verification(self, digest: str, last_verified_at: int) -> None:
-        session = self.sessions.get(digest)
-        if session is not None:
-            self.sessions[digest] = replace(session, second_factor_pending=False, last_verified_at=last_verified_at)
 
     async def delete_session(self, digest: str) -> None:
         self.sessions.pop(digest, None)

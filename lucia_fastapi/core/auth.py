@@ -12,6 +12,7 @@ from typing import Any, Generic, Literal
 from typing_extensions import TypeVar
 
 from lucia_fastapi.core.clock import Clock, system_clock, to_datetime, to_ms
+from lucia_fastapi.core.context import current_slot
 from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME, Cookie, CookieOptions, build_cookie
 from lucia_fastapi.core.credentials import Scope, bearer_token, header, read_session_id, verify_origin
 from lucia_fastapi.core.errors import LuciaError
@@ -26,6 +27,16 @@ from lucia_fastapi.core.ids import (
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
 from lucia_fastapi.core.origin import normalize_origins
 from lucia_fastapi.core.passwords import PasswordHasher
+from lucia_fastapi.core.policy import (
+    CREDENTIAL_EVENTS,
+    KEEPS_CURRENT_SESSION,
+    SECOND_FACTORS,
+    AccountSecurity,
+    CredentialEvent,
+    Factor,
+    decode_factors,
+    with_factors,
+)
 from lucia_fastapi.core.ratelimit import SignInThrottle
 from lucia_fastapi.core.storage import Adapter, KeyRow, SessionRow, UserRow
 
@@ -66,6 +77,7 @@ class Auth(Generic[UserT]):
         transform_user: Callable[[User], UserT] = _default_transform_user,
         password_hasher: PasswordHasher | None = None,
         sign_in_throttle: SignInThrottle | None = _DEFAULT_THROTTLE,
+        recent_auth_max_age: timedelta = timedelta(minutes=10),
         clock: Clock = system_clock,
     ) -> None:
         if env not in ("DEV", "PROD"):
@@ -89,6 +101,8 @@ class Auth(Generic[UserT]):
             SignInThrottle(clock=clock) if sign_in_throttle is _DEFAULT_THROTTLE else sign_in_throttle
         )
         self.clock = clock
+        # The account-security policy: assurance levels, and the hooks features register (core.policy).
+        self.security = AccountSecurity(clock, recent_auth_max_age=recent_auth_max_age)
         # Worked out once: every session read uses them.
         self._active_ms = to_ms(session_timeout.active_period)
         self._idle_ms = to_ms(session_timeout.idle_period)
@@ -113,8 +127,9 @@ class Auth(Generic[UserT]):
         return await self.get_user(user_id)
 
     async def delete_user(self, user_id: str) -> None:
-        """Delete the user together with all its keys and sessions."""
-        await self.adapter.delete_user(_user_id(user_id))
+        """Delete the user together with all its keys and sessions: the ``account_deleted`` credential event (every
+        outstanding link and code of the user is revoked too, and the request that asked loses its cookie)."""
+        await self.credential_event(user_id, "account_deleted")
 
     # Keys -----------------------------------------------------------------------------------------------------
 
@@ -191,26 +206,61 @@ class Auth(Generic[UserT]):
         await self._existing_user_row(user_id)
         return [_key(row) for row in await self.adapter.get_keys_by_user_id(user_id)]
 
-    async def update_key_password(self, provider_id: str, provider_user_id: str, password: str | None) -> Key:
-        """Set (or with ``None`` remove) a key's password. Every session of the user dies with the old password,
-        including sign-ins in flight that checked it (``bump_credential_generation``); give the current device a
-        new session afterwards (``AuthRequest.create_session``)."""
+    async def update_key_password(
+        self,
+        provider_id: str,
+        provider_user_id: str,
+        password: str | None,
+        *,
+        event: CredentialEvent = "password_changed",
+    ) -> Key:
+        """Set (or with ``None`` remove) a key's password: the credential ``event`` (``password_changed``, or
+        ``password_reset``). Every session of the user dies with the old password, including sign-ins in flight
+        that checked it; the device that asked, during a request, keeps a session under a new id (see
+        ``credential_event``)."""
         key_id = _key_id(provider_id, provider_user_id)
         hashed = await self._hash_new_password(password) if password is not None else None
         await self.adapter.update_key_password(key_id, hashed)
         key = await self.get_key(provider_id, provider_user_id)
         # After the new hash is stored, never before: a sign-in reading the old hash with the new generation
         # would otherwise make a session that survives.
-        await self.bump_credential_generation(key.user_id)
+        await self.credential_event(key.user_id, event)
         return await self.get_key(provider_id, provider_user_id)
 
-    async def delete_key(self, provider_id: str, provider_user_id: str) -> None:
-        """Remove a way to sign in. The user's sessions die with it (one of them may have been made with it)."""
+    async def delete_key(
+        self, provider_id: str, provider_user_id: str, *, event: CredentialEvent = "provider_unlinked"
+    ) -> None:
+        """Remove a way to sign in: the credential ``event``. The user's sessions die with it (one of them may have
+        been made with it)."""
         key_id = _key_id(provider_id, provider_user_id)
         row = await self.adapter.get_key(key_id)
         await self.adapter.delete_key(key_id)
         if row is not None:
-            await self.bump_credential_generation(row.user_id)
+            await self.credential_event(row.user_id, event)
+
+    async def move_key(
+        self,
+        user_id: str,
+        provider_id: str,
+        old_provider_user_id: str | None,
+        new_provider_user_id: str,
+        attributes: Mapping[str, Any],
+    ) -> Key:
+        """Give the user's key ``<provider_id>:<old>`` a new id (same password) and set ``attributes``, in one
+        transaction: an email change moves the key and the address column together, or neither. Raises
+        ``AUTH_DUPLICATE_KEY_ID`` when the new key is taken and ``UNKNOWN_ERROR`` when an attribute clashes with
+        another user's unique column. Not a credential event by itself: the caller names it."""
+        new_id = _key_id(provider_id, new_provider_user_id)
+        old_row = None
+        if old_provider_user_id is not None:
+            old_row = await self.adapter.get_key(_key_id(provider_id, old_provider_user_id))
+            if old_row is not None and old_row.user_id != user_id:
+                old_row = None
+        new_row = KeyRow(new_id, _user_id(user_id), old_row.hashed_password if old_row is not None else None)
+        await self.adapter.replace_key(
+            user_id, old_row.id if old_row else None, new_row, _attributes(attributes, "user attribute")
+        )
+        return await self.get_key(provider_id, new_provider_user_id)
 
     async def _key_row(self, user_id: str, key: KeySpec) -> KeyRow:
         key_id = _key_id(key.provider_id, key.provider_user_id)
@@ -234,12 +284,15 @@ class Auth(Generic[UserT]):
         attributes: Mapping[str, Any] | None = None,
         key: Key | None = None,
         second_factor_pending: bool = False,
+        factors: Iterable[Factor] | None = None,
     ) -> Session:
         """A new session for ``user_id`` (``is_fresh=True``: set its cookie).
 
         Pass the ``key`` that ``use_key`` just accepted: the session then carries the credential generation read
         together with the password hash, so a sign-in that raced a password change is born dead instead of
         outliving it. ``attributes`` fill the session table's extra columns (``user_agent``, ``ip_address``).
+        ``factors`` are what the user just proved (``"password"``, ``"oauth"``, ``"passkey"``, ``"email"``...;
+        default ``"password"`` with a password key, else ``"sign_in"``): they decide the session's assurance level.
         ``second_factor_pending=True`` makes a session that ``CurrentUser`` refuses until
         ``record_verification`` (the user proved a second factor)."""
         _user_id(user_id)
@@ -250,6 +303,9 @@ class Auth(Generic[UserT]):
             generation = key.credential_generation
         else:
             generation = (await self._existing_user_row(user_id)).credential_generation
+        proven: Iterable[str] = factors if factors is not None else ()
+        if factors is None:
+            proven = ("password",) if key is not None and key.has_password else ("sign_in",)
         now = self.clock()
         row = self._new_session_row(
             user_id,
@@ -258,8 +314,12 @@ class Auth(Generic[UserT]):
             generation=generation,
             second_factor_pending=second_factor_pending,
             last_verified_at=now,
+            verified_factors=with_factors("", proven, now),
             attributes=attributes,
         )
+        return await self._insert_session(row, now)
+
+    async def _insert_session(self, row: SessionRow, now: int) -> Session:
         session_id = new_session_id()
         row = replace(row, digest=session_digest(session_id))
         await self.adapter.set_session(row)
@@ -295,14 +355,48 @@ class Auth(Generic[UserT]):
         await self._refuse_if_dead(row, user_row, now)
         return await self._renew(row, session_id, now)
 
-    async def record_verification(self, session_id: str) -> Session:
-        """The user just proved a factor (a second factor, or a re-authentication): clear the session's
-        ``second_factor_pending`` and set ``last_verified_at`` to now. Same session id: no new cookie needed."""
+    async def record_verification(self, session_id: str, factor: Factor) -> Session:
+        """The user just proved ``factor`` on this session (the second step of sign-in, or a re-authentication).
+        The assurance level rises, so the session gets a **new id** (returned, ``is_fresh``; the old id is dead):
+        during a request the new cookie is sent by itself, and a bearer client must be handed the new token.
+        A session pending its second factor leaves that state only with a second factor (``SECOND_FACTORS``);
+        anything else raises ``AUTH_SECOND_FACTOR_REQUIRED``."""
         row, user_row = await self._session_and_user(session_id)
         now = self.clock()
         await self._refuse_if_dead(row, user_row, now)
-        await self.adapter.update_session_verification(row.digest, now)
-        return self._session(replace(row, second_factor_pending=False, last_verified_at=now), session_id, now)
+        if row.second_factor_pending and factor not in SECOND_FACTORS:
+            raise LuciaError("AUTH_SECOND_FACTOR_REQUIRED", f"{factor} cannot be the second factor")
+        return await self._rotate(
+            row,
+            now,
+            generation=row.credential_generation,
+            second_factor_pending=False,
+            last_verified_at=now,
+            verified_factors=with_factors(row.verified_factors, (factor,), now),
+        )
+
+    async def _rotate(self, row: SessionRow, now: int, **changes: Any) -> Session:
+        """The same session under a new id (with ``changes``); the old id is deleted and the request being served,
+        if it carried the old one, is handed the new one."""
+        new_row = self._new_session_row(
+            row.user_id,
+            now,
+            created_at=row.created_at,  # a rotation is not a new sign-in: the absolute cap still counts from it
+            attributes=row.attributes,
+            **{
+                "generation": row.credential_generation,
+                "second_factor_pending": row.second_factor_pending,
+                "last_verified_at": row.last_verified_at,
+                "verified_factors": row.verified_factors,
+                **changes,
+            },
+        )
+        session = await self._insert_session(new_row, now)
+        await self.adapter.delete_session(row.digest)
+        slot = current_slot.get()
+        if slot is not None and slot.current_digest == row.digest:
+            slot.replace_session(session)
+        return session
 
     async def invalidate_session(self, session_id: str) -> None:
         """Delete the session. An unknown or malformed id is not an error: the goal, no session, holds."""
@@ -322,42 +416,91 @@ class Auth(Generic[UserT]):
     async def bump_credential_generation(self, user_id: str) -> None:
         """Kill every session of the user, including sign-ins still in flight: the user's credential generation
         goes up (sessions of an older one are dead, checked in the same read as the session) and the stored
-        sessions are deleted. ``update_key_password`` and ``delete_key`` call it."""
+        sessions are deleted. The low-level step of ``credential_event``, which also revokes the user's links and
+        codes and records the event: call that instead."""
         await self.adapter.increment_credential_generation(_user_id(user_id))
         await self.adapter.delete_sessions_by_user_id(user_id)
+
+    async def credential_event(
+        self,
+        user_id: str,
+        event: CredentialEvent,
+        *,
+        details: Mapping[str, str] | None = None,
+        keep_session_id: str | None = None,
+        keep_current: bool = True,
+        proved: Iterable[Factor] = (),
+    ) -> Session | None:
+        """A change to how the user signs in (see ``core.policy.CredentialEvent``), carried out in one place:
+
+        1. every session of the user dies (the credential generation is bumped, sign-ins in flight included); for
+           ``account_deleted`` the user goes, with keys and sessions;
+        2. every capability a feature registered is revoked (``auth.security.add_revoker``): single-use links and
+           codes, pending email changes (OAuth link states are bound to the session that started them, so they
+           die in step 1);
+        3. a ``SecurityEvent`` is logged and handed to every listener (a notification mail, an activity log);
+        4. the device that made the change stays signed in under a **new** session id, with the factors it had
+           proven: the session of the request being served (if it is the user's, and the event keeps it, see
+           ``KEEPS_CURRENT_SESSION``; not with ``keep_current=False``) or ``keep_session_id``. The new session
+           is returned, and sent as a cookie with the request's response by itself. ``proved`` are factors the
+           change itself proved (a TOTP code at enrolment, the new passkey): the kept session records them.
+           Otherwise the request's session, if it was the user's, is ended and its cookie cleared; ``None`` comes
+           back.
+
+        The steps are separate statements, in this order: the sessions die first, so a failure later leaves
+        nothing alive that should not be. Revocations are idempotent; run the event again after a failure."""
+        if event not in CREDENTIAL_EVENTS:
+            raise ValueError(f"unknown credential event {event!r}")
+        _user_id(user_id)
+        slot = current_slot.get()
+        current_digest = slot.current_digest if slot is not None else None
+        keep_digest = None
+        if keep_session_id and is_session_id_shaped(keep_session_id):
+            keep_digest = session_digest(keep_session_id)
+        if keep_digest is None and keep_current and event in KEEPS_CURRENT_SESSION:
+            keep_digest = current_digest
+        kept: SessionRow | None = None
+        now = self.clock()
+        before = await self.adapter.get_user(user_id)
+        if keep_digest is not None:
+            found = await self.adapter.get_session_and_user(keep_digest)
+            if found is not None and found[0].user_id == user_id and not self._is_dead(*found, now):
+                kept = found[0]
+        owned_current = False
+        if current_digest is not None and kept is None:
+            found = await self.adapter.get_session_and_user(current_digest)
+            owned_current = found is not None and found[0].user_id == user_id
+        if event == "account_deleted":
+            await self.adapter.delete_user(user_id)
+        else:
+            await self.bump_credential_generation(user_id)
+        await self.security.revoke_capabilities(user_id)
+        await self.security.emit(event, user_id, details, account=before.attributes if before else None)
+        if kept is None:
+            if owned_current and slot is not None:
+                slot.replace_session(None)
+            return None
+        user_row = await self._existing_user_row(user_id)
+        proved = tuple(proved)
+        return await self._rotate(
+            kept,
+            now,
+            generation=user_row.credential_generation,
+            verified_factors=with_factors(kept.verified_factors, proved, now),
+            last_verified_at=now if proved else kept.last_verified_at,
+        )
 
     async def invalidate_all_user_sessions(
         self, user_id: str, *, except_session_id: str | None = None
     ) -> Session | None:
-        """Sign the user out everywhere ("sign out everywhere", or after a privilege change).
+        """Sign the user out everywhere: the ``signed_out_everywhere`` credential event.
 
         With ``except_session_id`` (the current device's session), that device stays signed in under a *new*
-        session id, which is returned: set its cookie (``AuthRequest.set_session``). The old id is dead, like
-        every other. Returns ``None`` when nothing was kept."""
-        _user_id(user_id)
-        kept = None
-        if except_session_id is not None and is_session_id_shaped(except_session_id):
-            found = await self.adapter.get_session_and_user(session_digest(except_session_id))
-            if found is not None and found[0].user_id == user_id and not self._is_dead(*found, self.clock()):
-                kept = found[0]
-        await self.bump_credential_generation(user_id)
-        if kept is None:
-            return None
-        user_row = await self._existing_user_row(user_id)
-        now = self.clock()
-        row = self._new_session_row(
-            user_id,
-            now,
-            created_at=kept.created_at,  # a rotation is not a new sign-in: the absolute cap still counts from it
-            generation=user_row.credential_generation,
-            second_factor_pending=kept.second_factor_pending,
-            last_verified_at=kept.last_verified_at,
-            attributes=kept.attributes,
+        session id, which is returned (and, during a request that carried it, sent as its cookie). The old id is
+        dead, like every other. Returns ``None`` when nothing was kept."""
+        return await self.credential_event(
+            user_id, "signed_out_everywhere", keep_session_id=except_session_id, keep_current=False
         )
-        session_id = new_session_id()
-        row = replace(row, digest=session_digest(session_id))
-        await self.adapter.set_session(row)
-        return self._session(row, session_id, now, is_fresh=True)
 
     async def get_all_user_sessions(self, user_id: str) -> list[SessionInfo]:
         """The user's living sessions, oldest first, as ``SessionInfo``: showable, unusable as credentials.
@@ -418,6 +561,7 @@ class Auth(Generic[UserT]):
         generation: int,
         second_factor_pending: bool,
         last_verified_at: int,
+        verified_factors: str,
         attributes: Mapping[str, Any],
     ) -> SessionRow:
         active, idle = self._expiries(now, created_at=created_at)
@@ -430,6 +574,7 @@ class Auth(Generic[UserT]):
             credential_generation=generation,
             second_factor_pending=second_factor_pending,
             last_verified_at=last_verified_at,
+            verified_factors=verified_factors,
             attributes=dict(attributes),
         )
 
@@ -458,6 +603,7 @@ class Auth(Generic[UserT]):
             "state": "active" if now < row.active_expires else "idle",
             "second_factor_pending": row.second_factor_pending,
             "last_verified_at": to_datetime(row.last_verified_at),
+            "verified_factors": _factor_times(row.verified_factors),
             "attributes": row.attributes,
         }
 
@@ -546,6 +692,10 @@ def _key_id(provider_id: str, provider_user_id: str) -> str:
     if ":" in provider_id:
         raise LuciaError("AUTH_INVALID_KEY_ID", "provider_id must not contain ':'")
     return f"{provider_id}:{provider_user_id}"
+
+
+def _factor_times(stored: str) -> dict[str, Any]:
+    return {name: to_datetime(at) for name, at in decode_factors(stored).items()} if stored else {}
 
 
 def _key(row: KeyRow) -> Key:

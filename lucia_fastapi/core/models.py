@@ -64,8 +64,10 @@ class SessionInfo:
 
     ``digest`` names the session in a page or a form (``Auth.invalidate_user_session``): it is the SHA-256 of the
     session id, under which the session is stored, so knowing it does not let anyone sign in.
-    ``second_factor_pending`` is true until the user proves a second factor; ``last_verified_at`` is when the
-    user last proved a factor (sign-in or re-authentication), for "sudo mode" checks.
+    ``second_factor_pending`` is true until the user proves a second factor; ``verified_factors`` says which
+    factors the user proved on this session and when (``"password"``, ``"totp"``, ``"passkey"``, ... see
+    ``lucia_fastapi.core.policy``), and ``last_verified_at`` is the latest of them: ``auth.security`` derives the
+    session's assurance level from these.
     """
 
     digest: str
@@ -76,6 +78,7 @@ class SessionInfo:
     state: SessionState
     second_factor_pending: bool = False
     last_verified_at: datetime
+    verified_factors: Mapping[str, datetime] = field(default_factory=dict)
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -56,6 +56,7 @@ class SessionRow:
     credential_generation: int = 0  # the user's generation when the session was made; older ones are dead
     second_factor_pending: bool = False  # signed in with a password, the second factor not proven yet
     last_verified_at: int = 0  # when the user last proved a factor (sign-in or re-authentication)
+    verified_factors: str = ""  # which factors were proven when: "password@<ms> totp@<ms>" (core.policy)
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -105,6 +106,15 @@ class Adapter(Protocol):
         """Delete the key; a missing key is not an error."""
         ...
 
+    async def replace_key(
+        self, user_id: str, old_key_id: str | None, new_key: KeyRow, attributes: Mapping[str, Any]
+    ) -> None:
+        """In one transaction: insert ``new_key``, delete the user's key ``old_key_id`` (if given), set the user's
+        ``attributes`` (an email change moves the key and the address column together). All or nothing:
+        ``AUTH_DUPLICATE_KEY_ID`` if the new key is taken, ``UNKNOWN_ERROR`` if an attribute clashes with another
+        user's unique column, ``AUTH_INVALID_USER_ID`` for a missing user."""
+        ...
+
     # Sessions (always by digest)
     async def get_session(self, digest: str) -> SessionRow | None:
         """The session stored under ``digest``, dead or alive, or ``None``."""
@@ -125,10 +135,6 @@ class Adapter(Protocol):
 
     async def update_session_expiry(self, digest: str, active_expires: int, idle_expires: int) -> None:
         """Extend a session in place. The id stays, so concurrent requests carrying it stay signed in."""
-        ...
-
-    async def update_session_verification(self, digest: str, last_verified_at: int) -> None:
-        """A factor was just proven: set ``last_verified_at`` and clear ``second_factor_pending``."""
         ...
 
     async def delete_session(self, digest: str) -> None:

@@ -54,6 +54,7 @@ class AdapterUnderTest:
             credential_generation=3,
             second_factor_pending=True,
             last_verified_at=self.now - HOUR_MS,
+            verified_factors=f"password@{self.now - HOUR_MS}",
             attributes=dict(self.session_attributes),
         )
 
@@ -206,6 +207,30 @@ async def delete_key_removes_only_it(t: AdapterUnderTest) -> None:
     assert await t.adapter.get_keys_by_user_id(user.id) == [kept]
 
 
+async def replace_key_moves_the_key_and_sets_attributes_together(t: AdapterUnderTest) -> None:
+    user = await t.new_user()
+    old = KeyRow(id=f"email:{_random_id('old')}", user_id=user.id, hashed_password="hash")
+    await t.adapter.set_key(old)
+    new = KeyRow(id=f"email:{_random_id('new')}", user_id=user.id, hashed_password="hash")
+    await t.adapter.replace_key(user.id, old.id, new, dict(t.changed_user_attributes))
+    assert await t.adapter.get_key(old.id) is None
+    assert await t.adapter.get_key(new.id) == new
+    stored = await t.adapter.get_user(user.id)
+    assert stored is not None and {**stored.attributes} == {**user.attributes, **t.changed_user_attributes}
+
+
+async def replace_key_onto_a_taken_key_changes_nothing(t: AdapterUnderTest) -> None:
+    user, other = await t.new_user(), await t.new_user()
+    old = KeyRow(id=f"email:{_random_id('old')}", user_id=user.id, hashed_password="hash")
+    taken = KeyRow(id=f"email:{_random_id('taken')}", user_id=other.id, hashed_password="theirs")
+    await t.adapter.set_key(old)
+    await t.adapter.set_key(taken)
+    moved = KeyRow(id=taken.id, user_id=user.id, hashed_password="hash")
+    await _expect_error("AUTH_DUPLICATE_KEY_ID", t.adapter.replace_key(user.id, old.id, moved, {}))
+    assert await t.adapter.get_key(old.id) == old
+    assert await t.adapter.get_key(taken.id) == taken
+
+
 # Sessions ---------------------------------------------------------------------------------------------------------
 
 
@@ -281,12 +306,13 @@ async def delete_sessions_by_user_id_removes_only_theirs(t: AdapterUnderTest) ->
     assert await t.adapter.get_session(others.digest) == others
 
 
-async def update_session_verification_clears_the_pending_factor(t: AdapterUnderTest) -> None:
+async def session_keeps_its_verified_factors(t: AdapterUnderTest) -> None:
     user = await t.new_user()
-    session = await t.new_session(user.id)
-    await t.adapter.update_session_verification(session.digest, t.now + 5)
-    updated = await t.adapter.get_session(session.digest)
-    assert updated == replace(session, second_factor_pending=False, last_verified_at=t.now + 5)
+    row = replace(t.session_row(user.id), verified_factors=f"password@{t.now - 9} totp@{t.now}")
+    await t.adapter.set_session(row)
+    assert await t.adapter.get_session(row.digest) == row
+    found = await t.adapter.get_session_and_user(row.digest)
+    assert found is not None and found[0] == row
 
 
 async def credential_generation_counts_up_and_rides_with_keys(t: AdapterUnderTest) -> None:
@@ -334,6 +360,8 @@ ADAPTER_CASES: tuple[Case, ...] = (
     update_key_password_sets_and_removes_it,
     update_unknown_key_fails,
     delete_key_removes_only_it,
+    replace_key_moves_the_key_and_sets_attributes_together,
+    replace_key_onto_a_taken_key_changes_nothing,
     get_session_of_unknown_id_is_none,
     set_session_then_get_it,
     set_session_with_taken_id_fails,
@@ -343,7 +371,7 @@ ADAPTER_CASES: tuple[Case, ...] = (
     update_session_expiry_extends_in_place,
     delete_session_removes_only_it,
     delete_sessions_by_user_id_removes_only_theirs,
-    update_session_verification_clears_the_pending_factor,
+    session_keeps_its_verified_factors,
     credential_generation_counts_up_and_rides_with_keys,
     delete_dead_sessions_of_one_user_and_of_all,
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from typing import Any, Generic
 
 import anyio
@@ -19,7 +20,9 @@ from lucia_fastapi.core.auth import Auth, UserT
 from lucia_fastapi.core.cookies import Cookie, tossed_cookie_deletions
 from lucia_fastapi.core.credentials import has_conflicting_cookies, header
 from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.ids import session_digest
 from lucia_fastapi.core.models import Key, Session, SessionUser
+from lucia_fastapi.core.policy import Factor
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 _UNREAD: Any = object()  # "not asked yet", as distinct from "asked, and the answer is None"
@@ -90,20 +93,48 @@ class AuthRequest(Generic[UserT]):
         self._session, self._user, self._error = session, _UNREAD if session is not None else None, None
 
     async def create_session(
-        self, user_id: str, *, key: Key | None = None, second_factor_pending: bool = False
+        self,
+        user_id: str,
+        *,
+        key: Key | None = None,
+        second_factor_pending: bool = False,
+        factors: Iterable[Factor] | None = None,
     ) -> Session:
         """Sign in: make a new session for ``user_id`` with this request's user agent and address, send its cookie,
         and invalidate the session the request carried, if any (a new id at every sign-in: no session fixation).
         Also the call after a password or privilege change, which killed every session: the current device gets
-        a fresh one. Pass the ``key`` that ``Auth.use_key`` returned (see ``Auth.create_session``)."""
+        a fresh one. Pass the ``key`` that ``Auth.use_key`` returned and the ``factors`` the user just proved (see
+        ``Auth.create_session``)."""
         previous = self._session.session_id if isinstance(self._session, Session) else self.session_id
         if previous is not None:
             await self.auth.invalidate_session(previous)
         session = await self.auth.create_session(
-            user_id, attributes=self.session_attributes(), key=key, second_factor_pending=second_factor_pending
+            user_id,
+            attributes=self.session_attributes(),
+            key=key,
+            second_factor_pending=second_factor_pending,
+            factors=factors,
         )
         self.set_session(session)
         return session
+
+    @property
+    def current_digest(self) -> str | None:
+        """The digest of the session this request carries (``SessionSlot``): the core hands this request the new
+        session when a credential event or a rise in assurance replaces it. No query."""
+        if isinstance(self._session, Session):
+            return self._session.digest
+        session_id = self.session_id
+        return session_digest(session_id) if session_id is not None else None
+
+    def replace_session(self, session: Session | None) -> None:
+        """The core replaced this request's session (``SessionSlot``): answer later calls with ``session``, and
+        send its cookie when the session came in a cookie. A bearer client is handed the new token by the route
+        (``(await auth_request.get_session()).session_id``)."""
+        if self._from_cookie or self._cookie is not None:
+            self.set_session(session)
+        else:
+            self._session, self._user, self._error = session, _UNREAD if session is not None else None, None
 
     def clear_session(self) -> None:
         """Delete the session cookie in the browser. The session stays valid in the database: to sign out, use

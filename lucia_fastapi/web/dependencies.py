@@ -20,17 +20,18 @@ With ``transform_user`` returning your own type, make your own alias, and type c
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, NoReturn, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast
 
-from fastapi import Depends, Security, WebSocketException, status
+from fastapi import Depends, Security
 from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME
-from lucia_fastapi.core.errors import ErrorCode, LuciaError
-from lucia_fastapi.core.models import Session, SessionUser, User
+from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.models import Session, User
+from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.web.auth_request import AuthRequest
-from lucia_fastapi.web.responses import public_message
+from lucia_fastapi.web.policy import auth_request_of, declare, refuse, session_user_of, unauthenticated
 
 
 class _BearerScheme(HTTPBearer):
@@ -52,43 +53,7 @@ async def get_auth_request(connection: HTTPConnection) -> AuthRequest[Any]:
     return auth_request_of(connection)
 
 
-def auth_request_of(connection: HTTPConnection) -> AuthRequest[Any]:
-    """The request's ``AuthRequest``, or a ``RuntimeError`` that says how to add the middleware."""
-    auth_request = connection.scope.get("state", {}).get("auth")
-    if not isinstance(auth_request, AuthRequest):
-        raise RuntimeError(
-            "lucia_fastapi: this request has no AuthRequest. Add the middleware to the app: "
-            "app.add_middleware(AuthMiddleware, auth=auth)"
-        )
-    return auth_request
-
-
 AuthRequestDep = Annotated[AuthRequest[Any], Depends(get_auth_request)]
-
-
-def refuse(auth_request: AuthRequest[Any], code: ErrorCode, detail: str | None = None) -> NoReturn:
-    """Refuse the request: ``LuciaError(code)`` for HTTP (rendered by the middleware), close 1008 for WebSockets."""
-    if auth_request.connection.scope["type"] == "websocket":
-        reason = f"{code}: {public_message(LuciaError(code, detail))}"[:120]
-        raise WebSocketException(code=status.WS_1008_POLICY_VIOLATION, reason=reason)
-    # Raised without a local name: a local holding the error would tie its traceback to this frame in a cycle.
-    raise LuciaError(code, detail)
-
-
-async def session_user_of(auth_request: AuthRequest[Any]) -> SessionUser[Any]:
-    """The request's session and user; raises for a cross-site cookie (403) and an outage (503)."""
-    if auth_request.session_id is None and auth_request.rejection is not None:
-        refuse(auth_request, "AUTH_INVALID_REQUEST", auth_request.rejection.detail)
-    try:
-        return await auth_request.get_session_user()
-    except LuciaError as error:
-        refuse(auth_request, error.code, error.detail)
-
-
-def _unauthenticated(auth_request: AuthRequest[Any]) -> NoReturn:
-    if auth_request.session_id is not None:
-        refuse(auth_request, "AUTH_INVALID_SESSION_ID")
-    refuse(auth_request, "NOT_AUTHENTICATED")
 
 
 async def require_same_origin(auth_request: AuthRequestDep) -> None:
@@ -127,7 +92,7 @@ class _Guard(APIKeyCookie):
 
 def _complete_session(auth_request: AuthRequest[Any], session: Session | None) -> Session:
     if session is None:
-        _unauthenticated(auth_request)
+        unauthenticated(auth_request)
     if session.second_factor_pending:
         refuse(auth_request, "AUTH_SECOND_FACTOR_REQUIRED")
     return session
@@ -163,6 +128,11 @@ optional_user = _Guard(
     ' that carried a cookie, and 503 when the store is down (neither is "signed out").',
 )
 
+# What each guard lets through, for lucia_fastapi.web.policy.route_requirement.
+declare(Assurance.SIGNED_IN)(require_session)
+declare(Assurance.SIGNED_IN)(require_user)
+declare(Assurance.ANONYMOUS)(optional_user)
+
 CurrentSession = Annotated[Session, Depends(require_session)]
 CurrentUser = Annotated[User, Depends(require_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
@@ -194,7 +164,8 @@ def current_user_dependency(user_type: type[AppUserT]) -> Callable[..., Awaitabl
         return _checked(user_type, _user_or_refuse(auth_request, session, user))
 
     doc = f"The signed-in user as a ``{user_type.__qualname__}``, or 401/403/503 (like ``require_user``)."
-    return cast("Callable[..., Awaitable[AppUserT]]", _Guard(f"current_{user_type.__name__.lower()}", answer, doc))
+    guard = declare(Assurance.SIGNED_IN)(_Guard(f"current_{user_type.__name__.lower()}", answer, doc))
+    return cast("Callable[..., Awaitable[AppUserT]]", guard)
 
 
 def optional_user_dependency(user_type: type[AppUserT]) -> Callable[..., Awaitable[AppUserT | None]]:
@@ -208,6 +179,5 @@ def optional_user_dependency(user_type: type[AppUserT]) -> Callable[..., Awaitab
         return None if found is None else _checked(user_type, found)
 
     doc = f"The signed-in user as a ``{user_type.__qualname__}``, or ``None`` (like ``optional_user``)."
-    return cast(
-        "Callable[..., Awaitable[AppUserT | None]]", _Guard(f"optional_{user_type.__name__.lower()}", answer, doc)
-    )
+    guard = declare(Assurance.ANONYMOUS)(_Guard(f"optional_{user_type.__name__.lower()}", answer, doc))
+    return cast("Callable[..., Awaitable[AppUserT | None]]", guard)

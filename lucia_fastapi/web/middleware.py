@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lucia_fastapi.core.auth import Auth
+from lucia_fastapi.core.context import current_slot
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.web.auth_request import AuthRequest
 from lucia_fastapi.web.responses import ErrorHandler, render_error
@@ -61,6 +62,8 @@ class AuthMiddleware:
                     message = {**message, "headers": headers}
             return send(message)
 
+        # The core hands this request a replaced session (credential events, step-up) through the slot.
+        slot = current_slot.set(auth_request)
         try:
             await self.app(scope, receive, send_with_cookies)
         except LuciaError as error:
@@ -71,6 +74,8 @@ class AuthMiddleware:
             connection = HTTPConnection(scope)
             response = await render_error(connection, error, on_error=self.on_error, sign_in_url=self.sign_in_url)
             await response(scope, receive, send_with_cookies)
+        finally:
+            current_slot.reset(slot)
         # The response is sent (background tasks included): unlink the AuthRequest from the scope it points to, so
         # that reference counting frees both now instead of leaving a cycle per request to the garbage collector
         # (measured under uvicorn: about 10% of a bare request's CPU). After an exception it stays, for the app's

@@ -8,7 +8,8 @@ app's own tables and transactions are. Same contract as every adapter: it passes
 Layout, under ``prefix`` (default ``lucia:``):
 
 - ``<prefix>s:<digest>``: a hash per session: ``u`` user id, ``a``/``i`` active and idle expiries, ``c`` created,
-  ``g`` credential generation, ``p`` second factor pending, ``t`` last verified, ``x`` the attributes as JSON.
+  ``g`` credential generation, ``p`` second factor pending, ``t`` last verified, ``f`` the verified factors,
+  ``x`` the attributes as JSON.
   Only the SHA-256 digest of the session id is ever a key: a dump of Redis cannot be replayed as cookies;
 - ``<prefix>u:<user id>``: a sorted set of the user's session digests scored by idle expiry, for "my sessions",
   "sign out everywhere" and credential changes. It expires with the last of its sessions, and members whose
@@ -45,14 +46,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: E402
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-_FIELDS = ("u", "a", "i", "c", "g", "p", "t", "x")
+_FIELDS = ("u", "a", "i", "c", "g", "p", "t", "x", "f")
 
-# KEYS: session, user index. ARGV: u a i c g p t x (the fields), ttl ms, digest, prune before (ms), prefix.
+# KEYS: session, user index. ARGV: u a i c g p t x (the fields), ttl ms, digest, prune before (ms), prefix, f.
 # Refuses an existing digest (returns 0). Drops index members scored before ARGV[11] whose session has expired.
 _SET = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'u', ARGV[1], 'a', ARGV[2], 'i', ARGV[3], 'c', ARGV[4], 'g', ARGV[5], 'p', ARGV[6],
-  't', ARGV[7], 'x', ARGV[8])
+  't', ARGV[7], 'x', ARGV[8], 'f', ARGV[13])
 redis.call('PEXPIRE', KEYS[1], ARGV[9])
 for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[11])) do
   if redis.call('EXISTS', ARGV[12] .. 's:' .. old) == 0 then redis.call('ZREM', KEYS[2], old) end
@@ -71,13 +72,6 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local index = ARGV[1] .. 'u:' .. user
 redis.call('ZADD', index, ARGV[4], ARGV[2])
 if redis.call('PTTL', index) < tonumber(ARGV[5]) then redis.call('PEXPIRE', index, ARGV[5]) end
-return 1
-"""
-
-# KEYS: session. ARGV: last verified at.
-_VERIFY = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'p', '0', 't', ARGV[1])
 return 1
 """
 
@@ -128,7 +122,6 @@ class RedisSessionAdapter:
         self._margin_ms = to_ms(expiry_margin)
         self._set = redis.register_script(_SET)
         self._renew = redis.register_script(_RENEW)
-        self._verify = redis.register_script(_VERIFY)
         self._delete = redis.register_script(_DELETE)
         self._delete_users = redis.register_script(_DELETE_USERS)
 
@@ -167,6 +160,11 @@ class RedisSessionAdapter:
 
     async def delete_key(self, key_id: str) -> None:
         await self.users.delete_key(key_id)
+
+    async def replace_key(
+        self, user_id: str, old_key_id: str | None, new_key: KeyRow, attributes: Mapping[str, Any]
+    ) -> None:
+        await self.users.replace_key(user_id, old_key_id, new_key, attributes)
 
     # Sessions: Redis --------------------------------------------------------------------------------------------
 
@@ -219,6 +217,7 @@ class RedisSessionAdapter:
             session.digest,
             now - self._margin_ms,
             self.prefix,
+            session.verified_factors,
         ]
         keys = [self._session_key(session.digest), self._user_key(session.user_id)]
         async with _redis_errors():
@@ -232,10 +231,6 @@ class RedisSessionAdapter:
             await self._renew(
                 keys=[self._session_key(digest)], args=[self.prefix, digest, active_expires, idle_expires, ttl]
             )
-
-    async def update_session_verification(self, digest: str, last_verified_at: int) -> None:
-        async with _redis_errors():
-            await self._verify(keys=[self._session_key(digest)], args=[last_verified_at])
 
     async def delete_session(self, digest: str) -> None:
         async with _redis_errors():
@@ -273,7 +268,7 @@ def _text(value: bytes | str) -> str:
 
 
 def _session_row(digest: str, values: list[Any]) -> SessionRow | None:
-    user_id, active, idle, created, generation, pending, verified, attributes = values
+    user_id, active, idle, created, generation, pending, verified, attributes, factors = values
     if user_id is None or idle is None:
         return None
     return SessionRow(
@@ -285,6 +280,7 @@ def _session_row(digest: str, values: list[Any]) -> SessionRow | None:
         credential_generation=int(generation),
         second_factor_pending=pending in (b"1", "1"),
         last_verified_at=int(verified),
+        verified_factors=_text(factors) if factors else "",
         attributes=json.loads(attributes) if attributes else {},
     )
 

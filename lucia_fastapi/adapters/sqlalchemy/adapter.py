@@ -167,6 +167,24 @@ class SQLAlchemyAdapter:
     async def delete_key(self, key_id: str) -> None:
         await self._write(delete(self.tables.key).where(self.tables.key.c.id == key_id))
 
+    async def replace_key(
+        self, user_id: str, old_key_id: str | None, new_key: KeyRow, attributes: Mapping[str, Any]
+    ) -> None:
+        self._check_attribute_names("user", attributes, self._user_attribute_names)
+        key, user = self.tables.key, self.tables.user
+        with _database_errors():
+            async with self.engine.begin() as conn:  # one transaction: a failure anywhere changes nothing
+                await self._insert(conn, key, _key_values(new_key), duplicate="AUTH_DUPLICATE_KEY_ID")
+                if old_key_id is not None:
+                    await conn.execute(delete(key).where(key.c.id == old_key_id, key.c.user_id == user_id))
+                if attributes:
+                    try:
+                        await conn.execute(update(user).where(user.c.id == user_id).values(**attributes))
+                    except IntegrityError as error:
+                        raise LuciaError(
+                            "UNKNOWN_ERROR", f"auth_user conflicts with an existing row: {_first_line(error)}"
+                        ) from None
+
     # Sessions
     async def get_session(self, digest: str) -> SessionRow | None:
         row = await self._read_one(self._select_session, {"session_id": digest})
@@ -205,6 +223,7 @@ class SQLAlchemyAdapter:
             "credential_generation": session.credential_generation,
             "second_factor_pending": session.second_factor_pending,
             "last_verified_at": session.last_verified_at,
+            "verified_factors": session.verified_factors,
             **session.attributes,
         }
         with _database_errors():
@@ -214,15 +233,6 @@ class SQLAlchemyAdapter:
     async def update_session_expiry(self, digest: str, active_expires: int, idle_expires: int) -> None:
         params = {"session_id": digest, "active": active_expires, "idle": idle_expires}
         await self._write(self._update_expiry, params)
-
-    async def update_session_verification(self, digest: str, last_verified_at: int) -> None:
-        session = self.tables.session
-        statement = (
-            update(session)
-            .where(session.c.id == digest)
-            .values(second_factor_pending=False, last_verified_at=last_verified_at)
-        )
-        await self._write(statement)
 
     async def delete_session(self, digest: str) -> None:
         await self._write(delete(self.tables.session).where(self.tables.session.c.id == digest))
@@ -282,10 +292,19 @@ class SQLAlchemyAdapter:
 
     def _session_row(self, row: Sequence[Any]) -> SessionRow:
         places = self._session_columns
-        digest, user_id, active, idle, created_at, generation, pending, verified_at = places.core(row)
+        digest, user_id, active, idle, created_at, generation, pending, verified_at, factors = places.core(row)
         # bool(): SQLite's driver hands back 0/1 on the raw read.
         return SessionRow(
-            digest, user_id, active, idle, created_at, generation, bool(pending), verified_at, places.attributes(row)
+            digest,
+            user_id,
+            active,
+            idle,
+            created_at,
+            generation,
+            bool(pending),
+            verified_at,
+            factors or "",
+            places.attributes(row),
         )
 
     @staticmethod

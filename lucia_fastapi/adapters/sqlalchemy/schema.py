@@ -49,6 +49,7 @@ SESSION_CORE_COLUMNS = (
     "credential_generation",
     "second_factor_pending",
     "last_verified_at",
+    "verified_factors",
 )
 USER_CORE_COLUMNS = ("id", "credential_generation")
 
@@ -96,6 +97,8 @@ def define_auth_tables(
         Column("credential_generation", Integer, nullable=False, server_default=text("0")),
         Column("second_factor_pending", Boolean, nullable=False, server_default=false()),
         Column("last_verified_at", BigInteger, nullable=False, server_default=text("0")),  # epoch ms
+        # Which factors were proven when, "password@<ms> totp@<ms>": the session's assurance (core.policy).
+        Column("verified_factors", Text, nullable=False, server_default=text("''")),
         Column("user_agent", Text, nullable=True),
         Column("ip_address", String(45), nullable=True),  # room for any IPv6 text form
         *session_columns,

@@ -18,7 +18,7 @@ import hmac
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Literal, Protocol
 from urllib.parse import urlencode
@@ -26,9 +26,10 @@ from urllib.parse import urlencode
 from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import KeySpec, Session
+from lucia_fastapi.core.policy import Assurance, Factor, SecurityEvent
 from lucia_fastapi.core.ratelimit import RateLimit, RateLimiter
 from lucia_fastapi.features.email.sender import EmailMessage, EmailSender
-from lucia_fastapi.features.email.templates import EmailTemplates, MailContext, RenderedMail
+from lucia_fastapi.features.email.templates import SECURITY_NOTICES, EmailTemplates, MailContext, RenderedMail
 from lucia_fastapi.features.tokens import SingleUseTokens, TokenError, TokenPurpose, VerifiedToken
 
 logger = logging.getLogger("lucia_fastapi")
@@ -52,6 +53,10 @@ RESET_CLIENT_LIMIT = RateLimit(30, timedelta(hours=1))
 """Password reset requests per client address."""
 NOTICE_LIMIT = RateLimit(3, timedelta(hours=1))
 """"Someone tried to use your address" mails per address (more are skipped, and logged)."""
+RECIPIENT_LIMIT = RateLimit(10, timedelta(hours=1))
+"""Mails of any kind to one address, whoever asks for them (more are skipped, and logged): throw-away accounts
+cannot turn the flows into a way to flood someone's inbox."""
+CODE_FACTORS = frozenset({"totp", "recovery_code"})
 # RFC 5322 "atext" and dots on the left, a dotted host name on the right; ASCII only (internationalized
 # addresses need SMTPUTF8 all the way; an app that wants them can pass addresses it validated itself).
 _EMAIL = re.compile(
@@ -125,7 +130,13 @@ class EmailFlows:
     ``paths`` names the pages the links open (``verify``, ``reset``, ``change``); each gets ``?token=...``.
     Limits (``RateLimit``) are per address or per user, through ``rate_limiter`` (a shared store with several
     workers). ``prevent_enumeration`` (default on) makes sign-up answer the same for taken and free addresses.
-    ``second_factor`` is asked before a password reset sets the password, when the user has one.
+    ``second_factor`` is asked before a password reset sets the password, when the user has one; by default the
+    account-security policy's factor sources answer (``MFA`` registers itself), so an app cannot forget it.
+
+    Building it registers it with the policy (``auth.security``): every credential event revokes the user's
+    outstanding links and codes (pending email changes included), and the account's address is told of password
+    changes and resets, email changes, connected or removed sign-in methods and deletion.
+    ``recipient_limit`` bounds the mails sent to one address, whoever asks.
     """
 
     def __init__(
@@ -149,12 +160,12 @@ class EmailFlows:
         min_password_length: int = 8,
         max_password_length: int = 256,
         prevent_enumeration: bool = True,
-        reauthentication_max_age: timedelta = timedelta(minutes=10),
         second_factor: SecondFactor | None = None,
         send_limit: RateLimit = SEND_LIMIT,
         reset_limit: RateLimit = RESET_LIMIT,
         reset_address_limit: RateLimit = RESET_CLIENT_LIMIT,
         notice_limit: RateLimit = NOTICE_LIMIT,
+        recipient_limit: RateLimit = RECIPIENT_LIMIT,
     ) -> None:
         if reset_expires_in > timedelta(hours=1):
             raise ValueError("a password reset link must expire within an hour")
@@ -175,6 +186,7 @@ class EmailFlows:
             "verify": "/verify-email",
             "reset": "/reset-password",
             "change": "/confirm-email-change",
+            "cancel-change": "/cancel-email-change",
             "forgot": "/forgot-password",
             **(paths or {}),
         }
@@ -182,16 +194,19 @@ class EmailFlows:
         self.VERIFY_CODE = TokenPurpose("email-verification-code", code_expires_in, kind="code")
         self.RESET = TokenPurpose("password-reset", reset_expires_in)
         self.CHANGE = TokenPurpose("email-change", change_expires_in)
+        self.CANCEL_CHANGE = TokenPurpose("email-change-cancel", max(change_expires_in, timedelta(days=1)))
         self.min_password_length = min_password_length
         self.max_password_length = max_password_length
         self.prevent_enumeration = prevent_enumeration
-        self.reauthentication_max_age = reauthentication_max_age
         self.second_factor = second_factor
         self.send_limit = send_limit
         self.reset_limit = reset_limit
         self.reset_address_limit = reset_address_limit
         self.notice_limit = notice_limit
+        self.recipient_limit = recipient_limit
         self._background: set[asyncio.Task[None]] = set()
+        auth.security.add_revoker(self.revoke_all_links)
+        auth.security.add_listener(self.notify)
 
     def __repr__(self) -> str:
         return f"EmailFlows(base_url={self.base_url!r})"
@@ -339,8 +354,25 @@ class EmailFlows:
         return await self.tokens.validate(token, self.RESET)
 
     async def needs_second_factor(self, user_id: str) -> bool:
-        """Whether a password reset of this user must ask for a second factor (see ``second_factor``)."""
-        return self.second_factor is not None and await self.second_factor.is_enabled(user_id)
+        """Whether a password reset of this user must ask for a code (TOTP or a recovery code) before it changes
+        anything: ``second_factor``'s answer, or else the account-security policy's."""
+        if self.second_factor is not None:
+            return await self.second_factor.is_enabled(user_id)
+        return bool(await self.auth.security.second_factors(user_id) & CODE_FACTORS)
+
+    async def _prove_second_factor(self, user_id: str, code: str | None) -> Factor | None:
+        # The factor the reset form's code proved, None when the account asks for none; raises when it must.
+        if not await self.needs_second_factor(user_id):
+            return None
+        if not code:
+            raise EmailFlowError("SECOND_FACTOR_REQUIRED", "Enter the code from your authenticator app.")
+        if self.second_factor is not None:
+            proven: str | None = "totp" if await self.second_factor.verify(user_id, code) else None
+        else:
+            proven = await self.auth.security.verify_code(user_id, code)
+        if proven is None:
+            raise EmailFlowError("WRONG_SECOND_FACTOR", "That code is not right.")
+        return proven  # type: ignore[return-value]
 
     async def reset_password(
         self,
@@ -352,29 +384,32 @@ class EmailFlows:
     ) -> Session:
         """Set a new password with a reset link's token and return a fresh session for it.
 
-        The token works once; every session of the user dies (the credential generation is bumped), every other
-        reset link too; the address counts as verified (the mail reached it). If the user has a second factor,
-        it is checked before anything changes (``SECOND_FACTOR_REQUIRED`` / ``WRONG_SECOND_FACTOR``; the link
-        stays usable until it expires)."""
+        The token works once; it is the ``password_reset`` credential event: every session of the user dies (the
+        one this browser had too), every link and code of the user too, and the address is told. The address counts
+        as verified (the mail reached it). If the account has a code factor (TOTP, recovery codes), the code is
+        checked before anything changes (``SECOND_FACTOR_REQUIRED`` / ``WRONG_SECOND_FACTOR``; the link stays
+        usable until it expires). If it has only passkeys, the new session is **pending** its second factor: a
+        mailed link alone never grants a full session to an account with a second factor."""
         self.check_new_password(new_password)
         peeked = await self.tokens.validate(token, self.RESET)
-        if await self.needs_second_factor(peeked.user_id):
-            assert self.second_factor is not None
-            if not second_factor_code:
-                raise EmailFlowError("SECOND_FACTOR_REQUIRED", "Enter the code from your authenticator app.")
-            if not await self.second_factor.verify(peeked.user_id, second_factor_code):
-                raise EmailFlowError("WRONG_SECOND_FACTOR", "That code is not right.")
+        second = await self._prove_second_factor(peeked.user_id, second_factor_code)
         verified = await self.tokens.use(token, self.RESET, user_id=peeked.user_id)  # a racing use loses here
         user = await self.auth.get_user(verified.user_id)
         address = self.address_of(user)
         if address is None or verified.value is None or not _same(address, verified.value):
             raise TokenError("INVALID_TOKEN", "the link is for an address this account no longer has")
-        # Bumps the credential generation: every session of the user dies, sign-ins in flight included.
-        key = await self.auth.update_key_password(self.provider_id, address, new_password)
-        await self.tokens.invalidate_user_tokens(verified.user_id, self.RESET)
         if not self.is_verified(user):
             await self.auth.update_user_attributes(verified.user_id, {self.verified_attribute: self.clock()})
-        return await self.auth.create_session(verified.user_id, attributes=session_attributes, key=key)
+        # The credential event: every session of the user dies, sign-ins in flight included, and every link.
+        key = await self.auth.update_key_password(self.provider_id, address, new_password, event="password_reset")
+        pending = second is None and bool(await self.auth.security.second_factors(verified.user_id))
+        return await self.auth.create_session(
+            verified.user_id,
+            attributes=session_attributes,
+            key=key,
+            factors=("email",) if second is None else ("email", second),
+            second_factor_pending=pending,
+        )
 
     def check_new_password(self, password: str) -> None:
         """Raise ``EmailFlowError("INVALID_PASSWORD")`` unless the length is within the configured bounds."""
@@ -397,11 +432,15 @@ class EmailFlows:
         current_password: str | None = None,
         session: Session | None = None,
     ) -> None:
-        """Mail a confirmation link to ``new_email``; nothing changes until it is followed.
+        """Mail a confirmation link to ``new_email`` and tell the current address (with a link that cancels the
+        change); nothing changes until the link to the new address is followed.
 
-        Needs the current password, or a ``session`` that proved a factor within ``reauthentication_max_age``.
-        If the new address has an account already, its owner is told instead, and the caller sees the same
-        answer (no enumeration)."""
+        A sensitive action: ``session`` (the user's) must have recently proved the account's strongest factor
+        (``Assurance.RECENT``), or, for an account without a second factor, ``current_password`` proves it now
+        (the session is then rotated, and recorded as verified by password). Raises ``LuciaError``
+        (``AUTH_REAUTHENTICATION_REQUIRED``, ``AUTH_SECOND_FACTOR_REQUIRED``, ``NOT_AUTHENTICATED``) or
+        ``EmailFlowError("WRONG_PASSWORD")``. If the new address has an account already, its owner is told
+        instead, and the caller sees the same answer (no enumeration)."""
         user = await self.auth.get_user(user_id)
         old = self.address_of(user)
         new = normalize_email(new_email)
@@ -419,68 +458,91 @@ class EmailFlows:
             return
         ctx = await self._token_mail(user_id, self.CHANGE, "change", new)
         await self._send(new, self.templates.confirm_email_change(ctx))
+        if old is not None:  # the owner hears of it now, not once it is done, and can stop it
+            cancel = await self._token_mail(user_id, self.CANCEL_CHANGE, "cancel-change", old)
+            await self._send(old, self.templates.email_change_requested(replace(cancel, new_address=new)))
 
     async def _reauthenticate(
         self, user_id: str, address: str | None, password: str | None, session: Session | None
     ) -> None:
-        if password:
+        if session is None or session.user_id != user_id:
+            raise LuciaError("NOT_AUTHENTICATED", "an email change needs the user's session")
+        if password and not session.second_factor_pending:
             if address is None:
                 raise EmailFlowError("WRONG_PASSWORD", "Your current password is not right.")
             try:
-                await self.auth.use_key(self.provider_id, address, password)
+                key = await self.auth.use_key(self.provider_id, address, password)
             except LuciaError as error:
                 if error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
                     raise EmailFlowError("WRONG_PASSWORD", "Your current password is not right.") from None
                 raise
-            return
-        verified_at = getattr(session, "last_verified_at", None)
-        if session is not None and session.user_id == user_id and verified_at is not None:
-            age_ms = self.clock() - int(verified_at.timestamp() * 1000)
-            if age_ms <= self.reauthentication_max_age / timedelta(milliseconds=1):
-                return
-        raise EmailFlowError("REAUTHENTICATION_REQUIRED", "Please enter your current password.")
+            if key.user_id != user_id:
+                raise EmailFlowError("WRONG_PASSWORD", "Your current password is not right.")
+            session = await self.auth.record_verification(session.session_id, "password")
+        await self.auth.security.authorize(session, Assurance.RECENT)
 
     async def confirm_email_change(self, token: str, *, user_id: str | None = None) -> Any:
-        """Apply an email change with the token mailed to the new address: the key ``email:<old>`` becomes
-        ``email:<new>`` (same password), the address column changes and counts as verified, and the old address
-        is told. ``user_id``, when given (the signed-in user), must be the token's. Raises ``TokenError``, or
-        ``EmailFlowError("EMAIL_TAKEN")`` if the address got an account since."""
+        """Apply an email change with the token mailed to the new address, as one transaction: the key
+        ``email:<old>`` becomes ``email:<new>`` (same password) and the address column changes and counts as
+        verified, or nothing changes. Then the ``email_changed`` credential event: every session dies (the
+        confirming device keeps a new one), every link and code goes, and the old address is told. ``user_id``,
+        when given (the signed-in user), must be the token's. Raises ``TokenError``, or
+        ``EmailFlowError("EMAIL_TAKEN")`` (and the new address is told it has an account) if the address belongs
+        to another account (a password key, or another account's address column, such as an OAuth-only one)."""
         verified = await self.tokens.use(token, self.CHANGE, user_id=user_id)
         new = verified.value
         if new is None:
             raise TokenError("INVALID_TOKEN", "no address in this token")
         user = await self.auth.get_user(verified.user_id)
         old = self.address_of(user)
-        await self._move_key(verified.user_id, old, new)
-        updated = await self.auth.update_user_attributes(
-            verified.user_id, {self.email_attribute: new, self.verified_attribute: self.clock()}
-        )
-        for purpose in (self.VERIFY, self.VERIFY_CODE, self.CHANGE):
-            await self.tokens.invalidate_user_tokens(verified.user_id, purpose)
-        if old is not None:
-            await self._send(old, self.templates.email_changed(MailContext(self.app_name, old, new_address=new)))
-        return updated
-
-    async def _move_key(self, user_id: str, old: str | None, new: str) -> None:
-        from lucia_fastapi.core.storage import KeyRow
-
-        adapter = self.auth.adapter
-        new_id = f"{self.provider_id}:{new}"
-        old_row = await adapter.get_key(f"{self.provider_id}:{old}") if old is not None else None
-        if old_row is not None and old_row.user_id != user_id:
-            old_row = None
+        attributes = {self.email_attribute: new, self.verified_attribute: self.clock()}
         try:
-            await adapter.set_key(KeyRow(new_id, user_id, old_row.hashed_password if old_row else None))
+            await self.auth.move_key(verified.user_id, self.provider_id, old, new, attributes)
         except LuciaError as error:
-            if error.code == "AUTH_DUPLICATE_KEY_ID":
-                raise EmailFlowError("EMAIL_TAKEN", "That address has an account now; choose another.") from None
-            raise
-        if old_row is not None:
-            await adapter.delete_key(old_row.id)
+            if error.code not in ("AUTH_DUPLICATE_KEY_ID", "UNKNOWN_ERROR"):
+                raise
+            await self._notify_address_in_use(new)
+            raise EmailFlowError("EMAIL_TAKEN", "That address has an account; choose another.") from None
+        await self.auth.credential_event(verified.user_id, "email_changed", details={"new_address": new})
+        return await self.auth.get_user(verified.user_id)
+
+    async def cancel_email_change(self, token: str) -> None:
+        """Use the link mailed to the old address when a change was asked for: the pending change dies, and since
+        someone who could act in the account asked for it, every session ends (``email_change_cancelled``).
+        Raises ``TokenError``."""
+        verified = await self.tokens.use(token, self.CANCEL_CHANGE)
+        await self.auth.credential_event(verified.user_id, "email_change_cancelled")
+
+    # The account-security policy's hooks ------------------------------------------------------------------------
+
+    async def revoke_all_links(self, user_id: str) -> None:
+        """Every outstanding link and code of the user dies (verification, reset, email change): called at each
+        credential event."""
+        await self.tokens.invalidate_user_tokens(user_id)
+
+    async def notify(self, event: SecurityEvent) -> None:
+        """Mail the account's address about a credential event (``templates.SECURITY_NOTICES``), to the address it
+        had *before* the event: an email change is told to the old address."""
+        if event.kind not in SECURITY_NOTICES:
+            return
+        address = event.account.get(self.email_attribute)
+        if not address:
+            return
+        ctx = MailContext(
+            self.app_name,
+            str(address),
+            new_address=event.details.get("new_address"),
+            detail=event.details.get("provider", "").capitalize() or None,
+        )
+        await self._send(str(address), self.templates.security_notice(ctx, event.kind))
 
     # Sending ----------------------------------------------------------------------------------------------------
 
     async def _send(self, address: str, mail: RenderedMail) -> None:
+        # Any mail to one address counts, whoever asked: no flow floods an inbox (RECIPIENT_LIMIT).
+        if await self.rate_limiter.hit("email-recipient", address.lower(), self.recipient_limit):
+            logger.warning("not mailing %s (%s): recipient limit reached", address, mail.subject)
+            return
         await self.sender.send(EmailMessage(to=address, subject=mail.subject, text=mail.text, html=mail.html))
 
     def _in_background(self, work: Any, what: str) -> None:

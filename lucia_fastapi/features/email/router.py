@@ -5,20 +5,26 @@ that need a verified address.
     @app.get("/billing")
     async def billing(user: Annotated[User, Depends(require_verified_email(flows))]): ...
 
-Endpoints (all ``POST``, origin-checked like sign-in, bodies as JSON or form fields):
+Endpoints (all ``POST``, origin-checked like sign-in, bodies as JSON or form fields), each declaring the assurance
+level it needs (``lucia_fastapi.core.policy``; ``route_requirement`` reads it back):
 
-| path | body | answer |
-|---|---|---|
-| ``/sign-up`` | ``email``, ``password`` | 202 ``{"status": "check-your-email"}`` for new and taken addresses alike |
-| ``/verification/send`` | ``code`` (bool, optional) | 202; needs a session |
-| ``/verification/verify`` | ``token``, or ``code`` (with a session) | 200 ``{"verified": true}`` |
-| ``/password-reset/request`` | ``email`` | 202 ``{"status": "check-your-email"}`` whether or not the account exists |
-| ``/password-reset`` | ``token``, ``password``, ``second_factor_code`` | 200; sets a fresh session cookie |
-| ``/email-change/request`` | ``email``, ``password`` | 202; needs a session |
-| ``/email-change/confirm`` | ``token`` | 200 ``{"email": ...}`` |
+| path | body | needs | answer |
+|---|---|---|---|
+| ``/sign-up`` | ``email``, ``password`` | anyone | 202 "check-your-email", for new and taken addresses alike |
+| ``/verification/send`` | ``code`` (bool, optional) | signed in | 202 |
+| ``/verification/verify`` | ``token``, or ``code`` (signed in) | anyone | 200 ``{"verified": true}`` |
+| ``/password-reset/request`` | ``email`` | anyone | 202 "check-your-email", account or not |
+| ``/password-reset`` | ``token``, ``password``, ``second_factor_code`` | anyone | 200; a new session cookie (1) |
+| ``/email-change/request`` | ``email``, ``password`` | recently verified (2) | 202 |
+| ``/email-change/confirm`` | ``token`` | anyone | 200 ``{"email": ...}`` |
+| ``/email-change/cancel`` | ``token`` (mailed to the old address) | anyone | 200; every session ends |
+
+(1) pending its second factor for an account with passkeys only. (2) For an account without a second factor, the
+``password`` in the body proves it at once.
 
 Errors are JSON ``{"detail": {"code", "message"}}``: 400 (bad input, ``INVALID_TOKEN``, ``EXPIRED_TOKEN``), 401
-(no session), 403 (cross-site, wrong password), 409 (``SECOND_FACTOR_REQUIRED``), 429 with ``Retry-After``.
+(no session), 403 (cross-site, wrong password, ``AUTH_SECOND_FACTOR_REQUIRED``, ``AUTH_REAUTHENTICATION_REQUIRED``),
+409 (``SECOND_FACTOR_REQUIRED``, ``EMAIL_TAKEN``), 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -31,8 +37,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 
 from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.features.email.flows import EmailFlowError, EmailFlows
 from lucia_fastapi.features.tokens import TokenError
+from lucia_fastapi.web.policy import authorize_request, declare
+from lucia_fastapi.web.responses import error_headers, public_message, status_for
 
 MAX_BODY_BYTES = 64 * 1024
 TOKEN_MESSAGES = {
@@ -59,15 +68,10 @@ def flow_error_response(error: Exception) -> Response:
     if isinstance(error, EmailFlowError):
         return _error(_STATUS.get(error.code, 400), error.code, error.message)
     if isinstance(error, LuciaError):
-        if error.code == "AUTH_TOO_MANY_ATTEMPTS":
-            retry = max(1, round(error.retry_after or 60))
-            return _error(429, error.code, "Too many attempts; try again later.", {"Retry-After": str(retry)})
-        if error.code == "AUTH_INVALID_REQUEST":
-            return _error(403, error.code, error.detail or "This request came from another site.")
-        if error.code == "DATABASE_UNAVAILABLE":
-            return _error(503, error.code, "The database cannot be reached; try again shortly.", {"Retry-After": "5"})
         if error.code in ("AUTH_INVALID_USER_ID", "AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
             return _error(400, error.code, error.detail or "Invalid request.")
+        if status_for(error) < 500 or error.code == "DATABASE_UNAVAILABLE":
+            return _error(status_for(error), error.code, public_message(error), error_headers(error))
     raise error
 
 
@@ -110,9 +114,9 @@ def email_router(flows: EmailFlows) -> Router:
         return run
 
     async def signed_in(request: Request) -> tuple[Any, Any]:
-        session, user = await request.state.auth.get_session_user()
-        if session is None or user is None:
-            raise _NotSignedInError
+        # A session that completed sign-in (a pending one is refused: 403 AUTH_SECOND_FACTOR_REQUIRED).
+        session = await authorize_request(request, Assurance.SIGNED_IN)
+        _session, user = await request.state.auth.get_session_user()
         return session, user
 
     async def sign_up(request: Request, body: dict[str, Any]) -> Response:
@@ -160,32 +164,27 @@ def email_router(flows: EmailFlows) -> Router:
         user = await flows.confirm_email_change(_text(body, "token"), user_id=session.user_id if session else None)
         return JSONResponse({"email": flows.address_of(user)})
 
-    def route(path: str, handler: Handler) -> Route:
-        run = endpoint(handler)
+    async def cancel_change(request: Request, body: dict[str, Any]) -> Response:
+        await flows.cancel_email_change(_text(body, "token"))
+        return JSONResponse({"status": "change-cancelled"})
 
-        async def guarded(request: Request) -> Response:
-            try:
-                return await run(request)
-            except _NotSignedInError:
-                return _error(401, "NOT_AUTHENTICATED", "Sign in first.", {"WWW-Authenticate": "Bearer"})
+    def route(path: str, handler: Handler, needs: Assurance) -> Route:
+        # The level is declared for route_requirement; the handler checks it itself (signed_in, or the flow).
+        return Route(path, declare(needs)(endpoint(handler)), methods=["POST"], name=f"email:{handler.__name__}")
 
-        return Route(path, guarded, methods=["POST"], name=f"email:{handler.__name__}")
-
+    anyone, signed_in_only, recent = Assurance.ANONYMOUS, Assurance.SIGNED_IN, Assurance.RECENT
     return Router(
         routes=[
-            route("/sign-up", sign_up),
-            route("/verification/send", send_verification),
-            route("/verification/verify", verify),
-            route("/password-reset/request", request_reset),
-            route("/password-reset", reset),
-            route("/email-change/request", request_change),
-            route("/email-change/confirm", confirm_change),
+            route("/sign-up", sign_up, anyone),
+            route("/verification/send", send_verification, signed_in_only),
+            route("/verification/verify", verify, anyone),
+            route("/password-reset/request", request_reset, anyone),
+            route("/password-reset", reset, anyone),
+            route("/email-change/request", request_change, recent),
+            route("/email-change/confirm", confirm_change, anyone),
+            route("/email-change/cancel", cancel_change, anyone),
         ]
     )
-
-
-class _NotSignedInError(Exception):
-    pass
 
 
 def require_verified_email(flows: EmailFlows) -> Callable[..., Awaitable[Any]]:

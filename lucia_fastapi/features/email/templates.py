@@ -27,6 +27,8 @@ class MailContext:
     new_address: str | None = field(default=None, repr=False)
     # "someone tried to sign up": where the owner can reset a forgotten password
     reset_link: str | None = field(default=None, repr=False)
+    # a security notice: what it is about in a word or two (the provider that was connected, say)
+    detail: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,7 @@ def _render(wording: _Wording, ctx: MailContext) -> RenderedMail:
         "app_name": ctx.app_name,
         "address": ctx.address,
         "new_address": ctx.new_address or "",
+        "detail": ctx.detail or "",
         "expiry": _expiry(ctx),
     }
     subject = _TEXT.vformat(wording.subject, (), fields)
@@ -171,6 +174,52 @@ _EMAIL_CHANGED = _Wording(
         "If you did not do this, reset your password and contact us at once.",
     ),
 )
+_EMAIL_CHANGE_REQUESTED = _Wording(
+    "Someone asked to change your {app_name} email address",
+    (
+        "Someone signed in to your {app_name} account asked to change its address from {address:b} to "
+        "{new_address:b}. Nothing changes until the new address is confirmed.",
+        _Link("link", "If this was not you, cancel it here (every device is signed out):", "Cancel the change"),
+        "{expiry}",
+        "If it was you, there is nothing to do.",
+    ),
+)
+_NOT_YOU = "If this was not you, reset your password at once and review your account's security settings."
+SECURITY_NOTICES: dict[str, _Wording] = {
+    "password_changed": _Wording(
+        "Your {app_name} password was changed",
+        (
+            "The password of your {app_name} account ({address:b}) was changed. Every other device was signed out.",
+            _NOT_YOU,
+        ),
+    ),
+    "password_reset": _Wording(
+        "Your {app_name} password was reset",
+        (
+            "The password of your {app_name} account ({address:b}) was reset with a link mailed to this address. "
+            "Every device was signed out.",
+            _NOT_YOU,
+        ),
+    ),
+    "email_changed": _EMAIL_CHANGED,
+    "provider_linked": _Wording(
+        "A sign-in method was connected to your {app_name} account",
+        ("{detail} can now be used to sign in to your {app_name} account ({address:b}).", _NOT_YOU),
+    ),
+    "provider_unlinked": _Wording(
+        "A sign-in method was removed from your {app_name} account",
+        ("{detail} can no longer be used to sign in to your {app_name} account ({address:b}).", _NOT_YOU),
+    ),
+    "account_deleted": _Wording(
+        "Your {app_name} account was deleted",
+        (
+            "Your {app_name} account ({address:b}) and everything stored with it were deleted.",
+            "If this was not you, contact us at once.",
+        ),
+    ),
+}
+"""The credential events the email flows tell the account's address about (MFA changes are told by the MFA
+feature's notifier; "sign out everywhere" only ever comes from the owner's own session)."""
 _ADDRESS_IN_USE = _Wording(
     "Someone tried to sign up for {app_name} with your address",
     (
@@ -202,6 +251,15 @@ class EmailTemplates:
     def email_changed(self, ctx: MailContext) -> RenderedMail:
         """To the old address: the address of the account was changed."""
         return _render(_EMAIL_CHANGED, ctx)
+
+    def email_change_requested(self, ctx: MailContext) -> RenderedMail:
+        """To the old address, when a change is asked for: what is about to happen, and a link to cancel it."""
+        assert ctx.link is not None
+        return _render(_EMAIL_CHANGE_REQUESTED, ctx)
+
+    def security_notice(self, ctx: MailContext, event: str) -> RenderedMail:
+        """To the account's address after a credential ``event`` (a key of ``SECURITY_NOTICES``)."""
+        return _render(SECURITY_NOTICES[event], ctx)
 
     def address_in_use(self, ctx: MailContext) -> RenderedMail:
         """To an address that already has an account, when someone signs up (or changes to) it."""

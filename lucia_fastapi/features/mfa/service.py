@@ -8,7 +8,9 @@ from datetime import timedelta
 from typing import Any, Literal, Protocol
 
 from lucia_fastapi.core.auth import Auth
+from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Session
+from lucia_fastapi.core.policy import CredentialEvent, Factor
 from lucia_fastapi.core.ratelimit import RateLimit, RateLimiter
 from lucia_fastapi.features.mfa.crypto import SecretCipher
 from lucia_fastapi.features.mfa.limits import AttemptLimiter
@@ -33,6 +35,15 @@ MFAEvent = Literal[
 # needed the password) to about 0.3 % a day; a person mistyping a few times never meets it.
 DEFAULT_TOTP_LIMIT = RateLimit(10, timedelta(minutes=15))
 DEFAULT_RECOVERY_LIMIT = RateLimit(10, timedelta(minutes=15))
+# The MFA changes that are credential events of the account-security policy (every other session dies), and the
+# factor the change itself proved (confirming TOTP took a code; adding a passkey took the passkey).
+CREDENTIAL_EVENTS: dict[str, tuple[CredentialEvent, tuple[Factor, ...]]] = {
+    "totp_enabled": ("second_factor_added", ("totp",)),
+    "totp_disabled": ("second_factor_removed", ()),
+    "passkey_added": ("passkey_added", ("passkey",)),
+    "passkey_removed": ("passkey_removed", ()),
+    "mfa_reset": ("second_factor_removed", ()),
+}
 
 
 class MFANotifier(Protocol):
@@ -64,7 +75,11 @@ class MFA:
 
     ``mfa.totp``, ``mfa.recovery_codes`` and ``mfa.passkeys`` are the factors. Sign-in: after the password,
     ``auth.create_session(user_id, key=key, second_factor_pending=await mfa.requires_second_factor(user_id))``;
-    after a factor is proven, ``await mfa.complete_verification(session.session_id)``.
+    after a factor is proven, ``await mfa.complete_verification(session.session_id, "totp")`` (a new session id).
+
+    Building it registers it with the account-security policy (``auth.security``): the factors it holds count as
+    the account's strongest, so sensitive actions ask for one of them, a password reset asks for one before it
+    grants a full session, and OAuth sign-in waits for one; every change to them is a credential event.
     ``rate_limiter`` limits TOTP and recovery-code attempts per account (default: a ``RateLimiter`` in this
     process's memory; pass one on the SQL or Redis store when the app runs several workers).
     """
@@ -91,6 +106,7 @@ class MFA:
         self.totp = TotpFactor(self, SecretCipher(totp_keys), totp_issuer or relying_party.name, limit=totp_limit)
         self.recovery_codes = RecoveryCodes(self, recovery_code_count, limit=recovery_limit)
         self.passkeys = Passkeys(self, relying_party, challenge_ttl)
+        auth.security.add_factor_source(self)
 
     def __repr__(self) -> str:
         return f"MFA(relying_party={self.passkeys.relying_party.id!r})"
@@ -99,10 +115,38 @@ class MFA:
         """Whether a password sign-in of ``user_id`` must wait for a second factor (one query)."""
         return await self.store.has_second_factor(user_id)
 
-    async def complete_verification(self, session_id: str) -> Session:
-        """A factor was just proven on this session: it stops being pending and counts as recently verified
-        (same id; hand it to ``auth_request.set_session``)."""
-        return await self.auth.record_verification(session_id)
+    async def second_factors(self, user_id: str) -> frozenset[str]:
+        """The account's second factors (``FactorSource`` of the policy): ``totp``, ``passkey``, and
+        ``recovery_code`` while either is on and codes are left."""
+        found: set[str] = set()
+        totp = await self.store.get_totp(user_id)
+        if totp is not None and totp.confirmed:
+            found.add("totp")
+        if await self.store.get_passkeys(user_id):
+            found.add("passkey")
+        if found and await self.store.count_recovery_codes(user_id):
+            found.add("recovery_code")
+        return frozenset(found)
+
+    async def verify_code(self, user_id: str, code: str) -> Factor | None:
+        """``FactorSource`` of the policy: a TOTP code, else a recovery code (used up), for a flow that asks for a
+        code outside the second-step pages (a password reset). The factor it proved, or ``None``; attempts count
+        against the factors' own limits (``AUTH_TOO_MANY_ATTEMPTS`` is raised as it is)."""
+        for factor, check in (("totp", self.totp.verify), ("recovery_code", self.recovery_codes.use)):
+            try:
+                await check(user_id, code)
+            except LuciaError as error:
+                if error.code in ("MFA_INVALID_CODE", "MFA_NOT_ENROLLED"):
+                    continue
+                raise
+            return factor  # type: ignore[return-value]
+        return None
+
+    async def complete_verification(self, session_id: str, factor: Factor) -> Session:
+        """``factor`` was just proven on this session: it stops being pending and counts as recently verified
+        with that factor. The assurance rose, so the session has a **new id** (returned; during a request its
+        cookie is sent by itself, a bearer client must be given the new token)."""
+        return await self.auth.record_verification(session_id, factor)
 
     async def status(self, user_id: str) -> MFAStatus:
         """The user's factors: TOTP on or pending, recovery codes left, passkeys."""
@@ -136,7 +180,12 @@ class MFA:
         await self.rate_limiter.consume(scope, identifier, rule)
 
     async def announce(self, user_id: str, event: MFAEvent) -> None:
-        """Tell the notifier (if any) about ``event``; its failures are logged, not raised."""
+        """Carry out the credential event ``event`` is (if any: every other session dies, outstanding links go,
+        the device that made the change keeps a new session), then tell the notifier (if any) about it; the
+        notifier's failures are logged, not raised."""
+        if event in CREDENTIAL_EVENTS:
+            credential_event, proved = CREDENTIAL_EVENTS[event]
+            await self.auth.credential_event(user_id, credential_event, details={"change": event}, proved=proved)
         if self.notifier is None:
             return
         try:

@@ -25,9 +25,11 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from lucia_fastapi.core.auth import Auth
+from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Session
+from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.features.mfa.passkeys import Ceremony
-from lucia_fastapi.web.dependencies import _unauthenticated, auth_request_of, refuse, session_user_of
+from lucia_fastapi.web.policy import authorize_request, declare
 from lucia_fastapi.web.responses import local_path
 
 CEREMONY_COOKIE = "lucia_webauthn"
@@ -46,13 +48,12 @@ class PageRedirect(HTTPException):
 async def require_pending_session(connection: HTTPConnection) -> Session:
     """The request's session, pending a second factor or not (401/403/503 as ``CurrentSession``): for the
     routes of sign-in's second step, which also serve re-authentication."""
-    auth_request = auth_request_of(connection)
-    session, _user = await session_user_of(auth_request)
-    if session is None:
-        _unauthenticated(auth_request)
+    session = await authorize_request(connection, Assurance.PENDING)
+    assert session is not None  # PENDING refuses a request without one
     return session
 
 
+declare(Assurance.PENDING)(require_pending_session)
 PendingSession = Annotated[Session, Depends(require_pending_session)]
 
 
@@ -66,34 +67,32 @@ def _location(redirect_to: str, connection: HTTPConnection) -> str:
 
 
 def require_recent_auth(
-    max_age: timedelta = timedelta(minutes=10), *, redirect_to: str | None = None
+    max_age: timedelta | None = None, *, redirect_to: str | None = None
 ) -> Callable[..., Awaitable[Session]]:
-    """A dependency for sensitive actions (password or email change, MFA changes, account deletion): the
-    session, if its user proved a factor within ``max_age``. The check uses the session row that the request's
-    one query read: no extra statement. ``Depends(require_recent_auth(timedelta(minutes=5)))``."""
-    if max_age <= timedelta(0):
+    """A dependency for sensitive actions (password or email change, MFA changes, account deletion): the session,
+    if its user proved **the account's strongest factor** within ``max_age`` (default: the policy's
+    ``recent_auth_max_age``): a TOTP user proves TOTP, a recovery code or a passkey, not only the password
+    (``auth.security.authorize`` with ``Assurance.RECENT``). Else 403 ``AUTH_REAUTHENTICATION_REQUIRED`` (or
+    ``AUTH_SECOND_FACTOR_REQUIRED`` for a pending session), rendered like every other refusal; for a page, when
+    ``redirect_to`` is given, a 303 to ``redirect_to?next=<this path>`` instead.
+    ``Depends(require_recent_auth(timedelta(minutes=5)))``."""
+    if max_age is not None and max_age <= timedelta(0):
         raise ValueError("max_age must be positive")
-    max_age_ms = int(max_age.total_seconds() * 1000)
 
     async def recent_auth(connection: HTTPConnection) -> Session:
-        auth_request = auth_request_of(connection)
-        page = redirect_to is not None and _wants_page(connection)
-        session, _user = await session_user_of(auth_request)
-        if session is None:
-            _unauthenticated(auth_request)
-        if session.second_factor_pending:
-            if page:
-                raise PageRedirect(_location(redirect_to or "", connection))
-            refuse(auth_request, "AUTH_SECOND_FACTOR_REQUIRED")
-        verified_ms = int(session.last_verified_at.timestamp() * 1000)
-        if auth_request.auth.clock() - verified_ms > max_age_ms:
-            if page:
-                raise PageRedirect(_location(redirect_to or "", connection))
-            refuse(auth_request, "AUTH_REAUTHENTICATION_REQUIRED", f"verified more than {max_age} ago")
+        try:
+            session = await authorize_request(connection, Assurance.RECENT, max_age=max_age)
+        except LuciaError as error:
+            page = redirect_to is not None and _wants_page(connection)
+            if page and error.code in ("AUTH_REAUTHENTICATION_REQUIRED", "AUTH_SECOND_FACTOR_REQUIRED"):
+                raise PageRedirect(_location(redirect_to or "", connection)) from None
+            raise
+        assert session is not None
         return session
 
-    recent_auth.__name__ = f"require_recent_auth_{int(max_age.total_seconds())}s"
-    return recent_auth
+    seconds = int(max_age.total_seconds()) if max_age is not None else "policy"
+    recent_auth.__name__ = f"require_recent_auth_{seconds}s"
+    return declare(Assurance.RECENT)(recent_auth)
 
 
 # The ceremony cookie -------------------------------------------------------------------------------------------

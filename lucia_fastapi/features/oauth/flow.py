@@ -27,6 +27,7 @@ from starlette.routing import Route
 from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Key, KeySpec, Session
+from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.core.ratelimit import RateLimit, RateLimiter, normalize_client_address
 from lucia_fastapi.features.oauth.errors import OAuthError
 from lucia_fastapi.features.oauth.providers import OAuthIdentity, OAuthProvider, TokenSet, require_httpx
@@ -39,6 +40,7 @@ from lucia_fastapi.features.oauth.state import (
 )
 from lucia_fastapi.features.oauth.tokens import OAuthTokenRow, OAuthTokenStore, ProviderTokens
 from lucia_fastapi.web.auth_request import AuthRequest
+from lucia_fastapi.web.policy import declare
 from lucia_fastapi.web.responses import render_error
 
 if TYPE_CHECKING:
@@ -81,7 +83,11 @@ class OAuth:
       ``RateLimiter`` (SQL or Redis store) when several workers serve the app; the default is in memory.
     - ``token_store``: where provider tokens go for providers built with ``store_tokens=True``.
     - ``second_factor_required(user_id)``: when it answers ``True`` the new session is pending a second factor
-      (``CurrentUser`` refuses it until ``auth.record_verification``), as after a password.
+      (``CurrentUser`` refuses it until ``auth.record_verification``), as after a password. Default: the
+      account-security policy's answer (``auth.security.second_factors``: an account with MFA waits for it).
+    - Linking and unlinking are sensitive actions: they need a session that recently proved the account's
+      strongest factor (``Assurance.RECENT``); a link is bound to the session that started it, so a credential
+      event in between ends it; linking and unlinking are credential events themselves.
     - ``on_error(request, error)``: renders refusals (default: a small HTML page, or JSON when asked for).
     """
 
@@ -137,6 +143,8 @@ class OAuth:
         ``POST`` (an origin-checked form of a signed-in user): connect the provider to the current account."""
         chosen = self._provider(provider)
 
+        @declare(Assurance.ANONYMOUS, method="GET")
+        @declare(Assurance.RECENT, method="POST")
         async def start(request: Request) -> Response:
             return await self._guard(request, self._start(request, chosen))
 
@@ -146,6 +154,7 @@ class OAuth:
         """The provider's redirect back (mount it at the path of the provider's ``redirect_uri``)."""
         chosen = self._provider(provider)
 
+        @declare(Assurance.ANONYMOUS)  # a link finishes only in the session that started it (checked inside)
         async def callback(request: Request) -> Response:
             response = await self._guard(request, self._callback(request, chosen))
             self._clear_state_cookie(response, chosen)  # single use, whatever happened
@@ -159,6 +168,7 @@ class OAuth:
         """``POST`` form (or JSON) ``provider`` + ``subject`` [+ ``next``]: disconnect one of the signed-in user's
         provider identities (refused, 409, when it is their only way to sign in)."""
 
+        @declare(Assurance.RECENT)
         async def unlink(request: Request) -> Response:
             return await self._guard(request, self._unlink_request(request))
 
@@ -212,8 +222,10 @@ class OAuth:
             raise OAuthError("OAUTH_LAST_KEY")
         if self.token_store is not None:
             await self.token_store.delete_tokens(key_id)
-        # The credential generation goes up (what delete_key does), keeping the asking device under a new id.
-        return await self.auth.invalidate_all_user_sessions(user_id, except_session_id=except_session_id)
+        # A credential event: every session dies, outstanding links go, the asking device continues under a new id.
+        return await self.auth.credential_event(
+            user_id, "provider_unlinked", details={"provider": provider}, keep_session_id=except_session_id
+        )
 
     async def get_tokens(self, user_id: str, provider: str, subject: str) -> ProviderTokens | None:
         """The provider tokens stored at the user's last sign-in with ``provider:subject``, decrypted (``None`` if
@@ -241,6 +253,7 @@ class OAuth:
 
     async def _start(self, request: Request, provider: OAuthProvider) -> Response:
         link_user_id: str | None = None
+        link_session: str | None = None
         if request.method == "POST":
             try:
                 self.auth.verify_request_origin(request)
@@ -251,7 +264,9 @@ class OAuth:
             session = await self._current_session(request)
             if session is None or session.second_factor_pending:
                 raise OAuthError("OAUTH_NOT_SIGNED_IN", "linking needs a session")
-            link_user_id = session.user_id
+            # Connecting an account is sensitive: a recent proof of the account's strongest factor (policy).
+            await self.auth.security.authorize(session, Assurance.RECENT)
+            link_user_id, link_session = session.user_id, session.digest
         else:
             next_path = request.query_params.get("next")
         verifier = random_token(48)  # 64 characters, within RFC 7636's 43-128
@@ -263,6 +278,7 @@ class OAuth:
             return_to=safe_return_path(next_path if isinstance(next_path, str) else None, self.default_return_to),
             expires_at=self._now_ms() + self.state_ttl_ms,
             link_user_id=link_user_id,
+            link_session=link_session,
         )
         async with self._http() as http:
             url = await provider.authorization_url(
@@ -302,7 +318,7 @@ class OAuth:
                 http, tokens, nonce=flow.nonce if provider.uses_nonce else None, now_ms=self._now_ms()
             )
         if flow.link_user_id is not None:
-            await self._link(request, flow.link_user_id, identity, tokens, provider)
+            await self._link(request, flow, identity, tokens, provider)
             return RedirectResponse(flow.return_to, status_code=303)
         await self._sign_in(request, identity, tokens, provider)
         return RedirectResponse(flow.return_to, status_code=303)
@@ -358,23 +374,32 @@ class OAuth:
         auth_request = _auth_request(request)
         if auth_request is None:
             raise RuntimeError("OAuth sign-in needs AuthMiddleware: app.add_middleware(AuthMiddleware, auth=auth)")
-        pending = self.second_factor_required is not None and await self.second_factor_required(key.user_id)
+        # The policy's default: an account with a second factor waits for it, as after a password.
+        if self.second_factor_required is not None:
+            pending = await self.second_factor_required(key.user_id)
+        else:
+            pending = bool(await self.auth.security.second_factors(key.user_id))
         # A new session with this request's user agent and address, its cookie sent, and the session the browser
         # carried before invalidated (no fixation).
-        await auth_request.create_session(key.user_id, key=key, second_factor_pending=pending)
+        await auth_request.create_session(key.user_id, key=key, second_factor_pending=pending, factors=("oauth",))
 
     async def _link(
-        self, request: Request, user_id: str, identity: OAuthIdentity, tokens: TokenSet, provider: OAuthProvider
+        self, request: Request, flow: FlowState, identity: OAuthIdentity, tokens: TokenSet, provider: OAuthProvider
     ) -> None:
         session = await self._current_session(request)
-        if session is None or session.user_id != user_id or session.second_factor_pending:
+        user_id = flow.link_user_id
+        # Bound to the very session that started it: a credential event since (any rotation) ends the link state.
+        if session is None or session.user_id != user_id or session.digest != flow.link_session:
             raise OAuthError("OAUTH_NOT_SIGNED_IN", "the session that started linking is gone")
         key = await self._find_key(identity)
+        linked = key is None
         if key is None:
             key = await self._create_key(user_id, identity)
         if key.user_id != user_id:
             raise OAuthError("OAUTH_ALREADY_LINKED")
         await self._store_tokens(key, tokens, provider)
+        if linked:
+            await self.auth.credential_event(user_id, "provider_linked", details={"provider": provider.name})
         logger.info("oauth %s: linked to user %s", provider.name, user_id)
 
     async def _unlink_request(self, request: Request) -> Response:
@@ -385,6 +410,7 @@ class OAuth:
         session = await self._current_session(request)
         if session is None or session.second_factor_pending:
             raise OAuthError("OAUTH_NOT_SIGNED_IN")
+        await self.auth.security.authorize(session, Assurance.RECENT)  # a sensitive action (policy)
         fields: Mapping[str, Any]
         if request.headers.get("content-type", "").startswith("application/json"):
             try:

@@ -90,6 +90,7 @@ class FlowState:
     return_to: str
     expires_at: int  # epoch ms
     link_user_id: str | None = None  # set when a signed-in user connects this provider to their account
+    link_session: str | None = None  # the digest of the session that started the link: only it may finish it
 
     def seal(self, cipher: MultiFernet) -> str:
         """The cookie value: this state as JSON, encrypted and authenticated with ``cipher``."""
