@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from examples.app import errors
 from examples.app.config import DEV
 from examples.app.db import auth, close, create_tables
+from examples.app.pages import Public
 from examples.app.routes import account, api, delete_account, email, mfa, oauth, password, profile, security, sessions
 from examples.app.security import BodyLimit, SecurityHeaders
 from lucia_fastapi import AuthMiddleware, handle_logout_requests
@@ -64,6 +65,6 @@ oauth.install(app, FORM_ACTION_ORIGINS)  # "Sign in with ..." for the providers 
 app.add_route("/api/logout", handle_logout_requests(auth), methods=["POST"])
 
 
-@app.get("/healthz", include_in_schema=False)
+@app.get("/healthz", include_in_schema=False, dependencies=[Public])
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}

@@ -12,8 +12,10 @@ A flow plugs into the layout with:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,11 +28,20 @@ from starlette.templating import Jinja2Templates
 
 from examples.app.db import auth, why_signed_out
 from lucia_fastapi import Key, LuciaError, Session, User
+from lucia_fastapi.core.policy import Assurance, Factor
 from lucia_fastapi.dependencies import AuthRequestDep
+from lucia_fastapi.features.mfa.web import require_recent_auth
+from lucia_fastapi.web.policy import declare, requires
 
 TEMPLATES = Path(__file__).parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATES)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+Public = Depends(requires(Assurance.ANONYMOUS))
+"""For routes anyone may use (sign-in, links from mails): every route declares what it needs, this one nothing."""
+REAUTH_AFTER = timedelta(seconds=int(os.environ.get("LUCIA_EXAMPLE_REAUTH_SECONDS", "300")))
+Sudo = Annotated[Session, Depends(require_recent_auth(REAUTH_AFTER, redirect_to="/mfa/verify"))]
+"""For sensitive actions (password, email, factors, passkeys, connected accounts, deletion): the account's strongest
+factor proven within ``REAUTH_AFTER``; a page is sent to "confirm it's you" first, an API client gets 403."""
 
 
 def add_template_folder(folder: Path) -> None:
@@ -136,18 +147,19 @@ async def start_session(
     key: Key | None = None,
     cookie: bool = True,
     second_factor_pending: bool = False,
+    factors: tuple[Factor, ...] | None = None,
 ) -> Session:
     """A new session for ``user_id``: for a browser, its cookie is set and the session it carried (if any) ends;
     for an API client (``cookie=False``) it is returned for the caller to hand out as a bearer token. Pass the
     ``key`` that ``use_key`` returned, so a sign-in racing a password change dies with the old password."""
     if cookie:
         session: Session = await request.state.auth.create_session(
-            user_id, key=key, second_factor_pending=second_factor_pending
+            user_id, key=key, second_factor_pending=second_factor_pending, factors=factors
         )
         return session
     attributes = request.state.auth.session_attributes()
     return await auth.create_session(
-        user_id, key=key, attributes=attributes, second_factor_pending=second_factor_pending
+        user_id, key=key, attributes=attributes, second_factor_pending=second_factor_pending, factors=factors
     )
 
 
@@ -175,6 +187,7 @@ class CrossSite(Exception):
     """An unsafe request from another site: refused, with a page that says what happened."""
 
 
+@declare(Assurance.SIGNED_IN)
 async def page_user(request: Request, auth_request: AuthRequestDep) -> tuple[Session, Any]:
     """For pages: the session and user, or ``NotSignedIn`` (a redirect to sign in), or ``CrossSite`` (403) for a
     form posted from another site."""

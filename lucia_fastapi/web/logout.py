@@ -10,7 +10,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.web.auth_request import AuthRequest
+from lucia_fastapi.web.policy import declare
 from lucia_fastapi.web.responses import ErrorHandler, render_error
 
 
@@ -28,6 +30,8 @@ def handle_logout_requests(
     ``on_error`` when given (as ``AuthMiddleware`` does), else as JSON.
     """
 
+    # Anyone may sign out, a session pending its second factor included: it is idempotent and ends access.
+    @declare(Assurance.ANONYMOUS)
     async def logout(request: Request) -> Response:
         try:
             auth.verify_request_origin(request)  # checked even without a cookie: it is a POST

@@ -15,14 +15,15 @@ Starlette-only: no FastAPI import (a FastAPI app uses ``requires`` as an ordinar
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import Any, NoReturn, TypeVar
 
 from starlette.exceptions import WebSocketException
 from starlette.requests import HTTPConnection
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute
 
 from lucia_fastapi.core.errors import ErrorCode, LuciaError
 from lucia_fastapi.core.models import Session, SessionUser
@@ -126,14 +127,44 @@ def requires(needs: Assurance) -> Callable[[HTTPConnection], Awaitable[Session |
     return declare(needs)(requirement)
 
 
-def route_requirement(route: BaseRoute, method: str | None = None) -> Assurance | None:
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One endpoint of an app, as ``endpoints`` finds it: its full path, its methods, and the route (or FastAPI's
+    view of an included route) that ``route_requirement`` reads."""
+
+    path: str
+    methods: frozenset[str]
+    route: Any
+
+
+def endpoints(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[Endpoint]:
+    """Every endpoint under ``routes`` (an app's ``app.routes``), through mounts, routers and FastAPI's included
+    routers, with its full path: for tests and docs that check what every route declares. Mounted apps that are
+    not routers (static files) are listed with no methods."""
+    for route in routes:
+        contexts = getattr(route, "effective_route_contexts", None)  # FastAPI >= 0.16x keeps included routers whole
+        if callable(contexts):
+            for context in contexts():
+                view = context.starlette_route or context
+                yield Endpoint(prefix + view.path, frozenset(view.methods or ()), view)
+        elif isinstance(route, Route | WebSocketRoute):
+            methods = frozenset(route.methods or ()) if isinstance(route, Route) else frozenset({"WEBSOCKET"})
+            yield Endpoint(prefix + route.path, methods, route)
+        elif isinstance(route, Mount | Host):
+            inner = getattr(route, "routes", None)
+            if inner:
+                yield from endpoints(inner, prefix + getattr(route, "path", ""))
+            else:
+                yield Endpoint(prefix + getattr(route, "path", ""), frozenset(), route)
+
+
+def route_requirement(route: Any, method: str | None = None) -> Assurance | None:
     """The highest level a route declares for ``method``: on its endpoint, or on any dependency of a FastAPI
     route (its own, its router's, its sub-dependencies'). ``None``: the route declares nothing."""
     found: list[Assurance] = []
-    if isinstance(route, Route | WebSocketRoute):
-        needs = requirement_of(route.endpoint, method)
-        if needs is not None:
-            found.append(needs)
+    needs = requirement_of(getattr(route, "endpoint", None), method)
+    if needs is not None:
+        found.append(needs)
     dependant = getattr(route, "dependant", None)
     pending = [dependant] if dependant is not None else []
     while pending:

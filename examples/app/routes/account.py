@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from examples.app import forms
 from examples.app.db import auth
 from examples.app.mfa_setup import mfa
-from examples.app.pages import render, see_other, start_session
+from examples.app.pages import Public, render, see_other, start_session
 from examples.app.routes import email as email_routes
 from lucia_fastapi import LuciaError, Session
 from lucia_fastapi.dependencies import AuthRequestDep
@@ -54,14 +54,14 @@ FLOWS: dict[str, tuple[str, SignInOrUp]] = {
 }
 
 
-@router.get("/")
+@router.get("/", dependencies=[Public])
 async def home(auth_request: AuthRequestDep) -> Response:
     session = await auth_request.get_session()
     return see_other("/profile" if session else "/signin")
 
 
-@router.get("/signup")
-@router.get("/signin")
+@router.get("/signup", dependencies=[Public])
+@router.get("/signin", dependencies=[Public])
 async def credentials_page(request: Request) -> Response:
     """The form, also to someone signed in (to switch accounts: signing in ends the session this browser had)."""
     next_path = forms.local_path(request.query_params.get("next"))
@@ -69,8 +69,8 @@ async def credentials_page(request: Request) -> Response:
     return await render(request, template, next=next_path)
 
 
-@router.post("/signup")
-@router.post("/signin")
+@router.post("/signup", dependencies=[Public])
+@router.post("/signin", dependencies=[Public])
 async def credentials_form(
     request: Request,
     email: Annotated[str, Form()] = "",
@@ -101,13 +101,13 @@ async def credentials_form(
     return see_other(goes_to or next_path)
 
 
-@router.get("/logout")
+@router.get("/logout", dependencies=[Public])
 async def sign_out_page(request: Request) -> Response:
     """A sign-out button of our own, for when one on another site was refused (and for a typed address)."""
     return await render(request, "account/signout.html")
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[Public])  # a session pending its second factor may always sign out
 async def sign_out(request: Request, auth_request: AuthRequestDep) -> Response:
     try:
         auth.verify_request_origin(request)

@@ -1,6 +1,7 @@
 """The JSON API: the same flows for non-browser clients, with the session id as a bearer token
 (``Authorization: Bearer <token>``). Errors are ``{"detail": {"code", "message"}}``; a locked-out sign-in is 429 with
-``Retry-After``."""
+``Retry-After``. Sensitive calls (password, deletion) need a recent proof of the account's strongest factor:
+``POST /api/reauthenticate`` gives one (and a new token), else they answer 403 ``AUTH_REAUTHENTICATION_REQUIRED``."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from pydantic import BaseModel, Field
 
 from examples.app import forms
 from examples.app.db import auth
-from examples.app.pages import start_session
+from examples.app.mfa_setup import mfa
+from examples.app.pages import Public, Sudo
 from examples.app.routes import email as email_routes
 from examples.app.routes.account import sign_in
 from examples.app.routes.delete_account import delete_account
-from examples.app.routes.password import change_password
+from examples.app.routes.password import change_password, confirm_password
 from examples.app.routes.sessions import describe_sessions, revoke, revoke_others
-from lucia_fastapi import KeySpec, LuciaError
+from lucia_fastapi.core.policy import Factor
 from lucia_fastapi.dependencies import CurrentSession, CurrentUser
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -47,6 +49,16 @@ class Token(BaseModel):
     second_factor_pending: bool = False  # then POST /api/mfa/verify with a code before anything else
 
 
+class CheckYourEmail(BaseModel):
+    status: str = "check-your-email"
+
+
+class Reauthentication(BaseModel):
+    password: str = Password  # for an account without a second factor
+    code: str = Field("", max_length=16)  # TOTP
+    recovery_code: str = Field("", max_length=64)
+
+
 def refused(error: forms.FormError, *, code: str = "INVALID_INPUT", status_code: int = 400) -> HTTPException:
     """A form error as the API's answer; a lockout is always 429 with ``Retry-After``."""
     if isinstance(error, forms.TooManyAttempts):
@@ -56,33 +68,19 @@ def refused(error: forms.FormError, *, code: str = "INVALID_INPUT", status_code:
     return HTTPException(status_code, detail)
 
 
-@router.post("/signup", status_code=status.HTTP_201_CREATED)
-async def api_signup(request: Request, credentials: Credentials) -> Token:
-    """Create an account and answer the bearer token of a new session (no cookie); a verification mail goes to
-    the address. Unlike the HTML form, a taken address is a 400 here: API clients are the app's own, and the
-    sign-in limits bound what it tells. Use the form's flow (``routes/email.sign_up``) to hide that too."""
+@router.post("/signup", status_code=status.HTTP_202_ACCEPTED, dependencies=[Public])
+async def api_signup(credentials: Credentials) -> CheckYourEmail:
+    """Create an account: 202 "check your email" whether the address was free (a verification mail goes to it) or
+    taken (its owner is told instead), like the HTML form: no interface tells whether an address has an account.
+    Then sign in with ``POST /api/signin``."""
     try:
-        email = forms.email_address(credentials.email)
-        forms.new_password(credentials.password)
-        try:
-            user = await auth.create_user(
-                key=KeySpec("email", email, credentials.password),
-                attributes={"email": email, "email_verified_at": None},
-            )
-        except LuciaError as error:
-            if error.code == "AUTH_DUPLICATE_KEY_ID":
-                raise forms.FormError("An account with this email already exists.", "email") from None
-            if error.code == "AUTH_TOO_MANY_ATTEMPTS":
-                raise forms.TooManyAttempts(error.retry_after or 1) from None
-            raise
+        await email_routes.sign_up(credentials.email, credentials.password)
     except forms.FormError as error:
         raise refused(error) from None
-    await email_routes.flows.send_verification(user.user_id)
-    session = await start_session(request, user.user_id, cookie=False)
-    return Token(user_id=session.user_id, token=session.session_id)
+    return CheckYourEmail()
 
 
-@router.post("/signin")
+@router.post("/signin", dependencies=[Public])
 async def api_signin(request: Request, credentials: Credentials) -> Token:
     """Sign in: 401 for a wrong email or password (never which), 429 with ``Retry-After`` while locked out."""
     try:
@@ -98,8 +96,10 @@ async def api_me(user: CurrentUser) -> dict[str, Any]:
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
-async def api_delete_me(request: Request, confirm: Confirmation, user: CurrentUser) -> None:
-    """Delete the account: ``{"confirmation": "<password>"}`` (or the email address for an account without one)."""
+async def api_delete_me(request: Request, confirm: Confirmation, session: Sudo) -> None:
+    """Delete the account (a sensitive call: recent proof of the strongest factor): ``{"confirmation":
+    "<password>"}`` (or the email address for an account without one)."""
+    user = await auth.get_user(session.user_id)
     try:
         await delete_account(request, user, confirm.confirmation)
     except forms.FormError as error:
@@ -125,12 +125,35 @@ async def api_revoke_others(user: CurrentUser, session: CurrentSession) -> dict[
 
 
 @router.post("/password")
-async def api_password(
-    request: Request, change: PasswordChange, user: CurrentUser, session: CurrentSession
-) -> dict[str, str]:
-    """Change the password; every session dies, and this client's token is replaced by the returned one."""
+async def api_password(request: Request, change: PasswordChange, session: Sudo) -> dict[str, str]:
+    """Change the password (a sensitive call); every session dies, and this client's token is replaced by the
+    returned one."""
+    user = await auth.get_user(session.user_id)
     try:
-        kept = await change_password(request, user, session, change.current_password, change.new_password, cookie=False)
+        kept = await change_password(request, user, session, change.current_password, change.new_password)
     except forms.FormError as error:
         raise refused(error) from None
     return {"token": kept.session_id}
+
+
+@router.post("/reauthenticate")
+async def api_reauthenticate(request: Request, body: Reauthentication, session: CurrentSession) -> dict[str, str]:
+    """Confirm it is you before a sensitive call: a TOTP ``code`` or a ``recovery_code`` for an account with a
+    second factor, else the ``password``. Answers the session's new token (the old one is dead)."""
+    user = await auth.get_user(session.user_id)
+    factor: Factor
+    try:
+        if body.code or body.recovery_code:
+            proven = await mfa.verify_code(user.user_id, body.code or body.recovery_code)
+            if proven is None:
+                raise forms.FormError("That code is not right, or it was used already.", "code")
+            factor = proven
+        elif await mfa.requires_second_factor(user.user_id):
+            raise forms.FormError("Use your second factor: a code or a recovery code.", "code")
+        else:
+            await confirm_password(request, user, body.password, "password")
+            factor = "password"
+    except forms.FormError as error:
+        raise refused(error, code="REAUTHENTICATION_FAILED", status_code=403) from None
+    verified = await auth.record_verification(session.session_id, factor)
+    return {"token": verified.session_id}

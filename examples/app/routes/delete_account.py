@@ -1,5 +1,6 @@
-"""Delete your account: confirmed with the password (or, for an account without one, by typing the address),
-then the user, its keys and every session are gone."""
+"""Delete your account: a sensitive action (``Sudo``: the account's strongest factor, recently), confirmed again
+with the password (or, for an account without one, by typing the address); then the user, its keys, every session
+and every outstanding link are gone (the ``account_deleted`` credential event), and the address is told."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from examples.app import forms
 from examples.app.db import auth
-from examples.app.pages import PageUser, render, see_other
+from examples.app.pages import Sudo, render, see_other
 from examples.app.routes.password import confirm_password
 from lucia_fastapi import User
 
@@ -30,14 +31,14 @@ async def delete_account(request: Request, user: User, confirmation: str) -> Non
 
 
 @router.get("/account/delete")
-async def delete_page(request: Request, signed_in: PageUser) -> HTMLResponse:
-    user = signed_in[1]
+async def delete_page(request: Request, session: Sudo) -> HTMLResponse:
+    user = await auth.get_user(session.user_id)
     return await render(request, "security/delete.html", user=user, has_password=await has_password(user))
 
 
 @router.post("/account/delete")
-async def delete_form(request: Request, signed_in: PageUser, confirmation: Annotated[str, Form()] = "") -> Response:
-    user = signed_in[1]
+async def delete_form(request: Request, session: Sudo, confirmation: Annotated[str, Form()] = "") -> Response:
+    user = await auth.get_user(session.user_id)
     try:
         await delete_account(request, user, confirmation)
     except forms.FormError as error:

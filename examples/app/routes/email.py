@@ -30,6 +30,8 @@ from examples.app.pages import (
     NOTICES,
     SECURITY_SECTIONS,
     NavLink,
+    Public,
+    Sudo,
     page_user,
     render,
     see_other,
@@ -38,15 +40,18 @@ from examples.app.pages import (
 from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore, define_token_tables
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Session, User
+from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.core.ratelimit import RateLimiter
 from lucia_fastapi.dependencies import require_same_origin
 from lucia_fastapi.features.email import EmailSender, OutboxEmailSender, SMTPEmailSender
 from lucia_fastapi.features.email.flows import EmailFlowError, EmailFlows
 from lucia_fastapi.features.email.router import TOKEN_MESSAGES
 from lucia_fastapi.features.tokens import SingleUseTokens, TokenError
+from lucia_fastapi.web.policy import declare
 
 BASE_URL = os.environ.get("APP_BASE_URL", "http://127.0.0.1:8000")
 SameOrigin = Depends(require_same_origin)
+PublicForm = [SameOrigin, Public]  # a form anyone may post (a link from a mail), from this site only
 
 
 def make_sender() -> EmailSender:
@@ -104,10 +109,12 @@ NOTICES.update(
         "verification-sent": "We sent you a new link. Check your email.",
         "password-reset": "Your password was reset. Every other device was signed out.",
         "email-changed": "Your email address was changed.",
+        "email-change-cancelled": "The email change was cancelled and every device was signed out.",
     }
 )
 
 
+@declare(Assurance.ANONYMOUS)
 async def optional_page_user(request: Request) -> tuple[Session | None, User | None]:
     session, user = await request.state.auth.get_session_user()
     return session, user
@@ -167,7 +174,7 @@ async def sign_up(email: str, password: str) -> None:
         raise
 
 
-@router.get("/signup/check-email")
+@router.get("/signup/check-email", dependencies=[Public])
 async def check_email_page(request: Request) -> HTMLResponse:
     return await render(request, "email/check_email.html", what="sign-up")
 
@@ -188,7 +195,7 @@ async def verify_page(request: Request, signed_in: MaybeUser, token: str = "") -
     )
 
 
-@router.post("/verify-email", dependencies=[SameOrigin])
+@router.post("/verify-email", dependencies=PublicForm)
 async def verify_form(request: Request, signed_in: MaybeUser, token: Annotated[str, Form()] = "") -> Response:
     session, user = signed_in
     try:
@@ -223,12 +230,12 @@ async def verify_code(request: Request, signed_in: PageUser, code: Annotated[str
 # Forgot / reset password --------------------------------------------------------------------------------------------
 
 
-@router.get("/forgot-password")
+@router.get("/forgot-password", dependencies=[Public])
 async def forgot_page(request: Request) -> HTMLResponse:
     return await render(request, "email/forgot.html")
 
 
-@router.post("/forgot-password", dependencies=[SameOrigin])
+@router.post("/forgot-password", dependencies=PublicForm)
 async def forgot_form(request: Request, email: Annotated[str, Form()] = "") -> Response:
     try:
         client = request.client.host if request.client else None
@@ -240,7 +247,7 @@ async def forgot_form(request: Request, email: Annotated[str, Form()] = "") -> R
     return await render(request, "email/check_email.html", what="reset")
 
 
-@router.get("/reset-password")
+@router.get("/reset-password", dependencies=[Public])
 async def reset_page(request: Request, token: str = "") -> Response:
     try:
         verified = await flows.check_reset_token(token)
@@ -254,7 +261,7 @@ async def reset_page(request: Request, token: str = "") -> Response:
     return response
 
 
-@router.post("/reset-password", dependencies=[SameOrigin])
+@router.post("/reset-password", dependencies=PublicForm)
 async def reset_form(
     request: Request,
     token: Annotated[str, Form()] = "",
@@ -285,6 +292,8 @@ async def reset_form(
         return await refused(request, error)
     await remember_signed_out(ended, "password-changed")
     request.state.auth.set_session(session)
+    if session.second_factor_pending:  # an account with passkeys only: the link alone is not enough
+        return see_other("/mfa/verify")
     return see_other("/profile?notice=password-reset")
 
 
@@ -292,18 +301,18 @@ async def reset_form(
 
 
 @router.get("/email")
-async def change_email_page(request: Request, signed_in: PageUser) -> HTMLResponse:
-    return await render(request, "email/change.html", user=signed_in[1])
+async def change_email_page(request: Request, session: Sudo) -> HTMLResponse:
+    return await render(request, "email/change.html", user=await auth.get_user(session.user_id))
 
 
 @router.post("/email")
 async def change_email_form(
     request: Request,
-    signed_in: PageUser,
+    session: Sudo,
     email: Annotated[str, Form()] = "",
     current_password: Annotated[str, Form()] = "",
 ) -> Response:
-    session, user = signed_in
+    user = await auth.get_user(session.user_id)
     try:
         await flows.request_email_change(user.user_id, email, current_password=current_password, session=session)
     except EmailFlowError as error:
@@ -315,7 +324,7 @@ async def change_email_form(
     return await render(request, "email/check_email.html", user=user, what="change", address=email.strip().lower())
 
 
-@router.get("/confirm-email-change")
+@router.get("/confirm-email-change", dependencies=[Public])
 async def confirm_change_page(request: Request, signed_in: MaybeUser, token: str = "") -> Response:
     _, user = signed_in
     try:
@@ -332,7 +341,7 @@ async def confirm_change_page(request: Request, signed_in: MaybeUser, token: str
     )
 
 
-@router.post("/confirm-email-change", dependencies=[SameOrigin])
+@router.post("/confirm-email-change", dependencies=PublicForm)
 async def confirm_change_form(request: Request, signed_in: MaybeUser, token: Annotated[str, Form()] = "") -> Response:
     session, user = signed_in
     try:
@@ -346,6 +355,33 @@ async def confirm_change_form(request: Request, signed_in: MaybeUser, token: Ann
         heading="Your email address was changed",
         message="Sign in with your new address.",
     )
+
+
+@router.get("/cancel-email-change", dependencies=[Public])
+async def cancel_change_page(request: Request, signed_in: MaybeUser, token: str = "") -> Response:
+    """The link mailed to the old address when a change was asked for."""
+    _, user = signed_in
+    try:
+        await flows.tokens.validate(token, flows.CANCEL_CHANGE)
+    except TokenError as error:
+        return await refused(request, error, user)
+    return await _confirmation_page(
+        request,
+        user,
+        "/cancel-email-change",
+        token,
+        heading="Cancel the change of your email address?",
+        button="Cancel it and sign out every device",
+    )
+
+
+@router.post("/cancel-email-change", dependencies=PublicForm)
+async def cancel_change_form(request: Request, token: Annotated[str, Form()] = "") -> Response:
+    try:
+        await flows.cancel_email_change(token)
+    except (TokenError, LuciaError) as error:
+        return await refused(request, error)
+    return see_other("/signin?notice=email-change-cancelled")
 
 
 async def _confirmation_page(
@@ -383,7 +419,7 @@ if DEV and isinstance(sender, OutboxEmailSender):
 
     FOOTER_LINKS.append(NavLink("/dev/outbox", "DEV outbox"))
 
-    @router.get("/dev/outbox")
+    @router.get("/dev/outbox", dependencies=[Public])
     async def outbox_page(request: Request) -> HTMLResponse:
         """Development only: the mail the app 'sent', newest first, with clickable links."""
         messages = [{"message": m, "body": linkify(m.text)} for m in outbox.messages()]

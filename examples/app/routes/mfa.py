@@ -9,7 +9,6 @@ default 300): a stale session is sent to ``/mfa/verify`` first.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -20,8 +19,9 @@ from pydantic import BaseModel
 from examples.app.db import auth
 from examples.app.mfa_setup import mfa
 from examples.app.pages import NOTICES as PAGE_NOTICES
-from examples.app.pages import SECURITY_SECTIONS, render, see_other
+from examples.app.pages import SECURITY_SECTIONS, Public, Sudo, render, see_other
 from lucia_fastapi import LuciaError, Session, User
+from lucia_fastapi.core.policy import Assurance, Factor
 from lucia_fastapi.core.ratelimit import RateLimit
 from lucia_fastapi.dependencies import AuthRequestDep, require_same_origin
 from lucia_fastapi.features.mfa.web import (
@@ -29,12 +29,10 @@ from lucia_fastapi.features.mfa.web import (
     PendingSession,
     clear_ceremony_cookie,
     read_ceremony_token,
-    require_recent_auth,
     set_ceremony_cookie,
 )
+from lucia_fastapi.web.policy import declare
 
-REAUTH_AFTER = timedelta(seconds=int(os.environ.get("LUCIA_EXAMPLE_REAUTH_SECONDS", "300")))
-Sudo = Annotated[Session, Depends(require_recent_auth(REAUTH_AFTER, redirect_to="/mfa/verify"))]
 SameOrigin = Depends(require_same_origin)
 PASSKEY_OPTIONS_LIMIT = RateLimit(60, timedelta(minutes=1))
 router = APIRouter(include_in_schema=False)
@@ -84,6 +82,7 @@ def safe_next(target: str | None) -> str:
     return target if target in SAFE_NEXT else "/profile"
 
 
+@declare(Assurance.PENDING)
 async def page_session(auth_request: AuthRequestDep) -> tuple[Session, User]:
     """A page's session and user, a second-step (pending) one included; no session sends to sign in."""
     if auth_request.session_id is None and auth_request.rejection is not None:
@@ -97,6 +96,7 @@ async def page_session(auth_request: AuthRequestDep) -> tuple[Session, User]:
 AnyPageSession = Annotated[tuple[Session, User], Depends(page_session)]
 
 
+@declare(Assurance.SIGNED_IN)
 def signed_in_fully(signed_in: AnyPageSession) -> tuple[Session, User]:
     if signed_in[0].second_factor_pending:
         raise PageRedirect("/mfa/verify")
@@ -252,13 +252,19 @@ async def verify_form(
         user=None if session.second_factor_pending else user,
         pending=session.second_factor_pending,
         mfa=status_,
+        has_password=await has_password(user),
         next=safe_next(next_),
         error=error,
     )
 
 
-async def verified(request: Request, session: Session, next_: str) -> Response:
-    request.state.auth.set_session(await mfa.complete_verification(session.session_id))
+async def has_password(user: User) -> bool:
+    return any(key.has_password for key in await auth.get_all_user_keys(user.user_id))
+
+
+async def verified(request: Request, session: Session, next_: str, factor: Factor) -> Response:
+    # A new session id (the assurance rose): its cookie goes out with this redirect by itself.
+    await mfa.complete_verification(session.session_id, factor)
     return see_other(safe_next(next_))
 
 
@@ -271,7 +277,7 @@ async def verify_totp(
         await mfa.totp.verify(user.user_id, code)
     except LuciaError as error:
         return await verify_form(request, session, user, next_=next, error=message(error), status_code=status_of(error))
-    return await verified(request, session, next)
+    return await verified(request, session, next, "totp")
 
 
 @router.post("/mfa/verify/recovery", dependencies=[SameOrigin])
@@ -283,7 +289,7 @@ async def verify_recovery_code(
         await mfa.recovery_codes.use(user.user_id, code)
     except LuciaError as error:
         return await verify_form(request, session, user, next_=next, error=message(error), status_code=status_of(error))
-    return await verified(request, session, "/security" if not next or next == "/profile" else next)
+    return await verified(request, session, "/security" if not next or next == "/profile" else next, "recovery_code")
 
 
 @router.post("/mfa/verify/password", dependencies=[SameOrigin])
@@ -294,7 +300,8 @@ async def verify_password(
     next: Annotated[str, Form()] = "",
 ) -> Response:
     session, user = signed_in
-    if session.second_factor_pending:  # the password was the first factor: it cannot be the second
+    # The password was the first factor: it cannot be the second, nor stand in for one the account has.
+    if session.second_factor_pending or await mfa.requires_second_factor(user.user_id):
         return await verify_form(request, session, user, next_=next, error="Use your second factor.", status_code=400)
     try:
         await auth.use_key("email", email_of(user), password)
@@ -303,7 +310,7 @@ async def verify_password(
             raise
         text = message(error) if error.code == "AUTH_TOO_MANY_ATTEMPTS" else "That password is not right."
         return await verify_form(request, session, user, next_=next, error=text, status_code=status_of(error))
-    return await verified(request, session, next)
+    return await verified(request, session, next, "password")
 
 
 @router.post("/api/mfa/verify/passkey-options", dependencies=[SameOrigin])
@@ -329,7 +336,7 @@ async def verify_passkey(request: Request, session: PendingSession, body: Passke
     except LuciaError as error:
         response = json_error(error)
     else:
-        request.state.auth.set_session(await mfa.complete_verification(session.session_id))
+        await mfa.complete_verification(session.session_id, "passkey")  # a new id; its cookie goes out by itself
         response = JSONResponse({"redirect": safe_next(body.next)})
     clear_ceremony_cookie(response, auth)
     return response
@@ -338,7 +345,7 @@ async def verify_passkey(request: Request, session: PendingSession, body: Passke
 # Passwordless sign-in -------------------------------------------------------------------------------------------
 
 
-@router.post("/api/signin/passkey-options", dependencies=[SameOrigin])
+@router.post("/api/signin/passkey-options", dependencies=[SameOrigin, Public])
 async def passkey_signin_options(request: Request) -> Response:
     client = request.client.host if request.client else "unknown"
     try:  # reachable without a session: each call stores a challenge, so bound them per client address
@@ -351,14 +358,15 @@ async def passkey_signin_options(request: Request) -> Response:
     return response
 
 
-@router.post("/api/signin/passkey", dependencies=[SameOrigin])
+@router.post("/api/signin/passkey", dependencies=[SameOrigin, Public])
 async def passkey_signin(request: Request, auth_request: AuthRequestDep, body: PasskeyAssertion) -> Response:
     try:
         passkey = await mfa.passkeys.finish_authentication(read_ceremony_token(request, auth), body.credential)
     except LuciaError as error:
         response = json_error(error)
     else:
-        await auth_request.create_session(passkey.user_id)  # rotates: the session this browser had goes
+        # Rotates: the session this browser had goes. A passkey is possession and a local check: a strong factor.
+        await auth_request.create_session(passkey.user_id, factors=("passkey",))
         response = JSONResponse({"redirect": "/profile"})
     clear_ceremony_cookie(response, auth)
     return response
@@ -373,17 +381,24 @@ class SecondFactorCode(BaseModel):
 
 
 @router.post("/api/mfa/verify", include_in_schema=True, tags=["api"])
-async def api_verify(session: PendingSession, body: Annotated[SecondFactorCode, Body()]) -> Response:
-    """Finish a bearer-token sign-in that answered ``second_factor_pending``: a TOTP code or a recovery code."""
+async def api_verify(request: Request, session: PendingSession, body: Annotated[SecondFactorCode, Body()]) -> Response:
+    """Finish a bearer-token sign-in that answered ``second_factor_pending`` (or confirm it is you before a
+    sensitive call): a TOTP code or a recovery code. The session gets a new id: use the returned ``token`` from now
+    on (the old one is dead)."""
+    factor: Factor
     try:
         if body.recovery_code:
             await mfa.recovery_codes.use(session.user_id, body.recovery_code)
+            factor = "recovery_code"
         else:
             await mfa.totp.verify(session.user_id, body.code)
+            factor = "totp"
     except LuciaError as error:
         return json_error(error)
-    await mfa.complete_verification(session.session_id)
-    return JSONResponse({"ok": True})
+    verified_session = await mfa.complete_verification(session.session_id, factor)
+    if "authorization" not in request.headers:  # a browser: the new cookie went out; never show JS the id
+        return JSONResponse({"ok": True})
+    return JSONResponse({"ok": True, "token": verified_session.session_id})
 
 
 async def follow_redirect(_request: Request, error: Exception) -> Response:

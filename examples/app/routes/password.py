@@ -1,4 +1,5 @@
-"""Change your password: proves the current one, signs every other device out, keeps this one signed in."""
+"""Change your password: a sensitive action (``Sudo``: the account's strongest factor, recently), which also asks the
+current one; every other device is signed out, this one stays signed in under a new session id."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from examples.app import forms
 from examples.app.db import auth, remember_signed_out
-from examples.app.pages import PageUser, render, see_other, start_session
+from examples.app.pages import Sudo, render, see_other
 from lucia_fastapi import LuciaError, Session, User
 
 router = APIRouter(include_in_schema=False)
@@ -30,11 +31,10 @@ async def confirm_password(request: Request, user: User, password: str, field: s
         raise
 
 
-async def change_password(
-    request: Request, user: User, session: Session, current: str, new: str, *, cookie: bool
-) -> Session:
-    """A new password must lock out whoever knew the old one: every session of the user dies (sign-ins in flight
-    too), and this device gets a new one, as a cookie or (``cookie=False``) for the caller to hand out as a token."""
+async def change_password(request: Request, user: User, session: Session, current: str, new: str) -> Session:
+    """A new password must lock out whoever knew the old one: the ``password_changed`` credential event ends every
+    session of the user (sign-ins in flight too) and every outstanding link, and this device continues under a new
+    session id: sent as its cookie by itself, or (a bearer client) returned for the caller to hand out."""
     await confirm_password(request, user, current)
     forms.new_password(new, "new_password")
     others = [info.digest for info in await auth.get_all_user_sessions(user.user_id) if info.digest != session.digest]
@@ -45,24 +45,26 @@ async def change_password(
             raise forms.TooManyAttempts(error.retry_after or 1) from None
         raise
     await remember_signed_out(others, "password-changed")
-    return await start_session(request, user.user_id, cookie=cookie)
+    kept: Session | None = await request.state.auth.get_session()
+    assert kept is not None  # the credential event kept this device's session, under a new id
+    return kept
 
 
 @router.get("/password")
-async def password_page(request: Request, signed_in: PageUser) -> HTMLResponse:
-    return await render(request, "password/password.html", user=signed_in[1])
+async def password_page(request: Request, session: Sudo) -> HTMLResponse:
+    return await render(request, "password/password.html", user=await auth.get_user(session.user_id))
 
 
 @router.post("/password")
 async def password_form(
     request: Request,
-    signed_in: PageUser,
+    session: Sudo,
     current_password: Annotated[str, Form()] = "",
     new_password: Annotated[str, Form()] = "",
 ) -> Response:
-    session, user = signed_in
+    user = await auth.get_user(session.user_id)
     try:
-        await change_password(request, user, session, current_password, new_password, cookie=True)
+        await change_password(request, user, session, current_password, new_password)
     except forms.FormError as error:
         response = await render(
             request, "password/password.html", status_code=error.status_code, user=user, errors=error.errors
