@@ -539,11 +539,18 @@ class EmailFlows:
     # Sending ----------------------------------------------------------------------------------------------------
 
     async def _send(self, address: str, mail: RenderedMail) -> None:
-        # Any mail to one address counts, whoever asked: no flow floods an inbox (RECIPIENT_LIMIT).
-        if await self.rate_limiter.hit("email-recipient", address.lower(), self.recipient_limit):
-            logger.warning("not mailing %s (%s): recipient limit reached", address, mail.subject)
-            return
-        await self.sender.send(EmailMessage(to=address, subject=mail.subject, text=mail.text, html=mail.html))
+        await self.deliver(EmailMessage(to=address, subject=mail.subject, text=mail.text, html=mail.html))
+
+    async def deliver(self, message: EmailMessage) -> bool:
+        """Send ``message`` unless its recipient had ``recipient_limit`` mails already, whoever asked for them: no
+        flow can flood an inbox. Every mail of the flows goes through here; let other features that mail users
+        send through it too (the sender given to ``EmailMFANotifier`` can call it) so that they count as well.
+        ``False``: skipped (logged)."""
+        if await self.rate_limiter.hit("email-recipient", message.to.lower(), self.recipient_limit):
+            logger.warning("not mailing %s (%s): recipient limit reached", message.to, message.subject)
+            return False
+        await self.sender.send(message)
+        return True
 
     def _in_background(self, work: Any, what: str) -> None:
         task = asyncio.get_running_loop().create_task(self._logged(work, what))
