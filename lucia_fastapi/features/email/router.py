@@ -150,7 +150,9 @@ def email_router(flows: EmailFlows) -> Router:
             session_attributes=request.state.auth.session_attributes(),
         )
         request.state.auth.set_session(session)
-        return JSONResponse({"status": "password-changed", "user_id": session.user_id})
+        # Pending for an account with passkeys only: the second step (a passkey) comes before anything else.
+        body = {"status": "password-changed", "user_id": session.user_id}
+        return JSONResponse({**body, "second_factor_pending": session.second_factor_pending})
 
     async def request_change(request: Request, body: dict[str, Any]) -> Response:
         session, user = await signed_in(request)
