@@ -333,8 +333,13 @@ async def test_as_second_factor_only_the_users_own_passkeys(mfa: MFA, auth: Auth
         ceremony.token, ada_device.get(ceremony.options_json), session=pending
     )
     assert used.user_id == ada
-    verified = await mfa.complete_verification(pending.session_id, "totp")
-    assert verified.session_id == pending.session_id and not verified.second_factor_pending
+    verified = await mfa.complete_verification(pending.session_id, "passkey")
+    # The assurance rose: the session continues under a new id, and the pending one is dead.
+    assert verified.session_id != pending.session_id and not verified.second_factor_pending
+    assert "passkey" in verified.verified_factors
+    with pytest.raises(LuciaError) as error:
+        await auth.validate_session(pending.session_id)
+    assert error.value.code == "AUTH_INVALID_SESSION_ID"
 
 
 async def test_a_sign_counter_that_goes_back_is_refused(mfa: MFA, auth: Auth) -> None:
