@@ -1,6 +1,7 @@
 """The MFA dependencies over real HTTP (uvicorn on loopback, httpx), on SQLite and PostgreSQL: a pending session
-is refused by ``CurrentUser`` and admitted by ``PendingSession``; verifying upgrades the same session in place;
-``require_recent_auth`` asks stale sessions to re-authenticate (403 + code for APIs, 303 for pages); and every
+is refused by ``CurrentUser`` and admitted by ``PendingSession``; verifying the second factor moves the session to a
+new id (the pending id dies); ``require_recent_auth`` asks stale sessions to re-authenticate (403 + code for APIs,
+303 for pages), and an account with TOTP only with its second factor, not the password alone; and every
 authenticated request is still exactly one statement with MFA on."""
 
 from __future__ import annotations
@@ -98,9 +99,14 @@ async def test_a_pending_session_is_refused_until_its_second_factor(web: Web) ->
 
     await web.mfa.totp.verify(user_id, pyotp.TOTP(secret).at(web.auth.clock() // 1000))
     verified = await web.mfa.complete_verification(pending.session_id, "totp")
-    assert verified.session_id == pending.session_id and not verified.second_factor_pending
-    assert (await web.get("/me", pending)).json() == {"user_id": user_id}
-    assert (await web.get("/second-step", pending)).json()["pending"] is False
+    assert verified.session_id != pending.session_id and not verified.second_factor_pending  # rotated
+    assert (await web.get("/me", verified)).json() == {"user_id": user_id}
+    assert (await web.get("/second-step", verified)).json()["pending"] is False
+    assert (await web.get("/sensitive", verified)).status_code == 200  # TOTP just proven: recent
+    for path in ("/me", "/second-step"):
+        dead = await web.get(path, pending)
+        assert dead.status_code == 401, (path, dead.text)
+        assert dead.json()["detail"]["code"] == "AUTH_INVALID_SESSION_ID", dead.text
 
 
 async def test_one_statement_per_authenticated_request_with_mfa_on(web: Web) -> None:
@@ -128,8 +134,27 @@ async def test_a_stale_session_must_reauthenticate(web: Web) -> None:
     assert (await web.get("/me", session)).status_code == 200  # still signed in: only sudo is stale
 
     await web.auth.use_key("email", "ada@example.com", "correct horse")  # the app re-checks a factor, then
-    await web.mfa.complete_verification(session.session_id, "totp")
-    assert (await web.get("/sensitive", session)).status_code == 200
+    renewed = await web.mfa.complete_verification(session.session_id, "password")
+    assert renewed.session_id != session.session_id  # the assurance rose: a new id, the old one dead
+    assert (await web.get("/sensitive", renewed)).status_code == 200
+    assert (await web.get("/sensitive", session)).status_code == 401
+
+
+async def test_a_totp_account_reauthenticates_with_its_second_factor_not_the_password(web: Web) -> None:
+    user_id, secret = await user_with_totp(web)
+    session = await web.mfa.complete_verification((await web.auth.create_session(user_id)).session_id, "totp")
+    web.clock.advance(timedelta(minutes=6))
+    assert (await web.get("/sensitive", session)).json()["detail"]["code"] == "AUTH_REAUTHENTICATION_REQUIRED"
+
+    await web.auth.use_key("email", "ada@example.com", "correct horse")
+    with_password = await web.mfa.complete_verification(session.session_id, "password")
+    refused = await web.get("/sensitive", with_password)
+    assert refused.status_code == 403, refused.text  # the password is not the account's strongest factor
+    assert refused.json()["detail"]["code"] == "AUTH_REAUTHENTICATION_REQUIRED"
+
+    await web.mfa.totp.verify(user_id, pyotp.TOTP(secret).at(web.auth.clock() // 1000))
+    with_totp = await web.mfa.complete_verification(with_password.session_id, "totp")
+    assert (await web.get("/sensitive", with_totp)).status_code == 200
 
 
 async def test_without_a_session_the_dependencies_answer_401(web: Web) -> None:
