@@ -172,30 +172,59 @@ async def test_an_expired_reset_link_is_refused(setup: Setup) -> None:
 async def test_email_change(setup: Setup) -> None:
     user = (await setup.flows.sign_up("gus@example.com", PASSWORD)).user
     other = (await setup.flows.sign_up("hal@example.com", PASSWORD)).user
-    with pytest.raises(EmailFlowError) as needs_password:
-        await setup.flows.request_email_change(user.user_id, "gus@new.example")
-    assert needs_password.value.code == "REAUTHENTICATION_REQUIRED"
+    session = await setup.auth.create_session(user.user_id)
+    for given in (None, await setup.auth.create_session(other.user_id)):  # no session, or another user's
+        with pytest.raises(LuciaError) as no_session:
+            await setup.flows.request_email_change(
+                user.user_id, "gus@new.example", current_password=PASSWORD, session=given
+            )
+        assert no_session.value.code == "NOT_AUTHENTICATED"
+    setup.clock.advance(timedelta(minutes=11))  # the session is no longer recently verified
+    with pytest.raises(LuciaError) as needs_password:
+        await setup.flows.request_email_change(user.user_id, "gus@new.example", session=session)
+    assert needs_password.value.code == "AUTH_REAUTHENTICATION_REQUIRED"
     with pytest.raises(EmailFlowError) as wrong:
-        await setup.flows.request_email_change(user.user_id, "gus@new.example", current_password="wrong password")
+        await setup.flows.request_email_change(
+            user.user_id, "gus@new.example", current_password="wrong password", session=session
+        )
     assert wrong.value.code == "WRONG_PASSWORD"
-    await setup.flows.request_email_change(user.user_id, "gus@new.example", current_password=PASSWORD)
+    assert not setup.outbox.messages(to="gus@new.example"), "nothing is mailed before the user is re-authenticated"
+    # No second factor on this account: the current password proves it now (and the session is rotated).
+    await setup.flows.request_email_change(
+        user.user_id, "gus@new.example", current_password=PASSWORD, session=session
+    )
+    with pytest.raises(LuciaError):
+        await setup.auth.validate_session(session.session_id)
     assert (await setup.auth.get_user(user.user_id)).attributes["email"] == "gus@example.com", "not before confirmed"
+    told = setup.last_mail("gus@example.com")  # the old address hears of it at request time, with a way to cancel
+    assert "asked to change" in told.subject and "gus@new.example" in told.text
+    assert "https://app.example/cancel-email-change?token=" in told.text
     token = setup.link_token("gus@new.example")
     with pytest.raises(TokenError):  # another signed-in user cannot use it
         await setup.flows.confirm_email_change(token, user_id=other.user_id)
-    await setup.flows.request_email_change(user.user_id, "gus@new.example", current_password=PASSWORD)
+    session = await setup.auth.create_session(user.user_id)  # just signed in: recent, no password needed
+    await setup.flows.request_email_change(user.user_id, "gus@new.example", session=session)
+    cancel = setup.link_token("gus@example.com")
     token = setup.link_token("gus@new.example")
     changed = await setup.flows.confirm_email_change(token, user_id=user.user_id)
     assert changed.attributes["email"] == "gus@new.example" and setup.flows.is_verified(changed)
-    notice = setup.last_mail("gus@example.com")
-    assert "was changed" in notice.subject and "gus@new.example" in notice.text
     key = await setup.auth.use_key("email", "gus@new.example", PASSWORD)  # same password, new key id
     assert key.user_id == user.user_id
     with pytest.raises(LuciaError):
         await setup.auth.get_key("email", "gus@example.com")
-    # An old verification link for the old address cannot verify anything now.
-    await setup.flows.request_email_change(user.user_id, "hal@example.com", current_password=PASSWORD)
+    # A credential event: every session of the user died, and the cancel link mailed to the old address with it.
+    with pytest.raises(LuciaError):
+        await setup.auth.validate_session(session.session_id)
+    with pytest.raises(TokenError):
+        await setup.flows.cancel_email_change(cancel)
+    session = await setup.auth.create_session(user.user_id)
+    await setup.flows.request_email_change(user.user_id, "hal@example.com", session=session)
     assert "Someone tried" in setup.last_mail("hal@example.com").subject  # taken: its owner is told, no token
+    assert "token=" not in setup.last_mail("hal@example.com").text
+    # Once done, the old address is told (the notice names the new one); the new address gets no such notice.
+    notice = setup.outbox.messages(to="gus@example.com")[0]
+    assert "was changed" in notice.subject and "from gus@example.com to gus@new.example" in notice.text
+    assert not [m for m in setup.outbox.messages(to="gus@new.example") if "was changed" in m.subject]
 
 
 async def test_second_factor_is_asked_before_the_reset_sets_the_password(setup: Setup) -> None:
