@@ -199,6 +199,8 @@ async def test_email_change_is_verified_first_and_the_old_address_told(browser: 
     await expect(page.locator("#check-email")).to_contain_text(new)
 
     link = await example.link(new, "Confirm your new email address")
+    told = await example.mail(old, "asked to change your")  # the old address hears of it now, and can cancel it
+    assert new in told.text and "/cancel-email-change?token=" in told.text
     await page.goto("/profile")
     await expect(page.locator("h1")).to_have_text(f"Hello, {old}")  # nothing changed yet
 
@@ -214,13 +216,16 @@ async def test_email_change_is_verified_first_and_the_old_address_told(browser: 
     await page.fill("#current_password", PASSWORD)
     await page.click("text=Send confirmation link")
     link = await example.link(new, "Confirm your new email address", count=2)
+    cancel = await example.link(old, "asked to change your", count=2)
     await page.goto(link)
     await page.click("text=Confirm my new address")
     await expect(page).to_have_url(re.compile(r"/profile\?notice=email-changed$"))
     await expect(page.locator("h1")).to_have_text(f"Hello, {new}")
     await shot(page, "email-08-email-changed")
     notice = await example.mail(old, "email address was changed")
-    assert new in notice.text
+    assert f"from {old} to {new}" in notice.text
+    await page.goto(cancel)  # the change was a credential event: the cancel link died with it
+    await expect(page.locator("#refused")).to_contain_text("not valid")
 
     await sign_in(other, old, PASSWORD)
     await expect(other.locator(".error")).to_have_text("Wrong email or password.")
