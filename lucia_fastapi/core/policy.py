@@ -66,8 +66,13 @@ CredentialEvent = Literal[
     "account_deleted",
 ]
 CREDENTIAL_EVENTS: frozenset[str] = frozenset(CredentialEvent.__args__)  # type: ignore[attr-defined]
-KEEPS_CURRENT_SESSION: frozenset[str] = CREDENTIAL_EVENTS - {"account_deleted", "email_change_cancelled"}
-"""Events after which the device that made the change stays signed in (under a new session id)."""
+KEEPS_CURRENT_SESSION: frozenset[str] = CREDENTIAL_EVENTS - {
+    "account_deleted",
+    "email_change_cancelled",
+    "password_reset",
+}
+"""Events after which the device that made the change stays signed in (under a new session id). Not after a reset:
+the link's session replaces every other, the one that browser had included."""
 
 
 class Assurance(IntEnum):
@@ -232,7 +237,7 @@ class AccountSecurity:
         strongest = await self.second_factors(session.user_id)
         if not strongest and self.proved_recently(session, FIRST_FACTORS, max_age):
             return
-        accepted = sorted(strongest) if strongest else ["password", "oauth", "passkey"]
+        accepted = sorted(strongest) if strongest else sorted(FIRST_FACTORS | SECOND_FACTORS)
         raise LuciaError("AUTH_REAUTHENTICATION_REQUIRED", "confirm it is you with: " + ", ".join(accepted))
 
     # Events ------------------------------------------------------------------------------------------------------

@@ -112,15 +112,16 @@ async def api_sessions(user: CurrentUser, session: CurrentSession) -> list[dict[
 
 
 @router.delete("/sessions/{digest}", status_code=status.HTTP_204_NO_CONTENT)
-async def api_revoke_session(digest: str, user: CurrentUser) -> None:
-    if not await revoke(user.user_id, digest[:64]):
+async def api_revoke_session(digest: str, session: Sudo) -> None:
+    """Sign one of your other devices out (a sensitive call)."""
+    if not await revoke(session.user_id, digest[:64]):
         raise HTTPException(status.HTTP_404_NOT_FOUND, {"code": "NOT_FOUND", "message": "No such session."})
 
 
 @router.post("/sessions/revoke-others")
-async def api_revoke_others(user: CurrentUser, session: CurrentSession) -> dict[str, str]:
-    """Sign out every other session; this client's token is replaced by the returned one."""
-    kept = await revoke_others(user.user_id, session)
+async def api_revoke_others(session: Sudo) -> dict[str, str]:
+    """Sign out every other session (a sensitive call); this client's token is replaced by the returned one."""
+    kept = await revoke_others(session.user_id, session)
     return {"token": kept.session_id}
 
 

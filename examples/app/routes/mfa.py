@@ -16,6 +16,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Form, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
+from examples.app import forms
 from examples.app.db import auth
 from examples.app.mfa_setup import mfa
 from examples.app.pages import NOTICES as PAGE_NOTICES
@@ -304,7 +305,7 @@ async def verify_password(
     if session.second_factor_pending or await mfa.requires_second_factor(user.user_id):
         return await verify_form(request, session, user, next_=next, error="Use your second factor.", status_code=400)
     try:
-        await auth.use_key("email", email_of(user), password)
+        await auth.use_key("email", email_of(user), password, client_address=forms.client_address(request))
     except LuciaError as error:
         if error.code == "DATABASE_UNAVAILABLE":
             raise

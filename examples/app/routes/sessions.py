@@ -1,5 +1,8 @@
 """Your sessions: every device where you are signed in, readable, with "this device" marked; sign out one, or
-every other. Revoked devices are remembered (by digest) so they can be told why they were signed out."""
+every other. Revoked devices are remembered (by digest) so they can be told why they were signed out.
+
+Signing other devices out is a sensitive action (``Sudo``): a stolen, stale cookie must not be able to sign the
+owner out everywhere and keep itself signed in."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from examples.app.db import auth, remember_signed_out
 from examples.app.devices import device_name
-from examples.app.pages import PageUser, render, see_other
+from examples.app.pages import PageUser, Sudo, render, see_other
 from lucia_fastapi import Session, SessionInfo
 
 router = APIRouter(include_in_schema=False)
@@ -79,15 +82,13 @@ async def sessions_page(request: Request, signed_in: PageUser) -> HTMLResponse:
 
 
 @router.post("/sessions/revoke")
-async def revoke_device(signed_in: PageUser, digest: Annotated[str, Form()] = "") -> Response:
-    _, user = signed_in
-    if not await revoke(user.user_id, digest[:64]):
+async def revoke_device(session: Sudo, digest: Annotated[str, Form()] = "") -> Response:
+    if not await revoke(session.user_id, digest[:64]):
         raise StarletteHTTPException(404)  # not one of this user's devices (or malformed): the human 404 page
     return see_other("/sessions?notice=device-signed-out")
 
 
 @router.post("/sessions/revoke-others")
-async def revoke_other_devices(request: Request, signed_in: PageUser) -> Response:
-    session, user = signed_in
-    request.state.auth.set_session(await revoke_others(user.user_id, session))
+async def revoke_other_devices(request: Request, session: Sudo) -> Response:
+    request.state.auth.set_session(await revoke_others(session.user_id, session))
     return see_other("/sessions?notice=others-signed-out")

@@ -40,7 +40,6 @@ EmailFlowErrorCode = Literal[
     "WRONG_PASSWORD",  # the current password, asked again, was wrong
     "EMAIL_TAKEN",  # only when enumeration is allowed: sign-up with an address that has an account
     "SAME_EMAIL",  # an email change to the address the account has
-    "REAUTHENTICATION_REQUIRED",  # an email change without the current password nor a recent sign-in
     "SECOND_FACTOR_REQUIRED",  # a password reset of an account with a second factor: ask for it
     "WRONG_SECOND_FACTOR",
     "NO_ADDRESS",  # the user has no email address to verify
@@ -467,7 +466,9 @@ class EmailFlows:
     ) -> None:
         if session is None or session.user_id != user_id:
             raise LuciaError("NOT_AUTHENTICATED", "an email change needs the user's session")
-        if password and not session.second_factor_pending:
+        # The password proves the strongest factor only of an account without a second factor; otherwise it would
+        # rotate the session for nothing and the policy below refuses anyway.
+        if password and not session.second_factor_pending and not await self.auth.security.second_factors(user_id):
             if address is None:
                 raise EmailFlowError("WRONG_PASSWORD", "Your current password is not right.")
             try:
@@ -503,7 +504,8 @@ class EmailFlows:
                 raise
             await self._notify_address_in_use(new)
             raise EmailFlowError("EMAIL_TAKEN", "That address has an account; choose another.") from None
-        await self.auth.credential_event(verified.user_id, "email_changed", details={"new_address": new})
+        details = {"new_address": new, **({"old_address": old} if old else {})}
+        await self.auth.credential_event(verified.user_id, "email_changed", details=details)
         return await self.auth.get_user(verified.user_id)
 
     async def cancel_email_change(self, token: str) -> None:
@@ -525,7 +527,7 @@ class EmailFlows:
         had *before* the event: an email change is told to the old address."""
         if event.kind not in SECURITY_NOTICES:
             return
-        address = event.account.get(self.email_attribute)
+        address = event.details.get("old_address") or event.account.get(self.email_attribute)
         if not address:
             return
         ctx = MailContext(

@@ -50,7 +50,6 @@ TOKEN_MESSAGES = {
 }
 _STATUS = {
     "WRONG_PASSWORD": 403,
-    "REAUTHENTICATION_REQUIRED": 403,
     "SECOND_FACTOR_REQUIRED": 409,
     "WRONG_SECOND_FACTOR": 403,
     "EMAIL_TAKEN": 409,
@@ -97,6 +96,17 @@ def _text(body: dict[str, Any], name: str) -> str:
 
 
 Handler = Callable[[Request, dict[str, Any]], Awaitable[Response]]
+
+
+async def _answer(request: Request, before: Any, body: dict[str, Any], *, status_code: int = 200) -> JSONResponse:
+    """``body`` as JSON, with the session's new ``token`` when the request's session was replaced (a credential
+    event or a re-authentication rotates it) and the client is a bearer client: a browser got the new cookie, and
+    JavaScript never sees a session id."""
+    after = await request.state.auth.get_session()
+    replaced = before is not None and after is not None and after.digest != before.digest
+    if replaced and "authorization" in request.headers:
+        body = {**body, "token": after.session_id}
+    return JSONResponse(body, status_code=status_code)
 
 
 def email_router(flows: EmailFlows) -> Router:
@@ -159,12 +169,12 @@ def email_router(flows: EmailFlows) -> Router:
         await flows.request_email_change(
             user.user_id, _text(body, "email"), current_password=_text(body, "password") or None, session=session
         )
-        return JSONResponse({"status": "check-your-new-email"}, status_code=202)
+        return await _answer(request, session, {"status": "check-your-new-email"}, status_code=202)
 
     async def confirm_change(request: Request, body: dict[str, Any]) -> Response:
         session, _user = await request.state.auth.get_session_user()
         user = await flows.confirm_email_change(_text(body, "token"), user_id=session.user_id if session else None)
-        return JSONResponse({"email": flows.address_of(user)})
+        return await _answer(request, session, {"email": flows.address_of(user)})
 
     async def cancel_change(request: Request, body: dict[str, Any]) -> Response:
         await flows.cancel_email_change(_text(body, "token"))

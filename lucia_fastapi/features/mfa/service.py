@@ -160,7 +160,7 @@ class MFA:
 
     async def reset(self, user_id: str) -> None:
         """The admin's reset for a user who lost every factor: TOTP, recovery codes and passkeys go, and the user
-        is told. Verify who is asking out of band first; consider ``auth.invalidate_all_user_sessions`` too."""
+        is told. A credential event: every session of the user ends. Verify who is asking out of band first."""
         await self.store.delete_all(user_id)
         await self.announce(user_id, "mfa_reset")
 
