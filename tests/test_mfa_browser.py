@@ -236,7 +236,8 @@ async def test_totp_sign_in_replay_recovery_codes_and_pending_session(browser: B
     await page.click("text=Use recovery code")
     await expect(page).to_have_url(re.compile(r"/security$"))
 
-    # A bearer-token client: its token is pending until /api/mfa/verify gets a second factor.
+    # A bearer-token client: its token is pending until /api/mfa/verify gets a second factor, which answers a new
+    # token (the assurance rose: the pending one is dead).
     credentials = {"email": email, "password": PASSWORD}
     token = (await (await page.request.post("/api/signin", data=credentials)).json())["token"]
     bearer = {"authorization": f"Bearer {token}"}
@@ -245,7 +246,10 @@ async def test_totp_sign_in_replay_recovery_codes_and_pending_session(browser: B
     assert wrong.status == 400 and (await wrong.json())["detail"]["code"] == "MFA_INVALID_CODE"
     right = await page.request.post("/api/mfa/verify", data={"recovery_code": codes[2]}, headers=bearer)
     assert right.status == 200, await right.text()
-    assert (await page.request.get("/api/me", headers=bearer)).status == 200
+    answer = await right.json()
+    assert answer["ok"] is True and answer["token"] != token
+    assert (await page.request.get("/api/me", headers=bearer)).status == 401
+    assert (await page.request.get("/api/me", headers={"authorization": f"Bearer {answer['token']}"})).status == 200
 
     # Then turn TOTP off (the session was just verified): sign-in is one step again.
     await page.click("text=Turn off authenticator app")
