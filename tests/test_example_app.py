@@ -1,9 +1,11 @@
 """The example app over real HTTP (uvicorn in its own process, SQLite file): security headers on every kind of
 response, cross-site requests answered with human pages, input checks that stay linear on hostile input, the
-return-to-page check, the API's 429 on lockout, ``/docs`` only in DEV, and why a session ended."""
+return-to-page check, the API's 429 on lockout, its sign-up that never tells whether an address is taken, its
+re-authentication before a sensitive call, ``/docs`` only in DEV, and why a session ended."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -228,7 +230,7 @@ async def test_sign_in_returns_to_the_page_asked_for(client: httpx.AsyncClient) 
 
 async def test_api_answers_a_lockout_with_429_and_retry_after(client: httpx.AsyncClient) -> None:
     credentials = {"email": "locked@example.com", "password": "the right password"}
-    assert (await client.post("/api/signup", json=credentials)).status_code == 201
+    assert (await client.post("/api/signup", json=credentials)).status_code == 202
     statuses = []
     for _ in range(8):
         response = await client.post("/api/signin", json={**credentials, "password": "a wrong password"})
@@ -249,10 +251,10 @@ async def test_api_answers_a_lockout_with_429_and_retry_after(client: httpx.Asyn
 async def test_api_flows_with_a_bearer_token(client: httpx.AsyncClient) -> None:
     credentials = {"email": "api@example.com", "password": "an api password"}
     signed_up = await client.post("/api/signup", json=credentials)
-    assert signed_up.status_code == 201 and signed_up.json()["token"]
-    again = await client.post("/api/signup", json=credentials)
-    assert again.status_code == 400 and again.json()["detail"]["field"] == "email"
-    token = signed_up.json()["token"]
+    assert signed_up.status_code == 202 and signed_up.json() == {"status": "check-your-email"}  # no token
+    again = await client.post("/api/signup", json=credentials)  # taken: the same answer, nothing to enumerate
+    assert (again.status_code, again.json()) == (signed_up.status_code, signed_up.json())
+    token = (await client.post("/api/signin", json=credentials)).json()["token"]
     bearer = {"authorization": f"Bearer {token}"}
     assert (await client.get("/api/me", headers=bearer)).json()["email"] == "api@example.com"
     other = (await client.post("/api/signin", json=credentials)).json()["token"]
@@ -269,6 +271,36 @@ async def test_api_flows_with_a_bearer_token(client: httpx.AsyncClient) -> None:
     assert gone.status_code == 204
     assert (await client.get("/api/me", headers=bearer)).status_code == 401
     assert (await client.post("/api/signin", json=credentials)).status_code == 401
+
+
+async def test_api_sensitive_calls_ask_a_stale_token_to_reauthenticate(tmp_path: Path) -> None:
+    """Deleting the account needs a recent proof: a stale token gets 403 ``AUTH_REAUTHENTICATION_REQUIRED`` and
+    nothing changes; ``/api/reauthenticate`` with the password answers a new token (the old one is dead)."""
+    impatient = serve(tmp_path, LUCIA_EXAMPLE_REAUTH_SECONDS="1")
+    try:
+        async with httpx.AsyncClient(base_url=impatient.url, headers={"origin": impatient.url}) as client:
+            credentials = {"email": "stale@example.com", "password": "an api password"}
+            assert (await client.post("/api/signup", json=credentials)).status_code == 202
+            token = (await client.post("/api/signin", json=credentials)).json()["token"]
+            bearer = {"authorization": f"Bearer {token}"}
+            await asyncio.sleep(2)
+            confirmation = {"confirmation": "an api password"}
+            stale = await client.request("DELETE", "/api/me", json=confirmation, headers=bearer)
+            assert stale.status_code == 403 and stale.json()["detail"]["code"] == "AUTH_REAUTHENTICATION_REQUIRED"
+            assert (await client.get("/api/me", headers=bearer)).status_code == 200  # still there, still signed in
+            wrong = await client.post("/api/reauthenticate", json={"password": "not it"}, headers=bearer)
+            assert wrong.status_code == 403
+            right = await client.post("/api/reauthenticate", json={"password": "an api password"}, headers=bearer)
+            assert right.status_code == 200, right.text
+            renewed = {"authorization": f"Bearer {right.json()['token']}"}
+            assert right.json()["token"] != token
+            assert (await client.get("/api/me", headers=bearer)).status_code == 401
+            gone = await client.request("DELETE", "/api/me", json=confirmation, headers=renewed)
+            assert gone.status_code == 204
+            assert (await client.post("/api/signin", json=credentials)).status_code == 401
+    finally:
+        impatient.stop()
+    assert "Traceback" not in impatient.log_text(), impatient.log_text()[-3000:]
 
 
 # Why a session ended --------------------------------------------------------------------------------------------
