@@ -56,6 +56,17 @@ def signed_in_cookie(client: httpx.Client, origin: str, headers: dict[str, str] 
     return {"cookie": response.headers["set-cookie"].split(";")[0]}
 
 
+def api_token(client: httpx.Client, headers: dict[str, str]) -> str:
+    """A new account through the JSON sign-up (202 and no token, taken or not), then its token from the sign-in."""
+    account = new_account()
+    created = client.post("/api/signup", json=account, headers=headers)
+    assert created.status_code == 202, created.text
+    signed_in = client.post("/api/signin", json=account, headers=headers)
+    assert signed_in.status_code == 200, signed_in.text
+    token: str = signed_in.json()["token"]
+    return token
+
+
 def revoke_others(client: httpx.Client, cookie: dict[str, str], origin: str, **headers: str) -> int:
     return client.post("/sessions/revoke-others", headers={**cookie, "origin": origin, **headers}).status_code
 
@@ -98,8 +109,7 @@ def test_behind_a_trusted_proxy_the_forwarded_scheme_and_address_count(tmp_path:
         assert revoke_others(client, cookie, public, **forwarded) == 303
         token = client.post("/api/signin", json={"email": "x@example.com", "password": PASSWORD}, headers=forwarded)
         assert token.status_code == 401
-        signup = client.post("/api/signup", json=new_account(), headers=forwarded)
-        bearer = {"authorization": f"Bearer {signup.json()['token']}"}
+        bearer = {"authorization": f"Bearer {api_token(client, forwarded)}"}
         listed = client.get("/api/sessions", headers=bearer).json()
         assert [entry["ip_address"] for entry in listed] == ["203.0.113.7"]
 
@@ -112,8 +122,7 @@ def test_forwarded_headers_from_an_untrusted_client_change_nothing(tmp_path: Pat
         cookie = signed_in_cookie(client, server.url, forged)
         assert revoke_others(client, cookie, f"https://127.0.0.1:{server.port}", **forged) == 403
         assert revoke_others(client, cookie, server.url, **forged) == 303
-        signup = client.post("/api/signup", json=new_account(), headers=forged)
-        listed = client.get("/api/sessions", headers={"authorization": f"Bearer {signup.json()['token']}"})
+        listed = client.get("/api/sessions", headers={"authorization": f"Bearer {api_token(client, forged)}"})
         assert [entry["ip_address"] for entry in listed.json()] == ["127.0.0.1"]
 
 
