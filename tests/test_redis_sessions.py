@@ -140,13 +140,19 @@ async def test_deleting_a_user_deletes_their_sessions_in_redis(auth: Auth, redis
     await auth.validate_session(kept.session_id)
 
 
-async def test_second_factor_state_survives_in_redis(auth: Auth) -> None:
+async def test_second_factor_state_survives_in_redis(auth: Auth, redis: Redis) -> None:
     user = await auth.create_user()
     session = await auth.create_session(user.user_id, second_factor_pending=True)
     assert (await auth.get_session(session.session_id)).second_factor_pending
     verified = await auth.record_verification(session.session_id, "totp")
-    again = await auth.get_session(session.session_id)
+    assert verified.session_id != session.session_id  # the assurance rose: a new id
+    again = await auth.get_session(verified.session_id)
     assert not again.second_factor_pending and again.last_verified_at == verified.last_verified_at
+    assert "totp" in again.verified_factors
+    with pytest.raises(LuciaError) as gone:
+        await auth.get_session(session.session_id)
+    assert gone.value.code == "AUTH_INVALID_SESSION_ID"
+    assert await redis.exists(f"lucia:s:{session.digest}") == 0  # the pending one is gone from Redis too
 
 
 async def test_redis_unreachable_is_database_unavailable_never_signed_out(sql_engine: AsyncEngine) -> None:
