@@ -190,9 +190,7 @@ async def test_email_change(setup: Setup) -> None:
     assert wrong.value.code == "WRONG_PASSWORD"
     assert not setup.outbox.messages(to="gus@new.example"), "nothing is mailed before the user is re-authenticated"
     # No second factor on this account: the current password proves it now (and the session is rotated).
-    await setup.flows.request_email_change(
-        user.user_id, "gus@new.example", current_password=PASSWORD, session=session
-    )
+    await setup.flows.request_email_change(user.user_id, "gus@new.example", current_password=PASSWORD, session=session)
     with pytest.raises(LuciaError):
         await setup.auth.validate_session(session.session_id)
     assert (await setup.auth.get_user(user.user_id)).attributes["email"] == "gus@example.com", "not before confirmed"
