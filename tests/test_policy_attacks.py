@@ -633,6 +633,39 @@ async def test_mail_bombing_through_email_changes(example: Example, client: http
     assert 1 <= received <= 10, f"{received} mails reached one address within a minute"
 
 
+async def test_mails_anyone_can_ask_for_never_use_up_the_owners_warnings(
+    example: Example, client: httpx.AsyncClient
+) -> None:
+    """The per-address limit of attack 9 must not become a way to silence the owner: an attacker who fills the
+    owner's allowance with mails anyone can ask for (sign-ups with the address, resets, resent verifications)
+    still cannot change the address without the owner being warned, with a link to cancel."""
+    owner_address = unique("silenced")
+    owner = Device(client)
+    await owner.sign_up_and_in(owner_address)
+    thief = owner.steal()  # a fresh session's cookie, copied
+    for _ in range(3):
+        await Device(client).post("/signup", data={"email": owner_address, "password": "whatever password"})
+        await Device(client).post("/forgot-password", data={"email": owner_address})
+        await thief.post("/verify-email/resend")
+    await asyncio.sleep(0.5)  # reset mails go out from a background task
+    assert len(example.mails(owner_address)) == 10  # the allowance of mails anyone can ask for is used up
+
+    attacker_address = unique("attacker")
+    asked = await thief.post("/email", data={"email": attacker_address})
+    assert asked.status_code == 200, asked.text
+    warning = await example.mail(owner_address, containing="/cancel-email-change?token=", wait=3)
+    assert attacker_address in warning.text
+    # The owner uses the link: the change dies, and every session with it (the thief's too).
+    token = link_token(warning.text, "/cancel-email-change")
+    cancelled = await Device(client).post("/cancel-email-change", data={"token": token})
+    assert cancelled.status_code == 303, cancelled.text
+    assert not await thief.is_signed_in()
+    link = await example.token(attacker_address, "/confirm-email-change")
+    refused = await Device(client).post("/confirm-email-change", data={"token": link})
+    assert refused.status_code == 400
+    assert example.query("SELECT email FROM auth_user WHERE email = ?", owner_address) == [(owner_address,)]
+
+
 # 10. Enumeration through the JSON sign-up -------------------------------------------------------------------------
 
 

@@ -45,7 +45,7 @@ class _ExampleSender:
     async def send(self, message: EmailMessage) -> None:
         from examples.app.routes.email import flows
 
-        await flows.deliver(message)
+        await flows.deliver(message, notice=True)  # MFA changes: security notices to the account's own address
 
 
 def build_mfa(

@@ -131,7 +131,7 @@ async def refused(
     if isinstance(error, TokenError):
         message, code = TOKEN_MESSAGES[error.code], 400
     elif isinstance(error, EmailFlowError):
-        message, code = error.message, 400
+        message, code = error.message, 409 if error.code == "EMAIL_TAKEN" else 400
     elif isinstance(error, LuciaError) and error.code == "AUTH_TOO_MANY_ATTEMPTS":
         minutes = max(1, round((error.retry_after or 60) / 60))
         message, code = f"Too many attempts. Please wait {minutes} minute{'s' if minutes > 1 else ''}.", 429

@@ -55,6 +55,11 @@ NOTICE_LIMIT = RateLimit(3, timedelta(hours=1))
 RECIPIENT_LIMIT = RateLimit(10, timedelta(hours=1))
 """Mails of any kind to one address, whoever asks for them (more are skipped, and logged): throw-away accounts
 cannot turn the flows into a way to flood someone's inbox."""
+SECURITY_NOTICE_LIMIT = RateLimit(10, timedelta(hours=1))
+"""Security notices to an account's own address (a password, email or sign-in method changed; an email change was
+asked for), counted apart from ``RECIPIENT_LIMIT``: only actions inside the account produce them, so mails that
+anyone can ask for (sign-ups, resets) never use up the owner's warnings. An email change whose warning cannot go
+out is refused rather than made silently."""
 CODE_FACTORS = frozenset({"totp", "recovery_code"})
 # RFC 5322 "atext" and dots on the left, a dotted host name on the right; ASCII only (internationalized
 # addresses need SMTPUTF8 all the way; an app that wants them can pass addresses it validated itself).
@@ -135,7 +140,8 @@ class EmailFlows:
     Building it registers it with the policy (``auth.security``): every credential event revokes the user's
     outstanding links and codes (pending email changes included), and the account's address is told of password
     changes and resets, email changes, connected or removed sign-in methods and deletion.
-    ``recipient_limit`` bounds the mails sent to one address, whoever asks.
+    ``recipient_limit`` bounds the mails sent to one address, whoever asks; ``security_notice_limit`` bounds the
+    security notices to an account's own address, separately, so that nobody outside can use them up.
     """
 
     def __init__(
@@ -165,6 +171,7 @@ class EmailFlows:
         reset_address_limit: RateLimit = RESET_CLIENT_LIMIT,
         notice_limit: RateLimit = NOTICE_LIMIT,
         recipient_limit: RateLimit = RECIPIENT_LIMIT,
+        security_notice_limit: RateLimit = SECURITY_NOTICE_LIMIT,
     ) -> None:
         if reset_expires_in > timedelta(hours=1):
             raise ValueError("a password reset link must expire within an hour")
@@ -203,6 +210,7 @@ class EmailFlows:
         self.reset_address_limit = reset_address_limit
         self.notice_limit = notice_limit
         self.recipient_limit = recipient_limit
+        self.security_notice_limit = security_notice_limit
         self._background: set[asyncio.Task[None]] = set()
         auth.security.add_revoker(self.revoke_all_links)
         auth.security.add_listener(self.notify)
@@ -455,11 +463,18 @@ class EmailFlows:
         else:
             await self._notify_address_in_use(new)
             return
+        if old is not None:  # the owner hears of it now, not once it is done, and can stop it: or nothing happens
+            cancel = await self._token_mail(user_id, self.CANCEL_CHANGE, "cancel-change", old)
+            warning = self.templates.email_change_requested(replace(cancel, new_address=new))
+            if not await self._send(old, warning, notice=True):
+                await self.tokens.invalidate_user_tokens(user_id, self.CANCEL_CHANGE)
+                raise LuciaError(
+                    "AUTH_TOO_MANY_ATTEMPTS",
+                    "the current address cannot be warned now",
+                    retry_after=self.security_notice_limit.window_ms / 1000,
+                )
         ctx = await self._token_mail(user_id, self.CHANGE, "change", new)
         await self._send(new, self.templates.confirm_email_change(ctx))
-        if old is not None:  # the owner hears of it now, not once it is done, and can stop it
-            cancel = await self._token_mail(user_id, self.CANCEL_CHANGE, "cancel-change", old)
-            await self._send(old, self.templates.email_change_requested(replace(cancel, new_address=new)))
 
     async def _reauthenticate(
         self, user_id: str, address: str | None, password: str | None, session: Session | None
@@ -536,20 +551,26 @@ class EmailFlows:
             new_address=event.details.get("new_address"),
             detail=event.details.get("provider", "").capitalize() or None,
         )
-        await self._send(str(address), self.templates.security_notice(ctx, event.kind))
+        await self._send(str(address), self.templates.security_notice(ctx, event.kind), notice=True)
 
     # Sending ----------------------------------------------------------------------------------------------------
 
-    async def _send(self, address: str, mail: RenderedMail) -> None:
-        await self.deliver(EmailMessage(to=address, subject=mail.subject, text=mail.text, html=mail.html))
+    async def _send(self, address: str, mail: RenderedMail, *, notice: bool = False) -> bool:
+        message = EmailMessage(to=address, subject=mail.subject, text=mail.text, html=mail.html)
+        return await self.deliver(message, notice=notice)
 
-    async def deliver(self, message: EmailMessage) -> bool:
+    async def deliver(self, message: EmailMessage, *, notice: bool = False) -> bool:
         """Send ``message`` unless its recipient had ``recipient_limit`` mails already, whoever asked for them: no
-        flow can flood an inbox. Every mail of the flows goes through here; let other features that mail users
-        send through it too (the sender given to ``EmailMFANotifier`` can call it) so that they count as well.
-        ``False``: skipped (logged)."""
-        if await self.rate_limiter.hit("email-recipient", message.to.lower(), self.recipient_limit):
-            logger.warning("not mailing %s (%s): recipient limit reached", message.to, message.subject)
+        flow can flood an inbox. With ``notice`` (a security notice to an account's own address, which only
+        actions inside the account produce), ``security_notice_limit`` applies instead, so that mails anyone can
+        ask for never use up the owner's warnings. Every mail of the flows goes through here; let other features
+        that mail users send through it too (the sender given to ``EmailMFANotifier`` can call it, with
+        ``notice=True``). ``False``: skipped (logged)."""
+        scope, rule = (
+            ("email-notice", self.security_notice_limit) if notice else ("email-recipient", self.recipient_limit)
+        )
+        if await self.rate_limiter.hit(scope, message.to.lower(), rule):
+            logger.warning("not mailing %s (%s): limit of mails to one address reached", message.to, message.subject)
             return False
         await self.sender.send(message)
         return True
