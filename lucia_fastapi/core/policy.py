@@ -92,8 +92,9 @@ class Assurance(IntEnum):
 class SecurityEvent:
     """Something that happened to an account's security: what, to whom, when (epoch ms), and details in words
     (never a secret). Handed to every listener and logged on the ``lucia_fastapi.security`` logger (without
-    ``account``). ``account`` holds the user's attributes as they were *before* the event, so that a listener can
-    still reach the address of an account that was just deleted or whose address just changed."""
+    ``account``). ``account`` holds the user's attributes as ``credential_event`` found them, before its own steps,
+    so that a listener can still reach the address of an account it deletes. A caller that changed the account
+    itself first (an email change) puts what listeners need of the old state in ``details`` (``old_address``)."""
 
     kind: str
     user_id: str

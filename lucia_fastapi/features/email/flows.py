@@ -438,7 +438,7 @@ class EmailFlows:
         *,
         current_password: str | None = None,
         session: Session | None = None,
-    ) -> None:
+    ) -> Session:
         """Mail a confirmation link to ``new_email`` and tell the current address (with a link that cancels the
         change); nothing changes until the link to the new address is followed.
 
@@ -447,13 +447,15 @@ class EmailFlows:
         (the session is then rotated, and recorded as verified by password). Raises ``LuciaError``
         (``AUTH_REAUTHENTICATION_REQUIRED``, ``AUTH_SECOND_FACTOR_REQUIRED``, ``NOT_AUTHENTICATED``) or
         ``EmailFlowError("WRONG_PASSWORD")``. If the new address has an account already, its owner is told
-        instead, and the caller sees the same answer (no enumeration)."""
+        instead, and the caller sees the same answer (no enumeration). Returns the session to use from now on:
+        ``session`` itself, or its successor under a new id when the password re-authenticated it (during a request
+        the new cookie is sent by itself)."""
         user = await self.auth.get_user(user_id)
         old = self.address_of(user)
         new = normalize_email(new_email)
         if old is not None and _same(old, new):
             raise EmailFlowError("SAME_EMAIL", "That is already your address.")
-        await self._reauthenticate(user_id, old, current_password, session)
+        session = await self._reauthenticate(user_id, old, current_password, session)
         await self.rate_limiter.consume("email-change-mail", user_id, self.send_limit)
         try:
             await self.auth.get_key(self.provider_id, new)
@@ -462,7 +464,7 @@ class EmailFlows:
                 raise
         else:
             await self._notify_address_in_use(new)
-            return
+            return session
         if old is not None:  # the owner hears of it now, not once it is done, and can stop it: or nothing happens
             cancel = await self._token_mail(user_id, self.CANCEL_CHANGE, "cancel-change", old)
             warning = self.templates.email_change_requested(replace(cancel, new_address=new))
@@ -475,10 +477,11 @@ class EmailFlows:
                 )
         ctx = await self._token_mail(user_id, self.CHANGE, "change", new)
         await self._send(new, self.templates.confirm_email_change(ctx))
+        return session
 
     async def _reauthenticate(
         self, user_id: str, address: str | None, password: str | None, session: Session | None
-    ) -> None:
+    ) -> Session:
         if session is None or session.user_id != user_id:
             raise LuciaError("NOT_AUTHENTICATED", "an email change needs the user's session")
         # The password proves the strongest factor only of an account without a second factor; otherwise it would
@@ -496,6 +499,7 @@ class EmailFlows:
                 raise EmailFlowError("WRONG_PASSWORD", "Your current password is not right.")
             session = await self.auth.record_verification(session.session_id, "password")
         await self.auth.security.authorize(session, Assurance.RECENT)
+        return session
 
     async def confirm_email_change(self, token: str, *, user_id: str | None = None) -> Any:
         """Apply an email change with the token mailed to the new address, as one transaction: the key
