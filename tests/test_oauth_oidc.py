@@ -208,8 +208,8 @@ async def test_a_user_with_a_second_factor_gets_a_pending_session(oidc: OIDCProv
     assert (await browser.sign_in(login="careful")).status_code == 303
     session = await world.auth.validate_session(browser.app.cookies["auth_session"])
     assert session.second_factor_pending
-    linking = await start_linking(browser)  # not until the second factor is proven
-    assert linking.status_code == 401
+    linking = await start_linking(browser)  # not until the second factor is proven: refused as the policy refuses
+    assert linking.status_code == 403 and linking.json()["detail"]["code"] == "AUTH_SECOND_FACTOR_REQUIRED"
     await browser.close()
 
 

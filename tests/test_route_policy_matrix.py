@@ -90,26 +90,11 @@ EXPECTED_REFUSAL = {
 RP_ORIGIN = "http://localhost:8000"  # the example's default LUCIA_WEBAUTHN_ORIGINS and LUCIA_RP_ID
 RELYING_PARTY = RelyingParty(id="localhost", name="lucia_fastapi example", origins=[RP_ORIGIN])
 
-# Where the code answers a refusal in another form than the policy's (found by this test; see the report of issue
-# 20). Each entry is checked to still be refused with nothing changed, and to still deviate: once fixed, the entry
-# fails as "fixed" and must be removed. Nothing that lets a session through, or changes a row, is listed here.
-KNOWN_ANSWER_DEFECTS: dict[tuple[str, str, str, str], str] = {
-    # The example mounts the library's OAuth routes with its own on_error page: a page whose session is pending or
-    # stale gets an error page instead of being sent to /mfa/verify like every other sensitive page of the
-    # example, and a pending session is told "Please sign in first" (OAUTH_NOT_SIGNED_IN, 401) though it is
-    # signed in and only its second step is missing.
-    ("example", "POST", "/oauth/unlink", "pending"): "401 'Sign-in refused' page, not a 303 to /mfa/verify",
-    ("example", "POST", "/oauth/unlink", "stale"): "403 'That was refused' page, not a 303 to /mfa/verify?next=",
-    ("example", "POST", "/oauth/github/start", "pending"): "401 'Sign-in refused' page, not a 303 to /mfa/verify",
-    ("example", "POST", "/oauth/github/start", "stale"): "403 'That was refused' page, not a 303 to /mfa/verify",
-    ("example", "POST", "/oauth/unlink", "none"): "401 'Sign-in refused' page, not a 303 to /signin",
-    ("example", "POST", "/oauth/github/start", "none"): "401 'Sign-in refused' page, not a 303 to /signin",
-    # The library's OAuth endpoints answer a pending session with 401 OAUTH_NOT_SIGNED_IN ("Please sign in
-    # first"), not 403 AUTH_SECOND_FACTOR_REQUIRED as every other route of the library does.
-    ("library", "POST", "/oauth/unlink", "pending"): "401 OAUTH_NOT_SIGNED_IN, not 403 AUTH_SECOND_FACTOR_REQUIRED",
-    ("library", "POST", "/oauth/github/start", "pending"): "401 OAUTH_NOT_SIGNED_IN, not 403 "
-    "AUTH_SECOND_FACTOR_REQUIRED",
-}
+# Where the code answers a refusal in another form than the policy's. Each entry is checked to still be refused with
+# nothing changed, and to still deviate: once fixed, the entry fails as "fixed" and must be removed. Nothing that
+# lets a session through, or changes a row, may ever be listed here. (The OAuth routes were, until their refusals
+# went through the policy like every other route's.)
+KNOWN_ANSWER_DEFECTS: dict[tuple[str, str, str, str], str] = {}
 
 
 # The route tables --------------------------------------------------------------------------------------------------
@@ -633,12 +618,6 @@ async def test_example_every_route_against(example_target: Target, kind: str) ->
     await run_matrix(example_target, example_target.cases, kind)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the example's OAuth link and unlink take the policy's default window (Auth(recent_auth_max_age) = 10 "
-    "minutes) while its other sensitive routes take LUCIA_EXAMPLE_REAUTH_SECONDS (5 minutes): a proof 7 minutes "
-    "old connects or disconnects a provider but cannot change the password",
-)
 async def test_example_one_window_for_every_sensitive_route(example_target: Target) -> None:
     """A session whose strongest factor was proven 7 minutes ago is stale for the example (its sensitive routes
     want 5 minutes at most, ``LUCIA_EXAMPLE_REAUTH_SECONDS``): every route that needs ``RECENT`` refuses it alike."""

@@ -16,7 +16,7 @@ from datetime import timedelta
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, delete, insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from examples.app.config import DATABASE_URL, ENV
+from examples.app.config import DATABASE_URL, ENV, REAUTH_AFTER
 from lucia_fastapi import Auth, SQLAlchemyAdapter
 from lucia_fastapi.adapters.redis.rate_limits import RedisRateLimitStore
 from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
@@ -43,7 +43,12 @@ rate_limit_store: RateLimitStore = (
     else SQLAlchemyRateLimitStore(engine, define_rate_limit_tables(metadata))
 )
 rate_limiter = RateLimiter(rate_limit_store)  # for the other flows' limits (OAuth callbacks)
-auth = Auth(SQLAlchemyAdapter(engine, tables), env=ENV, sign_in_throttle=SignInThrottle(store=rate_limit_store))
+auth = Auth(
+    SQLAlchemyAdapter(engine, tables),
+    env=ENV,
+    sign_in_throttle=SignInThrottle(store=rate_limit_store),
+    recent_auth_max_age=REAUTH_AFTER,  # one window for every sensitive action, the library's routes included
+)
 
 REMEMBER_SIGN_OUTS = timedelta(days=14)  # the idle period: a cookie older than that is gone from the browser anyway
 

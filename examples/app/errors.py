@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
+from examples.app import forms
 from examples.app.pages import CrossSite, NotSignedIn, render, see_other, templates
 from lucia_fastapi import LuciaError
 from lucia_fastapi.web.responses import error_headers, error_response, status_for
@@ -136,6 +138,10 @@ async def on_lucia_error(connection: HTTPConnection, error: LuciaError) -> Respo
     headers = error_headers(error)
     if status_code == 401:
         return see_other("/signin?notice=sign-in-to-continue")
+    if error.code in ("AUTH_SECOND_FACTOR_REQUIRED", "AUTH_REAUTHENTICATION_REQUIRED"):
+        # A library route (connecting a provider, say) asked for more than the session has: "confirm it's you",
+        # then back to the page the form was on.
+        return see_other(f"/mfa/verify?next={quote(came_from(request), safe='/')}")
     if error.code == "AUTH_INVALID_REQUEST":
         return await error_page(request, 403, message=CROSS_SITE, cross_site=True)
     if error.code == "AUTH_TOO_MANY_ATTEMPTS":
@@ -144,6 +150,16 @@ async def on_lucia_error(connection: HTTPConnection, error: LuciaError) -> Respo
     if status_code >= 500 and status_code != 503:
         return server_error_page(request)
     return await error_page(request, status_code, headers=headers)
+
+
+def came_from(request: Request) -> str:
+    """The page to come back to after "confirm it's you": this page for a GET, else the same-site page the form was
+    on (its ``Referer``), else the security page."""
+    if request.method == "GET":
+        return request.url.path
+    referer = urlsplit(request.headers.get("referer", ""))
+    same_site = f"{referer.scheme}://{referer.netloc}" == f"{request.url.scheme}://{request.url.netloc}"
+    return forms.local_path(referer.path, "/security") if same_site else "/security"
 
 
 def server_error_page(request: Request) -> HTMLResponse:

@@ -12,10 +12,8 @@ A flow plugs into the layout with:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,10 +36,10 @@ templates = Jinja2Templates(directory=TEMPLATES)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 Public = Depends(requires(Assurance.ANONYMOUS))
 """For routes anyone may use (sign-in, links from mails): every route declares what it needs, this one nothing."""
-REAUTH_AFTER = timedelta(seconds=int(os.environ.get("LUCIA_EXAMPLE_REAUTH_SECONDS", "300")))
-Sudo = Annotated[Session, Depends(require_recent_auth(REAUTH_AFTER, redirect_to="/mfa/verify"))]
+Sudo = Annotated[Session, Depends(require_recent_auth(redirect_to="/mfa/verify"))]
 """For sensitive actions (password, email, factors, passkeys, connected accounts, deletion): the account's strongest
-factor proven within ``REAUTH_AFTER``; a page is sent to "confirm it's you" first, an API client gets 403."""
+factor proven within the policy's window (``config.REAUTH_AFTER``); a page is sent to "confirm it's you" first, an
+API client gets 403."""
 
 
 def add_template_folder(folder: Path) -> None:

@@ -54,7 +54,7 @@ class CheckYourEmail(BaseModel):
 
 
 class Reauthentication(BaseModel):
-    password: str = Password  # for an account without a second factor
+    password: str = Field("", max_length=forms.MAX_PASSWORD * 2)  # for an account without a second factor
     code: str = Field("", max_length=16)  # TOTP
     recovery_code: str = Field("", max_length=64)
 

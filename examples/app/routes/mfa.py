@@ -54,7 +54,7 @@ NOTICES = {
     "passkey-removed": "Passkey removed.",
     "verified": "Thanks, that was you.",
 }
-SAFE_NEXT = {"/profile", "/security", "/sessions", "/password"}
+SAFE_NEXT = {"/profile", "/security", "/sessions", "/password", "/email", "/account/delete", "/connections"}
 
 
 def message(error: LuciaError) -> str:

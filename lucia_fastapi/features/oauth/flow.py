@@ -143,8 +143,8 @@ class OAuth:
         ``POST`` (an origin-checked form of a signed-in user): connect the provider to the current account."""
         chosen = self._provider(provider)
 
-        @declare(Assurance.ANONYMOUS, method="GET")
-        @declare(Assurance.RECENT, method="POST")
+        @declare(Assurance.ANONYMOUS)  # GET (and HEAD): sign in
+        @declare(Assurance.RECENT, method="POST")  # connect the provider to the signed-in account
         async def start(request: Request) -> Response:
             return await self._guard(request, self._start(request, chosen))
 
@@ -262,10 +262,10 @@ class OAuth:
             form = await request.form()
             next_path = form.get("next")
             session = await self._current_session(request)
-            if session is None or session.second_factor_pending:
-                raise OAuthError("OAUTH_NOT_SIGNED_IN", "linking needs a session")
-            # Connecting an account is sensitive: a recent proof of the account's strongest factor (policy).
+            # Connecting an account is sensitive: a recent proof of the account's strongest factor. Refused as the
+            # policy refuses everywhere (401, 403 AUTH_SECOND_FACTOR_REQUIRED or AUTH_REAUTHENTICATION_REQUIRED).
             await self.auth.security.authorize(session, Assurance.RECENT)
+            assert session is not None
             link_user_id, link_session = session.user_id, session.digest
         else:
             next_path = request.query_params.get("next")
@@ -408,9 +408,8 @@ class OAuth:
         except LuciaError:
             raise OAuthError("OAUTH_INVALID_REQUEST", "cross-site form", status_code=403) from None
         session = await self._current_session(request)
-        if session is None or session.second_factor_pending:
-            raise OAuthError("OAUTH_NOT_SIGNED_IN")
         await self.auth.security.authorize(session, Assurance.RECENT)  # a sensitive action (policy)
+        assert session is not None
         fields: Mapping[str, Any]
         if request.headers.get("content-type", "").startswith("application/json"):
             try:
