@@ -53,6 +53,35 @@ async def test_a_full_hashing_queue_refuses_at_once() -> None:
     await hasher.verify_nothing("guess")  # and it admits again once the queue drained
 
 
+async def test_a_busy_refusal_counts_no_attempt(adapter: Adapter) -> None:
+    """The place in the hashing queue is taken before the attempt is counted: of a burst of wrong sign-ins from one
+    address, those refused for a full queue use up nothing, so the owner is not locked out by the server's load
+    (it was: 6 concurrent wrong guesses gave 4 "busy" refusals, the counter at 6 of 5 and a 900 s lockout)."""
+    hasher = CountingHasher(max_concurrency=1, max_queue=1)
+    auth = Auth(adapter, password_hasher=hasher, sign_in_throttle=SignInThrottle())
+    await auth.create_user(key=KeySpec("email", "busy@example.com", PASSWORD))
+    hasher.gate.clear()  # the first two hashes hold the queue until every other attempt was answered
+
+    async def guess() -> str:
+        try:
+            await auth.use_key("email", "busy@example.com", "a wrong guess", client_address="192.0.2.7")
+        except LuciaError as error:
+            return f"{error.code}:{error.retry_after}" if error.code == "AUTH_TOO_MANY_ATTEMPTS" else error.code
+        return "OK"
+
+    burst = [asyncio.create_task(guess()) for _ in range(6)]
+    for _ in range(500):  # until the two admitted attempts hold the queue and the four others were refused
+        if sum(task.done() for task in burst) == 4:
+            break
+        await asyncio.sleep(0.01)
+    hasher.gate.set()
+    answers = sorted(await asyncio.gather(*burst))
+    assert answers == ["AUTH_INVALID_PASSWORD"] * 2 + ["AUTH_TOO_MANY_ATTEMPTS:1"] * 4, answers
+    # Two attempts counted, not six: the owner still signs in from that address.
+    key = await auth.use_key("email", "busy@example.com", PASSWORD, client_address="192.0.2.7")
+    assert key.provider_user_id == "busy@example.com"
+
+
 async def test_flood_of_bogus_sign_ins_a_real_one_is_answered_and_session_reads_do_not_wait(adapter: Adapter) -> None:
     hasher = CountingHasher(max_concurrency=1, max_queue=8)
     auth = Auth(adapter, password_hasher=hasher, sign_in_throttle=SignInThrottle())

@@ -159,11 +159,12 @@ class Auth(Generic[UserT]):
                 "AUTH_INVALID_PASSWORD", "a password is required (passwordless keys: use_passwordless_key)"
             )
         throttle = self.sign_in_throttle
-        # Refused at once if the hashing queue is full (a busy server costs nobody an attempt), then the attempt's
-        # slots, then the hash. Unknown accounts are counted alike, so a lockout tells nothing about which exist.
-        self.password_hasher.check_admission()
-        attempt = await throttle.before_attempt(key_id, client_address) if throttle is not None else None
-        row = await self._check_password(key_id, password)
+        # A place in the hashing queue first, held until the hash is done: refused at once when the queue is full,
+        # and then nothing was counted (a busy server costs nobody an attempt, however many ask at once); then the
+        # attempt's slots, then the hash. Unknown accounts are counted alike, so a lockout tells nothing.
+        with self.password_hasher.admission():
+            attempt = await throttle.before_attempt(key_id, client_address) if throttle is not None else None
+            row = await self._check_password(key_id, password)
         if throttle is not None and attempt is not None:
             await throttle.succeeded(attempt)
         return _key(row)

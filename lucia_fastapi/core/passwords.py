@@ -179,8 +179,9 @@ class PasswordHasher:
         return self._admitted
 
     def check_admission(self) -> None:
-        """Raise ``AUTH_TOO_MANY_ATTEMPTS`` (``retry_after=1``) if the hashing queue is full now; reserve nothing.
-        Sign-in asks this before taking its rate-limit slots, so a refusal for a busy server costs no attempt."""
+        """Raise ``AUTH_TOO_MANY_ATTEMPTS`` (``retry_after=1``) if the hashing queue is full now; reserve nothing
+        (``admission`` reserves: sign-in holds a place from before it counts its attempt until its hash is done, so
+        a refusal for a busy server costs no attempt)."""
         if self._admitted >= self.max_concurrency + self.max_queue and _admitted_to.get() is not self:
             raise LuciaError(
                 "AUTH_TOO_MANY_ATTEMPTS", "the server is busy checking passwords; try again shortly", retry_after=1
