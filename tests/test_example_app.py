@@ -9,7 +9,6 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
-from http.cookiejar import CookieJar
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 
 from examples.app import forms
 from lucia_fastapi.testing.processes import UvicornProcess
+from tests.web_apps import NoCookies
 
 ROOT = Path(__file__).resolve().parent.parent
 EVIL = "https://evil.example"
@@ -35,13 +35,6 @@ def example_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         server.stop()
     assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
-
-
-class NoCookies(CookieJar):
-    """Each request says which cookie it carries: the client keeps none by itself."""
-
-    def extract_cookies(self, *_: object) -> None:
-        return None
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from lucia_fastapi.features.mfa.store import MemoryMFAStore
 from lucia_fastapi.features.tokens import MemoryTokenStore, SingleUseTokens
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
-from tests.web_apps import serve
+from tests.web_apps import NoCookies, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 COOKIE = "auth_session"
@@ -210,13 +209,6 @@ def stale_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Example]
         yield app
     finally:
         stop_example(app)
-
-
-class NoCookies(CookieJar):
-    """Each device says which cookie it carries: the client keeps none by itself."""
-
-    def extract_cookies(self, *_: object) -> None:
-        return None
 
 
 class Device:

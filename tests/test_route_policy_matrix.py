@@ -30,7 +30,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -63,6 +62,7 @@ from lucia_fastapi.testing import ManualClock
 from lucia_fastapi.testing.processes import UvicornProcess
 from lucia_fastapi.web.policy import endpoints, route_requirement
 from tests.soft_authenticator import SoftAuthenticator
+from tests.web_apps import NoCookies
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "A's long enough password"
@@ -590,13 +590,6 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleServer]
     finally:
         server.stop()
     assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
-
-
-class NoCookies(CookieJar):
-    """Each request says which session it carries: the client keeps no cookie an answer sets."""
-
-    def extract_cookies(self, *_: object) -> None:
-        return None
 
 
 @pytest.fixture

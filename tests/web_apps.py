@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar
 from typing import Any
 
 import uvicorn
@@ -19,6 +20,13 @@ from starlette.routing import Route
 from lucia_fastapi import Auth, AuthMiddleware, AuthRequest, LuciaError, handle_logout_requests
 from lucia_fastapi.dependencies import AuthRequestDep, CurrentSession, CurrentUser, OptionalUser
 from lucia_fastapi.testing.postgres import free_port
+
+
+class NoCookies(CookieJar):
+    """A cookie jar that keeps nothing: each request of a test says which session cookie it carries."""
+
+    def extract_cookies(self, *_: object) -> None:
+        return None
 
 
 class Credentials(BaseModel):

@@ -46,7 +46,7 @@ from lucia_fastapi.dependencies import require_same_origin
 from lucia_fastapi.features.email import EmailSender, OutboxEmailSender, SMTPEmailSender
 from lucia_fastapi.features.email.flows import EmailFlowError, EmailFlows
 from lucia_fastapi.features.email.router import TOKEN_MESSAGES
-from lucia_fastapi.features.tokens import SingleUseTokens, TokenError
+from lucia_fastapi.features.tokens import SingleUseTokens, TokenError, TokenPurpose
 from lucia_fastapi.web.policy import declare
 
 BASE_URL = os.environ.get("APP_BASE_URL", "http://127.0.0.1:8000")
@@ -185,13 +185,14 @@ async def check_email_page(request: Request) -> HTMLResponse:
 @router.get("/verify-email")
 async def verify_page(request: Request, signed_in: MaybeUser, token: str = "") -> Response:
     """Shows a button that posts the token: mail scanners that fetch links do not use it up."""
-    _, user = signed_in
-    try:
-        await flows.tokens.validate(token, flows.VERIFY)
-    except TokenError as error:
-        return await refused(request, error, user)
     return await _confirmation_page(
-        request, user, "/verify-email", token, heading="Confirm your email address", button="Confirm my address"
+        request,
+        signed_in[1],
+        "/verify-email",
+        token,
+        flows.VERIFY,
+        heading="Confirm your email address",
+        button="Confirm my address",
     )
 
 
@@ -326,17 +327,13 @@ async def change_email_form(
 
 @router.get("/confirm-email-change", dependencies=[Public])
 async def confirm_change_page(request: Request, signed_in: MaybeUser, token: str = "") -> Response:
-    _, user = signed_in
-    try:
-        verified = await flows.tokens.validate(token, flows.CHANGE)
-    except TokenError as error:
-        return await refused(request, error, user)
     return await _confirmation_page(
         request,
-        user,
+        signed_in[1],
         "/confirm-email-change",
         token,
-        heading=f"Use {verified.value} for your account?",
+        flows.CHANGE,
+        heading="Use {value} for your account?",
         button="Confirm my new address",
     )
 
@@ -360,16 +357,12 @@ async def confirm_change_form(request: Request, signed_in: MaybeUser, token: Ann
 @router.get("/cancel-email-change", dependencies=[Public])
 async def cancel_change_page(request: Request, signed_in: MaybeUser, token: str = "") -> Response:
     """The link mailed to the old address when a change was asked for."""
-    _, user = signed_in
-    try:
-        await flows.tokens.validate(token, flows.CANCEL_CHANGE)
-    except TokenError as error:
-        return await refused(request, error, user)
     return await _confirmation_page(
         request,
-        user,
+        signed_in[1],
         "/cancel-email-change",
         token,
+        flows.CANCEL_CHANGE,
         heading="Cancel the change of your email address?",
         button="Cancel it and sign out every device",
     )
@@ -385,12 +378,30 @@ async def cancel_change_form(request: Request, token: Annotated[str, Form()] = "
 
 
 async def _confirmation_page(
-    request: Request, user: User | None, action: str, token: str, *, heading: str, button: str
+    request: Request,
+    user: User | None,
+    action: str,
+    token: str,
+    purpose: TokenPurpose,
+    *,
+    heading: str,
+    button: str,
 ) -> Response:
-    """A page with one button that posts the link's token to ``action``: mail scanners that fetch links do not use
-    the token up, only the person pressing the button does."""
+    """The page a mailed link opens, once its token is found good (else a page that says why): one button that posts
+    the token to ``action``, so that mail scanners that fetch links do not use the token up, only the person
+    pressing the button does. ``{value}`` in ``heading`` is what the token confirms (an address)."""
+    try:
+        verified = await flows.tokens.validate(token, purpose)
+    except TokenError as error:
+        return await refused(request, error, user)
     return await render(
-        request, "email/confirm.html", user=user, action=action, token=token, heading=heading, button=button
+        request,
+        "email/confirm.html",
+        user=user,
+        action=action,
+        token=token,
+        heading=heading.format(value=verified.value or ""),
+        button=button,
     )
 
 
