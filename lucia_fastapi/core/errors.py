@@ -1,8 +1,14 @@
-"""The one exception type the library raises for expected failures, with Lucia's error codes."""
+"""The one exception type the library raises for expected failures, with Lucia's error codes.
+
+Every expected failure of every feature is a ``LuciaError``: the features raise their own subclasses
+(``TokenError``, ``EmailFlowError``, ``OAuthError``), each with its own codes (``CODES``), so one ``except
+LuciaError`` (or ``AuthMiddleware``) handles them all. Core knows nothing of HTTP: a feature's subclass carries the
+statuses and public messages of its codes (``STATUS``, ``MESSAGES``), which ``lucia_fastapi.web.responses`` reads.
+"""
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import ClassVar, Literal, get_args
 
 ErrorCode = Literal[
     "AUTH_INVALID_SESSION_ID",
@@ -38,12 +44,27 @@ ERROR_CODES: frozenset[str] = frozenset(get_args(ErrorCode))
 
 
 class LuciaError(Exception):
-    """An expected failure: ``code`` says which, ``detail`` says why in words for a developer."""
+    """An expected failure: ``code`` says which, ``detail`` says why in words for a developer.
+
+    ``code`` is one of the class's ``CODES``: ``ERROR_CODES`` for ``LuciaError`` itself, a feature's own for its
+    subclass (``TokenError.CODES``, ...); the codes of different classes never overlap. A subclass also gives
+    ``STATUS`` (code -> HTTP status) and ``MESSAGES`` (code -> what a client may be told) for its codes.
+    """
+
+    CODES: ClassVar[frozenset[str]] = ERROR_CODES
+    code: str  # one of ``CODES``; a subclass narrows the type to its own (``TokenError.code``: ``TokenErrorCode``)
+    detail: str | None
+    retry_after: float | None
 
     def __init__(self, code: ErrorCode, detail: str | None = None, *, retry_after: float | None = None) -> None:
-        if code not in ERROR_CODES:
-            raise ValueError(f"unknown LuciaError code {code!r}")
-        self.code: ErrorCode = code
+        self._set(code, detail, retry_after)
+
+    def _set(self, code: str, detail: str | None, retry_after: float | None = None) -> None:
+        """What every constructor does (a subclass's too, with its own codes): check ``code`` against the class's
+        ``CODES`` and keep it."""
+        if code not in type(self).CODES:
+            raise ValueError(f"unknown {type(self).__name__} code {code!r}")
+        self.code = code
         self.detail = detail
         self.retry_after = retry_after  # seconds, for AUTH_TOO_MANY_ATTEMPTS and DATABASE_UNAVAILABLE
-        super().__init__(f"{code}: {detail}" if detail else code)
+        Exception.__init__(self, f"{code}: {detail}" if detail else code)

@@ -27,7 +27,7 @@ from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME
-from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.errors import ErrorCode, LuciaError
 from lucia_fastapi.core.models import Session, User
 from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.web.auth_request import AuthRequest
@@ -62,8 +62,8 @@ async def require_same_origin(auth_request: AuthRequestDep) -> None:
     attacker's account (login CSRF). ``@app.post("/signin", dependencies=[Depends(require_same_origin)])``."""
     try:
         auth_request.auth.verify_request_origin(auth_request.connection)
-    except LuciaError as error:
-        refuse(auth_request, error.code, error.detail)
+    except LuciaError as error:  # AUTH_INVALID_REQUEST
+        refuse(auth_request, cast(ErrorCode, error.code), error.detail)
 
 
 class _Guard(APIKeyCookie):

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 from starlette.exceptions import WebSocketException
 from starlette.requests import HTTPConnection
@@ -62,8 +62,8 @@ async def session_user_of(auth_request: AuthRequest[Any]) -> SessionUser[Any]:
         refuse(auth_request, "AUTH_INVALID_REQUEST", auth_request.rejection.detail)
     try:
         return await auth_request.get_session_user()
-    except LuciaError as error:
-        refuse(auth_request, error.code, error.detail)
+    except LuciaError as error:  # the core's codes (an outage): no feature raises here
+        refuse(auth_request, cast(ErrorCode, error.code), error.detail)
 
 
 def unauthenticated(auth_request: AuthRequest[Any]) -> NoReturn:
@@ -87,8 +87,8 @@ async def authorize_request(
         unauthenticated(auth_request)
     try:
         await auth_request.auth.security.authorize(session, needs, max_age=max_age)
-    except LuciaError as error:
-        refuse(auth_request, error.code, error.detail)
+    except LuciaError as error:  # the policy's codes: no feature raises here
+        refuse(auth_request, cast(ErrorCode, error.code), error.detail)
     return session
 
 

@@ -1,14 +1,23 @@
 """The one place that turns a ``LuciaError`` into an HTTP response, for the middleware, the dependencies and the
 logout endpoint alike.
 
-Every error becomes ``{"detail": {"code": ..., "message": ...}}`` with the status of ``STATUS_BY_CODE`` and the
-headers it needs (``WWW-Authenticate`` on 401, ``Retry-After`` on 429 and 503). An app renders its own (HTML pages,
-say) with ``AuthMiddleware(app, auth=auth, on_error=handler)``, after Starlette's
+Every error becomes ``{"detail": {"code": ..., "message": ...}}``, the library's one error body (the shape FastAPI's
+``HTTPException(status, {"code": ..., "message": ...})`` gives too), with its status and the headers it needs
+(``WWW-Authenticate`` on 401, ``Retry-After`` on 429 and 503).
+
+The features' errors are ``LuciaError`` subclasses that bring their codes' statuses and messages with them
+(``TokenError``, ``EmailFlowError``, ``OAuthError``: class attributes ``STATUS`` and ``MESSAGES``), so this module
+imports no feature. ``status_for`` asks the error's own ``status_code`` (an ``OAuthError`` may give one per
+refusal), then its class's ``STATUS``, then ``STATUS_BY_CODE``; ``public_message`` its own ``message``
+(``EmailFlowError``, ``OAuthError``), then its class's ``MESSAGES``, then this module's words.
+
+An app renders its own (HTML pages, say) with ``AuthMiddleware(app, auth=auth, on_error=handler)``, after Starlette's
 ``AuthenticationMiddleware(on_error=)``; with ``sign_in_url=`` a page request that needs a session is redirected
 there instead, with a safe ``next`` path.
 
 Errors are logged here, once each, under the ``lucia_fastapi`` logger: an outage (503) as a warning with its cause,
-a database or unknown error (500) with its traceback. Nothing else is logged: a wrong password is not news.
+another server that failed (an OAuth provider, 502) as a warning, a database or unknown error (500) with
+its traceback. Nothing else is logged: a wrong password is not news.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import quote, urlsplit
 
 from starlette.requests import HTTPConnection
@@ -78,15 +87,35 @@ _MESSAGES: dict[str, str] = {
 OUTAGE_RETRY_AFTER = 5  # seconds a client is asked to wait during an outage
 
 
+def _class_table(error: LuciaError, name: str) -> Mapping[str, object]:
+    # A feature's subclass declares its codes' statuses and messages as class attributes; LuciaError has none.
+    table = getattr(type(error), name, None)
+    return table if isinstance(table, Mapping) else {}
+
+
 def status_for(error: LuciaError) -> int:
-    """The HTTP status for ``error``."""
+    """The HTTP status for ``error``: its own ``status_code``, else its class's ``STATUS``, else the core's table;
+    500 for a code nobody knows."""
+    own = getattr(error, "status_code", None)
+    if isinstance(own, int) and not isinstance(own, bool) and 400 <= own <= 599:
+        return own
+    status = _class_table(error, "STATUS").get(error.code)
+    if isinstance(status, int):
+        return status
     return STATUS_BY_CODE.get(error.code, 500)
 
 
 def public_message(error: LuciaError) -> str:
-    """What the client may be told about ``error``."""
+    """What the client may be told about ``error``: a feature error's own ``message``, else its class's
+    ``MESSAGES``, else the core's words (never a developer ``detail``, except an origin check's)."""
     if error.code == "AUTH_INVALID_REQUEST" and error.detail:
         return error.detail
+    own = getattr(error, "message", None)
+    if isinstance(own, str) and own:
+        return own
+    message = _class_table(error, "MESSAGES").get(error.code)
+    if isinstance(message, str):
+        return message
     return _MESSAGES.get(error.code, _MESSAGES["UNKNOWN_ERROR"])
 
 
@@ -105,9 +134,12 @@ def error_headers(error: LuciaError) -> dict[str, str]:
 
 def log_error(error: LuciaError) -> None:
     """Log an error that the operator must hear about; others (401, 403, 429...) are the client's business."""
+    status = status_for(error)
     if error.code == "DATABASE_UNAVAILABLE":
         logger.warning("session store unreachable, answering 503: %s", error.detail or error.code)
-    elif status_for(error) >= 500:
+    elif status in (502, 503, 504):  # another server (an OAuth provider) failed: not a bug here
+        logger.warning("answering %d: %s", status, error)
+    elif status >= 500:
         logger.error("%s", error, exc_info=error)
 
 
