@@ -9,6 +9,10 @@ user columns ``email`` and ``email_verified_at`` (epoch ms, ``NULL`` until verif
 added with ``define_auth_tables(metadata, user_columns=email_user_columns())`` (from
 ``lucia_fastapi.adapters.sqlalchemy.email``; the names are settings). An email
 change moves the key (same password hash) and the column together, only once the new address is confirmed.
+
+Every refusal is a ``LuciaError``: ``EmailFlowError`` (bad input, a wrong password, a taken address),
+``TokenError`` (a used, expired or foreign link or code) or the core's (``AUTH_TOO_MANY_ATTEMPTS``, ...). An app's
+own route may let them all through: ``AuthMiddleware`` answers each with its 4xx and the one error body.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, get_args
 from urllib.parse import urlencode
 
 from lucia_fastapi.core.auth import Auth
@@ -68,13 +72,39 @@ _EMAIL = re.compile(
 )
 
 
-class EmailFlowError(Exception):
-    """A request the flow cannot carry out; ``code`` says which, ``message`` says it to a person."""
+class EmailFlowError(LuciaError):
+    """A request the flow cannot carry out; ``code`` says which, ``message`` says it to a person (and is what a
+    client is told; ``detail`` is the same words).
 
-    def __init__(self, code: EmailFlowErrorCode, message: str) -> None:
-        self.code: EmailFlowErrorCode = code
-        self.message = message
-        super().__init__(f"{code}: {message}")
+    A ``LuciaError``: a route that lets it through gets ``STATUS[code]`` (400, 403 for a wrong password or second
+    factor, 409 for a taken address or a missing second factor) from ``AuthMiddleware``, like the email router."""
+
+    CODES: ClassVar[frozenset[str]] = frozenset(get_args(EmailFlowErrorCode))
+    STATUS: ClassVar[Mapping[str, int]] = {
+        "INVALID_EMAIL": 400,
+        "INVALID_PASSWORD": 400,
+        "WRONG_PASSWORD": 403,
+        "EMAIL_TAKEN": 409,
+        "SAME_EMAIL": 400,
+        "SECOND_FACTOR_REQUIRED": 409,
+        "WRONG_SECOND_FACTOR": 403,
+        "NO_ADDRESS": 400,
+    }
+    MESSAGES: ClassVar[Mapping[str, str]] = {
+        "INVALID_EMAIL": "Please enter a valid email address.",
+        "INVALID_PASSWORD": "That password cannot be used; please choose another.",
+        "WRONG_PASSWORD": "Your current password is not right.",
+        "EMAIL_TAKEN": "That address has an account; choose another.",
+        "SAME_EMAIL": "That is already your address.",
+        "SECOND_FACTOR_REQUIRED": "Enter the code from your authenticator app.",
+        "WRONG_SECOND_FACTOR": "That code is not right.",
+        "NO_ADDRESS": "This account has no email address.",
+    }
+    code: EmailFlowErrorCode
+
+    def __init__(self, code: EmailFlowErrorCode, message: str | None = None) -> None:
+        self._set(code, message or self.MESSAGES.get(code))
+        self.message: str = self.detail or ""
 
 
 class SecondFactor(Protocol):

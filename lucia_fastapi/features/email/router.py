@@ -22,9 +22,10 @@ level it needs (``lucia_fastapi.core.policy``; ``route_requirement`` reads it ba
 (1) pending its second factor for an account with passkeys only. (2) For an account without a second factor, the
 ``password`` in the body proves it at once.
 
-Errors are JSON ``{"detail": {"code", "message"}}``: 400 (bad input, ``INVALID_TOKEN``, ``EXPIRED_TOKEN``), 401
-(no session), 403 (cross-site, wrong password, ``AUTH_SECOND_FACTOR_REQUIRED``, ``AUTH_REAUTHENTICATION_REQUIRED``),
-409 (``SECOND_FACTOR_REQUIRED``, ``EMAIL_TAKEN``), 429 with ``Retry-After``.
+Errors are the library's one JSON shape, ``{"detail": {"code", "message"}}``, from ``lucia_fastapi.web.responses``
+(the flows raise ``LuciaError``s only): 400 (bad input, ``INVALID_TOKEN``, ``EXPIRED_TOKEN``), 401 (no session),
+403 (cross-site, wrong password, ``AUTH_SECOND_FACTOR_REQUIRED``, ``AUTH_REAUTHENTICATION_REQUIRED``), 404 (the
+account went away meanwhile), 409 (``SECOND_FACTOR_REQUIRED``, ``EMAIL_TAKEN``), 429 and 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -41,37 +42,11 @@ from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.features.email.flows import EmailFlowError, EmailFlows
 from lucia_fastapi.features.tokens import TokenError
 from lucia_fastapi.web.policy import authorize_request, declare
-from lucia_fastapi.web.responses import error_headers, public_message, status_for
+from lucia_fastapi.web.responses import render_error, status_for
 
 MAX_BODY_BYTES = 64 * 1024
-TOKEN_MESSAGES = {
-    "INVALID_TOKEN": "This link or code is not valid: it was used already, replaced by a newer one, or mistyped.",
-    "EXPIRED_TOKEN": "This link or code has expired. Please ask for a new one.",
-}
-_STATUS = {
-    "WRONG_PASSWORD": 403,
-    "SECOND_FACTOR_REQUIRED": 409,
-    "WRONG_SECOND_FACTOR": 403,
-    "EMAIL_TAKEN": 409,
-}
-
-
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": {"code": code, "message": message}}, status_code=status, headers=headers)
-
-
-def flow_error_response(error: Exception) -> Response:
-    """The JSON answer for what the flows raise (``EmailFlowError``, ``TokenError``, ``LuciaError``)."""
-    if isinstance(error, TokenError):
-        return _error(400, error.code, TOKEN_MESSAGES[error.code])
-    if isinstance(error, EmailFlowError):
-        return _error(_STATUS.get(error.code, 400), error.code, error.message)
-    if isinstance(error, LuciaError):
-        if error.code in ("AUTH_INVALID_USER_ID", "AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
-            return _error(400, error.code, error.detail or "Invalid request.")
-        if status_for(error) < 500 or error.code == "DATABASE_UNAVAILABLE":
-            return _error(status_for(error), error.code, public_message(error), error_headers(error))
-    raise error
+TOKEN_MESSAGES = TokenError.MESSAGES
+"""What a client is told of a ``TokenError`` (``TokenError.MESSAGES``; kept under this name for apps that read it)."""
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -118,8 +93,12 @@ def email_router(flows: EmailFlows) -> Router:
             try:
                 auth.verify_request_origin(request)
                 return await handler(request, await _body(request))
-            except (EmailFlowError, TokenError, LuciaError) as error:
-                return flow_error_response(error)
+            except LuciaError as error:  # EmailFlowError and TokenError are LuciaErrors too
+                # The library's one renderer, as AuthMiddleware answers; a server-side failure (500) goes on up to
+                # the middleware (and the app's on_error).
+                if status_for(error) >= 500 and error.code != "DATABASE_UNAVAILABLE":
+                    raise
+                return await render_error(request, error)
 
         return run
 

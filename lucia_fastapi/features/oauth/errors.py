@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import ClassVar, Literal, get_args
+
+from lucia_fastapi.core.errors import LuciaError
 
 OAuthErrorCode = Literal[
     "OAUTH_STATE_MISSING",  # the callback came without our state cookie (another browser, or it expired)
@@ -48,16 +51,23 @@ _STATUS: dict[str, int] = {
 }
 
 
-class OAuthError(Exception):
+class OAuthError(LuciaError):
     """A refused OAuth step. ``message`` is safe to show to the person; ``detail`` is for logs and developers
-    (it may name the failed check, never a token). ``status_code`` is what the endpoints answer: 4xx, or 502 when
-    the provider could not be reached or answered nonsense — never 500."""
+    (it may name the failed check, never a token). ``status_code`` is what the endpoints answer: ``STATUS[code]``
+    unless the refusal gives its own (403 for a cross-site form, 502 when the provider answered nonsense) — 4xx, or
+    502 when the provider could not be reached or answered nonsense, never 500.
+
+    A ``LuciaError``: raised in an app's own route, ``AuthMiddleware`` answers it with ``status_code`` and
+    ``message``, like the OAuth endpoints' JSON."""
+
+    CODES: ClassVar[frozenset[str]] = frozenset(get_args(OAuthErrorCode))
+    STATUS: ClassVar[Mapping[str, int]] = {code: _STATUS.get(code, 400) for code in get_args(OAuthErrorCode)}
+    MESSAGES: ClassVar[Mapping[str, str]] = _MESSAGES
+    code: OAuthErrorCode
 
     def __init__(
         self, code: OAuthErrorCode, detail: str | None = None, *, message: str | None = None, status_code: int = 0
     ) -> None:
-        self.code: OAuthErrorCode = code
-        self.detail = detail
-        self.message = message or _MESSAGES[code]
-        self.status_code = status_code or _STATUS.get(code, 400)
-        super().__init__(f"{code}: {detail}" if detail else code)
+        self._set(code, detail)
+        self.message: str = message or self.MESSAGES[code]
+        self.status_code: int = status_code or self.STATUS[code]

@@ -41,7 +41,7 @@ from lucia_fastapi.features.oauth.state import (
 from lucia_fastapi.features.oauth.tokens import OAuthTokenRow, OAuthTokenStore, ProviderTokens
 from lucia_fastapi.web.auth_request import AuthRequest
 from lucia_fastapi.web.policy import declare
-from lucia_fastapi.web.responses import render_error
+from lucia_fastapi.web.responses import error_response, render_error
 
 if TYPE_CHECKING:
     import httpx
@@ -435,7 +435,7 @@ class OAuth:
         """Run one endpoint; every refusal becomes a clear 4xx/502/503 response, never a 500."""
         try:
             return await work
-        except OAuthError as error:
+        except OAuthError as error:  # before LuciaError, of which it is one: the OAuth page or on_error renders it
             logger.info("oauth refused %s %s: %s", request.method, request.url.path, error)
             return await self._error_response(request, error)
         except LuciaError as error:
@@ -451,8 +451,7 @@ class OAuth:
             return await result if not isinstance(result, Response) else result
         accept = request.headers.get("accept", "")
         if "application/json" in accept and "text/html" not in accept:
-            body = {"detail": {"code": error.code, "message": error.message}}
-            return JSONResponse(body, status_code=error.status_code)
+            return error_response(request, error)  # the library's one error body, like every other refusal
         page = (
             "<!DOCTYPE html><meta charset=utf-8><title>Sign-in refused</title>"
             f"<h1>Sign-in refused</h1><p class=error>{html.escape(error.message)}</p>"

@@ -22,10 +22,10 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 
 from lucia_fastapi.core.clock import system_clock
 from lucia_fastapi.core.errors import LuciaError
@@ -43,14 +43,22 @@ MAX_VALUE_LENGTH = 1024
 MAX_USER_ID_LENGTH = 255
 
 
-class TokenError(Exception):
+class TokenError(LuciaError):
     """A token that cannot be used: ``code`` is ``"INVALID_TOKEN"`` (unknown, used already, tampered with, of
-    another user, purpose or value) or ``"EXPIRED_TOKEN"`` (it existed but its time ran out; it is gone now)."""
+    another user, purpose or value) or ``"EXPIRED_TOKEN"`` (it existed but its time ran out; it is gone now).
+
+    A ``LuciaError``: a route that lets it through gets a 400 from ``AuthMiddleware``, with ``MESSAGES[code]``."""
+
+    CODES: ClassVar[frozenset[str]] = frozenset(get_args(TokenErrorCode))
+    STATUS: ClassVar[Mapping[str, int]] = {"INVALID_TOKEN": 400, "EXPIRED_TOKEN": 400}
+    MESSAGES: ClassVar[Mapping[str, str]] = {
+        "INVALID_TOKEN": "This link or code is not valid: it was used already, replaced by a newer one, or mistyped.",
+        "EXPIRED_TOKEN": "This link or code has expired. Please ask for a new one.",
+    }
+    code: TokenErrorCode
 
     def __init__(self, code: TokenErrorCode, detail: str | None = None) -> None:
-        self.code: TokenErrorCode = code
-        self.detail = detail
-        super().__init__(f"{code}: {detail}" if detail else code)
+        self._set(code, detail)
 
 
 @dataclass(frozen=True, slots=True)
