@@ -438,7 +438,13 @@ class EmailFlows:
         if not self.is_verified(user):
             await self.auth.update_user_attributes(verified.user_id, {self.verified_attribute: self.clock()})
         # The credential event: every session of the user dies, sign-ins in flight included, and every link.
-        key = await self.auth.update_key_password(self.provider_id, address, new_password, event="password_reset")
+        try:
+            key = await self.auth.update_key_password(self.provider_id, address, new_password, event="password_reset")
+        except LuciaError as error:
+            if error.code != "AUTH_INVALID_KEY_ID":
+                raise
+            # The account lost its password key since the mail went out: the link has nothing left to reset.
+            raise TokenError("INVALID_TOKEN", "the account has no password key any more") from None
         pending = second is None and bool(await self.auth.security.second_factors(verified.user_id))
         return await self.auth.create_session(
             verified.user_id,
@@ -449,7 +455,8 @@ class EmailFlows:
         )
 
     def check_new_password(self, password: str) -> None:
-        """Raise ``EmailFlowError("INVALID_PASSWORD")`` unless the length is within the configured bounds."""
+        """Raise ``EmailFlowError("INVALID_PASSWORD")`` unless the length is within the configured bounds and the
+        password is text that can be hashed (no lone surrogates)."""
         if not isinstance(password, str) or len(password) < self.min_password_length:
             raise EmailFlowError(
                 "INVALID_PASSWORD", f"Use at least {self.min_password_length} characters for your password."
@@ -458,6 +465,10 @@ class EmailFlows:
             raise EmailFlowError(
                 "INVALID_PASSWORD", f"That password is too long ({self.max_password_length} characters at most)."
             )
+        try:
+            password.encode("utf-8")  # lone surrogates (broken JSON, say) cannot be hashed: Auth would refuse them
+        except UnicodeEncodeError:
+            raise EmailFlowError("INVALID_PASSWORD") from None
 
     # Email change -----------------------------------------------------------------------------------------------
 
