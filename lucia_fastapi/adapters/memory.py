@@ -75,9 +75,16 @@ class MemoryAdapter:
         self.keys.pop(key_id, None)
 
     async def replace_key(
-        self, user_id: str, old_key_id: str | None, new_key: KeyRow, attributes: Mapping[str, Any]
+        self,
+        user_id: str,
+        old_key_id: str | None,
+        new_key: KeyRow,
+        attributes: Mapping[str, Any],
+        expected: Mapping[str, Any],
     ) -> None:
-        user = self._existing_user(user_id)  # every check before any change: all or nothing
+        user = self.users.get(user_id)  # every check before any change: all or nothing
+        if user is None or any(user.attributes.get(name) != value for name, value in expected.items()):
+            raise LuciaError("AUTH_INVALID_KEY_ID", f"user {user_id!r} changed meanwhile")
         if new_key.id in self.keys:
             raise LuciaError("AUTH_DUPLICATE_KEY_ID", f"key {new_key.id!r} exists already")
         self.keys[new_key.id] = new_key
@@ -109,8 +116,8 @@ class MemoryAdapter:
         if session is not None:
             self.sessions[digest] = replace(session, active_expires=active_expires, idle_expires=idle_expires)
 
-    async def delete_session(self, digest: str) -> None:
-        self.sessions.pop(digest, None)
+    async def delete_session(self, digest: str) -> bool:
+        return self.sessions.pop(digest, None) is not None
 
     async def delete_sessions_by_user_id(self, user_id: str) -> None:
         for digest in [digest for digest, row in self.sessions.items() if row.user_id == user_id]:

@@ -246,11 +246,16 @@ class Auth(Generic[UserT]):
         old_provider_user_id: str | None,
         new_provider_user_id: str,
         attributes: Mapping[str, Any],
+        *,
+        expected: Mapping[str, Any] | None = None,
     ) -> Key:
         """Give the user's key ``<provider_id>:<old>`` a new id (same password) and set ``attributes``, in one
-        transaction: an email change moves the key and the address column together, or neither. Raises
-        ``AUTH_DUPLICATE_KEY_ID`` when the new key is taken and ``UNKNOWN_ERROR`` when an attribute clashes with
-        another user's unique column. Not a credential event by itself: the caller names it."""
+        transaction: an email change moves the key and the address column together, or neither, and only if the
+        user's columns still hold ``expected`` (the address the change started from: of two concurrent changes the
+        second fails, and never leaves a second key behind). Raises ``AUTH_DUPLICATE_KEY_ID`` when the new key is
+        taken, ``UNKNOWN_ERROR`` when an attribute clashes with another user's unique column, and
+        ``AUTH_INVALID_KEY_ID`` when the user changed meanwhile. Not a credential event by itself: the caller
+        names it."""
         new_id = _key_id(provider_id, new_provider_user_id)
         old_row = None
         if old_provider_user_id is not None:
@@ -259,7 +264,11 @@ class Auth(Generic[UserT]):
                 old_row = None
         new_row = KeyRow(new_id, _user_id(user_id), old_row.hashed_password if old_row is not None else None)
         await self.adapter.replace_key(
-            user_id, old_row.id if old_row else None, new_row, _attributes(attributes, "user attribute")
+            user_id,
+            old_row.id if old_row else None,
+            new_row,
+            _attributes(attributes, "user attribute"),
+            _attributes(expected or {}, "user attribute"),
         )
         return await self.get_key(provider_id, new_provider_user_id)
 
@@ -286,6 +295,7 @@ class Auth(Generic[UserT]):
         key: Key | None = None,
         second_factor_pending: bool = False,
         factors: Iterable[Factor] | None = None,
+        credential_generation: int | None = None,
     ) -> Session:
         """A new session for ``user_id`` (``is_fresh=True``: set its cookie).
 
@@ -295,13 +305,17 @@ class Auth(Generic[UserT]):
         ``factors`` are what the user just proved (``"password"``, ``"oauth"``, ``"passkey"``, ``"email"``...;
         default ``"password"`` with a password key, else ``"sign_in"``): they decide the session's assurance level.
         ``second_factor_pending=True`` makes a session that ``CurrentUser`` refuses until
-        ``record_verification`` (the user proved a second factor)."""
+        ``record_verification`` (the user proved a second factor). ``credential_generation``: the user's, read
+        before the factor was checked (``Passkey.credential_generation``), for a sign-in without a key: a credential
+        event in between (the passkey removed) then leaves the session born dead."""
         _user_id(user_id)
         attributes = _attributes(attributes, "session attribute")
         if key is not None:
             if key.user_id != user_id:
                 raise LuciaError("AUTH_INVALID_KEY_ID", "the key belongs to another user")
             generation = key.credential_generation
+        elif credential_generation is not None:
+            generation = credential_generation
         else:
             generation = (await self._existing_user_row(user_id)).credential_generation
         proven: Iterable[str] = factors if factors is not None else ()
@@ -376,9 +390,12 @@ class Auth(Generic[UserT]):
             verified_factors=with_factors(row.verified_factors, (factor,), now),
         )
 
-    async def _rotate(self, row: SessionRow, now: int, **changes: Any) -> Session:
+    async def _rotate(self, row: SessionRow, now: int, *, still_stored: bool = True, **changes: Any) -> Session:
         """The same session under a new id (with ``changes``); the old id is deleted and the request being served,
-        if it carried the old one, is handed the new one."""
+        if it carried the old one, is handed the new one. With ``still_stored`` the old row is deleted *first*, and
+        a row that is gone (revoked while this request ran) is ``AUTH_INVALID_SESSION_ID``, never brought back."""
+        if still_stored and not await self.adapter.delete_session(row.digest):
+            raise LuciaError("AUTH_INVALID_SESSION_ID", "the session was signed out meanwhile")
         new_row = self._new_session_row(
             row.user_id,
             now,
@@ -393,7 +410,6 @@ class Auth(Generic[UserT]):
             },
         )
         session = await self._insert_session(new_row, now)
-        await self.adapter.delete_session(row.digest)
         slot = current_slot.get()
         if slot is not None and slot.current_digest == row.digest:
             slot.replace_session(session)
@@ -481,12 +497,16 @@ class Auth(Generic[UserT]):
             if owned_current and slot is not None:
                 slot.replace_session(None)
             return None
-        user_row = await self._existing_user_row(user_id)
+        # The generation this event made, not the user's generation now: an event of the owner's that ran meanwhile
+        # (a reset while the listeners mailed) has a later one, and the kept session is then dead, as it must be.
+        # (If another event slipped in before this one's bump, the session is born dead: the safe side.)
+        assert before is not None  # the kept session's user existed
         proved = tuple(proved)
         return await self._rotate(
             kept,
             now,
-            generation=user_row.credential_generation,
+            still_stored=False,  # step 1 deleted it with every other session of the user
+            generation=before.credential_generation + 1,
             verified_factors=with_factors(kept.verified_factors, proved, now),
             last_verified_at=now if proved else kept.last_verified_at,
         )

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from lucia_fastapi.core.models import Session
 
 security_logger = logging.getLogger("lucia_fastapi.security")
+_CLOCK_SKEW_MS = 60_000  # workers' clocks may differ this much: a proof no further ahead still counts
 logger = logging.getLogger("lucia_fastapi")
 
 Factor = Literal["password", "email", "oauth", "sign_in", "totp", "recovery_code", "passkey"]
@@ -127,12 +128,17 @@ def encode_factors(factors: Mapping[str, int]) -> str:
     return " ".join(f"{name}@{at}" for name, at in sorted(factors.items(), key=lambda item: item[1]))
 
 
+_MAX_MS_DIGITS = 15  # epoch milliseconds stay below 10**15 until the year 33658
+
+
 def decode_factors(stored: str) -> dict[str, int]:
-    """``encode_factors`` read back; anything unreadable is dropped (it then proves nothing)."""
+    """``encode_factors`` read back; anything unreadable (an unknown factor, a time that is not a plain ASCII
+    number of epoch milliseconds) is dropped: it then proves nothing, and a hostile row never breaks a read."""
     factors: dict[str, int] = {}
     for item in stored.split():
         name, _, at = item.partition("@")
-        if (name in FIRST_FACTORS or name in SECOND_FACTORS) and at.isdigit():
+        known = name in FIRST_FACTORS or name in SECOND_FACTORS
+        if known and at.isascii() and at.isdigit() and len(at) <= _MAX_MS_DIGITS:
             factors[name] = int(at)
     return factors
 
@@ -201,10 +207,12 @@ class AccountSecurity:
         return None
 
     def proved_recently(self, session: Session, factors: Iterable[str], max_age: timedelta | None = None) -> bool:
-        """Whether the session's user proved one of ``factors`` within ``max_age`` (``recent_auth_max_age``)."""
-        cutoff = self.clock() - (to_ms(max_age) if max_age is not None else self._recent_ms)
+        """Whether the session's user proved one of ``factors`` within ``max_age`` (``recent_auth_max_age``). A
+        proof dated in the future (a skewed clock, an edited row) proves nothing."""
+        now = self.clock()
+        cutoff = now - (to_ms(max_age) if max_age is not None else self._recent_ms)
         proven = session.verified_factors
-        return any(name in proven and _ms(proven[name]) >= cutoff for name in factors)
+        return any(name in proven and cutoff <= _ms(proven[name]) <= now + _CLOCK_SKEW_MS for name in factors)
 
     async def level(self, session: Session | None) -> Assurance:
         """The assurance level of a request with ``session`` (queries the factor sources only when it matters)."""

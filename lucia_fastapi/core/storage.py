@@ -107,12 +107,19 @@ class Adapter(Protocol):
         ...
 
     async def replace_key(
-        self, user_id: str, old_key_id: str | None, new_key: KeyRow, attributes: Mapping[str, Any]
+        self,
+        user_id: str,
+        old_key_id: str | None,
+        new_key: KeyRow,
+        attributes: Mapping[str, Any],
+        expected: Mapping[str, Any],
     ) -> None:
         """In one transaction: insert ``new_key``, delete the user's key ``old_key_id`` (if given), set the user's
-        ``attributes`` (an email change moves the key and the address column together). All or nothing:
-        ``AUTH_DUPLICATE_KEY_ID`` if the new key is taken, ``UNKNOWN_ERROR`` if an attribute clashes with another
-        user's unique column, ``AUTH_INVALID_USER_ID`` for a missing user."""
+        ``attributes`` (an email change moves the key and the address column together), provided the user's
+        columns still hold the ``expected`` values (compare-and-set: of two concurrent changes, the second sees
+        the first's address and fails). All or nothing: ``AUTH_DUPLICATE_KEY_ID`` if the new key is taken,
+        ``UNKNOWN_ERROR`` if an attribute clashes with another user's unique column, ``AUTH_INVALID_KEY_ID`` when
+        the user (or its ``expected`` values) changed meanwhile."""
         ...
 
     # Sessions (always by digest)
@@ -137,8 +144,9 @@ class Adapter(Protocol):
         """Extend a session in place. The id stays, so concurrent requests carrying it stay signed in."""
         ...
 
-    async def delete_session(self, digest: str) -> None:
-        """Delete one session; a missing one is not an error."""
+    async def delete_session(self, digest: str) -> bool:
+        """Delete one session; a missing one is not an error. Return whether it existed, atomically with the delete:
+        a rotation (a new id when the assurance rises) must not bring back a session revoked meanwhile."""
         ...
 
     async def delete_sessions_by_user_id(self, user_id: str) -> None:

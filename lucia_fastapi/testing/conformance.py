@@ -212,7 +212,7 @@ async def replace_key_moves_the_key_and_sets_attributes_together(t: AdapterUnder
     old = KeyRow(id=f"email:{_random_id('old')}", user_id=user.id, hashed_password="hash")
     await t.adapter.set_key(old)
     new = KeyRow(id=f"email:{_random_id('new')}", user_id=user.id, hashed_password="hash")
-    await t.adapter.replace_key(user.id, old.id, new, dict(t.changed_user_attributes))
+    await t.adapter.replace_key(user.id, old.id, new, dict(t.changed_user_attributes), dict(user.attributes))
     assert await t.adapter.get_key(old.id) is None
     assert await t.adapter.get_key(new.id) == new
     stored = await t.adapter.get_user(user.id)
@@ -226,9 +226,23 @@ async def replace_key_onto_a_taken_key_changes_nothing(t: AdapterUnderTest) -> N
     await t.adapter.set_key(old)
     await t.adapter.set_key(taken)
     moved = KeyRow(id=taken.id, user_id=user.id, hashed_password="hash")
-    await _expect_error("AUTH_DUPLICATE_KEY_ID", t.adapter.replace_key(user.id, old.id, moved, {}))
+    await _expect_error("AUTH_DUPLICATE_KEY_ID", t.adapter.replace_key(user.id, old.id, moved, {}, {}))
     assert await t.adapter.get_key(old.id) == old
     assert await t.adapter.get_key(taken.id) == taken
+
+
+async def replace_key_of_a_user_that_changed_meanwhile_changes_nothing(t: AdapterUnderTest) -> None:
+    if not t.changed_user_attributes:
+        return  # compare-and-set needs a column of the app's to compare
+    user = await t.new_user()
+    old = KeyRow(id=f"email:{_random_id('old')}", user_id=user.id, hashed_password="hash")
+    await t.adapter.set_key(old)
+    new = KeyRow(id=f"email:{_random_id('new')}", user_id=user.id, hashed_password="hash")
+    stale = dict(t.changed_user_attributes)  # the user does not hold these values (yet)
+    changes = dict(t.changed_user_attributes)
+    await _expect_error("AUTH_INVALID_KEY_ID", t.adapter.replace_key(user.id, old.id, new, changes, stale))
+    assert await t.adapter.get_key(old.id) == old and await t.adapter.get_key(new.id) is None
+    assert await t.adapter.get_user(user.id) == user
 
 
 # Sessions ---------------------------------------------------------------------------------------------------------
@@ -289,8 +303,8 @@ async def update_session_expiry_extends_in_place(t: AdapterUnderTest) -> None:
 async def delete_session_removes_only_it(t: AdapterUnderTest) -> None:
     user = await t.new_user()
     kept, deleted = await t.new_session(user.id), await t.new_session(user.id)
-    await t.adapter.delete_session(deleted.digest)
-    await t.adapter.delete_session(deleted.digest)  # again: no error
+    assert await t.adapter.delete_session(deleted.digest) is True
+    assert await t.adapter.delete_session(deleted.digest) is False  # again: no error, and it says it was gone
     assert await t.adapter.get_session(deleted.digest) is None
     assert await t.adapter.get_session(kept.digest) == kept
 
@@ -362,6 +376,7 @@ ADAPTER_CASES: tuple[Case, ...] = (
     delete_key_removes_only_it,
     replace_key_moves_the_key_and_sets_attributes_together,
     replace_key_onto_a_taken_key_changes_nothing,
+    replace_key_of_a_user_that_changed_meanwhile_changes_nothing,
     get_session_of_unknown_id_is_none,
     set_session_then_get_it,
     set_session_with_taken_id_fails,

@@ -99,11 +99,13 @@ class AuthRequest(Generic[UserT]):
         key: Key | None = None,
         second_factor_pending: bool = False,
         factors: Iterable[Factor] | None = None,
+        credential_generation: int | None = None,
     ) -> Session:
         """Sign in: make a new session for ``user_id`` with this request's user agent and address, send its cookie,
         and invalidate the session the request carried, if any (a new id at every sign-in: no session fixation).
         Also the call after a password or privilege change, which killed every session: the current device gets
-        a fresh one. Pass the ``key`` that ``Auth.use_key`` returned and the ``factors`` the user just proved (see
+        a fresh one. Pass the ``key`` that ``Auth.use_key`` returned (or, for a passkey, the
+        ``credential_generation`` read before it was checked) and the ``factors`` the user just proved (see
         ``Auth.create_session``)."""
         previous = self._session.session_id if isinstance(self._session, Session) else self.session_id
         if previous is not None:
@@ -114,9 +116,17 @@ class AuthRequest(Generic[UserT]):
             key=key,
             second_factor_pending=second_factor_pending,
             factors=factors,
+            credential_generation=credential_generation,
         )
         self.set_session(session)
         return session
+
+    @property
+    def from_bearer(self) -> bool:
+        """Whether the request's session id came as ``Authorization: Bearer`` (an API client), not in the cookie.
+        Only then may a route answer a session id in its body: a browser's cookie is ``HttpOnly``, and a page's
+        script must never read it from a JSON answer. No query."""
+        return self.session_id is not None and not self._from_cookie
 
     @property
     def current_digest(self) -> str | None:

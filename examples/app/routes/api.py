@@ -19,6 +19,7 @@ from examples.app.routes.account import sign_in
 from examples.app.routes.delete_account import delete_account
 from examples.app.routes.password import change_password, confirm_password
 from examples.app.routes.sessions import describe_sessions, revoke, revoke_others
+from lucia_fastapi import Session
 from lucia_fastapi.core.policy import Factor
 from lucia_fastapi.dependencies import CurrentSession, CurrentUser
 
@@ -57,6 +58,12 @@ class Reauthentication(BaseModel):
     password: str = Field("", max_length=forms.MAX_PASSWORD * 2)  # for an account without a second factor
     code: str = Field("", max_length=16)  # TOTP
     recovery_code: str = Field("", max_length=64)
+
+
+def new_token(request: Request, session: Session) -> dict[str, str]:
+    """The answer of a call that gave this client's session a new id: the new token for a bearer client; a browser
+    (cookie) got the new cookie already, and a page's script must never read a session id from JSON."""
+    return {"token": session.session_id} if request.state.auth.from_bearer else {"status": "ok"}
 
 
 def refused(error: forms.FormError, *, code: str = "INVALID_INPUT", status_code: int = 400) -> HTTPException:
@@ -119,10 +126,10 @@ async def api_revoke_session(digest: str, session: Sudo) -> None:
 
 
 @router.post("/sessions/revoke-others")
-async def api_revoke_others(session: Sudo) -> dict[str, str]:
+async def api_revoke_others(request: Request, session: Sudo) -> dict[str, str]:
     """Sign out every other session (a sensitive call); this client's token is replaced by the returned one."""
     kept = await revoke_others(session.user_id, session)
-    return {"token": kept.session_id}
+    return new_token(request, kept)
 
 
 @router.post("/password")
@@ -134,7 +141,7 @@ async def api_password(request: Request, change: PasswordChange, session: Sudo) 
         kept = await change_password(request, user, session, change.current_password, change.new_password)
     except forms.FormError as error:
         raise refused(error) from None
-    return {"token": kept.session_id}
+    return new_token(request, kept)
 
 
 @router.post("/reauthenticate")
@@ -157,4 +164,4 @@ async def api_reauthenticate(request: Request, body: Reauthentication, session: 
     except forms.FormError as error:
         raise refused(error, code="REAUTHENTICATION_FAILED", status_code=403) from None
     verified = await auth.record_verification(session.session_id, factor)
-    return {"token": verified.session_id}
+    return new_token(request, verified)

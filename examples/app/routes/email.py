@@ -369,11 +369,12 @@ async def cancel_change_page(request: Request, signed_in: MaybeUser, token: str 
 
 
 @router.post("/cancel-email-change", dependencies=PublicForm)
-async def cancel_change_form(request: Request, token: Annotated[str, Form()] = "") -> Response:
-    try:
-        await flows.cancel_email_change(token)
+async def cancel_change_form(request: Request, signed_in: MaybeUser, token: Annotated[str, Form()] = "") -> Response:
+    session, user = signed_in
+    try:  # signed in to another account: refused, like every link of the flows
+        await flows.cancel_email_change(token, user_id=session.user_id if session else None)
     except (TokenError, LuciaError) as error:
-        return await refused(request, error)
+        return await refused(request, error, user)
     return see_other("/signin?notice=email-change-cancelled")
 
 

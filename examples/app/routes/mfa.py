@@ -367,7 +367,9 @@ async def passkey_signin(request: Request, auth_request: AuthRequestDep, body: P
         response = json_error(error)
     else:
         # Rotates: the session this browser had goes. A passkey is possession and a local check: a strong factor.
-        await auth_request.create_session(passkey.user_id, factors=("passkey",))
+        await auth_request.create_session(
+            passkey.user_id, factors=("passkey",), credential_generation=passkey.credential_generation
+        )
         response = JSONResponse({"redirect": "/profile"})
     clear_ceremony_cookie(response, auth)
     return response
@@ -397,7 +399,7 @@ async def api_verify(request: Request, session: PendingSession, body: Annotated[
     except LuciaError as error:
         return json_error(error)
     verified_session = await mfa.complete_verification(session.session_id, factor)
-    if "authorization" not in request.headers:  # a browser: the new cookie went out; never show JS the id
+    if not request.state.auth.from_bearer:  # a browser: the new cookie went out; never show a script the id
         return JSONResponse({"ok": True})
     return JSONResponse({"ok": True, "token": verified_session.session_id})
 

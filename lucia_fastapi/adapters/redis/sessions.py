@@ -162,9 +162,14 @@ class RedisSessionAdapter:
         await self.users.delete_key(key_id)
 
     async def replace_key(
-        self, user_id: str, old_key_id: str | None, new_key: KeyRow, attributes: Mapping[str, Any]
+        self,
+        user_id: str,
+        old_key_id: str | None,
+        new_key: KeyRow,
+        attributes: Mapping[str, Any],
+        expected: Mapping[str, Any],
     ) -> None:
-        await self.users.replace_key(user_id, old_key_id, new_key, attributes)
+        await self.users.replace_key(user_id, old_key_id, new_key, attributes, expected)
 
     # Sessions: Redis --------------------------------------------------------------------------------------------
 
@@ -232,9 +237,9 @@ class RedisSessionAdapter:
                 keys=[self._session_key(digest)], args=[self.prefix, digest, active_expires, idle_expires, ttl]
             )
 
-    async def delete_session(self, digest: str) -> None:
+    async def delete_session(self, digest: str) -> bool:
         async with _redis_errors():
-            await self._delete(keys=[self._session_key(digest)], args=[self.prefix, digest])
+            return int(await self._delete(keys=[self._session_key(digest)], args=[self.prefix, digest])) == 1
 
     async def delete_sessions_by_user_id(self, user_id: str) -> None:
         async with _redis_errors():

@@ -168,22 +168,34 @@ class SQLAlchemyAdapter:
         await self._write(delete(self.tables.key).where(self.tables.key.c.id == key_id))
 
     async def replace_key(
-        self, user_id: str, old_key_id: str | None, new_key: KeyRow, attributes: Mapping[str, Any]
+        self,
+        user_id: str,
+        old_key_id: str | None,
+        new_key: KeyRow,
+        attributes: Mapping[str, Any],
+        expected: Mapping[str, Any],
     ) -> None:
-        self._check_attribute_names("user", attributes, self._user_attribute_names)
+        self._check_attribute_names("user", {**attributes, **expected}, self._user_attribute_names)
         key, user = self.tables.key, self.tables.user
+        # The user's row first, compared and set in one UPDATE: it also locks the row (PostgreSQL), so a concurrent
+        # change waits, then finds the values it expected gone and changes nothing.
+        unchanged = [
+            user.c[name].is_(None) if value is None else user.c[name] == value for name, value in expected.items()
+        ]
+        statement = update(user).where(user.c.id == user_id, *unchanged).values(**(attributes or {"id": user_id}))
         with _database_errors():
             async with self.engine.begin() as conn:  # one transaction: a failure anywhere changes nothing
+                try:
+                    changed = await conn.execute(statement)
+                except IntegrityError as error:
+                    raise LuciaError(
+                        "UNKNOWN_ERROR", f"auth_user conflicts with an existing row: {_first_line(error)}"
+                    ) from None
+                if changed.rowcount == 0:
+                    raise LuciaError("AUTH_INVALID_KEY_ID", f"user {user_id!r} changed meanwhile")
                 await self._insert(conn, key, _key_values(new_key), duplicate="AUTH_DUPLICATE_KEY_ID")
                 if old_key_id is not None:
                     await conn.execute(delete(key).where(key.c.id == old_key_id, key.c.user_id == user_id))
-                if attributes:
-                    try:
-                        await conn.execute(update(user).where(user.c.id == user_id).values(**attributes))
-                    except IntegrityError as error:
-                        raise LuciaError(
-                            "UNKNOWN_ERROR", f"auth_user conflicts with an existing row: {_first_line(error)}"
-                        ) from None
 
     # Sessions
     async def get_session(self, digest: str) -> SessionRow | None:
@@ -234,8 +246,8 @@ class SQLAlchemyAdapter:
         params = {"session_id": digest, "active": active_expires, "idle": idle_expires}
         await self._write(self._update_expiry, params)
 
-    async def delete_session(self, digest: str) -> None:
-        await self._write(delete(self.tables.session).where(self.tables.session.c.id == digest))
+    async def delete_session(self, digest: str) -> bool:
+        return await self._write(delete(self.tables.session).where(self.tables.session.c.id == digest)) > 0
 
     async def delete_sessions_by_user_id(self, user_id: str) -> None:
         session = self.tables.session

@@ -149,6 +149,13 @@ def normalize_email(address: str) -> str:
     return normalized
 
 
+def mailbox(address: str) -> str:
+    """The mailbox an address reaches, for counting mail per recipient: lowercased, without a ``+tag``
+    sub-address (``victim+1@example.com`` and ``victim+2@example.com`` land in one inbox)."""
+    local, at, domain = address.strip().lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}{at}{domain}" if at else address.strip().lower()
+
+
 def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
 
@@ -484,49 +491,59 @@ class EmailFlows:
         change); nothing changes until the link to the new address is followed.
 
         A sensitive action: ``session`` (the user's) must have recently proved the account's strongest factor
-        (``Assurance.RECENT``), or, for an account without a second factor, ``current_password`` proves it now
-        (the session is then rotated, and recorded as verified by password). Raises ``LuciaError``
-        (``AUTH_REAUTHENTICATION_REQUIRED``, ``AUTH_SECOND_FACTOR_REQUIRED``, ``NOT_AUTHENTICATED``) or
-        ``EmailFlowError("WRONG_PASSWORD")``. If the new address has an account already, its owner is told
-        instead, and the caller sees the same answer (no enumeration). Returns the session to use from now on:
-        ``session`` itself, or its successor under a new id when the password re-authenticated it (during a request
-        the new cookie is sent by itself)."""
+        (``Assurance.RECENT``), or, for an account without a second factor, ``current_password`` proves it for this
+        request (the session itself does not change, so a refusal later never leaves a client with a dead token).
+        Raises ``LuciaError`` (``AUTH_REAUTHENTICATION_REQUIRED``, ``AUTH_SECOND_FACTOR_REQUIRED``,
+        ``NOT_AUTHENTICATED``; ``AUTH_TOO_MANY_ATTEMPTS`` when a mail cannot go out, and then nothing is pending) or
+        ``EmailFlowError("WRONG_PASSWORD")``. If the new address has an account already, its owner is told instead;
+        the caller sees the same answer, and their own address gets the same warning (no enumeration, not even
+        through the requester's inbox). Returns ``session``."""
         user = await self.auth.get_user(user_id)
         old = self.address_of(user)
         new = normalize_email(new_email)
         if old is not None and _same(old, new):
             raise EmailFlowError("SAME_EMAIL", "That is already your address.")
-        session = await self._reauthenticate(user_id, old, current_password, session)
+        await self._reauthenticate(user_id, old, current_password, session)
+        assert session is not None  # _reauthenticate refuses a request without one
         await self.rate_limiter.consume("email-change-mail", user_id, self.send_limit)
-        try:
-            await self.auth.get_key(self.provider_id, new)
-        except LuciaError as error:
-            if error.code != "AUTH_INVALID_KEY_ID":
-                raise
-        else:
+        if await self._has_key(new):
             await self._notify_address_in_use(new)
-            return session
+        elif not await self._send(
+            new, self.templates.confirm_email_change(await self._token_mail(user_id, self.CHANGE, "change", new))
+        ):
+            # The confirmation would never arrive (the new address is over its limit): nothing stays pending.
+            await self.tokens.invalidate_user_tokens(user_id, self.CHANGE)
+            raise LuciaError("AUTH_TOO_MANY_ATTEMPTS", "no more mail to that address now", retry_after=3600)
         if old is not None:  # the owner hears of it now, not once it is done, and can stop it: or nothing happens
             cancel = await self._token_mail(user_id, self.CANCEL_CHANGE, "cancel-change", old)
             warning = self.templates.email_change_requested(replace(cancel, new_address=new))
             if not await self._send(old, warning, notice=True):
-                await self.tokens.invalidate_user_tokens(user_id, self.CANCEL_CHANGE)
+                for purpose in (self.CHANGE, self.CANCEL_CHANGE):
+                    await self.tokens.invalidate_user_tokens(user_id, purpose)
                 raise LuciaError(
                     "AUTH_TOO_MANY_ATTEMPTS",
                     "the current address cannot be warned now",
                     retry_after=self.security_notice_limit.window_ms / 1000,
                 )
-        ctx = await self._token_mail(user_id, self.CHANGE, "change", new)
-        await self._send(new, self.templates.confirm_email_change(ctx))
         return session
+
+    async def _has_key(self, address: str) -> bool:
+        try:
+            await self.auth.get_key(self.provider_id, address)
+        except LuciaError as error:
+            if error.code != "AUTH_INVALID_KEY_ID":
+                raise
+            return False
+        return True
 
     async def _reauthenticate(
         self, user_id: str, address: str | None, password: str | None, session: Session | None
-    ) -> Session:
+    ) -> None:
         if session is None or session.user_id != user_id:
             raise LuciaError("NOT_AUTHENTICATED", "an email change needs the user's session")
-        # The password proves the strongest factor only of an account without a second factor; otherwise it would
-        # rotate the session for nothing and the policy below refuses anyway.
+        # The password proves the strongest factor only of an account without a second factor, and for this request
+        # only: recording it would rotate the session, and a refusal later (a limit) would leave a bearer client
+        # with a dead token and no new one.
         if password and not session.second_factor_pending and not await self.auth.security.second_factors(user_id):
             if address is None:
                 raise EmailFlowError("WRONG_PASSWORD", "Your current password is not right.")
@@ -538,9 +555,8 @@ class EmailFlows:
                 raise
             if key.user_id != user_id:
                 raise EmailFlowError("WRONG_PASSWORD", "Your current password is not right.")
-            session = await self.auth.record_verification(session.session_id, "password")
+            return
         await self.auth.security.authorize(session, Assurance.RECENT)
-        return session
 
     async def confirm_email_change(self, token: str, *, user_id: str | None = None) -> Any:
         """Apply an email change with the token mailed to the new address, as one transaction: the key
@@ -558,8 +574,12 @@ class EmailFlows:
         old = self.address_of(user)
         attributes = {self.email_attribute: new, self.verified_attribute: self.clock()}
         try:
-            await self.auth.move_key(verified.user_id, self.provider_id, old, new, attributes)
+            # Only from the address read above: of two changes confirmed at once, the second finds it gone.
+            expected = {self.email_attribute: old}
+            await self.auth.move_key(verified.user_id, self.provider_id, old, new, attributes, expected=expected)
         except LuciaError as error:
+            if error.code == "AUTH_INVALID_KEY_ID":
+                raise TokenError("INVALID_TOKEN", "the account's address changed meanwhile") from None
             if error.code not in ("AUTH_DUPLICATE_KEY_ID", "UNKNOWN_ERROR"):
                 raise
             await self._notify_address_in_use(new)
@@ -568,11 +588,11 @@ class EmailFlows:
         await self.auth.credential_event(verified.user_id, "email_changed", details=details)
         return await self.auth.get_user(verified.user_id)
 
-    async def cancel_email_change(self, token: str) -> None:
+    async def cancel_email_change(self, token: str, *, user_id: str | None = None) -> None:
         """Use the link mailed to the old address when a change was asked for: the pending change dies, and since
         someone who could act in the account asked for it, every session ends (``email_change_cancelled``).
-        Raises ``TokenError``."""
-        verified = await self.tokens.use(token, self.CANCEL_CHANGE)
+        ``user_id``, when given (the signed-in user), must be the token's. Raises ``TokenError``."""
+        verified = await self.tokens.use(token, self.CANCEL_CHANGE, user_id=user_id)
         await self.auth.credential_event(verified.user_id, "email_change_cancelled")
 
     # The account-security policy's hooks ------------------------------------------------------------------------
@@ -614,7 +634,7 @@ class EmailFlows:
         scope, rule = (
             ("email-notice", self.security_notice_limit) if notice else ("email-recipient", self.recipient_limit)
         )
-        if await self.rate_limiter.hit(scope, message.to.lower(), rule):
+        if await self.rate_limiter.hit(scope, mailbox(message.to), rule):
             logger.warning("not mailing %s (%s): limit of mails to one address reached", message.to, message.subject)
             return False
         await self.sender.send(message)

@@ -77,9 +77,10 @@ async def _answer(request: Request, before: Any, body: dict[str, Any], *, status
     """``body`` as JSON, with the session's new ``token`` when the request's session was replaced (a credential
     event or a re-authentication rotates it) and the client is a bearer client: a browser got the new cookie, and
     JavaScript never sees a session id."""
-    after = await request.state.auth.get_session()
+    auth_request = request.state.auth
+    after = await auth_request.get_session()
     replaced = before is not None and after is not None and after.digest != before.digest
-    if replaced and "authorization" in request.headers:
+    if replaced and auth_request.from_bearer:
         body = {**body, "token": after.session_id}
     return JSONResponse(body, status_code=status_code)
 
@@ -156,7 +157,8 @@ def email_router(flows: EmailFlows) -> Router:
         return await _answer(request, session, {"email": flows.address_of(user)})
 
     async def cancel_change(request: Request, body: dict[str, Any]) -> Response:
-        await flows.cancel_email_change(_text(body, "token"))
+        session, _user = await request.state.auth.get_session_user()  # another account's session is refused
+        await flows.cancel_email_change(_text(body, "token"), user_id=session.user_id if session else None)
         return JSONResponse({"status": "change-cancelled"})
 
     def route(path: str, handler: Handler, needs: Assurance) -> Route:

@@ -16,7 +16,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -90,7 +90,10 @@ class Ceremony:
 
 @dataclass(frozen=True, slots=True)
 class Passkey:
-    """A registered passkey, as the security page lists it (``credential_id`` names it in forms)."""
+    """A registered passkey, as the security page lists it (``credential_id`` names it in forms).
+    ``credential_generation``: as ``finish_authentication`` returns it, the owner's credential generation read
+    *before* the passkey was verified: hand it to ``Auth.create_session(credential_generation=...)`` for a
+    passwordless sign-in, so that the passkey's removal meanwhile leaves that session born dead."""
 
     credential_id: str
     user_id: str
@@ -99,6 +102,7 @@ class Passkey:
     last_used_at: datetime | None
     backed_up: bool
     transports: tuple[str, ...]
+    credential_generation: int = 0
 
 
 def _passkey(row: PasskeyRow) -> Passkey:
@@ -258,6 +262,8 @@ class Passkeys:
         row = await self._mfa.store.get_passkey(parsed["id"])
         if row is None:
             raise LuciaError("MFA_INVALID_PASSKEY", "unknown passkey")
+        owner = await self._mfa.auth.adapter.get_user(row.user_id)  # before the check: see Passkey
+        generation = owner.credential_generation if owner is not None else -1
         if challenge.user_id is not None and row.user_id != challenge.user_id:
             raise LuciaError("MFA_INVALID_PASSKEY", "this passkey belongs to another account")
         try:
@@ -281,7 +287,7 @@ class Passkeys:
             row.credential_id, row.sign_count, verified.new_sign_count, self._mfa.now_ms()
         ):
             raise LuciaError("MFA_INVALID_PASSKEY", "the passkey was used concurrently; try again")
-        return _passkey(row)
+        return replace(_passkey(row), credential_generation=generation)
 
     # Management -----------------------------------------------------------------------------------------------
 

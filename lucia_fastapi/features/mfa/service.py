@@ -10,7 +10,7 @@ from typing import Any, Literal, Protocol
 from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Session
-from lucia_fastapi.core.policy import CredentialEvent, Factor
+from lucia_fastapi.core.policy import CredentialEvent, Factor, SecurityEvent
 from lucia_fastapi.core.ratelimit import RateLimit, RateLimiter
 from lucia_fastapi.features.mfa.crypto import SecretCipher
 from lucia_fastapi.features.mfa.limits import AttemptLimiter
@@ -107,6 +107,7 @@ class MFA:
         self.recovery_codes = RecoveryCodes(self, recovery_code_count, limit=recovery_limit)
         self.passkeys = Passkeys(self, relying_party, challenge_ttl)
         auth.security.add_factor_source(self)
+        auth.security.add_listener(self._forget_deleted_account)
 
     def __repr__(self) -> str:
         return f"MFA(relying_party={self.passkeys.relying_party.id!r})"
@@ -114,6 +115,11 @@ class MFA:
     async def requires_second_factor(self, user_id: str) -> bool:
         """Whether a password sign-in of ``user_id`` must wait for a second factor (one query)."""
         return await self.store.has_second_factor(user_id)
+
+    async def _forget_deleted_account(self, event: SecurityEvent) -> None:
+        # A deleted account's factors go with it, whatever the store (the memory store has no foreign keys).
+        if event.kind == "account_deleted":
+            await self.store.delete_all(event.user_id)
 
     async def second_factors(self, user_id: str) -> frozenset[str]:
         """The account's second factors (``FactorSource`` of the policy): ``totp``, ``passkey``, and

@@ -347,6 +347,10 @@ class OAuth:
             matched = await self.find_user_by_verified_email(identity)
             if matched is not None:
                 key = await self._create_key(matched, identity)
+                # A new way into an existing account: a credential event like any link (sessions, links, a notice).
+                await self.auth.credential_event(
+                    matched, "provider_linked", details={"provider": identity.provider}, keep_current=False
+                )
         if key is None:
             if self.require_verified_email and not identity.email_verified:
                 raise OAuthError("OAUTH_EMAIL_UNVERIFIED")
