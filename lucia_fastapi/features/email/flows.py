@@ -494,10 +494,11 @@ class EmailFlows:
         (``Assurance.RECENT``), or, for an account without a second factor, ``current_password`` proves it for this
         request (the session itself does not change, so a refusal later never leaves a client with a dead token).
         Raises ``LuciaError`` (``AUTH_REAUTHENTICATION_REQUIRED``, ``AUTH_SECOND_FACTOR_REQUIRED``,
-        ``NOT_AUTHENTICATED``; ``AUTH_TOO_MANY_ATTEMPTS`` when a mail cannot go out, and then nothing is pending) or
-        ``EmailFlowError("WRONG_PASSWORD")``. If the new address has an account already, its owner is told instead;
-        the caller sees the same answer, and their own address gets the same warning (no enumeration, not even
-        through the requester's inbox). Returns ``session``."""
+        ``NOT_AUTHENTICATED``; ``AUTH_TOO_MANY_ATTEMPTS`` when the warning to the current address cannot go out, and
+        then nothing is pending) or ``EmailFlowError("WRONG_PASSWORD")``. If the new address has an account
+        already, its owner is told instead; if it is over its mail limit, no link stays pending; either way the
+        caller sees the same answer, and their own address the same warning (no enumeration, not even through the
+        requester's inbox or a refusal). Returns ``session``."""
         user = await self.auth.get_user(user_id)
         old = self.address_of(user)
         new = normalize_email(new_email)
@@ -511,9 +512,9 @@ class EmailFlows:
         elif not await self._send(
             new, self.templates.confirm_email_change(await self._token_mail(user_id, self.CHANGE, "change", new))
         ):
-            # The confirmation would never arrive (the new address is over its limit): nothing stays pending.
+            # The confirmation would never arrive (the new address is over its limit): nothing stays pending. The
+            # answer stays the same, as for an address that has an account: it must not tell the two apart.
             await self.tokens.invalidate_user_tokens(user_id, self.CHANGE)
-            raise LuciaError("AUTH_TOO_MANY_ATTEMPTS", "no more mail to that address now", retry_after=3600)
         if old is not None:  # the owner hears of it now, not once it is done, and can stop it: or nothing happens
             cancel = await self._token_mail(user_id, self.CANCEL_CHANGE, "cancel-change", old)
             warning = self.templates.email_change_requested(replace(cancel, new_address=new))
