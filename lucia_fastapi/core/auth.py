@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import timedelta
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Generic, Literal
 
 from typing_extensions import TypeVar
@@ -715,8 +717,14 @@ def _key_id(provider_id: str, provider_user_id: str) -> str:
     return f"{provider_id}:{provider_user_id}"
 
 
-def _factor_times(stored: str) -> dict[str, Any]:
-    return {name: to_datetime(at) for name, at in decode_factors(stored).items()} if stored else {}
+_NO_FACTORS: Mapping[str, Any] = MappingProxyType({})
+
+
+@lru_cache(maxsize=4096)  # every request of a session reads the same text: parse it once (bounded, read-only)
+def _factor_times(stored: str) -> Mapping[str, Any]:
+    if not stored:
+        return _NO_FACTORS
+    return MappingProxyType({name: to_datetime(at) for name, at in decode_factors(stored).items()})
 
 
 def _key(row: KeyRow) -> Key:
