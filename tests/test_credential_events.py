@@ -110,6 +110,18 @@ class GitHubStandIn:
         return httpx.AsyncClient(transport=httpx.MockTransport(self.handle))
 
 
+def github_oauth(auth: Auth, **options: Any) -> OAuth:
+    """``OAuth`` with the GitHub preset, talking to ``GitHubStandIn`` in process; ``options`` go to ``OAuth``."""
+    provider = github(
+        client_id="client",
+        client_secret="secret",
+        redirect_uri=f"{APP}/oauth/github/callback",
+        base_url=GITHUB,
+        api_url=GITHUB_API,
+    )
+    return OAuth(auth, providers=[provider], secret_keys=[SECRET], http_client=GitHubStandIn().client, **options)
+
+
 class World:
     """Auth, email flows, MFA and OAuth on one store, served in process by a Starlette app with ``AuthMiddleware``:
     ``/me`` (a signed-in route), ``/act`` (runs ``self.action`` in a request of a recently verified session),
@@ -133,20 +145,7 @@ class World:
             relying_party=RELYING_PARTY,
             notifier=EmailMFANotifier(self.outbox, address_of=address_of),
         )
-        self.oauth = OAuth(
-            self.auth,
-            providers=[
-                github(
-                    client_id="client",
-                    client_secret="secret",
-                    redirect_uri=f"{APP}/oauth/github/callback",
-                    base_url=GITHUB,
-                    api_url=GITHUB_API,
-                )
-            ],
-            secret_keys=[SECRET],
-            http_client=GitHubStandIn().client,
-        )
+        self.oauth = github_oauth(self.auth)
         self.heard: list[SecurityEvent] = []
         self.auth.security.add_listener(self.hear)
         self.action: Callable[[Request, Session], Awaitable[object]] | None = None

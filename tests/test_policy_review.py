@@ -32,14 +32,14 @@ from lucia_fastapi.core.storage import KeyRow
 from lucia_fastapi.features.email import OutboxEmailSender
 from lucia_fastapi.features.email.flows import RECIPIENT_LIMIT, EmailFlows
 from lucia_fastapi.features.mfa import MFA, EmailMFANotifier, MemoryMFAStore, RelyingParty, SecretCipher
-from lucia_fastapi.features.oauth import OAuth, OAuthIdentity, github
+from lucia_fastapi.features.oauth import OAuthIdentity
 from lucia_fastapi.features.tokens import MemoryTokenStore, SingleUseTokens
 from lucia_fastapi.features.tokens.store import TokenRow
 from lucia_fastapi.testing import ManualClock
 from tests.soft_authenticator import SoftAuthenticator
-from tests.test_credential_events import GITHUB, GITHUB_API, SECRET, GitHubStandIn
 from tests.test_credential_events import World as RouterWorld
 from tests.test_credential_events import cookie as cookie_headers
+from tests.test_credential_events import github_oauth
 from tests.test_credential_events import link_token as router_link_token
 from tests.test_policy_attacks import PASSWORD, Device, Example, start_example, stop_example, unique
 from tests.web_apps import NoCookies
@@ -386,21 +386,7 @@ async def test_oauth_linking_by_verified_email_is_a_credential_event() -> None:
         except LuciaError:
             return None
 
-    oauth = OAuth(
-        lib.auth,
-        providers=[
-            github(
-                client_id="client",
-                client_secret="secret",
-                redirect_uri=f"{APP}/oauth/github/callback",
-                base_url=GITHUB,
-                api_url=GITHUB_API,
-            )
-        ],
-        secret_keys=[SECRET],
-        http_client=GitHubStandIn().client,
-        find_user_by_verified_email=by_verified_email,
-    )
+    oauth = github_oauth(lib.auth, find_user_by_verified_email=by_verified_email)
     app = Starlette(routes=oauth.routes())
     app.add_middleware(AuthMiddleware, auth=lib.auth)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=APP) as http:
