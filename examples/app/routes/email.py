@@ -315,7 +315,13 @@ async def change_email_form(
 ) -> Response:
     user = await auth.get_user(session.user_id)
     try:
-        await flows.request_email_change(user.user_id, email, current_password=current_password, session=session)
+        await flows.request_email_change(
+            user.user_id,
+            email,
+            current_password=current_password,
+            session=session,
+            client_address=forms.client_address(request),
+        )
     except EmailFlowError as error:
         return await render(
             request, "email/change.html", status_code=400, user=user, errors=flow_error(error).errors, email=email

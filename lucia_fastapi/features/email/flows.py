@@ -486,13 +486,15 @@ class EmailFlows:
         *,
         current_password: str | None = None,
         session: Session | None = None,
+        client_address: str | None = None,
     ) -> Session:
         """Mail a confirmation link to ``new_email`` and tell the current address (with a link that cancels the
         change); nothing changes until the link to the new address is followed.
 
         A sensitive action: ``session`` (the user's) must have recently proved the account's strongest factor
         (``Assurance.RECENT``), or, for an account without a second factor, ``current_password`` proves it for this
-        request (the session itself does not change, so a refusal later never leaves a client with a dead token).
+        request (the session itself does not change, so a refusal later never leaves a client with a dead token);
+        the sign-in limits count that check like a sign-in, per ``client_address`` (the request's) and account.
         Raises ``LuciaError`` (``AUTH_REAUTHENTICATION_REQUIRED``, ``AUTH_SECOND_FACTOR_REQUIRED``,
         ``NOT_AUTHENTICATED``; ``AUTH_TOO_MANY_ATTEMPTS`` when the warning to the current address cannot go out, and
         then nothing is pending) or ``EmailFlowError("WRONG_PASSWORD")``. If the new address has an account
@@ -504,7 +506,7 @@ class EmailFlows:
         new = normalize_email(new_email)
         if old is not None and _same(old, new):
             raise EmailFlowError("SAME_EMAIL", "That is already your address.")
-        await self._reauthenticate(user_id, old, current_password, session)
+        await self._reauthenticate(user_id, old, current_password, session, client_address)
         assert session is not None  # _reauthenticate refuses a request without one
         await self.rate_limiter.consume("email-change-mail", user_id, self.send_limit)
         if await self._has_key(new):
@@ -538,7 +540,12 @@ class EmailFlows:
         return True
 
     async def _reauthenticate(
-        self, user_id: str, address: str | None, password: str | None, session: Session | None
+        self,
+        user_id: str,
+        address: str | None,
+        password: str | None,
+        session: Session | None,
+        client_address: str | None,
     ) -> None:
         if session is None or session.user_id != user_id:
             raise LuciaError("NOT_AUTHENTICATED", "an email change needs the user's session")
@@ -549,7 +556,8 @@ class EmailFlows:
             if address is None:
                 raise EmailFlowError("WRONG_PASSWORD", "Your current password is not right.")
             try:
-                key = await self.auth.use_key(self.provider_id, address, password)
+                # The sign-in limits count this guess like any other (per address and account).
+                key = await self.auth.use_key(self.provider_id, address, password, client_address=client_address)
             except LuciaError as error:
                 if error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD"):
                     raise EmailFlowError("WRONG_PASSWORD", "Your current password is not right.") from None

@@ -147,7 +147,11 @@ def email_router(flows: EmailFlows) -> Router:
     async def request_change(request: Request, body: dict[str, Any]) -> Response:
         session, user = await signed_in(request)
         await flows.request_email_change(
-            user.user_id, _text(body, "email"), current_password=_text(body, "password") or None, session=session
+            user.user_id,
+            _text(body, "email"),
+            current_password=_text(body, "password") or None,
+            session=session,
+            client_address=request.state.auth.client_address,
         )
         return await _answer(request, session, {"status": "check-your-new-email"}, status_code=202)
 
