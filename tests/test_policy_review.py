@@ -135,9 +135,11 @@ class RoundTrips(MemoryAdapter):
         await asyncio.sleep(0)
         return await super().get_key(key_id)
 
-    async def replace_key(self, user_id: str, old_key_id: str | None, new_key: KeyRow, attributes: Any) -> None:
+    async def replace_key(
+        self, user_id: str, old_key_id: str | None, new_key: KeyRow, attributes: Any, expected: Any
+    ) -> None:
         await asyncio.sleep(0)
-        await super().replace_key(user_id, old_key_id, new_key, attributes)
+        await super().replace_key(user_id, old_key_id, new_key, attributes, expected)
 
     async def increment_credential_generation(self, user_id: str) -> None:
         await asyncio.sleep(0)

@@ -511,6 +511,8 @@ class EmailFlows:
         await self.rate_limiter.consume("email-change-mail", user_id, self.send_limit)
         if await self._has_key(new):
             await self._notify_address_in_use(new)
+            # What a new link would do to the requester's older one, so that it cannot tell the cases apart either.
+            await self.tokens.invalidate_user_tokens(user_id, self.CHANGE)
         elif not await self._send(
             new, self.templates.confirm_email_change(await self._token_mail(user_id, self.CHANGE, "change", new))
         ):
@@ -640,10 +642,13 @@ class EmailFlows:
         ask for never use up the owner's warnings. Every mail of the flows goes through here; let other features
         that mail users send through it too (the sender given to ``EmailMFANotifier`` can call it, with
         ``notice=True``). ``False``: skipped (logged)."""
-        scope, rule = (
-            ("email-notice", self.security_notice_limit) if notice else ("email-recipient", self.recipient_limit)
-        )
-        if await self.rate_limiter.hit(scope, mailbox(message.to), rule):
+        # Notices count per exact address: accounts at its sub-addresses (victim+1@) are other accounts, whose
+        # notices must not use up this one's. Other mail counts per mailbox, where a flood would land.
+        if notice:
+            scope, rule, recipient = "email-notice", self.security_notice_limit, message.to.strip().lower()
+        else:
+            scope, rule, recipient = "email-recipient", self.recipient_limit, mailbox(message.to)
+        if await self.rate_limiter.hit(scope, recipient, rule):
             logger.warning("not mailing %s (%s): limit of mails to one address reached", message.to, message.subject)
             return False
         await self.sender.send(message)
