@@ -1,7 +1,7 @@
 """Third review of the policy fixes (issue 20): the concurrency-sensitive fixes re-checked on the real stores
 (SQLite file, PostgreSQL, Redis sessions over PostgreSQL users), built with ``tests.conftest.make_engine``.
 
-Confirmed weakness, a strict xfail until fixed:
+Confirmed weakness, fixed since (the test failed before and passes now):
 
 - ``Auth.invalidate_user_session`` reads the row, then deletes it, and answers ``True`` whatever the delete found.
   A step-up (``record_verification``) that retires the row between the two goes on under a new id, while the owner
@@ -59,11 +59,6 @@ async def alive(auth: Auth, session: Session) -> bool:
     return True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="invalidate_user_session answers True when a step-up retired the row between its read and its delete: "
-    "the owner is told the device is signed out, and it goes on under a new id",
-)
 async def test_a_revocation_that_reports_success_leaves_no_successor_of_a_step_up_in_flight(real_adapter: Any) -> None:
     auth: Auth[Any] = Auth(real_adapter, password_hasher=FAST_HASHER, sign_in_throttle=None)
     email = f"owner-{secrets.token_hex(4)}@example.com"

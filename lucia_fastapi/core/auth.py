@@ -424,13 +424,14 @@ class Auth(Generic[UserT]):
 
     async def invalidate_user_session(self, user_id: str, digest: str) -> bool:
         """Revoke one of ``user_id``'s sessions by the ``digest`` a sessions page showed (``SessionInfo.digest``).
-        Returns whether it existed; another user's session is never touched."""
+        Returns whether this call deleted it (a session that moved on to a new id meanwhile, by a step-up in
+        flight, was not revoked: ``False``, and the sessions page shows its successor); another user's session is
+        never touched."""
         _user_id(user_id)
         row = await self.adapter.get_session(digest) if is_digest_shaped(digest) else None
         if row is None or row.user_id != user_id:
             return False
-        await self.adapter.delete_session(row.digest)
-        return True
+        return await self.adapter.delete_session(row.digest)
 
     async def bump_credential_generation(self, user_id: str) -> None:
         """Kill every session of the user, including sign-ins still in flight: the user's credential generation
