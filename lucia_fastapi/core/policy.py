@@ -220,11 +220,14 @@ class AccountSecurity:
             return Assurance.ANONYMOUS
         if session.second_factor_pending:
             return Assurance.PENDING
-        if self.proved_recently(session, SECOND_FACTORS):
-            return Assurance.RECENT
-        if self.proved_recently(session, FIRST_FACTORS) and not await self.second_factors(session.user_id):
-            return Assurance.RECENT
-        return Assurance.SIGNED_IN
+        return Assurance.RECENT if await self._is_recent(session, None) else Assurance.SIGNED_IN
+
+    async def _is_recent(self, session: Session, max_age: timedelta | None) -> bool:
+        # A second factor proven recently always does; a first factor only for an account that has no second one
+        # (asked of the factor sources only then: most checks end at the first line).
+        if self.proved_recently(session, SECOND_FACTORS, max_age):
+            return True
+        return self.proved_recently(session, FIRST_FACTORS, max_age) and not await self.second_factors(session.user_id)
 
     async def authorize(self, session: Session | None, needs: Assurance, *, max_age: timedelta | None = None) -> None:
         """Raise ``LuciaError`` unless a request with ``session`` may do what needs level ``needs``:
@@ -239,13 +242,9 @@ class AccountSecurity:
             return
         if session.second_factor_pending:
             raise LuciaError("AUTH_SECOND_FACTOR_REQUIRED", "prove your second factor first")
-        if needs <= Assurance.SIGNED_IN:
-            return
-        if self.proved_recently(session, SECOND_FACTORS, max_age):
+        if needs <= Assurance.SIGNED_IN or await self._is_recent(session, max_age):
             return
         strongest = await self.second_factors(session.user_id)
-        if not strongest and self.proved_recently(session, FIRST_FACTORS, max_age):
-            return
         accepted = sorted(strongest) if strongest else sorted(FIRST_FACTORS | SECOND_FACTORS)
         raise LuciaError("AUTH_REAUTHENTICATION_REQUIRED", "confirm it is you with: " + ", ".join(accepted))
 
