@@ -114,7 +114,8 @@ async def test_cross_site_and_bad_bodies_are_refused(setup: tuple[App, httpx.Asy
         },
     ):
         answer = await client.post("/auth/email/password-reset/request", **kwargs)  # type: ignore[arg-type]
-        assert answer.status_code == 400, (kwargs, answer.text)
+        too_large = len(kwargs.get("content", b"")) > 64 * 1024  # type: ignore[arg-type]
+        assert answer.status_code == (413 if too_large else 400), (kwargs, answer.text)
     assert (await client.post("/auth/email/verification/send", json={}, headers=SAME_ORIGIN)).status_code == 401
 
 

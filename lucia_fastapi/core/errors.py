@@ -19,6 +19,9 @@ ErrorCode = Literal[
     "AUTH_DUPLICATE_SESSION_ID",
     "AUTH_INVALID_REQUEST",
     "AUTH_OUTDATED_PASSWORD",
+    # Not in Lucia: the one answer of a sign-in (or a password confirmation) that failed, whether the account
+    # exists or not, so that no answer tells which accounts exist;
+    "AUTH_INVALID_CREDENTIALS",
     "UNKNOWN_ERROR",
     # Not in Lucia: a store that cannot be reached must never look like "not signed in",
     "DATABASE_UNAVAILABLE",

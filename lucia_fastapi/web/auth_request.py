@@ -48,6 +48,10 @@ class AuthRequest(Generic[UserT]):
     _validating = False
     _validated: anyio.Event | None = None
     _cookie: Cookie | None = None
+    _as_token = False
+    issued_session: Session | None = None
+    """The session this request was given (sign-in, or a replacement after a credential event or a step-up), if
+    any: a route hands a token client its new ``session_id``."""
     _deletions: list[Cookie] | None = None
     response_started = False
 
@@ -88,8 +92,11 @@ class AuthRequest(Generic[UserT]):
 
     def set_session(self, session: Session | None) -> None:
         """Send ``session``'s cookie with the response (after sign-in, say) and answer later calls with it.
-        ``None`` clears the session cookie; neither touches the database."""
-        self._set_cookie(self.auth.create_session_cookie(session))
+        ``None`` clears the session cookie; neither touches the database. For a token client
+        (``deliver_as_token``) no cookie is sent: the route answers the session's id instead."""
+        if not self._as_token:
+            self._set_cookie(self.auth.create_session_cookie(session))
+        self.issued_session = session
         self._session, self._user, self._error = session, _UNREAD if session is not None else None, None
 
     async def create_session(
@@ -145,6 +152,13 @@ class AuthRequest(Generic[UserT]):
             self.set_session(session)
         else:
             self._session, self._user, self._error = session, _UNREAD if session is not None else None, None
+            self.issued_session = session
+
+    def deliver_as_token(self) -> None:
+        """This request's client keeps its session as a bearer token, not a cookie (an API client, ``curl``): a
+        session it is given is never sent as a cookie, so a request that no browser made cannot sign a browser
+        in; the route answers the session's id instead (``issued_session``)."""
+        self._as_token = True
 
     def clear_session(self) -> None:
         """Delete the session cookie in the browser. The session stays valid in the database: to sign out, use

@@ -47,6 +47,18 @@ bearer_scheme = _BearerScheme(
 _DeclaresBearer = Annotated[None, Security(bearer_scheme)]
 
 
+class _CookieScheme(APIKeyCookie):
+    """Declares the session cookie in OpenAPI; reading it is the middleware's job."""
+
+    async def __call__(self) -> None:  # type: ignore[override]
+        return None
+
+
+session_cookie_scheme = _CookieScheme(
+    name=SESSION_COOKIE_NAME, scheme_name="sessionCookie", description="The session cookie set at sign-in."
+)
+
+
 async def get_auth_request(connection: HTTPConnection) -> AuthRequest[Any]:
     """The ``AuthRequest`` that ``AuthMiddleware`` attached to this request. (Async on purpose: FastAPI runs a
     plain ``def`` dependency in a worker thread, a cost no request should pay for an attribute lookup.)"""

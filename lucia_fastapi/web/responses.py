@@ -44,6 +44,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "AUTH_INVALID_KEY_ID": 401,
     "AUTH_INVALID_PASSWORD": 401,
     "AUTH_OUTDATED_PASSWORD": 401,
+    "AUTH_INVALID_CREDENTIALS": 401,
     "AUTH_INVALID_REQUEST": 403,
     "AUTH_SECOND_FACTOR_REQUIRED": 403,
     "AUTH_REAUTHENTICATION_REQUIRED": 403,
@@ -69,6 +70,7 @@ _MESSAGES: dict[str, str] = {
     "AUTH_INVALID_KEY_ID": "Wrong credentials.",
     "AUTH_INVALID_PASSWORD": "Wrong credentials.",
     "AUTH_OUTDATED_PASSWORD": "Wrong credentials.",
+    "AUTH_INVALID_CREDENTIALS": "Wrong email or password.",
     "AUTH_SECOND_FACTOR_REQUIRED": "Confirm the sign-in with your second factor first.",
     "AUTH_REAUTHENTICATION_REQUIRED": "Confirm it is you: sign in again to do this.",
     "AUTH_INVALID_USER_ID": "No such user.",
@@ -150,8 +152,12 @@ def error_response(connection: HTTPConnection, error: LuciaError, *, sign_in_url
         path = local_path(connection.url.path + (f"?{connection.url.query}" if connection.url.query else ""))
         target = f"{sign_in_url}?next={quote(path, safe='/')}" if path and path != sign_in_url else sign_in_url
         return RedirectResponse(target, status_code=303)
+    detail = {"code": error.code, "message": public_message(error)}
+    field = getattr(error, "field", None)  # an input error names the field it is about (never its value)
+    if isinstance(field, str):
+        detail["field"] = field
     return JSONResponse(
-        {"detail": {"code": error.code, "message": public_message(error)}},
+        {"detail": detail},
         status_code=status,
         headers=error_headers(error),
     )

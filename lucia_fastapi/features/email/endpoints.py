@@ -1,0 +1,193 @@
+"""The email feature's actions: sign-up without enumeration, verification, password reset and email change,
+served by ``lucia_fastapi.routers`` (and by ``email_router`` on their own).
+
+| path | body | needs | answer |
+|---|---|---|---|
+| ``POST /sign-up`` | ``email``, ``password`` | anyone | 202 "check-your-email", for new and taken addresses alike |
+| ``POST /verification/send`` | ``code`` (flag) | signed in | 202 |
+| ``POST /verification/verify`` | ``token``, or ``code`` (signed in) | anyone | 200 ``{"verified": true}`` |
+| ``POST /password-reset/request`` | ``email`` | anyone | 202 "check-your-email", account or not |
+| ``POST /password-reset`` | ``token``, ``password``, ``second_factor_code`` | anyone | 200, a new session (1) |
+| ``POST /email-change/request`` | ``email``, ``password`` | recently verified (2) | 202 |
+| ``POST /email-change/confirm`` | ``token`` | anyone | 200 ``{"email": ...}`` |
+| ``POST /email-change/cancel`` | ``token`` (mailed to the old address) | anyone | 200; every session ends |
+
+(1) Pending its second factor for an account with passkeys only. (2) For an account without a second factor, the
+``password`` in the body proves it at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lucia_fastapi.core.policy import Assurance
+from lucia_fastapi.features.email.flows import EmailFlows
+from lucia_fastapi.web.actions import Action, Call, Field
+from lucia_fastapi.web.policy import authorize_request
+
+EMAIL = Field("email", required=True, max_length=320, label="email address")
+TOKEN = Field("token", max_length=512, secret=True)
+CHECK_YOUR_EMAIL = {"type": "object", "properties": {"status": {"type": "string"}}}
+
+
+def email_actions(flows: EmailFlows) -> list[Action]:
+    """Every action of the email flows of ``flows``."""
+
+    async def sign_up(call: Call) -> dict[str, Any]:
+        await flows.sign_up(call.text("email"), call.text("password"))
+        return {"status": "check-your-email"}
+
+    async def send_verification(call: Call) -> dict[str, Any]:
+        sent = await flows.send_verification(call.signed_in().user_id, send_code=call.flag("code"))
+        return {"status": "sent" if sent else "already-verified"}
+
+    async def verify(call: Call) -> dict[str, Any]:
+        if call.text("code"):
+            session = await _signed_in(call)
+            await flows.verify_email_code(session.user_id, call.text("code"))
+        else:
+            session = await call.auth_request.get_session()
+            await flows.verify_email(call.text("token"), user_id=session.user_id if session else None)
+        return {"verified": True}
+
+    async def request_reset(call: Call) -> dict[str, Any]:
+        await flows.request_password_reset(call.text("email"), client_address=call.client_address)
+        return {"status": "check-your-email"}
+
+    async def reset(call: Call) -> dict[str, Any]:
+        session = await flows.reset_password(
+            call.text("token"),
+            call.text("password"),
+            second_factor_code=call.text("second_factor_code") or None,
+            session_attributes=call.auth_request.session_attributes(),
+        )
+        call.auth_request.set_session(session)
+        # Pending for an account with passkeys only: the second step (a passkey) comes before anything else.
+        return {
+            "status": "password-changed",
+            "user_id": session.user_id,
+            "second_factor_pending": session.second_factor_pending,
+        }
+
+    async def request_change(call: Call) -> dict[str, Any]:
+        session = call.signed_in()
+        await flows.request_email_change(
+            session.user_id,
+            call.text("email"),
+            current_password=call.text("password") or None,
+            session=session,
+            client_address=call.client_address,
+        )
+        return {"status": "check-your-new-email"}
+
+    async def confirm_change(call: Call) -> dict[str, Any]:
+        session = await call.auth_request.get_session()
+        user = await flows.confirm_email_change(call.text("token"), user_id=session.user_id if session else None)
+        return {"email": flows.address_of(user)}
+
+    async def cancel_change(call: Call) -> dict[str, Any]:
+        session = await call.auth_request.get_session()  # another account's session is refused by the flow
+        await flows.cancel_email_change(call.text("token"), user_id=session.user_id if session else None)
+        return {"status": "change-cancelled"}
+
+    anyone, signed_in, recent = Assurance.ANONYMOUS, Assurance.SIGNED_IN, Assurance.RECENT
+    password = Field("password", max_length=1024, secret=True)
+    tags = ("email",)
+    token_errors = ("INVALID_TOKEN", "EXPIRED_TOKEN", "AUTH_TOO_MANY_ATTEMPTS")
+
+    def action(
+        name: str, path: str, needs: Assurance, handler: Any, summary: str, fields: tuple[Field, ...], **extra: Any
+    ) -> Action:
+        return Action(f"email:{name}", "POST", path, needs, handler, summary, fields=fields, tags=tags, **extra)
+
+    return [
+        action(
+            "sign_up",
+            "/sign-up",
+            anyone,
+            sign_up,
+            "Create an account; the same answer whether the address was free or taken (its owner is told).",
+            (EMAIL, Field("password", required=True, max_length=1024, secret=True)),
+            status=202,
+            errors=("INVALID_EMAIL", "INVALID_PASSWORD", "AUTH_TOO_MANY_ATTEMPTS"),
+            result=CHECK_YOUR_EMAIL,
+        ),
+        action(
+            "send_verification",
+            "/verification/send",
+            signed_in,
+            send_verification,
+            "Mail a new verification link (with `code`: a code too).",
+            (Field("code", kind="flag"),),
+            status=202,
+            errors=("NO_ADDRESS", "AUTH_TOO_MANY_ATTEMPTS"),
+            result=CHECK_YOUR_EMAIL,
+        ),
+        action(
+            "verify",
+            "/verification/verify",
+            anyone,
+            verify,
+            "Verify the address with the mailed link's `token`, or (signed in) the mailed `code`.",
+            (TOKEN, Field("code", max_length=64, secret=True)),
+            errors=token_errors,
+        ),
+        action(
+            "request_password_reset",
+            "/password-reset/request",
+            anyone,
+            request_reset,
+            "Mail a password reset link; the same answer whether the address has an account or not.",
+            (EMAIL,),
+            status=202,
+            errors=("INVALID_EMAIL", "AUTH_TOO_MANY_ATTEMPTS"),
+            result=CHECK_YOUR_EMAIL,
+        ),
+        action(
+            "reset_password",
+            "/password-reset",
+            anyone,
+            reset,
+            "Set a new password with the mailed `token` (and the second factor's code when the account has one).",
+            (
+                Field("token", required=True, max_length=512, secret=True),
+                Field("password", required=True, max_length=1024, secret=True),
+                Field("second_factor_code", max_length=64, secret=True),
+            ),
+            errors=(*token_errors, "INVALID_PASSWORD", "SECOND_FACTOR_REQUIRED", "WRONG_SECOND_FACTOR"),
+        ),
+        action(
+            "request_email_change",
+            "/email-change/request",
+            recent,
+            request_change,
+            "Change the address: a link goes to the new one, a notice (with a cancel link) to the old one.",
+            (EMAIL, password),
+            status=202,
+            errors=("INVALID_EMAIL", "SAME_EMAIL", "WRONG_PASSWORD", "AUTH_TOO_MANY_ATTEMPTS"),
+            result=CHECK_YOUR_EMAIL,
+        ),
+        action(
+            "confirm_email_change",
+            "/email-change/confirm",
+            anyone,
+            confirm_change,
+            "Confirm the new address with the link mailed to it.",
+            (Field("token", required=True, max_length=512, secret=True),),
+            errors=(*token_errors, "EMAIL_TAKEN"),
+        ),
+        action(
+            "cancel_email_change",
+            "/email-change/cancel",
+            anyone,
+            cancel_change,
+            "Undo an email change with the link mailed to the old address; every session ends.",
+            (Field("token", required=True, max_length=512, secret=True),),
+            errors=token_errors,
+        ),
+    ]
+
+
+async def _signed_in(call: Call) -> Any:
+    # A code is bound to the signed-in user: the action is open to anyone (a mailed link works signed out).
+    return await authorize_request(call.request, Assurance.SIGNED_IN)

@@ -1,0 +1,142 @@
+"""The whole auth surface in one call: every endpoint of the features an app turned on, for FastAPI and plain
+Starlette alike, with the account-security policy and cross-site protection inside.
+
+    app.include_router(auth_router(auth, email=flows, mfa=mfa, oauth=oauth))      # FastAPI, in OpenAPI
+    app = Starlette(routes=[*auth_routes(auth, email=flows, mfa=mfa), ...])        # plain Starlette
+
+JSON endpoints go under ``prefix`` (``/auth``); with ``pages=True`` the same flows are also served as HTML forms
+(``lucia_fastapi.routers.pages``). Each feature owns its actions next to its service (``lucia_fastapi.web.account``
+for the core, ``features/<name>/endpoints.py`` for the others); this module only collects and mounts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from starlette.routing import BaseRoute, Mount, Route
+
+from lucia_fastapi.core.auth import Auth
+from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.web.account import AccountActions, PasswordRules
+from lucia_fastapi.web.actions import Action, InputError, json_endpoint
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from lucia_fastapi.features.email.flows import EmailFlows
+    from lucia_fastapi.features.mfa import MFA
+    from lucia_fastapi.features.oauth import OAuth
+
+__all__ = ["auth_actions", "auth_router", "auth_routes"]
+
+
+def auth_actions(
+    auth: Auth[Any],
+    *,
+    email: EmailFlows | None = None,
+    mfa: MFA | None = None,
+    oauth: OAuth | None = None,
+    password_rules: PasswordRules | None = None,
+) -> list[Action]:
+    """Every action of the core and of the features given, in the order they are mounted."""
+    if email is not None:
+        from lucia_fastapi.features.email.endpoints import email_actions
+        from lucia_fastapi.features.email.flows import normalize_email
+
+        rules = password_rules or PasswordRules(email.min_password_length, email.max_password_length)
+        account = AccountActions(auth, provider_id=email.provider_id, normalize=normalize_email, password_rules=rules)
+    else:
+        account = AccountActions(auth, password_rules=password_rules)
+    actions = account.actions()
+    if email is not None:
+        actions += email_actions(email)
+    if mfa is not None:
+        from lucia_fastapi.features.mfa.endpoints import mfa_actions
+
+        actions += mfa_actions(mfa)
+    if oauth is not None:
+        from lucia_fastapi.features.oauth.endpoints import oauth_actions
+
+        actions += oauth_actions(oauth)
+    _check_unique(actions)
+    return actions
+
+
+def _check_unique(actions: Sequence[Action]) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for action in actions:
+        where = (action.method, action.path)
+        if where in seen:
+            raise ValueError(f"actions {seen[where]!r} and {action.name!r} both serve {action.method} {action.path}")
+        seen[where] = action.name
+
+
+def auth_routes(
+    auth: Auth[Any],
+    *,
+    email: EmailFlows | None = None,
+    mfa: MFA | None = None,
+    oauth: OAuth | None = None,
+    prefix: str = "/auth",
+    password_rules: PasswordRules | None = None,
+) -> list[BaseRoute]:
+    """The JSON endpoints as Starlette routes under ``prefix``: ``Starlette(routes=[*auth_routes(auth, ...)])``."""
+    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, password_rules=password_rules)
+    routes: list[BaseRoute] = [
+        Route(action.path, json_endpoint(action), methods=[action.method], name=action.name) for action in actions
+    ]
+    return [Mount(prefix, routes=routes, name="auth")]
+
+
+def auth_router(
+    auth: Auth[Any],
+    *,
+    email: EmailFlows | None = None,
+    mfa: MFA | None = None,
+    oauth: OAuth | None = None,
+    prefix: str = "/auth",
+    password_rules: PasswordRules | None = None,
+    tags: Sequence[str] = ("auth",),
+) -> APIRouter:
+    """The JSON endpoints as a FastAPI ``APIRouter`` under ``prefix``, every body, answer and error in OpenAPI:
+    ``app.include_router(auth_router(auth, ...))``."""
+    from fastapi import APIRouter, Security
+
+    from lucia_fastapi.routers.openapi import request_body, responses, statuses_of
+    from lucia_fastapi.web.dependencies import bearer_scheme, session_cookie_scheme
+
+    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, password_rules=password_rules)
+    status_of = statuses_of(_error_classes(email=email is not None, oauth=oauth is not None))
+    router = APIRouter(prefix=prefix, tags=list(tags))
+    for action in actions:
+        body = request_body(action)
+        declares_session = [Security(bearer_scheme), Security(session_cookie_scheme)] if action.needs else []
+        router.add_api_route(
+            action.path,
+            json_endpoint(action),
+            methods=[action.method],
+            name=action.name,
+            summary=action.summary,
+            status_code=action.status,
+            responses=responses(action, status_of),
+            openapi_extra={"requestBody": body} if body else None,
+            dependencies=declares_session,
+            tags=list(action.tags),
+            response_model=None,
+        )
+    return router
+
+
+def _error_classes(*, email: bool, oauth: bool) -> list[type[LuciaError]]:
+    classes: list[type[LuciaError]] = [InputError]
+    if email:
+        from lucia_fastapi.features.email.flows import EmailFlowError
+        from lucia_fastapi.features.tokens import TokenError
+
+        classes += [EmailFlowError, TokenError]
+    if oauth:
+        from lucia_fastapi.features.oauth.errors import OAuthError
+
+        classes.append(OAuthError)
+    return classes

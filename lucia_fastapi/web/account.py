@@ -1,0 +1,319 @@
+"""The account actions every app has, with or without the features: sign in by password, sign out, the current
+session, the sessions list and revoking, password change, re-authentication and account deletion.
+
+Served by ``lucia_fastapi.routers`` (JSON and pages); each declares its assurance level (``needs``) and answers
+the library's one error shape. What a careful app would otherwise have to remember is done here:
+- sign-in never tells an unknown account from a wrong password (one code, ``AUTH_INVALID_CREDENTIALS``, after the
+  same hashing work), counts the attempt per address and account, ends the session the browser had, and leaves the
+  new session pending when the account has a second factor;
+- revoking other devices, a password change and deletion need the account's strongest factor recently (``RECENT``);
+  the device that asked goes on under a new session id (a token client gets the new ``token``);
+- sessions are named by their digest, never by a usable id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from lucia_fastapi.core.auth import Auth
+from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.models import Key, Session, SessionInfo, User
+from lucia_fastapi.core.policy import Assurance
+from lucia_fastapi.web.actions import Action, Call, Field, InputError
+
+PASSWORD = Field("password", required=True, max_length=1024, secret=True)
+NOT_THE_OWNER: Final = "AUTH_INVALID_CREDENTIALS"
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordRules:
+    """What a new password must be: at least ``min_length`` characters and at most ``max_length`` (Argon2 hashes
+    any length, but a megabyte password is a denial of service). No composition rules (NIST SP 800-63B)."""
+
+    min_length: int = 8
+    max_length: int = 256
+
+    def check(self, password: str) -> None:
+        """``InputError`` on the field ``new_password`` unless ``password`` is acceptable."""
+        if len(password) < self.min_length:
+            raise InputError("INVALID_INPUT", f"Use at least {self.min_length} characters.", field="new_password")
+        if len(password) > self.max_length:
+            raise InputError("INVALID_INPUT", f"Use at most {self.max_length} characters.", field="new_password")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def describe_session(info: SessionInfo, current: Session | None) -> dict[str, Any]:
+    """A session as the sessions list shows it: its digest as ``id`` (safe to show, unusable to sign in), whether
+    it is this request's, the device and address it was made from, when it was made and last verified."""
+    return {
+        "id": info.digest,
+        "current": current is not None and info.digest == current.digest,
+        "user_agent": info.attributes.get("user_agent") or "",
+        "ip_address": info.attributes.get("ip_address") or "",
+        "created_at": _iso(info.created_at),
+        "last_verified_at": _iso(info.last_verified_at),
+        "expires_at": _iso(info.idle_expires),
+        "second_factor_pending": info.second_factor_pending,
+    }
+
+
+def user_attributes(user: Any) -> dict[str, Any]:
+    """The user's own attributes as JSON (dates as ISO strings); an app's ``transform_user`` object shows its
+    public fields."""
+    attributes = user.attributes if isinstance(user, User) else getattr(user, "__dict__", {})
+    shown: dict[str, Any] = {}
+    for name, value in attributes.items():
+        if name.startswith("_"):
+            continue
+        shown[name] = value.isoformat() if isinstance(value, datetime) else value
+    return shown
+
+
+class AccountActions:
+    """The account actions for ``auth``. ``provider_id`` is the key sign-in uses (``"email"``) and ``normalize``
+    turns what the person typed into its ``provider_user_id`` (trimmed and lower-cased by default: the email
+    feature gives its own)."""
+
+    def __init__(
+        self,
+        auth: Auth[Any],
+        *,
+        provider_id: str = "email",
+        normalize: Callable[[str], str] | None = None,
+        password_rules: PasswordRules | None = None,
+    ) -> None:
+        self.auth = auth
+        self.provider_id = provider_id
+        self.normalize = normalize or (lambda value: value.strip().lower())
+        self.password_rules = password_rules or PasswordRules()
+
+    # Helpers ---------------------------------------------------------------------------------------------------
+
+    async def password_key(self, user_id: str) -> Key | None:
+        """The user's key that has a password (the sign-in one first), if any."""
+        keys = [key for key in await self.auth.get_all_user_keys(user_id) if key.has_password]
+        keys.sort(key=lambda key: key.provider_id != self.provider_id)
+        return keys[0] if keys else None
+
+    async def confirm_password(self, call: Call, user_id: str, password: str) -> Key:
+        """Check the user's own password (counted like a sign-in); ``AUTH_INVALID_CREDENTIALS`` if wrong."""
+        key = await self.password_key(user_id)
+        if key is None:
+            raise LuciaError(NOT_THE_OWNER, "the account has no password")
+        try:
+            return await self.auth.use_key(
+                key.provider_id, key.provider_user_id, password, client_address=call.client_address
+            )
+        except LuciaError as error:
+            if error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD", "AUTH_OUTDATED_PASSWORD"):
+                raise LuciaError(NOT_THE_OWNER) from None
+            raise
+
+    # Handlers --------------------------------------------------------------------------------------------------
+
+    async def sign_in(self, call: Call) -> dict[str, Any]:
+        """Sign in by password; the session waits for the second factor when the account has one."""
+        try:
+            identifier = self.normalize(call.text("email"))
+        except (LuciaError, ValueError):  # not an address: no account can have it
+            raise LuciaError(NOT_THE_OWNER) from None
+        try:
+            key = await self.auth.use_key(
+                self.provider_id, identifier, call.text("password"), client_address=call.client_address
+            )
+        except LuciaError as error:
+            # One answer for an unknown account and a wrong password, after the same hashing work.
+            if error.code in ("AUTH_INVALID_KEY_ID", "AUTH_INVALID_PASSWORD", "AUTH_OUTDATED_PASSWORD"):
+                raise LuciaError(NOT_THE_OWNER) from None
+            raise
+        pending = bool(await self.auth.security.second_factors(key.user_id))
+        session = await call.auth_request.create_session(
+            key.user_id, key=key, second_factor_pending=pending, factors=("password",)
+        )
+        return {"user_id": session.user_id, "second_factor_pending": session.second_factor_pending}
+
+    async def sign_out(self, call: Call) -> None:
+        """End the request's session (a success without one too)."""
+        await call.auth_request.invalidate()
+
+    async def current(self, call: Call) -> dict[str, Any]:
+        """The request's session and user; a session pending its second factor says so."""
+        session = call.signed_in()
+        user = await call.user()
+        level = await self.auth.security.level(session)
+        return {
+            "user_id": session.user_id,
+            "user": user_attributes(user),
+            "session": {**describe_session(session, session), "assurance": level.name.lower()},
+        }
+
+    async def sessions(self, call: Call) -> list[dict[str, Any]]:
+        """The user's sessions, this one first."""
+        session = call.signed_in()
+        listed = await self.auth.get_all_user_sessions(session.user_id)
+        listed.sort(key=lambda info: (info.digest != session.digest, -info.created_at.timestamp()))
+        return [describe_session(info, session) for info in listed]
+
+    async def revoke_session(self, call: Call) -> None:
+        """Sign one of the user's devices out; 404 for an id that is not one of theirs."""
+        session = call.signed_in()
+        digest = call.path("session_id")
+        if len(digest) != 64 or not await self.auth.invalidate_user_session(session.user_id, digest):
+            raise InputError("INVALID_INPUT", "No such session.", field="session_id")
+        if digest == session.digest:
+            call.auth_request.set_session(None)
+
+    async def revoke_other_sessions(self, call: Call) -> dict[str, Any]:
+        """Sign every other device out; this one goes on under a new session id."""
+        session = call.signed_in()
+        await self.auth.invalidate_all_user_sessions(session.user_id, except_session_id=session.session_id)
+        return {"status": "other-sessions-signed-out"}
+
+    async def change_password(self, call: Call) -> dict[str, Any]:
+        """Change the password (the current one too, even recently verified); every other session ends."""
+        session = call.signed_in()
+        new_password = call.text("new_password")
+        key = await self.confirm_password(call, session.user_id, call.text("current_password"))
+        self.password_rules.check(new_password)
+        await self.auth.update_key_password(key.provider_id, key.provider_user_id, new_password)
+        return {"status": "password-changed"}
+
+    async def reauthenticate(self, call: Call) -> dict[str, Any]:
+        """Prove a factor again for a sensitive action: a second-factor ``code`` for an account that has one
+        (TOTP or a recovery code, through the policy's factor sources), else the ``password``."""
+        session = call.signed_in()
+        code = call.text("code")
+        if code:
+            factor = await self.auth.security.verify_code(session.user_id, code)
+            if factor is None:
+                raise LuciaError("MFA_INVALID_CODE")
+        elif await self.auth.security.second_factors(session.user_id):
+            raise LuciaError("AUTH_REAUTHENTICATION_REQUIRED", "use the account's second factor")
+        else:
+            await self.confirm_password(call, session.user_id, call.text("password"))
+            factor = "password"
+        await self.auth.record_verification(session.session_id, factor)  # type: ignore[arg-type]
+        return {"status": "verified"}
+
+    async def delete_account(self, call: Call) -> None:
+        """Delete the account, confirmed once more with the password (when it has one)."""
+        session = call.signed_in()
+        if await self.password_key(session.user_id) is not None:
+            await self.confirm_password(call, session.user_id, call.text("password"))
+        await self.auth.delete_user(session.user_id)
+        call.auth_request.set_session(None)
+
+    # The actions -----------------------------------------------------------------------------------------------
+
+    def actions(self) -> list[Action]:
+        """Every account action, for ``lucia_fastapi.routers``."""
+        anyone, pending, signed_in, recent = (
+            Assurance.ANONYMOUS,
+            Assurance.PENDING,
+            Assurance.SIGNED_IN,
+            Assurance.RECENT,
+        )
+        email = Field("email", required=True, max_length=320, label="email address")
+        session_result = {"type": "object", "properties": {"user_id": {"type": "string"}}}
+        tags = ("account",)
+        return [
+            Action(
+                "sign_in",
+                "POST",
+                "/sign-in",
+                anyone,
+                self.sign_in,
+                "Sign in with an email address and password.",
+                fields=(email, PASSWORD),
+                errors=("AUTH_INVALID_CREDENTIALS", "AUTH_TOO_MANY_ATTEMPTS"),
+                result={
+                    "type": "object",
+                    "properties": {
+                        "user_id": {"type": "string"},
+                        "second_factor_pending": {"type": "boolean"},
+                        "token": {"type": "string", "description": "Only for a client without cookies."},
+                    },
+                },
+                tags=tags,
+            ),
+            Action("sign_out", "POST", "/sign-out", anyone, self.sign_out, "Sign out.", status=204, tags=tags),
+            Action(
+                "session",
+                "GET",
+                "/session",
+                pending,
+                self.current,
+                "The current session and its user (also while the second factor is pending).",
+                result=session_result,
+                tags=tags,
+            ),
+            Action(
+                "sessions", "GET", "/sessions", signed_in, self.sessions, "The user's sessions.", tags=("sessions",)
+            ),
+            Action(
+                "revoke_session",
+                "DELETE",
+                "/sessions/{session_id}",
+                recent,
+                self.revoke_session,
+                "Sign one device out (its `id` from the sessions list).",
+                status=204,
+                errors=("INVALID_INPUT",),
+                tags=("sessions",),
+            ),
+            Action(
+                "revoke_other_sessions",
+                "POST",
+                "/sessions/revoke-others",
+                recent,
+                self.revoke_other_sessions,
+                "Sign every other device out; this one gets a new session id.",
+                tags=("sessions",),
+            ),
+            Action(
+                "change_password",
+                "POST",
+                "/password",
+                recent,
+                self.change_password,
+                "Change the password; every other session ends, this one gets a new id.",
+                fields=(
+                    Field("current_password", required=True, max_length=1024, secret=True),
+                    Field("new_password", required=True, max_length=1024, secret=True),
+                ),
+                errors=("AUTH_INVALID_CREDENTIALS", "INVALID_INPUT", "AUTH_TOO_MANY_ATTEMPTS"),
+                tags=tags,
+            ),
+            Action(
+                "reauthenticate",
+                "POST",
+                "/reauthenticate",
+                signed_in,
+                self.reauthenticate,
+                "Confirm it is you before a sensitive action: a second-factor code, or the password.",
+                fields=(
+                    Field("password", max_length=1024, secret=True),
+                    Field("code", max_length=64, secret=True),
+                ),
+                errors=("AUTH_INVALID_CREDENTIALS", "MFA_INVALID_CODE", "AUTH_TOO_MANY_ATTEMPTS"),
+                tags=tags,
+            ),
+            Action(
+                "delete_account",
+                "POST",
+                "/account/delete",
+                recent,
+                self.delete_account,
+                "Delete the account (confirmed with the password, when it has one).",
+                fields=(Field("password", max_length=1024, secret=True),),
+                status=204,
+                errors=("AUTH_INVALID_CREDENTIALS",),
+                tags=tags,
+            ),
+        ]
