@@ -17,10 +17,12 @@ THIRD_PARTY_SQL = ("sqlalchemy", "asyncpg", "aiosqlite", "alembic")
 
 # layer -> the layers of lucia_fastapi it must not import
 FORBIDDEN = {
-    "core": ("adapters", "web", "features", "testing", "migrations", "dependencies", "cli"),
-    "adapters": ("web", "testing", "dependencies", "cli"),
-    "web": ("adapters", "testing", "features", "migrations", "cli"),
-    "features": ("adapters", "testing", "migrations", "cli"),
+    "core": ("adapters", "web", "features", "testing", "migrations", "dependencies", "cli", "routers"),
+    "adapters": ("web", "testing", "dependencies", "cli", "routers"),
+    "web": ("adapters", "testing", "features", "migrations", "cli", "routers"),
+    "features": ("adapters", "testing", "migrations", "cli", "routers"),
+    # The composition point: it mounts the core's and the features' actions, and no store.
+    "routers": ("adapters", "testing", "migrations", "cli"),
 }
 
 

@@ -38,8 +38,10 @@ def auth_actions(
     mfa: MFA | None = None,
     oauth: OAuth | None = None,
     password_rules: PasswordRules | None = None,
+    prefix: str = "/auth",
 ) -> list[Action]:
-    """Every action of the core and of the features given, in the order they are mounted."""
+    """Every action of the core and of the features given, in the order they are mounted; ``prefix`` is where
+    they will be mounted (OAuth callbacks must be at the paths of the providers' redirect URIs)."""
     if email is not None:
         from lucia_fastapi.features.email.endpoints import email_actions
         from lucia_fastapi.features.email.flows import normalize_email
@@ -58,7 +60,7 @@ def auth_actions(
     if oauth is not None:
         from lucia_fastapi.features.oauth.endpoints import oauth_actions
 
-        actions += oauth_actions(oauth)
+        actions += oauth_actions(oauth, prefix=prefix)
     _check_unique(actions)
     return actions
 
@@ -82,7 +84,7 @@ def auth_routes(
     password_rules: PasswordRules | None = None,
 ) -> list[BaseRoute]:
     """The JSON endpoints as Starlette routes under ``prefix``: ``Starlette(routes=[*auth_routes(auth, ...)])``."""
-    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, password_rules=password_rules)
+    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, password_rules=password_rules, prefix=prefix)
     routes: list[BaseRoute] = [
         Route(action.path, json_endpoint(action), methods=[action.method], name=action.name) for action in actions
     ]
@@ -106,7 +108,7 @@ def auth_router(
     from lucia_fastapi.routers.openapi import request_body, responses, statuses_of
     from lucia_fastapi.web.dependencies import bearer_scheme, session_cookie_scheme
 
-    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, password_rules=password_rules)
+    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, password_rules=password_rules, prefix=prefix)
     status_of = statuses_of(_error_classes(email=email is not None, oauth=oauth is not None))
     router = APIRouter(prefix=prefix, tags=list(tags))
     for action in actions:

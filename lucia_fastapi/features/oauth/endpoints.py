@@ -7,6 +7,6 @@ from typing import Any
 from lucia_fastapi.web.actions import Action
 
 
-def oauth_actions(feature: Any) -> list[Action]:
+def oauth_actions(feature: Any, *, prefix: str) -> list[Action]:
     """Every action of the oauth feature."""
     return []
