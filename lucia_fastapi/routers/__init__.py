@@ -12,6 +12,7 @@ for the core, ``features/<name>/endpoints.py`` for the others); this module only
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute, Mount, Route
@@ -82,13 +83,19 @@ def auth_routes(
     oauth: OAuth | None = None,
     prefix: str = "/auth",
     password_rules: PasswordRules | None = None,
+    pages: bool = False,
+    templates: str | Path | None = None,
 ) -> list[BaseRoute]:
-    """The JSON endpoints as Starlette routes under ``prefix``: ``Starlette(routes=[*auth_routes(auth, ...)])``."""
+    """The JSON endpoints as Starlette routes under ``prefix``: ``Starlette(routes=[*auth_routes(auth, ...)])``.
+    ``pages=True`` adds the HTML pages at the app's root (``templates``: a directory of the app's overrides)."""
     actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, password_rules=password_rules, prefix=prefix)
     routes: list[BaseRoute] = [
         Route(action.path, json_endpoint(action), methods=[action.method], name=action.name) for action in actions
     ]
-    return [Mount(prefix, routes=routes, name="auth")]
+    mounted: list[BaseRoute] = [Mount(prefix, routes=routes, name="auth")]
+    if pages:
+        mounted += _pages(auth, email=email, mfa=mfa, oauth=oauth, prefix=prefix, templates=templates)
+    return mounted
 
 
 def auth_router(
@@ -100,9 +107,12 @@ def auth_router(
     prefix: str = "/auth",
     password_rules: PasswordRules | None = None,
     tags: Sequence[str] = ("auth",),
+    pages: bool = False,
+    templates: str | Path | None = None,
 ) -> APIRouter:
     """The JSON endpoints as a FastAPI ``APIRouter`` under ``prefix``, every body, answer and error in OpenAPI:
-    ``app.include_router(auth_router(auth, ...))``."""
+    ``app.include_router(auth_router(auth, ...))``. ``pages=True`` adds the HTML pages at the app's root (not in
+    OpenAPI; ``templates``: a directory of the app's overrides)."""
     from fastapi import APIRouter, Security
 
     from lucia_fastapi.routers.openapi import request_body, responses, statuses_of
@@ -127,7 +137,29 @@ def auth_router(
             tags=list(action.tags),
             response_model=None,
         )
+    if pages:
+        # Pages are not API: plain routes, left out of OpenAPI; include_router keeps them as they are.
+        router.routes.extend(_pages(auth, email=email, mfa=mfa, oauth=oauth, prefix=prefix, templates=templates))
     return router
+
+
+def _pages(
+    auth: Auth[Any],
+    *,
+    email: EmailFlows | None,
+    mfa: MFA | None,
+    oauth: OAuth | None,
+    prefix: str,
+    templates: str | Path | None,
+) -> list[BaseRoute]:
+    import importlib
+
+    # Imported by name until the pages module lands (it is being written alongside).
+    pages_module: Any = importlib.import_module("lucia_fastapi.routers.pages")
+    built: list[BaseRoute] = pages_module.auth_pages(
+        auth, email=email, mfa=mfa, oauth=oauth, api_prefix=prefix, templates=templates
+    )
+    return built
 
 
 def _error_classes(*, email: bool, oauth: bool) -> list[type[LuciaError]]:

@@ -127,6 +127,30 @@ def requires(needs: Assurance) -> Callable[[HTTPConnection], Awaitable[Session |
     return declare(needs)(requirement)
 
 
+def protected(needs: Assurance) -> Callable[[Callable[[Any], Awaitable[Any]]], Callable[[Any], Awaitable[Any]]]:
+    """A Starlette endpoint decorator: refuse a request below ``needs`` before the endpoint runs (the refusal is a
+    ``LuciaError``, rendered by ``AuthMiddleware``: a page request is sent to its ``sign_in_url``), and declare it
+    for ``route_requirement``::
+
+        @protected(Assurance.SIGNED_IN)
+        async def home(request): ...
+    """
+
+    def wrap(endpoint: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[Any]]:
+        async def checked(request: Any) -> Any:
+            await authorize_request(request, needs)
+            return await endpoint(request)
+
+        checked.__name__, checked.__qualname__, checked.__doc__ = (
+            endpoint.__name__,
+            endpoint.__qualname__,
+            endpoint.__doc__,
+        )
+        return declare(needs)(checked)
+
+    return wrap
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """One endpoint of an app, as ``endpoints`` finds it: its full path, its methods, and the route (or FastAPI's

@@ -1,0 +1,230 @@
+"""``AuthStack``: the library assembled from a database URL, for an app that wants every flow without wiring it.
+
+::
+
+    stack = AuthStack("sqlite:///app.sqlite3", base_url="http://localhost:8000", secret_keys=[SECRET])
+    app = FastAPI(lifespan=stack.lifespan)
+    app.add_middleware(AuthMiddleware, auth=stack.auth)
+    app.include_router(stack.router(pages=True))
+
+It builds what an app would otherwise build by hand, the way the docs' how-to pages do: the engine, one
+``MetaData`` with every table (users with ``email`` and ``email_verified_at`` columns, sessions, keys, single-use
+tokens, rate limits, second factors), ``Auth`` with its sign-in limits in the same database (shared by every
+worker), the email flows, TOTP, recovery codes and passkeys (``MFA``, its relying party taken from ``base_url``),
+and OAuth when providers are given. Each part stays reachable (``stack.auth``, ``stack.email``, ``stack.mfa``,
+``stack.oauth``, ``stack.metadata``) for an app that outgrows the defaults; the hand-built way is in the docs.
+
+Safe defaults that follow from ``base_url``: an ``https://`` URL means ``env="PROD"`` (``Secure``, ``__Host-``
+cookies) unless ``env`` says otherwise, and mail links, passkeys and origins all use it, never a request's Host
+header. Without a ``sender`` mail is written to an ``outbox/`` folder, which is refused in PROD.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from lucia_fastapi.adapters.sqlalchemy.adapter import SQLAlchemyAdapter, async_database_url
+from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
+from lucia_fastapi.adapters.sqlalchemy.mfa import SQLAlchemyMFAStore, define_mfa_tables
+from lucia_fastapi.adapters.sqlalchemy.oauth import define_oauth_tables
+from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore, define_rate_limit_tables
+from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
+from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore, define_token_tables
+from lucia_fastapi.core.auth import Auth
+from lucia_fastapi.core.ratelimit import RateLimiter, SignInThrottle
+from lucia_fastapi.features.email.flows import EmailFlows
+from lucia_fastapi.features.email.sender import EmailSender, OutboxEmailSender, SMTPEmailSender
+from lucia_fastapi.features.tokens import SingleUseTokens
+from lucia_fastapi.routers import auth_router, auth_routes
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+    from starlette.routing import BaseRoute
+
+    from lucia_fastapi.features.mfa import MFA
+    from lucia_fastapi.features.oauth import OAuth, OAuthProvider
+
+logger = logging.getLogger("lucia_fastapi")
+
+
+def derive_keys(secret_keys: Sequence[str | bytes], purpose: str) -> list[str]:
+    """One Fernet key per app secret for ``purpose`` (HKDF-SHA256), newest first: the TOTP secrets' keys come
+    from the app's secrets, so rotating a secret (a new one first) rotates them too."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    if isinstance(secret_keys, str | bytes) or not secret_keys:
+        raise ValueError("secret_keys is a non-empty list of secrets (newest first)")
+    derived = []
+    for key in secret_keys:
+        material = key.encode() if isinstance(key, str) else bytes(key)
+        if len(material) < 32:
+            raise ValueError(
+                "each secret key must be at least 32 bytes: python -c 'import secrets;print(secrets.token_urlsafe(32))'"
+            )
+        raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(material)
+        derived.append(base64.urlsafe_b64encode(raw).decode("ascii"))
+    return derived
+
+
+DEVELOPMENT_SECRET_FILE = ".lucia-development-secret"  # noqa: S105 - a file name, not a secret
+
+
+def development_secret() -> str:
+    """A secret for development, kept in ``.lucia-development-secret`` in the working directory (made on first
+    use, readable by its owner only), so TOTP secrets and sign-in state survive a restart. Never in PROD."""
+    import secrets
+    from pathlib import Path
+
+    path = Path(DEVELOPMENT_SECRET_FILE)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+        logger.warning("made a development secret in %s: in production pass secret_keys=", path)
+    return path.read_text().strip()
+
+
+def _relying_party_id(host: str) -> str:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host
+    # A browser refuses passkeys for an IP address; http://localhost is a secure context, so develop there.
+    logger.warning("passkeys need a domain name, not %s: open the app at http://localhost:<port>", host)
+    return "localhost"
+
+
+class AuthStack:
+    """Every part of the library for one app, on one SQL database (see the module docstring).
+
+    ``database_url``: ``sqlite:///file.sqlite3`` or ``postgresql://user:password@host/db``. ``base_url``: where the
+    app is served (mail links, passkeys, origins). ``secret_keys``: the app's secrets, newest first, at least 32
+    bytes each (TOTP secrets and OAuth state are encrypted with keys derived from them; in DEV a development secret
+    is kept in ``.lucia-development-secret`` when none is given). ``mfa``: TOTP, recovery
+    codes and passkeys. ``oauth_providers``: "Sign in with ..." (their redirect URIs at
+    ``{base_url}/auth/oauth/{name}/callback``). Every other keyword goes to ``Auth``.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        base_url: str,
+        secret_keys: Sequence[str | bytes] | None = None,
+        app_name: str = "Your app",
+        sender: EmailSender | None = None,
+        mfa: bool = True,
+        oauth_providers: Sequence[OAuthProvider] = (),
+        env: Literal["DEV", "PROD"] | None = None,
+        **auth_options: Any,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("base_url is where the app is served, such as 'https://app.example.com'")
+        self.base_url = base_url.rstrip("/")
+        env = env or ("PROD" if parts.scheme == "https" else "DEV")
+        if sender is None and env == "PROD":
+            raise ValueError("in PROD mail must really go out: pass sender=SMTPEmailSender(...)")
+        self.sender: EmailSender = sender or OutboxEmailSender("outbox")
+        if secret_keys is None:
+            if env == "PROD":
+                raise ValueError("in PROD pass secret_keys=[...] from your secrets store (newest first)")
+            secret_keys = [development_secret()]
+        self.metadata = MetaData(naming_convention=NAMING_CONVENTION)
+        tables = define_auth_tables(self.metadata, user_columns=email_user_columns())
+        self.engine = create_async_engine(async_database_url(database_url))
+        limits = SQLAlchemyRateLimitStore(self.engine, define_rate_limit_tables(self.metadata))
+        self.auth: Auth[Any] = Auth(
+            SQLAlchemyAdapter(self.engine, tables),
+            env=env,
+            sign_in_throttle=SignInThrottle(store=limits),
+            **auth_options,
+        )
+        self.rate_limiter = RateLimiter(limits, clock=self.auth.clock)
+        tokens = SingleUseTokens(
+            SQLAlchemyTokenStore(self.engine, define_token_tables(self.metadata)),
+            clock=self.auth.clock,
+            rate_limiter=self.rate_limiter,
+        )
+        self.email = EmailFlows(self.auth, tokens=tokens, sender=self.sender, base_url=self.base_url, app_name=app_name)
+        self.mfa: MFA | None = self._mfa(secret_keys, app_name, parts.hostname) if mfa else None
+        self.oauth: OAuth | None = None
+        define_oauth_tables(self.metadata)  # provider tokens, when a provider keeps them
+        if oauth_providers:
+            from lucia_fastapi.features.oauth import OAuth
+
+            self.oauth = OAuth(
+                self.auth, providers=oauth_providers, secret_keys=secret_keys, rate_limiter=self.rate_limiter
+            )
+
+    def __repr__(self) -> str:
+        return f"AuthStack(base_url={self.base_url!r}, mfa={self.mfa is not None}, oauth={self.oauth is not None})"
+
+    def _mfa(self, secret_keys: Sequence[str | bytes], app_name: str, host: str) -> MFA:
+        from lucia_fastapi.features.mfa import MFA, EmailMFANotifier, RelyingParty
+
+        origin = f"{urlsplit(self.base_url).scheme}://{urlsplit(self.base_url).netloc}"
+        relying_party = RelyingParty(id=_relying_party_id(host), name=app_name, origins=[origin])
+        email = self.email
+
+        async def address_of(user_id: str) -> str | None:
+            return email.address_of(await self.auth.get_user(user_id))
+
+        class _Notices:
+            # MFA changes are security notices to the account's own address, through the per-recipient limit.
+            async def send(self, message: Any) -> None:
+                await email.deliver(message, notice=True)
+
+        return MFA(
+            self.auth,
+            SQLAlchemyMFAStore(self.engine, define_mfa_tables(self.metadata)),
+            totp_keys=derive_keys(secret_keys, "lucia_fastapi totp secrets"),
+            relying_party=relying_party,
+            notifier=EmailMFANotifier(_Notices(), address_of=address_of, app_name=app_name),
+            rate_limiter=self.rate_limiter,
+        )
+
+    # Mounting --------------------------------------------------------------------------------------------------
+
+    def router(self, *, prefix: str = "/auth", pages: bool = False) -> APIRouter:
+        """Every endpoint as a FastAPI router (``app.include_router(stack.router())``); ``pages=True`` adds
+        the HTML pages."""
+        return auth_router(self.auth, email=self.email, mfa=self.mfa, oauth=self.oauth, prefix=prefix, pages=pages)
+
+    def routes(self, *, prefix: str = "/auth", pages: bool = False) -> list[BaseRoute]:
+        """Every endpoint as Starlette routes (``Starlette(routes=stack.routes())``)."""
+        return auth_routes(self.auth, email=self.email, mfa=self.mfa, oauth=self.oauth, prefix=prefix, pages=pages)
+
+    # Life ------------------------------------------------------------------------------------------------------
+
+    async def create_tables(self) -> None:
+        """Create the tables that do not exist yet (a production app generates its Alembic migrations from
+        ``stack.metadata`` instead)."""
+        async with self.engine.begin() as connection:
+            await connection.run_sync(self.metadata.create_all)
+
+    async def close(self) -> None:
+        """Deliver queued mail, then close the database connections."""
+        await self.email.drain()
+        if isinstance(self.sender, SMTPEmailSender):
+            await self.sender.aclose()
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def lifespan(self, _app: object) -> AsyncIterator[None]:
+        """An app's lifespan (``FastAPI(lifespan=stack.lifespan)``): tables created at start, mail delivered and
+        connections closed at shutdown."""
+        await self.create_tables()
+        try:
+            yield
+        finally:
+            await self.close()
