@@ -29,6 +29,7 @@ _STATUS_OF_FEATURE_CODE: dict[str, int] = {
     "INVALID_INPUT": 400,
     "BODY_TOO_LARGE": 413,
     "UNSUPPORTED_MEDIA_TYPE": 415,
+    "NOT_FOUND": 404,
 }
 
 

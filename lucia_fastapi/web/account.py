@@ -165,7 +165,7 @@ class AccountActions:
         session = call.signed_in()
         digest = call.path("session_id")
         if len(digest) != 64 or not await self.auth.invalidate_user_session(session.user_id, digest):
-            raise InputError("INVALID_INPUT", "No such session.", field="session_id")
+            raise InputError("NOT_FOUND", "No such session.", field="session_id")
         if digest == session.digest:
             call.auth_request.set_session(None)
 
@@ -264,7 +264,7 @@ class AccountActions:
                 self.revoke_session,
                 "Sign one device out (its `id` from the sessions list).",
                 status=204,
-                errors=("INVALID_INPUT",),
+                errors=("NOT_FOUND",),
                 tags=("sessions",),
             ),
             Action(

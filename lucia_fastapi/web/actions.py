@@ -44,19 +44,27 @@ from lucia_fastapi.web.responses import render_error, status_for
 MAX_BODY_BYTES = 64 * 1024
 """The largest body an action reads; a larger one is 413 before any parsing."""
 
-InputErrorCode = Literal["INVALID_INPUT", "BODY_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"]
+InputErrorCode = Literal["INVALID_INPUT", "BODY_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE", "NOT_FOUND"]
 
 
 class InputError(LuciaError):
     """A body the action cannot read: not JSON or a form, too large, a field of the wrong type or length, a
-    required field missing. ``field`` names the field (never its value: it may be a password)."""
+    required field missing; or a path that names something the user does not have (``NOT_FOUND``, 404: another
+    user's session or passkey is "not found" too, never "forbidden"). ``field`` names the field (never its value:
+    it may be a password)."""
 
     CODES: ClassVar[frozenset[str]] = frozenset(get_args(InputErrorCode))
-    STATUS: ClassVar[Mapping[str, int]] = {"INVALID_INPUT": 400, "BODY_TOO_LARGE": 413, "UNSUPPORTED_MEDIA_TYPE": 415}
+    STATUS: ClassVar[Mapping[str, int]] = {
+        "INVALID_INPUT": 400,
+        "BODY_TOO_LARGE": 413,
+        "UNSUPPORTED_MEDIA_TYPE": 415,
+        "NOT_FOUND": 404,
+    }
     MESSAGES: ClassVar[Mapping[str, str]] = {
         "INVALID_INPUT": "Some of the input is missing or not valid.",
         "BODY_TOO_LARGE": "The request is too large.",
         "UNSUPPORTED_MEDIA_TYPE": "Send the body as JSON or as form fields.",
+        "NOT_FOUND": "There is no such item.",
     }
 
     def __init__(self, code: InputErrorCode, message: str | None = None, *, field: str | None = None) -> None:
