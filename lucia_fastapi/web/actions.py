@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, get_args
 
+from starlette import formparsers
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
@@ -222,6 +223,8 @@ async def read_body(request: Request, fields: Sequence[Field]) -> dict[str, Any]
                 raise InputError("INVALID_INPUT", "The body must be a JSON object.")
             raw = parsed
     elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        if formparsers.parse_options_header is None:  # python-multipart is not installed: say so, never a 500
+            raise InputError("UNSUPPORTED_MEDIA_TYPE", "This server reads JSON bodies only; send JSON.")
         try:
             form = await request.form(max_files=0, max_fields=len(fields) + 10, max_part_size=MAX_BODY_BYTES)
         except (HTTPException, MultiPartException, ValueError):  # a malformed or oversized form
