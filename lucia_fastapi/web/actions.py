@@ -223,7 +223,9 @@ async def read_body(request: Request, fields: Sequence[Field]) -> dict[str, Any]
                 raise InputError("INVALID_INPUT", "The body must be a JSON object.")
             raw = parsed
     elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        if formparsers.parse_options_header is None:  # python-multipart is not installed: say so, never a 500
+        if (
+            getattr(formparsers, "parse_options_header", None) is None
+        ):  # python-multipart is not installed: say so, never a 500
             raise InputError("UNSUPPORTED_MEDIA_TYPE", "This server reads JSON bodies only; send JSON.")
         try:
             form = await request.form(max_files=0, max_fields=len(fields) + 10, max_part_size=MAX_BODY_BYTES)
