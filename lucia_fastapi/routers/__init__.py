@@ -115,14 +115,13 @@ def auth_router(
     OpenAPI; ``templates``: a directory of the app's overrides)."""
     from fastapi import APIRouter, Security
 
-    from lucia_fastapi.routers.openapi import request_body, responses, statuses_of
+    from lucia_fastapi.routers.openapi import openapi_extra, responses, statuses_of
     from lucia_fastapi.web.dependencies import bearer_scheme, session_cookie_scheme
 
     actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, password_rules=password_rules, prefix=prefix)
     status_of = statuses_of(_error_classes(email=email is not None, oauth=oauth is not None))
     router = APIRouter(prefix=prefix, tags=list(tags))
     for action in actions:
-        body = request_body(action)
         declares_session = [Security(bearer_scheme), Security(session_cookie_scheme)] if action.needs else []
         router.add_api_route(
             action.path,
@@ -132,7 +131,7 @@ def auth_router(
             summary=action.summary,
             status_code=action.status,
             responses=responses(action, status_of),
-            openapi_extra={"requestBody": body} if body else None,
+            openapi_extra=openapi_extra(action),
             dependencies=declares_session,
             tags=list(action.tags),
             response_model=None,

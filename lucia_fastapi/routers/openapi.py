@@ -3,6 +3,7 @@ error it can answer with its status, code and the library's one error body."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from lucia_fastapi.core.errors import LuciaError
@@ -45,6 +46,25 @@ def _field_schema(spec: Field) -> dict[str, Any]:
     if spec.description:
         schema["description"] = spec.description
     return schema
+
+
+def path_parameters(action: Action) -> list[dict[str, Any]]:
+    """The ``parameters`` of the action's path (``{session_id}``): required strings."""
+    names = re.findall(r"{(\w+)(?::\w+)?}", action.path)
+    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
+
+
+def openapi_extra(action: Action) -> dict[str, Any] | None:
+    """What ``add_api_route(openapi_extra=...)`` adds: the body and the path parameters FastAPI cannot see (the
+    endpoint reads both itself)."""
+    extra: dict[str, Any] = {}
+    body = request_body(action)
+    if body:
+        extra["requestBody"] = body
+    parameters = path_parameters(action)
+    if parameters:
+        extra["parameters"] = parameters
+    return extra or None
 
 
 def request_body(action: Action) -> dict[str, Any] | None:

@@ -308,10 +308,12 @@ def json_answer(action: Action, call: Call, answer: Answer) -> Response:
         return answer
     token = issued_token(call)
     if answer is None and not token:
-        return Response(status_code=204 if action.status == 204 else action.status)
+        return Response(status_code=action.status)
+    # A 204 has no body: an action that gave a token client a new session answers 200 with the token instead.
+    status = 200 if action.status == 204 else action.status
     if isinstance(answer, Mapping) or answer is None:
-        return JSONResponse({**(answer or {}), **token}, status_code=action.status)
-    return JSONResponse(list(answer), status_code=action.status)
+        return JSONResponse({**(answer or {}), **token}, status_code=status)
+    return JSONResponse(list(answer), status_code=status)
 
 
 def json_endpoint(action: Action) -> Callable[[Request], Awaitable[Response]]:
@@ -320,12 +322,15 @@ def json_endpoint(action: Action) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
             call = await prepare(action, request)
-            return json_answer(action, call, await action.handler(call))
+            response = json_answer(action, call, await action.handler(call))
         except LuciaError as error:
             # A server-side failure (500) goes on up to the middleware and the app's on_error, like any other.
             if status_for(error) >= 500 and error.code != "DATABASE_UNAVAILABLE":
                 raise
-            return await render_error(request, error)
+            response = await render_error(request, error)
+        # Answers carry sessions, secrets (TOTP, recovery codes) and account data: no cache may keep them.
+        response.headers.setdefault("cache-control", "no-store")
+        return response
 
     endpoint.__name__ = endpoint.__qualname__ = action.name.replace(":", "_")
     endpoint.__doc__ = action.summary
