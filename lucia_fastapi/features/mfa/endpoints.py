@@ -63,6 +63,7 @@ from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import User
 from lucia_fastapi.core.policy import Assurance, Factor
 from lucia_fastapi.core.ratelimit import RateLimit
+from lucia_fastapi.features.mfa.cookie import clear_ceremony_cookie, read_ceremony_token, set_ceremony_cookie
 from lucia_fastapi.features.mfa.passkeys import (
     MAX_CREDENTIAL_JSON,
     MAX_NAME_LENGTH,
@@ -77,9 +78,6 @@ from lucia_fastapi.web.actions import Action, Call, Field, InputError, issued_to
 
 PASSKEY_OPTIONS_LIMIT: Final = RateLimit(60, timedelta(minutes=1))
 """Passkey ceremonies begun, per client address (sign-in) or per account: each stores a challenge row."""
-CEREMONY_COOKIE: Final = "lucia_webauthn"
-# The same cookie as ``lucia_fastapi.features.mfa.web`` (whose module imports FastAPI, which a plain Starlette app
-# may not have): a ceremony begun by either side finishes on the other.
 
 _CODE = Field("code", required=True, max_length=64, secret=True, description="A TOTP code or a recovery code.")
 _CREDENTIAL = Field(
@@ -170,11 +168,6 @@ def describe_enrolment(enrolment: TotpEnrolment) -> dict[str, Any]:
     }
 
 
-def ceremony_cookie_name(auth: Auth[Any]) -> str:
-    """``lucia_webauthn``, or ``__Host-lucia_webauthn`` when cookies are Secure (as ``features.mfa.web``)."""
-    return f"__Host-{CEREMONY_COOKIE}" if auth.cookie_secure else CEREMONY_COOKIE
-
-
 class MFAActions:
     """The MFA feature's actions for ``mfa`` (see the module docstring for the table)."""
 
@@ -205,15 +198,7 @@ class MFAActions:
             return JSONResponse(body)
         response = JSONResponse(body)
         lifetime = int(ceremony.expires_at.timestamp() * 1000) - self.mfa.now_ms()
-        response.set_cookie(
-            ceremony_cookie_name(self.auth),
-            ceremony.token,
-            max_age=max(1, lifetime // 1000),
-            path="/",
-            secure=self.auth.cookie_secure,
-            httponly=True,  # a page's script never reads it: only the browser that began the ceremony ends it
-            samesite="strict",
-        )
+        set_ceremony_cookie(response, self.auth, ceremony, max_age=max(1, lifetime // 1000))
         return response
 
     def ceremony_token(self, call: Call) -> str | None:
@@ -221,7 +206,7 @@ class MFAActions:
         for it), a token client's from the body."""
         if call.token_client:
             return call.text("ceremony") or None
-        return call.request.cookies.get(ceremony_cookie_name(self.auth))
+        return read_ceremony_token(call.request, self.auth)
 
     def finished(self, call: Call, body: dict[str, Any], *, status_code: int = 200) -> Response:
         """The answer of a finished ceremony: the browser's ceremony cookie goes (the challenge is used up), and a
@@ -229,13 +214,7 @@ class MFAActions:
         cookie to expire: its challenge is gone already, so it finishes nothing."""
         response = JSONResponse({**body, **issued_token(call)}, status_code=status_code)
         if not call.token_client:
-            response.delete_cookie(
-                ceremony_cookie_name(self.auth),
-                path="/",
-                secure=self.auth.cookie_secure,
-                httponly=True,
-                samesite="strict",
-            )
+            clear_ceremony_cookie(response, self.auth)
         return response
 
     async def check_code(self, user_id: str, code: str) -> tuple[Factor, int | None]:

@@ -9,6 +9,8 @@ that binds a passkey ceremony to the browser that began it.
   to ``redirect_to?next=<this path>``. A session still pending its second factor gets 403
   ``AUTH_SECOND_FACTOR_REQUIRED`` (or the same redirect).
 
+The ceremony cookie's helpers live in ``features.mfa.cookie`` (Starlette only) and are re-exported here.
+
 Here rather than in ``lucia_fastapi.web``: they exist only for the second factors, and the core web layer does not
 depend on any feature.
 """
@@ -17,22 +19,24 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, status
 from starlette.requests import HTTPConnection
-from starlette.responses import Response
 
-from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Session
 from lucia_fastapi.core.policy import Assurance
-from lucia_fastapi.features.mfa.passkeys import Ceremony
+from lucia_fastapi.features.mfa.cookie import (  # re-exported: the ceremony cookie lived here first
+    CEREMONY_COOKIE,
+    ceremony_cookie_name,
+    clear_ceremony_cookie,
+    read_ceremony_token,
+    set_ceremony_cookie,
+)
 from lucia_fastapi.web.policy import authorize_request, declare
 from lucia_fastapi.web.responses import local_path
-
-CEREMONY_COOKIE = "lucia_webauthn"
 
 
 class PageRedirect(HTTPException):
@@ -95,34 +99,14 @@ def require_recent_auth(
     return declare(Assurance.RECENT)(recent_auth)
 
 
-# The ceremony cookie -------------------------------------------------------------------------------------------
-
-
-def ceremony_cookie_name(auth: Auth[Any]) -> str:
-    """``lucia_webauthn``, or ``__Host-lucia_webauthn`` when cookies are Secure."""
-    return f"__Host-{CEREMONY_COOKIE}" if auth.cookie_secure else CEREMONY_COOKIE
-
-
-def set_ceremony_cookie(response: Response, auth: Auth[Any], ceremony: Ceremony, *, max_age: int = 300) -> None:
-    """Give the browser the token of the ceremony it began: HttpOnly, SameSite=Strict, Secure in PROD."""
-    response.set_cookie(
-        ceremony_cookie_name(auth),
-        ceremony.token,
-        max_age=max_age,
-        path="/",
-        secure=auth.cookie_secure,
-        httponly=True,
-        samesite="strict",
-    )
-
-
-def read_ceremony_token(connection: HTTPConnection, auth: Auth[Any]) -> str | None:
-    """The ceremony token the browser sent back, or ``None``."""
-    return connection.cookies.get(ceremony_cookie_name(auth))
-
-
-def clear_ceremony_cookie(response: Response, auth: Auth[Any]) -> None:
-    """Delete the ceremony cookie (the ceremony is over, whatever its outcome)."""
-    response.delete_cookie(
-        ceremony_cookie_name(auth), path="/", secure=auth.cookie_secure, httponly=True, samesite="strict"
-    )
+__all__ = [
+    "CEREMONY_COOKIE",
+    "PageRedirect",
+    "PendingSession",
+    "ceremony_cookie_name",
+    "clear_ceremony_cookie",
+    "read_ceremony_token",
+    "require_pending_session",
+    "require_recent_auth",
+    "set_ceremony_cookie",
+]
