@@ -30,6 +30,7 @@ from starlette.routing import Route
 
 from lucia_fastapi.testing.postgres import PostgresServer
 from lucia_fastapi.testing.processes import UvicornProcess
+from tests.hostile import HOSTILE_IDENTIFIERS as HOSTILE
 from tests.test_hostile_input import Response, raw_request
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,13 +38,6 @@ EMAIL = "owner@example.com"
 PASSWORD = "the owner's password"
 PLAUSIBLE = {"email": "someone@example.com"}  # what a field that is not under attack carries
 PLAUSIBLE_DEFAULT = "not the password"
-# name -> the value as a Python string (JSON bodies carry it exactly, a lone surrogate included) and as URL bytes
-# (a form or a path cannot carry a lone surrogate: its UTF-8 would be invalid, which is just as hostile).
-HOSTILE: dict[str, tuple[str, bytes]] = {
-    "nul": ("ada\x00@example.com", b"ada%00@example.com"),
-    "lone surrogate": ("ada\ud800@example.com", b"ada%ED%A0%80@example.com"),
-    "oversized": ("a" * 100_000 + "@example.com", b"a" * 100_000 + b"@example.com"),
-}
 
 
 @dataclass(frozen=True)

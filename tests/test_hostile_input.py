@@ -21,21 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lucia_fastapi.testing.processes import UvicornProcess
+from tests.hostile import MARKER, NASTY, SQL
 
 ROOT = Path(__file__).resolve().parent.parent
-MARKER = b"pwned"  # any response header carrying this came from attacker input
-
-SQL = [b"' OR '1'='1", b"'; DROP TABLE auth_session; --", b'" OR 1=1 --', b"%' UNION SELECT * FROM auth_key --"]
-NASTY = [
-    b"\x00",
-    b"\r\nSet-Cookie: auth_session=" + MARKER,
-    b"\nX-Injected: " + MARKER,
-    b"\xff\xfe\xfd",
-    b"\xc3\x28",  # invalid UTF-8
-    b"null",
-    b"A" * 32,  # the right shape, unknown to the server
-    b"A" * 1_000_000,
-]
 hostile = st.one_of(st.binary(max_size=300), st.sampled_from(SQL + NASTY), st.text(max_size=100).map(str.encode))
 HYPOTHESIS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 

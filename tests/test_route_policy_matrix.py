@@ -1,5 +1,6 @@
-"""Every route against every kind of session (issue 20): the example app over real HTTP, and the routers the library
-ships (``email_router``, ``OAuth(...).routes()``, ``handle_logout_requests``) in a small app of their own.
+"""Every route against every kind of session (issue 20): the example app over real HTTP, the routers the library
+ships (``email_router``, ``OAuth(...).routes()``, ``handle_logout_requests``) in a small app of their own, and
+``auth_router(auth, email=, mfa=, oauth=)`` with every feature on (issue 21) in another.
 
 The route tables come from the code (``lucia_fastapi.web.policy.endpoints`` and ``route_requirement``): a route added
 later without a declared requirement fails ``test_*_every_route_declares_a_requirement``, and one added with a
@@ -28,7 +29,7 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ from lucia_fastapi.features.email.router import email_router
 from lucia_fastapi.features.mfa import MFA, RelyingParty, SecretCipher
 from lucia_fastapi.features.oauth import OAuth, github
 from lucia_fastapi.features.tokens import SingleUseTokens
+from lucia_fastapi.routers import auth_router
 from lucia_fastapi.testing import ManualClock
 from lucia_fastapi.testing.processes import UvicornProcess
 from lucia_fastapi.web.policy import endpoints, route_requirement
@@ -398,10 +400,16 @@ def library_bodies(ctx: Context) -> tuple[dict[tuple[str, str], dict[str, Any]],
     return forms, bodies
 
 
+BodiesOf = Callable[[Context], tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], Any]]]
+BODIES_OF_APP: dict[str, BodiesOf] = {"example": example_bodies, "library": library_bodies}  # forms, JSON bodies
+
+
 def request_of(case: RouteCase, ctx: Context, app: str) -> dict[str, Any]:
     """What a client of this route sends: its fields (a route nobody wrote fields for gets an empty body)."""
-    forms, bodies = example_bodies(ctx) if app == "example" else library_bodies(ctx)
-    path = case.path.replace("{digest}", ctx.bystander.digest)
+    forms, bodies = BODIES_OF_APP[app](ctx)
+    # A's identifiers in the path: another device's session (by its digest), A's passkey.
+    path = case.path.replace("{digest}", ctx.bystander.digest).replace("{session_id}", ctx.bystander.digest)
+    path = path.replace("{credential_id}", ctx.a.passkey_id)
     token_names = TOKENS_OF_ROUTE.get(case.path, ())
     if case.method == "GET" and token_names:
         path += f"?token={quote(ctx.link(token_names[0]))}"
@@ -708,3 +716,173 @@ def test_library_every_route_declares_a_requirement() -> None:
 @pytest.mark.parametrize("kind", KINDS)
 async def test_library_every_route_against(library_target: Target, kind: str) -> None:
     await run_matrix(library_target, library_target.cases, kind)
+
+
+# The routers: every feature mounted in one call --------------------------------------------------------------------
+
+
+@dataclass
+class Features:
+    """Every feature of the library on one SQL database: what ``auth_router`` / ``auth_routes`` take, and the
+    outbox the email flows write to."""
+
+    auth: Auth[Any]
+    email: EmailFlows
+    mfa: MFA
+    oauth: OAuth
+    outbox: OutboxEmailSender
+
+    def router_options(self) -> dict[str, Any]:
+        """``auth_router(features.auth, **features.router_options())``: every feature turned on."""
+        return {"email": self.email, "mfa": self.mfa, "oauth": self.oauth}
+
+
+def every_feature(
+    engine: AsyncEngine,
+    schema: Schema,
+    *,
+    totp_key: str,
+    secret: bytes,
+    origin: str,
+    prefix: str = "/auth",
+    password_hasher: PasswordHasher = FAST_HASHER,
+) -> Features:
+    """Auth, email flows, MFA and OAuth (the GitHub preset, never reached: its calls answer 599) with every store
+    and rate-limit counter in ``engine``'s database (so that a snapshot of its tables sees all they keep) and the
+    MFA of ``Accounts`` (same TOTP key, same relying party), for the routers under ``prefix``."""
+    limits = SQLAlchemyRateLimitStore(engine, schema.rate_limits)
+    limiter = RateLimiter(limits)
+    auth: Auth[Any] = Auth(
+        SQLAlchemyAdapter(engine, schema.auth),
+        sign_in_throttle=SignInThrottle(store=limits),
+        password_hasher=password_hasher,
+    )
+    mfa = MFA(
+        auth,
+        SQLAlchemyMFAStore(engine, schema.mfa),
+        totp_keys=[totp_key],
+        relying_party=RELYING_PARTY,
+        rate_limiter=limiter,
+    )
+    outbox = OutboxEmailSender(keep=100_000)  # every mail kept: tests count them
+    email = EmailFlows(
+        auth,
+        tokens=SingleUseTokens(SQLAlchemyTokenStore(engine, schema.tokens), rate_limiter=limiter),
+        sender=outbox,
+        base_url=origin,
+        rate_limiter=limiter,
+    )
+
+    def no_network() -> httpx.AsyncClient:  # attacks never get as far as a provider
+        return httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(599)))
+
+    oauth = OAuth(
+        auth,
+        providers=[github(client_id="c", client_secret="s", redirect_uri=f"{origin}{prefix}/oauth/github/callback")],
+        secret_keys=[secret],
+        rate_limiter=limiter,
+        http_client=no_network,
+    )
+    return Features(auth, email, mfa, oauth, outbox)
+
+
+@dataclass
+class RoutersApp:
+    """``auth_router(auth, email=, mfa=, oauth=)`` on FastAPI, in the one SQLite database."""
+
+    database: Path
+    totp_key: str = field(default_factory=SecretCipher.generate_key)
+    secret: bytes = field(default_factory=Fernet.generate_key)
+    users: dict[tuple[str, str], tuple[Account, Account]] = field(default_factory=dict)
+
+    def build(self, engine: AsyncEngine, schema: Schema) -> FastAPI:
+        features = every_feature(engine, schema, totp_key=self.totp_key, secret=self.secret, origin=LIBRARY_ORIGIN)
+        app = FastAPI()
+        app.add_middleware(AuthMiddleware, auth=features.auth)
+        app.include_router(auth_router(features.auth, **features.router_options()))
+        return app
+
+
+# The links and codes of A the routers' routes take (under the default prefix).
+TOKENS_OF_ROUTE.update(
+    {
+        "/auth/verification/verify": ("verify",),
+        "/auth/password-reset": ("reset",),
+        "/auth/email-change/confirm": ("change",),
+        "/auth/email-change/cancel": ("cancel",),
+    }
+)
+
+
+def routers_bodies(ctx: Context) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], Any]]:
+    """The routers' JSON bodies, filled with A's values (B's password for B's sign-in): a route that let the
+    session through would act on A."""
+    a = ctx.a
+    bodies = {
+        ("POST", "/auth/sign-in"): {"email": ctx.sign_in_as.email, "password": PASSWORD},
+        ("POST", "/auth/password"): {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        ("POST", "/auth/reauthenticate"): {"code": ctx.totp},
+        ("POST", "/auth/account/delete"): {"password": PASSWORD},
+        ("POST", "/auth/sign-up"): {"email": fresh_address("new"), "password": PASSWORD},
+        ("POST", "/auth/verification/send"): {"code": True},
+        ("POST", "/auth/verification/verify"): {"token": ctx.link("verify")},
+        ("POST", "/auth/password-reset/request"): {"email": fresh_address("nobody")},
+        ("POST", "/auth/password-reset"): {
+            "token": ctx.link("reset"),
+            "password": NEW_PASSWORD,
+            "second_factor_code": ctx.totp,
+        },
+        ("POST", "/auth/email-change/request"): {"email": fresh_address("moved"), "password": PASSWORD},
+        ("POST", "/auth/email-change/confirm"): {"token": ctx.link("change")},
+        ("POST", "/auth/email-change/cancel"): {"token": ctx.link("cancel")},
+        ("POST", "/auth/mfa/verify"): {"code": ctx.totp},
+        ("POST", "/auth/mfa/totp/confirm"): {"code": ctx.totp},
+        ("POST", "/auth/mfa/verify/passkey"): {"credential": {"id": a.passkey_id}},
+        ("POST", "/auth/sign-in/passkey"): {"credential": {"id": a.passkey_id}},
+        ("POST", "/auth/mfa/passkeys"): {"credential": {"id": a.passkey_id}, "name": "Another"},
+        ("POST", "/auth/mfa/passkeys/{credential_id}/rename"): {"name": "Renamed"},
+        ("POST", "/auth/oauth/unlink"): {"provider": "github", "subject": a.github_subject},
+    }
+    return {}, bodies
+
+
+BODIES_OF_APP["routers"] = routers_bodies
+
+
+@pytest.fixture(scope="module")
+def routers(tmp_path_factory: pytest.TempPathFactory) -> RoutersApp:
+    return RoutersApp(tmp_path_factory.mktemp("routers-matrix") / "routers.sqlite3")
+
+
+@pytest.fixture
+async def routers_target(routers: RoutersApp) -> AsyncIterator[Target]:
+    engine = engine_on(routers.database)
+    schema = Schema()
+    async with engine.begin() as connection:
+        await connection.run_sync(schema.metadata.create_all)
+    app = routers.build(create_async_engine(f"sqlite+aiosqlite:///{routers.database}"), schema)
+    accounts = Accounts(engine, schema, routers.totp_key)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=LIBRARY_ORIGIN, cookies=NoCookies()) as client:
+        cases, _ = route_cases(app.routes)
+        yield Target("routers", client, LIBRARY_ORIGIN, Snapshots(engine), accounts, routers.users, cases)
+    await engine.dispose()
+
+
+def test_routers_every_route_declares_a_requirement() -> None:
+    app = RoutersApp(Path("unused.sqlite3")).build(create_async_engine("sqlite+aiosqlite://"), Schema())
+    cases, undeclared = route_cases(app.routes)
+    assert undeclared == [], f"routes of auth_router that declare no requirement: {undeclared}"
+    assert {(case.method, case.path) for case in cases} >= {
+        ("POST", "/auth/sign-in"),
+        ("DELETE", "/auth/sessions/{session_id}"),
+        ("POST", "/auth/account/delete"),
+        ("POST", "/auth/email-change/request"),
+        ("POST", "/auth/mfa/verify"),
+        ("DELETE", "/auth/mfa/passkeys/{credential_id}"),
+    }
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_routers_every_route_against(routers_target: Target, kind: str) -> None:
+    await run_matrix(routers_target, routers_target.cases, kind)

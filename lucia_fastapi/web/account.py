@@ -301,7 +301,13 @@ class AccountActions:
                     Field("password", max_length=1024, secret=True),
                     Field("code", max_length=64, secret=True),
                 ),
-                errors=("AUTH_INVALID_CREDENTIALS", "MFA_INVALID_CODE", "AUTH_TOO_MANY_ATTEMPTS"),
+                # Without a code, an account with a second factor is told to use it (its password does not do).
+                errors=(
+                    "AUTH_INVALID_CREDENTIALS",
+                    "MFA_INVALID_CODE",
+                    "AUTH_REAUTHENTICATION_REQUIRED",
+                    "AUTH_TOO_MANY_ATTEMPTS",
+                ),
                 tags=tags,
             ),
             Action(
@@ -313,7 +319,7 @@ class AccountActions:
                 "Delete the account (confirmed with the password, when it has one).",
                 fields=(Field("password", max_length=1024, secret=True),),
                 status=204,
-                errors=("AUTH_INVALID_CREDENTIALS",),
+                errors=("AUTH_INVALID_CREDENTIALS", "AUTH_TOO_MANY_ATTEMPTS"),  # the password counts like a sign-in
                 tags=tags,
             ),
         ]

@@ -130,7 +130,8 @@ def email_actions(flows: EmailFlows) -> list[Action]:
             verify,
             "Verify the address with the mailed link's `token`, or (signed in) the mailed `code`.",
             (TOKEN, Field("code", max_length=64, secret=True)),
-            errors=token_errors,
+            # Open to anyone (a link works signed out), but a code needs a complete session: the policy's refusals.
+            errors=(*token_errors, "NOT_AUTHENTICATED", "AUTH_INVALID_SESSION_ID", "AUTH_SECOND_FACTOR_REQUIRED"),
         ),
         action(
             "request_password_reset",
