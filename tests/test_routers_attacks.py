@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -610,16 +609,6 @@ async def test_hostile_input_on_every_endpoint(world: World, action: Action) -> 
 JSON_FIELD_ACTIONS = [action for action in ACTIONS if any(spec.kind == "json" for spec in action.fields)]
 
 
-@pytest.mark.xfail(
-    sys.version_info < (3, 12),
-    strict=True,
-    reason=(
-        "web/actions.py _checked: a json field's value is serialised again (len(json.dumps(value))) a few frames "
-        "deeper than json.loads parsed it; on Python 3.11 the C codec counts the Python stack, so the deepest value "
-        "the parser accepts raises RecursionError there, uncaught: a 500 (Python 3.12+ gives C recursion its own "
-        "limit, and the parser gives up first)"
-    ),
-)
 @pytest.mark.parametrize(
     "world", [("fastapi", "sqlite"), ("starlette", "sqlite")], indirect=True, ids=["fastapi", "starlette"]
 )

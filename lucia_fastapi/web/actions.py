@@ -260,7 +260,11 @@ def _checked(spec: Field, value: Any) -> Any:
                 value = json.loads(value)
             except (ValueError, RecursionError):
                 raise InputError("INVALID_INPUT", f"The {label} is not valid JSON.", field=spec.name) from None
-        if len(json.dumps(value)) > spec.max_length:
+        try:
+            size = len(json.dumps(value))
+        except (ValueError, RecursionError):  # nested to the parser's limit: serialising it again overflows (3.11)
+            raise InputError("INVALID_INPUT", f"The {label} is nested too deeply.", field=spec.name) from None
+        if size > spec.max_length:
             raise InputError("INVALID_INPUT", f"The {label} is too long.", field=spec.name)
         return value
     if not isinstance(value, str):
