@@ -32,10 +32,11 @@ from lucia_fastapi.features.oauth.errors import OAuthErrorCode
 from lucia_fastapi.features.tokens import MemoryTokenStore, SingleUseTokens, TokenError
 from lucia_fastapi.features.tokens.tokens import TokenErrorCode
 from lucia_fastapi.testing import ManualClock
+from lucia_fastapi.web.actions import InputError
 from lucia_fastapi.web.responses import error_headers, error_response, public_message, status_for
 from tests.web_apps import serve
 
-FEATURE_ERRORS: tuple[type[LuciaError], ...] = (TokenError, EmailFlowError, OAuthError)
+FEATURE_ERRORS: tuple[type[LuciaError], ...] = (TokenError, EmailFlowError, OAuthError, InputError)
 SECRET = "an app secret key of at least thirty-two bytes"
 PASSWORD = "long enough password"
 
