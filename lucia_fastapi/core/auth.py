@@ -41,6 +41,7 @@ from lucia_fastapi.core.policy import (
 )
 from lucia_fastapi.core.ratelimit import SignInThrottle
 from lucia_fastapi.core.storage import Adapter, KeyRow, SessionRow, UserRow
+from lucia_fastapi.core.user_type import user_factory
 
 UserT = TypeVar("UserT", default=User)
 Env = Literal["DEV", "PROD"]
@@ -63,7 +64,15 @@ def _default_transform_user(user: User) -> Any:
 
 class Auth(Generic[UserT]):
     """The library's core. Every method that touches the database is async; none runs password hashing on the
-    event loop. Expected failures raise ``LuciaError`` with a Lucia error code."""
+    event loop. Expected failures raise ``LuciaError`` with a Lucia error code.
+
+    Users come out as ``User(user_id, attributes)`` unless the app declares its own type, once:
+    ``Auth(adapter, user_type=Member)`` builds each ``Member`` from the user's id (as ``user_id``) and the columns
+    ``Member`` declares (a dataclass, a Pydantic model, or any class taking keyword arguments: see
+    ``lucia_fastapi.core.user_type``), and makes this an ``Auth[Member]`` for type checkers. ``transform_user``
+    is the general form, a function from ``User`` to anything; give one or the other, not both. ``auth.user_type``
+    is the class given (``None`` otherwise), ``auth.transform_user`` the conversion in use.
+    """
 
     def __init__(
         self,
@@ -76,7 +85,8 @@ class Auth(Generic[UserT]):
         csrf_protection: bool = True,
         allowed_origins: Iterable[str] = (),
         auto_database_cleanup: bool = True,
-        transform_user: Callable[[User], UserT] = _default_transform_user,
+        transform_user: Callable[[User], UserT] | None = None,
+        user_type: type[UserT] | None = None,
         password_hasher: PasswordHasher | None = None,
         sign_in_throttle: SignInThrottle | None = _DEFAULT_THROTTLE,
         recent_auth_max_age: timedelta = timedelta(minutes=10),
@@ -84,6 +94,8 @@ class Auth(Generic[UserT]):
     ) -> None:
         if env not in ("DEV", "PROD"):
             raise ValueError(f"env must be 'DEV' or 'PROD', not {env!r}")
+        if transform_user is not None and user_type is not None:
+            raise TypeError("give Auth either transform_user or user_type, not both: user_type builds the former")
         if absolute_timeout is not None and absolute_timeout <= timedelta(0):
             raise ValueError("absolute_timeout must be positive")
         self.adapter = adapter
@@ -97,7 +109,14 @@ class Auth(Generic[UserT]):
         self.csrf_protection = csrf_protection
         self.allowed_origins = normalize_origins(allowed_origins)
         self.auto_database_cleanup = auto_database_cleanup
-        self.transform_user = transform_user
+        # Either one names the user type, and so UserT for type checkers: Auth(adapter, user_type=Member) is an
+        # Auth[Member] with no annotation; with neither, UserT's default (User) is what the default transform makes.
+        self.user_type = user_type
+        self.transform_user: Callable[[User], UserT] = _default_transform_user
+        if user_type is not None:
+            self.transform_user = user_factory(user_type)
+        elif transform_user is not None:
+            self.transform_user = transform_user
         self.password_hasher = password_hasher or PasswordHasher()
         self.sign_in_throttle = (
             SignInThrottle(clock=clock) if sign_in_throttle is _DEFAULT_THROTTLE else sign_in_throttle

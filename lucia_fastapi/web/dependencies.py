@@ -11,20 +11,24 @@ the app's ``on_error``):
 
 On WebSocket routes the same cases close the handshake with code 1008 (policy violation) instead.
 
-With ``transform_user`` returning your own type, make your own alias, and type checkers see ``MyUser``
-(``current_user_dependency`` also checks the type at run time)::
+With your own user type (``Auth(adapter, user_type=Member)``), name it in the aliases and type checkers see a
+``Member``; plain ``CurrentUser`` means ``CurrentUser[User]``::
 
-    MyCurrentUser = Annotated[MyUser, Depends(current_user_dependency(MyUser))]
+    @app.get("/me")
+    async def me(member: CurrentUser[Member], maybe: OptionalUser[Member]) -> ...
+
+The aliases trust ``Auth`` to make that type; ``current_user_dependency(Member)`` also checks it at run time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Security
 from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.requests import HTTPConnection
+from typing_extensions import TypeVar
 
 from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME
 from lucia_fastapi.core.errors import ErrorCode, LuciaError
@@ -131,7 +135,8 @@ require_session = _Guard(
 require_user = _Guard(
     "require_user",
     _user_or_refuse,
-    "The signed-in user (as ``transform_user`` made it), or 401/403/503 (403 too while a second factor is pending).",
+    "The signed-in user (as ``Auth``'s ``user_type`` or ``transform_user`` makes it), or 401/403/503 (403 too"
+    " while a second factor is pending).",
 )
 optional_user = _Guard(
     "optional_user",
@@ -145,9 +150,17 @@ declare(Assurance.SIGNED_IN)(require_session)
 declare(Assurance.SIGNED_IN)(require_user)
 declare(Assurance.ANONYMOUS)(optional_user)
 
+# The user type the app declared (Auth(user_type=...) or transform_user): CurrentUser[Member]. Its default makes
+# a bare CurrentUser the library's User, for type checkers (PEP 696); FastAPI never looks at the type, only at
+# Depends, so the bare alias (whose run-time type is the TypeVar itself) resolves like CurrentUser[User].
+UserT = TypeVar("UserT", default=User)
+
 CurrentSession = Annotated[Session, Depends(require_session)]
-CurrentUser = Annotated[User, Depends(require_user)]
-OptionalUser = Annotated[User | None, Depends(optional_user)]
+CurrentUser = Annotated[UserT, Depends(require_user)]
+"""The signed-in user (``require_user``): ``CurrentUser`` is a ``User``, ``CurrentUser[Member]`` the app's own
+type (from ``Auth(adapter, user_type=Member)`` or ``transform_user``)."""
+OptionalUser = Annotated[UserT | None, Depends(optional_user)]
+"""The signed-in user or ``None`` (``optional_user``): ``OptionalUser`` or ``OptionalUser[Member]``."""
 
 
 AppUserT = TypeVar("AppUserT")
@@ -157,19 +170,20 @@ def _checked(user_type: type[AppUserT], user: object) -> AppUserT:
     if not isinstance(user, user_type):
         raise TypeError(
             f"lucia_fastapi: the route expects a {user_type.__qualname__} but transform_user made a"
-            f" {type(user).__qualname__}: make the dependency's type and Auth(transform_user=...) agree"
+            f" {type(user).__qualname__}: make the dependency's type and Auth(user_type=...) agree"
         )
     return user
 
 
 def current_user_dependency(user_type: type[AppUserT]) -> Callable[..., Awaitable[AppUserT]]:
-    """``require_user`` for an app whose ``transform_user`` returns ``user_type``; name it in an alias::
+    """``CurrentUser[user_type]`` checked at run time too; name it in an alias::
 
         CurrentMember = Annotated[Member, Depends(current_user_dependency(Member))]
 
     Routes then get a ``Member``, for type checkers (``tests/typing/check_user_type.py``) and at run time: a user
-    of another type (``transform_user`` and the alias disagree) raises a ``TypeError`` naming both instead of
-    reaching the route. Refuses like ``require_user`` (401/403/503) and declares the session cookie in OpenAPI.
+    of another type (``Auth``'s ``user_type``/``transform_user`` and the alias disagree) raises a ``TypeError``
+    naming both instead of reaching the route. Refuses like ``require_user`` (401/403/503) and declares the
+    session cookie in OpenAPI.
     """
 
     def answer(auth_request: AuthRequest[Any], session: Session | None, user: Any) -> AppUserT:
@@ -181,7 +195,7 @@ def current_user_dependency(user_type: type[AppUserT]) -> Callable[..., Awaitabl
 
 
 def optional_user_dependency(user_type: type[AppUserT]) -> Callable[..., Awaitable[AppUserT | None]]:
-    """``optional_user`` for an app whose ``transform_user`` returns ``user_type``: the user or ``None``::
+    """``OptionalUser[user_type]`` checked at run time too: the user or ``None``::
 
     OptionalMember = Annotated[Member | None, Depends(optional_user_dependency(Member))]
     """
