@@ -13,7 +13,8 @@ the library's one error shape. What a careful app would otherwise have to rememb
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -66,7 +67,15 @@ def describe_session(info: SessionInfo, current: Session | None) -> dict[str, An
 def user_attributes(user: Any) -> dict[str, Any]:
     """The user's own attributes as JSON (dates as ISO strings); an app's ``transform_user`` object shows its
     public fields."""
-    attributes = user.attributes if isinstance(user, User) else getattr(user, "__dict__", {})
+    attributes: Mapping[str, Any]
+    if isinstance(user, User):
+        attributes = user.attributes
+    elif dataclasses.is_dataclass(user) and not isinstance(user, type):
+        attributes = {field.name: getattr(user, field.name) for field in dataclasses.fields(user)}  # slots too
+    elif callable(getattr(user, "model_dump", None)):  # a Pydantic model, found by its shape
+        attributes = user.model_dump()
+    else:
+        attributes = getattr(user, "__dict__", {})
     shown: dict[str, Any] = {}
     for name, value in attributes.items():
         if name.startswith("_"):
