@@ -5,7 +5,7 @@
     stack = AuthStack("sqlite:///app.sqlite3", base_url="http://localhost:8000", secret_keys=[SECRET])
     app = FastAPI(lifespan=stack.lifespan)
     app.add_middleware(AuthMiddleware, auth=stack.auth)
-    app.include_router(stack.router(pages=True))
+    app.include_router(stack.router())
 
 It builds what an app would otherwise build by hand, the way the docs' how-to pages do: the engine, one
 ``MetaData`` with every table (users with ``email`` and ``email_verified_at`` columns, sessions, keys, single-use
@@ -195,14 +195,13 @@ class AuthStack:
 
     # Mounting --------------------------------------------------------------------------------------------------
 
-    def router(self, *, prefix: str = "/auth", pages: bool = False) -> APIRouter:
-        """Every endpoint as a FastAPI router (``app.include_router(stack.router())``); ``pages=True`` adds
-        the HTML pages."""
-        return auth_router(self.auth, email=self.email, mfa=self.mfa, oauth=self.oauth, prefix=prefix, pages=pages)
+    def router(self, *, prefix: str = "/auth") -> APIRouter:
+        """Every endpoint as a FastAPI router (``app.include_router(stack.router())``)."""
+        return auth_router(self.auth, email=self.email, mfa=self.mfa, oauth=self.oauth, prefix=prefix)
 
-    def routes(self, *, prefix: str = "/auth", pages: bool = False) -> list[BaseRoute]:
+    def routes(self, *, prefix: str = "/auth") -> list[BaseRoute]:
         """Every endpoint as Starlette routes (``Starlette(routes=stack.routes())``)."""
-        return auth_routes(self.auth, email=self.email, mfa=self.mfa, oauth=self.oauth, prefix=prefix, pages=pages)
+        return auth_routes(self.auth, email=self.email, mfa=self.mfa, oauth=self.oauth, prefix=prefix)
 
     # Life ------------------------------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""The minimal app on plain Starlette: the same flows as ``fastapi_app.py``, as HTML pages and as JSON.
-``uvicorn examples.minimal.starlette_app:app``, then open http://localhost:8000 (mail lands in ./outbox/)."""
+"""The minimal app on plain Starlette: the same flows as ``fastapi_app.py``, as JSON under /auth.
+``uvicorn examples.minimal.starlette_app:app``; mail lands in ./outbox/."""
 
 import os
 
@@ -27,7 +27,7 @@ async def home(request: Request) -> JSONResponse:
 
 
 app = Starlette(
-    routes=[Route("/", home), *stack.routes(pages=True)],
+    routes=[Route("/", home), *stack.routes()],
     middleware=[Middleware(AuthMiddleware, auth=stack.auth, sign_in_url="/sign-in")],
     lifespan=stack.lifespan,
 )

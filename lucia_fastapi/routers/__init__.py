@@ -4,15 +4,14 @@ Starlette alike, with the account-security policy and cross-site protection insi
     app.include_router(auth_router(auth, email=flows, mfa=mfa, oauth=oauth))      # FastAPI, in OpenAPI
     app = Starlette(routes=[*auth_routes(auth, email=flows, mfa=mfa), ...])        # plain Starlette
 
-JSON endpoints go under ``prefix`` (``/auth``); with ``pages=True`` the same flows are also served as HTML forms
-(``lucia_fastapi.routers.pages``). Each feature owns its actions next to its service (``lucia_fastapi.web.account``
-for the core, ``features/<name>/endpoints.py`` for the others); this module only collects and mounts them.
+JSON endpoints go under ``prefix`` (``/auth``). Each feature owns its actions next to its service
+(``lucia_fastapi.web.account`` for the core, ``features/<name>/endpoints.py`` for the others); this module only
+collects and mounts them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute, Mount, Route
@@ -83,19 +82,13 @@ def auth_routes(
     oauth: OAuth | None = None,
     prefix: str = "/auth",
     password_rules: PasswordRules | None = None,
-    pages: bool = False,
-    templates: str | Path | None = None,
 ) -> list[BaseRoute]:
-    """The JSON endpoints as Starlette routes under ``prefix``: ``Starlette(routes=[*auth_routes(auth, ...)])``.
-    ``pages=True`` adds the HTML pages at the app's root (``templates``: a directory of the app's overrides)."""
+    """The JSON endpoints as Starlette routes under ``prefix``: ``Starlette(routes=[*auth_routes(auth, ...)])``."""
     actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, password_rules=password_rules, prefix=prefix)
     routes: list[BaseRoute] = [
         Route(action.path, json_endpoint(action), methods=[action.method], name=action.name) for action in actions
     ]
-    mounted: list[BaseRoute] = [Mount(prefix, routes=routes, name="auth")]
-    if pages:
-        mounted += _pages(auth, email=email, mfa=mfa, oauth=oauth, prefix=prefix, templates=templates)
-    return mounted
+    return [Mount(prefix, routes=routes, name="auth")]
 
 
 def auth_router(
@@ -107,12 +100,9 @@ def auth_router(
     prefix: str = "/auth",
     password_rules: PasswordRules | None = None,
     tags: Sequence[str] = ("auth",),
-    pages: bool = False,
-    templates: str | Path | None = None,
 ) -> APIRouter:
     """The JSON endpoints as a FastAPI ``APIRouter`` under ``prefix``, every body, answer and error in OpenAPI:
-    ``app.include_router(auth_router(auth, ...))``. ``pages=True`` adds the HTML pages at the app's root (not in
-    OpenAPI; ``templates``: a directory of the app's overrides)."""
+    ``app.include_router(auth_router(auth, ...))``."""
     from fastapi import APIRouter, Security
 
     from lucia_fastapi.routers.openapi import openapi_extra, responses, statuses_of
@@ -136,29 +126,7 @@ def auth_router(
             tags=list(action.tags),
             response_model=None,
         )
-    if pages:
-        # Pages are not API: plain routes, left out of OpenAPI; include_router keeps them as they are.
-        router.routes.extend(_pages(auth, email=email, mfa=mfa, oauth=oauth, prefix=prefix, templates=templates))
     return router
-
-
-def _pages(
-    auth: Auth[Any],
-    *,
-    email: EmailFlows | None,
-    mfa: MFA | None,
-    oauth: OAuth | None,
-    prefix: str,
-    templates: str | Path | None,
-) -> list[BaseRoute]:
-    import importlib
-
-    # Imported by name until the pages module lands (it is being written alongside).
-    pages_module: Any = importlib.import_module("lucia_fastapi.routers.pages")
-    built: list[BaseRoute] = pages_module.auth_pages(
-        auth, email=email, mfa=mfa, oauth=oauth, api_prefix=prefix, templates=templates
-    )
-    return built
 
 
 def _error_classes(*, email: bool, oauth: bool) -> list[type[LuciaError]]:
