@@ -7,7 +7,9 @@
     app.add_route("/oauth/google/callback", oauth.callback_endpoint("google"), methods=["GET"])
     app.add_route("/oauth/unlink", oauth.unlink_endpoint(), methods=["POST"])
 
-or ``app.router.routes.extend(oauth.routes())`` for all of them at the paths of the providers' redirect URIs.
+or ``app.router.routes.extend(oauth.routes())`` for all of them at the paths of the providers' redirect URIs. The
+routers (``auth_router(auth, oauth=oauth)``, ``lucia_fastapi.features.oauth.endpoints``) serve the same flow as JSON
+actions; both go through ``OAuth.begin``, ``OAuth.finish`` and ``OAuth.respond``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import hmac
 import html
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +68,51 @@ class ConnectedAccount:
     subject: str
     display_name: str
     can_unlink: bool  # False when it is the account's only way to sign in
+
+
+@dataclass(frozen=True, slots=True)
+class FlowStart:
+    """A sign-in or link begun (``OAuth.begin``): the provider's authorization URL to send the browser to, and the
+    sealed flow state that must reach that same browser as a cookie for the callback to finish the flow."""
+
+    url: str
+    cookie_name: str
+    cookie_path: str  # the callback's path: the cookie goes nowhere else
+    secure: bool
+    max_age: int  # seconds
+    sealed_state: str = field(repr=False)
+
+    def attach(self, response: Response) -> Response:
+        """Set the flow-state cookie on ``response`` (any answer that sends the browser to ``url``): HttpOnly,
+        SameSite=Lax (it must come back on the provider's top-level redirect), scoped to the callback."""
+        response.set_cookie(
+            self.cookie_name,
+            self.sealed_state,
+            max_age=self.max_age,
+            path=self.cookie_path,
+            secure=self.secure,
+            httponly=True,
+            samesite="lax",
+        )
+        response.headers["cache-control"] = "no-store"
+        return response
+
+    def redirect(self) -> Response:
+        """303 to the provider, with the flow-state cookie."""
+        return self.attach(RedirectResponse(self.url, status_code=303))
+
+
+@dataclass(frozen=True, slots=True)
+class FlowOutcome:
+    """What a callback did (``OAuth.finish``): signed ``user_id`` in (``session`` is the new session, maybe pending
+    its second factor) or ``linked`` the provider to their account (the request's session was rotated by the
+    credential event); ``return_to`` is the local path the flow was started for."""
+
+    provider: str
+    return_to: str
+    user_id: str
+    linked: bool
+    session: Session | None
 
 
 class OAuth:
@@ -146,7 +193,7 @@ class OAuth:
         @declare(Assurance.ANONYMOUS)  # GET (and HEAD): sign in
         @declare(Assurance.RECENT, method="POST")  # connect the provider to the signed-in account
         async def start(request: Request) -> Response:
-            return await self._guard(request, self._start(request, chosen))
+            return await self.respond(request, self._start(request, chosen))
 
         return start
 
@@ -156,11 +203,7 @@ class OAuth:
 
         @declare(Assurance.ANONYMOUS)  # a link finishes only in the session that started it (checked inside)
         async def callback(request: Request) -> Response:
-            response = await self._guard(request, self._callback(request, chosen))
-            self._clear_state_cookie(response, chosen)  # single use, whatever happened
-            response.headers["cache-control"] = "no-store"
-            response.headers["referrer-policy"] = "no-referrer"  # the URL carried a code: never pass it on
-            return response
+            return await self.callback_response(request, chosen.name)
 
         return callback
 
@@ -170,7 +213,7 @@ class OAuth:
 
         @declare(Assurance.RECENT)
         async def unlink(request: Request) -> Response:
-            return await self._guard(request, self._unlink_request(request))
+            return await self.respond(request, self._unlink_request(request))
 
         return unlink
 
@@ -249,11 +292,116 @@ class OAuth:
             logger.warning("oauth: stored tokens of %s:%s cannot be decrypted with the current keys", provider, subject)
             return None
 
+    # The flow, for endpoints -------------------------------------------------------------------------------------
+
+    async def begin(self, provider: str, *, next_path: str | None = None, link: Session | None = None) -> FlowStart:
+        """Begin a sign-in with ``provider`` (or, with ``link=`` the signed-in session, connecting it to that
+        session's account: the caller has checked the session is recent enough): fresh state, nonce and PKCE
+        verifier, sealed for the browser's cookie. ``next_path`` is where to land afterwards, if it is a path on
+        this site. Send the browser to ``FlowStart.url`` with ``FlowStart.attach``'s cookie (``redirect()``)."""
+        chosen = self._provider(provider)
+        verifier = random_token(48)  # 64 characters, within RFC 7636's 43-128
+        flow = FlowState(
+            provider=chosen.name,
+            state=random_token(),
+            nonce=random_token(),
+            code_verifier=verifier,
+            return_to=safe_return_path(next_path, self.default_return_to),
+            expires_at=self._now_ms() + self.state_ttl_ms,
+            link_user_id=link.user_id if link is not None else None,
+            link_session=link.digest if link is not None else None,
+        )
+        async with self._http() as http:
+            url = await chosen.authorization_url(
+                http,
+                state=flow.state,
+                nonce=flow.nonce if chosen.uses_nonce else None,
+                code_challenge=code_challenge_s256(verifier),
+            )
+        return FlowStart(
+            url=url,
+            cookie_name=self._cookie_name(chosen),
+            cookie_path=chosen.callback_path,
+            secure=self.auth.cookie_secure,
+            max_age=self.state_ttl_ms // 1000,
+            sealed_state=flow.seal(self._state_cipher),
+        )
+
+    async def finish(self, request: Request, provider: str) -> FlowOutcome:
+        """Finish, in the provider's redirect back (``request``), the flow this browser began: check the state
+        against the browser's cookie, exchange the code (with the PKCE verifier), verify the identity, then sign in
+        (a new session for the request: ``AuthMiddleware`` sends it) or link. Raises ``OAuthError`` (or another
+        ``LuciaError``: too many callbacks, an outage). The response must clear the state cookie, whatever
+        happened: ``callback_response`` does all of it."""
+        chosen = self._provider(provider)
+        await self._consume_attempt(request)
+        flow = self._read_state(request, chosen)
+        params = request.query_params
+        if "error" in params:
+            error = params.get("error", "")[:100]
+            logger.info("oauth %s: the provider answered error=%s", chosen.name, error)
+            raise OAuthError("OAUTH_ACCESS_DENIED" if error == "access_denied" else "OAUTH_PROVIDER_ERROR", error)
+        code = params.get("code", "")
+        if not code or len(code) > _MAX_PARAM:
+            raise OAuthError("OAUTH_INVALID_REQUEST", "no authorization code")
+        async with self._http() as http:
+            await chosen.check_response_issuer(http, params.get("iss"))
+            tokens = await chosen.exchange_code(http, code, flow.code_verifier)
+            identity = await chosen.identity(
+                http, tokens, nonce=flow.nonce if chosen.uses_nonce else None, now_ms=self._now_ms()
+            )
+        if flow.link_user_id is not None:
+            await self._link(request, flow, identity, tokens, chosen)
+            return FlowOutcome(chosen.name, flow.return_to, flow.link_user_id, linked=True, session=None)
+        session = await self._sign_in(request, identity, tokens, chosen)
+        return FlowOutcome(chosen.name, flow.return_to, session.user_id, linked=False, session=session)
+
+    async def callback_response(
+        self,
+        request: Request,
+        provider: str,
+        *,
+        answer: Callable[[FlowOutcome], Response] | None = None,
+        page_by_default: bool = True,
+    ) -> Response:
+        """The whole callback: ``finish``, then ``answer(outcome)`` (by default a 303 to the return path); a
+        refusal rendered by ``respond``; the state cookie cleared whatever happened (single use), and headers that
+        keep the URL (it carried a code) out of caches and ``Referer``."""
+        chosen = self._provider(provider)
+
+        async def work() -> Response:
+            outcome = await self.finish(request, chosen.name)
+            return answer(outcome) if answer is not None else RedirectResponse(outcome.return_to, status_code=303)
+
+        response = await self.respond(request, work(), page_by_default=page_by_default)
+        self._clear_state_cookie(response, chosen)  # single use, whatever happened
+        response.headers["cache-control"] = "no-store"
+        response.headers["referrer-policy"] = "no-referrer"  # the URL carried a code: never pass it on
+        return response
+
+    async def respond(self, request: Request, work: Awaitable[Response], *, page_by_default: bool = True) -> Response:
+        """Run one endpoint's ``work``; every refusal becomes a clear 4xx/502/503 response, never a 500. An
+        ``OAuthError`` is rendered by ``on_error``, or as a small HTML page, or as the library's JSON error
+        (``{"detail": {"code", "message"}}``): JSON when the request asks for it (``Accept: application/json``
+        without ``text/html``), or, with ``page_by_default=False`` (the routers' JSON endpoints), unless it
+        accepts ``text/html`` (a browser's navigation). Other ``LuciaError``s (too many attempts, an outage) go
+        on up to ``AuthMiddleware``, which renders them like every other."""
+        try:
+            return await work
+        except OAuthError as error:  # before LuciaError, of which it is one: the OAuth page or on_error renders it
+            logger.info("oauth refused %s %s: %s", request.method, request.url.path, error)
+            return await self._error_response(request, error, page_by_default=page_by_default)
+        except LuciaError as error:
+            # Too many attempts (429 + Retry-After), an outage (503), ...: the library's one error renderer, through
+            # AuthMiddleware (and so the app's on_error) when it is there.
+            if _auth_request(request) is not None:
+                raise
+            return await render_error(request, error)
+
     # The flow --------------------------------------------------------------------------------------------------
 
     async def _start(self, request: Request, provider: OAuthProvider) -> Response:
-        link_user_id: str | None = None
-        link_session: str | None = None
+        link: Session | None = None
         if request.method == "POST":
             try:
                 self.auth.verify_request_origin(request)
@@ -266,62 +414,13 @@ class OAuth:
             # policy refuses everywhere (401, 403 AUTH_SECOND_FACTOR_REQUIRED or AUTH_REAUTHENTICATION_REQUIRED).
             await self.auth.security.authorize(session, Assurance.RECENT)
             assert session is not None
-            link_user_id, link_session = session.user_id, session.digest
+            link = session
         else:
             next_path = request.query_params.get("next")
-        verifier = random_token(48)  # 64 characters, within RFC 7636's 43-128
-        flow = FlowState(
-            provider=provider.name,
-            state=random_token(),
-            nonce=random_token(),
-            code_verifier=verifier,
-            return_to=safe_return_path(next_path if isinstance(next_path, str) else None, self.default_return_to),
-            expires_at=self._now_ms() + self.state_ttl_ms,
-            link_user_id=link_user_id,
-            link_session=link_session,
+        started = await self.begin(
+            provider.name, next_path=next_path if isinstance(next_path, str) else None, link=link
         )
-        async with self._http() as http:
-            url = await provider.authorization_url(
-                http,
-                state=flow.state,
-                nonce=flow.nonce if provider.uses_nonce else None,
-                code_challenge=code_challenge_s256(verifier),
-            )
-        response = RedirectResponse(url, status_code=303)
-        response.set_cookie(
-            self._cookie_name(provider),
-            flow.seal(self._state_cipher),
-            max_age=self.state_ttl_ms // 1000,
-            path=provider.callback_path,
-            secure=self.auth.cookie_secure,
-            httponly=True,
-            samesite="lax",
-        )
-        response.headers["cache-control"] = "no-store"
-        return response
-
-    async def _callback(self, request: Request, provider: OAuthProvider) -> Response:
-        await self._consume_attempt(request)
-        flow = self._read_state(request, provider)
-        params = request.query_params
-        if "error" in params:
-            error = params.get("error", "")[:100]
-            logger.info("oauth %s: the provider answered error=%s", provider.name, error)
-            raise OAuthError("OAUTH_ACCESS_DENIED" if error == "access_denied" else "OAUTH_PROVIDER_ERROR", error)
-        code = params.get("code", "")
-        if not code or len(code) > _MAX_PARAM:
-            raise OAuthError("OAUTH_INVALID_REQUEST", "no authorization code")
-        async with self._http() as http:
-            await provider.check_response_issuer(http, params.get("iss"))
-            tokens = await provider.exchange_code(http, code, flow.code_verifier)
-            identity = await provider.identity(
-                http, tokens, nonce=flow.nonce if provider.uses_nonce else None, now_ms=self._now_ms()
-            )
-        if flow.link_user_id is not None:
-            await self._link(request, flow, identity, tokens, provider)
-            return RedirectResponse(flow.return_to, status_code=303)
-        await self._sign_in(request, identity, tokens, provider)
-        return RedirectResponse(flow.return_to, status_code=303)
+        return started.redirect()
 
     def _read_state(self, request: Request, provider: OAuthProvider) -> FlowState:
         sealed = request.cookies.get(self._cookie_name(provider))
@@ -341,7 +440,7 @@ class OAuth:
 
     async def _sign_in(
         self, request: Request, identity: OAuthIdentity, tokens: TokenSet, provider: OAuthProvider
-    ) -> None:
+    ) -> Session:
         key = await self._find_key(identity)
         if key is None and self.find_user_by_verified_email is not None and identity.email_verified:
             matched = await self.find_user_by_verified_email(identity)
@@ -385,7 +484,9 @@ class OAuth:
             pending = bool(await self.auth.security.second_factors(key.user_id))
         # A new session with this request's user agent and address, its cookie sent, and the session the browser
         # carried before invalidated (no fixation).
-        await auth_request.create_session(key.user_id, key=key, second_factor_pending=pending, factors=("oauth",))
+        return await auth_request.create_session(
+            key.user_id, key=key, second_factor_pending=pending, factors=("oauth",)
+        )
 
     async def _link(
         self, request: Request, flow: FlowState, identity: OAuthIdentity, tokens: TokenSet, provider: OAuthProvider
@@ -435,26 +536,16 @@ class OAuth:
 
     # Helpers ---------------------------------------------------------------------------------------------------
 
-    async def _guard(self, request: Request, work: Awaitable[Response]) -> Response:
-        """Run one endpoint; every refusal becomes a clear 4xx/502/503 response, never a 500."""
-        try:
-            return await work
-        except OAuthError as error:  # before LuciaError, of which it is one: the OAuth page or on_error renders it
-            logger.info("oauth refused %s %s: %s", request.method, request.url.path, error)
-            return await self._error_response(request, error)
-        except LuciaError as error:
-            # Too many attempts (429 + Retry-After), an outage (503), ...: the library's one error renderer, through
-            # AuthMiddleware (and so the app's on_error) when it is there.
-            if _auth_request(request) is not None:
-                raise
-            return await render_error(request, error)
-
-    async def _error_response(self, request: Request, error: OAuthError) -> Response:
-        if self.on_error is not None:
+    async def _error_response(self, request: Request, error: OAuthError, *, page_by_default: bool) -> Response:
+        accept = request.headers.get("accept", "")
+        if page_by_default:
+            wants_json = "application/json" in accept and "text/html" not in accept
+        else:  # a JSON endpoint: a page only for a browser's navigation (it always accepts text/html)
+            wants_json = "text/html" not in accept
+        if self.on_error is not None and (page_by_default or not wants_json):
             result = self.on_error(request, error)
             return await result if not isinstance(result, Response) else result
-        accept = request.headers.get("accept", "")
-        if "application/json" in accept and "text/html" not in accept:
+        if wants_json:
             return error_response(request, error)  # the library's one error body, like every other refusal
         page = (
             "<!DOCTYPE html><meta charset=utf-8><title>Sign-in refused</title>"
