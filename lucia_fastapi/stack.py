@@ -26,6 +26,7 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -131,6 +132,7 @@ class AuthStack:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("base_url is where the app is served, such as 'https://app.example.com'")
         self.base_url = base_url.rstrip("/")
+        self.app_name = app_name
         env = env or ("PROD" if parts.scheme == "https" else "DEV")
         if sender is None and env == "PROD":
             raise ValueError("in PROD mail must really go out: pass sender=SMTPEmailSender(...)")
@@ -195,13 +197,34 @@ class AuthStack:
 
     # Mounting --------------------------------------------------------------------------------------------------
 
-    def router(self, *, prefix: str = "/auth") -> APIRouter:
-        """Every endpoint as a FastAPI router (``app.include_router(stack.router())``)."""
-        return auth_router(self.auth, email=self.email, mfa=self.mfa, oauth=self.oauth, prefix=prefix)
+    def router(self, *, prefix: str = "/auth", pages: bool = False, templates: str | Path | None = None) -> APIRouter:
+        """Every endpoint as a FastAPI router (``app.include_router(stack.router())``); ``pages=True`` adds the
+        HTML pages (``templates``: the app's folder of templates that replace the library's one at a time)."""
+        return auth_router(
+            self.auth,
+            email=self.email,
+            mfa=self.mfa,
+            oauth=self.oauth,
+            prefix=prefix,
+            pages=pages,
+            templates=templates,
+            app_name=self.app_name,
+        )
 
-    def routes(self, *, prefix: str = "/auth") -> list[BaseRoute]:
-        """Every endpoint as Starlette routes (``Starlette(routes=stack.routes())``)."""
-        return auth_routes(self.auth, email=self.email, mfa=self.mfa, oauth=self.oauth, prefix=prefix)
+    def routes(
+        self, *, prefix: str = "/auth", pages: bool = False, templates: str | Path | None = None
+    ) -> list[BaseRoute]:
+        """Every endpoint as Starlette routes (``Starlette(routes=stack.routes())``), as ``router`` does."""
+        return auth_routes(
+            self.auth,
+            email=self.email,
+            mfa=self.mfa,
+            oauth=self.oauth,
+            prefix=prefix,
+            pages=pages,
+            templates=templates,
+            app_name=self.app_name,
+        )
 
     # Life ------------------------------------------------------------------------------------------------------
 

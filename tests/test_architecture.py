@@ -17,12 +17,14 @@ THIRD_PARTY_SQL = ("sqlalchemy", "asyncpg", "aiosqlite", "alembic")
 
 # layer -> the layers of lucia_fastapi it must not import
 FORBIDDEN = {
-    "core": ("adapters", "web", "features", "testing", "migrations", "dependencies", "cli", "routers"),
-    "adapters": ("web", "testing", "dependencies", "cli", "routers"),
-    "web": ("adapters", "testing", "features", "migrations", "cli", "routers"),
-    "features": ("adapters", "testing", "migrations", "cli", "routers"),
+    "core": ("adapters", "web", "features", "testing", "migrations", "dependencies", "cli", "routers", "pages"),
+    "adapters": ("web", "testing", "dependencies", "cli", "routers", "pages"),
+    "web": ("adapters", "testing", "features", "migrations", "cli", "routers", "pages"),
+    "features": ("adapters", "testing", "migrations", "cli", "routers", "pages"),
     # The composition point: it mounts the core's and the features' actions, and no store.
     "routers": ("adapters", "testing", "migrations", "cli"),
+    # Pages serve actions by name: they know no feature, no store, and not the routers that mount them.
+    "pages": ("adapters", "testing", "migrations", "cli", "routers", "features"),
 }
 
 

@@ -1,6 +1,6 @@
 """The minimal app on FastAPI: sign-up, email verification, sign-in with TOTP and passkeys, password reset, the
-sessions list and sign-out, as JSON under /auth (every line below is all there is; HTML pages are not built yet).
-``uvicorn examples.minimal.fastapi_app:app``; mail lands in ./outbox/."""
+sessions list and sign-out, as HTML pages (/sign-in, /account, ...) and as JSON under /auth (every line below is
+all there is). ``uvicorn examples.minimal.fastapi_app:app``; mail lands in ./outbox/."""
 
 import os
 
@@ -16,7 +16,7 @@ stack = AuthStack(
 )
 app = FastAPI(lifespan=stack.lifespan)
 app.add_middleware(AuthMiddleware, auth=stack.auth, sign_in_url="/sign-in")
-app.include_router(stack.router())
+app.include_router(stack.router(pages=True))
 
 
 @app.get("/")

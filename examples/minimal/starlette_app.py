@@ -1,4 +1,4 @@
-"""The minimal app on plain Starlette: the same flows as ``fastapi_app.py``, as JSON under /auth.
+"""The minimal app on plain Starlette: the same flows as ``fastapi_app.py``, as pages and as JSON under /auth.
 ``uvicorn examples.minimal.starlette_app:app``; mail lands in ./outbox/."""
 
 import os
@@ -27,7 +27,7 @@ async def home(request: Request) -> JSONResponse:
 
 
 app = Starlette(
-    routes=[Route("/", home), *stack.routes()],
+    routes=[Route("/", home), *stack.routes(pages=True)],
     middleware=[Middleware(AuthMiddleware, auth=stack.auth, sign_in_url="/sign-in")],
     lifespan=stack.lifespan,
 )

@@ -4,14 +4,16 @@ Starlette alike, with the account-security policy and cross-site protection insi
     app.include_router(auth_router(auth, email=flows, mfa=mfa, oauth=oauth))      # FastAPI, in OpenAPI
     app = Starlette(routes=[*auth_routes(auth, email=flows, mfa=mfa), ...])        # plain Starlette
 
-JSON endpoints go under ``prefix`` (``/auth``). Each feature owns its actions next to its service
-(``lucia_fastapi.web.account`` for the core, ``features/<name>/endpoints.py`` for the others); this module only
-collects and mounts them.
+JSON endpoints go under ``prefix`` (``/auth``); with ``pages=True`` the same flows are also served as HTML pages
+(``lucia_fastapi.pages``: ``/sign-in``, ``/account``, ...; the ``pages`` extra). Each feature owns its actions
+next to its service (``lucia_fastapi.web.account`` for the core, ``features/<name>/endpoints.py`` for the
+others); this module only collects and mounts them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute, Mount, Route
@@ -82,13 +84,27 @@ def auth_routes(
     oauth: OAuth | None = None,
     prefix: str = "/auth",
     password_rules: PasswordRules | None = None,
+    pages: bool = False,
+    templates: str | Path | None = None,
+    app_name: str = "Your app",
 ) -> list[BaseRoute]:
-    """The JSON endpoints as Starlette routes under ``prefix``: ``Starlette(routes=[*auth_routes(auth, ...)])``."""
+    """The JSON endpoints as Starlette routes under ``prefix``: ``Starlette(routes=[*auth_routes(auth, ...)])``;
+    with ``pages=True`` the HTML pages too (``templates``: the app's folder of overriding templates,
+    ``app_name``: shown in their titles)."""
     actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, password_rules=password_rules, prefix=prefix)
     routes: list[BaseRoute] = [
         Route(action.path, json_endpoint(action), methods=[action.method], name=action.name) for action in actions
     ]
-    return [Mount(prefix, routes=routes, name="auth")]
+    mounted: list[BaseRoute] = [Mount(prefix, routes=routes, name="auth")]
+    if pages:
+        mounted += _pages(actions, prefix=prefix, templates=templates, app_name=app_name)
+    return mounted
+
+
+def _pages(actions: Sequence[Action], *, prefix: str, templates: str | Path | None, app_name: str) -> list[BaseRoute]:
+    from lucia_fastapi.pages import auth_pages
+
+    return auth_pages(actions, templates=templates, api_prefix=prefix, app_name=app_name)
 
 
 def auth_router(
@@ -100,9 +116,13 @@ def auth_router(
     prefix: str = "/auth",
     password_rules: PasswordRules | None = None,
     tags: Sequence[str] = ("auth",),
+    pages: bool = False,
+    templates: str | Path | None = None,
+    app_name: str = "Your app",
 ) -> APIRouter:
     """The JSON endpoints as a FastAPI ``APIRouter`` under ``prefix``, every body, answer and error in OpenAPI:
-    ``app.include_router(auth_router(auth, ...))``."""
+    ``app.include_router(auth_router(auth, ...))``; with ``pages=True`` the HTML pages too, outside OpenAPI (see
+    ``auth_routes``)."""
     from fastapi import APIRouter, Security
 
     from lucia_fastapi.routers.openapi import openapi_extra, responses, statuses_of
@@ -110,11 +130,12 @@ def auth_router(
 
     actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, password_rules=password_rules, prefix=prefix)
     status_of = statuses_of(_error_classes(email=email is not None, oauth=oauth is not None))
-    router = APIRouter(prefix=prefix, tags=list(tags))
+    # No router prefix: the pages live outside it, each JSON path carries the prefix itself.
+    router = APIRouter(tags=list(tags))
     for action in actions:
         declares_session = [Security(bearer_scheme), Security(session_cookie_scheme)] if action.needs else []
         router.add_api_route(
-            action.path,
+            prefix.rstrip("/") + action.path,
             json_endpoint(action),
             methods=[action.method],
             name=action.name,
@@ -126,6 +147,8 @@ def auth_router(
             tags=list(action.tags),
             response_model=None,
         )
+    if pages:
+        router.routes.extend(_pages(actions, prefix=prefix, templates=templates, app_name=app_name))
     return router
 
 

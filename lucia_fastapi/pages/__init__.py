@@ -1,0 +1,59 @@
+"""Server-rendered pages for every flow the routers mount: sign-up, sign-in with its second step (a code or a
+passkey) and passkey sign-in, sign-out, the account page (sessions, connected accounts), password change, email
+verification, reset and change, two-step sign-in (TOTP, recovery codes, passkeys), re-authentication and account
+deletion. ``auth_router(..., pages=True)`` (or ``auth_routes``) mounts them next to the JSON endpoints::
+
+    app.include_router(auth_router(auth, email=flows, mfa=mfa, pages=True))
+
+Each page runs the same action as its JSON endpoint (same policy, same cross-site check, same limits), as a plain
+HTML form: no script except the passkey buttons (``/lucia-static/passkeys.js``, allowed by a ``script-src
+'self'`` policy). Templates are Jinja2 (the ``pages`` extra), and an app overrides them one at a time: a folder
+given as ``templates=`` is searched first, so ``templates/lucia/sign_in.html`` there replaces the sign-in page
+alone and ``templates/lucia/base.html`` the layout of all of them (the library's are in
+``lucia_fastapi/pages/templates/lucia/``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from starlette.routing import BaseRoute
+
+from lucia_fastapi.pages.site import NOTICES, Page, PageSite, page_environment, page_routes
+from lucia_fastapi.pages.table import LINKS, default_pages
+from lucia_fastapi.web.actions import Action
+
+__all__ = ["LINKS", "NOTICES", "Page", "auth_pages"]
+
+
+def auth_pages(
+    actions: Sequence[Action],
+    *,
+    templates: str | Path | None = None,
+    api_prefix: str = "/auth",
+    home: str = LINKS["account"],
+    app_name: str = "Your app",
+) -> list[BaseRoute]:
+    """The pages for ``actions`` (as ``auth_actions`` lists them, mounted at ``api_prefix``): Starlette routes at
+    the paths of ``LINKS``. ``templates``: a folder of the app's own templates, searched first; ``home``: where a
+    sign-in lands when no ``next`` was asked for; ``app_name``: shown in titles."""
+    site = PageSite(
+        actions={action.name: action for action in actions},
+        environment=page_environment(templates),
+        api_prefix=api_prefix.rstrip("/"),
+        home=home,
+        app_name=app_name,
+        links=dict(LINKS),
+    )
+    pages = default_pages(home) + _connect_pages(actions)
+    return page_routes(site, pages)
+
+
+def _connect_pages(actions: Sequence[Action]) -> list[Page]:
+    """A "Connect" form target per OAuth provider: the link action answers a page's form with a 303 to it."""
+    return [
+        Page(f"{LINKS['account']}/connections/{action.name.removeprefix('oauth:link:')}/connect", action.name)
+        for action in actions
+        if action.name.startswith("oauth:link:")
+    ]
