@@ -39,6 +39,7 @@ import json
 import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_from_bytes, unquote
@@ -107,16 +108,17 @@ HOSTILE_SETUPS = [("fastapi", "sqlite"), ("starlette", "postgresql")]
 # The apps ---------------------------------------------------------------------------------------------------------
 
 
-def mount(features: Features, framework: str) -> ASGIApp:
-    """Every feature's endpoints under ``/auth``: ``auth_router`` on FastAPI, ``auth_routes`` on Starlette."""
+def mount(features: Features, framework: str, *, pages: bool = False) -> ASGIApp:
+    """Every feature's endpoints under ``/auth``: ``auth_router`` on FastAPI, ``auth_routes`` on Starlette (and
+    the HTML pages with ``pages``)."""
     options = features.router_options()
     if framework == "fastapi":
         app = FastAPI()
         app.add_middleware(AuthMiddleware, auth=features.auth)
-        app.include_router(auth_router(features.auth, prefix=PREFIX, **options))
+        app.include_router(auth_router(features.auth, prefix=PREFIX, pages=pages, **options))
         return app
     return Starlette(
-        routes=auth_routes(features.auth, prefix=PREFIX, **options),
+        routes=auth_routes(features.auth, prefix=PREFIX, pages=pages, **options),
         middleware=[Middleware(AuthMiddleware, auth=features.auth)],
     )
 
@@ -364,7 +366,20 @@ class World:
 @pytest.fixture
 async def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     """``request.param``: (framework, database)."""
-    framework, database = request.param
+    async with built_world(request, tmp_path_factory, *request.param) as built:
+        yield built
+
+
+@asynccontextmanager
+async def built_world(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    framework: str,
+    database: str,
+    *,
+    pages: bool = False,
+) -> AsyncIterator[World]:
+    """A ``World`` on ``database`` served by ``framework`` (with the HTML pages too if ``pages``)."""
     record_database(request, database)
     schema = Schema()
     engine = await make_engine(request, database, tmp_path_factory, schema.metadata)
@@ -380,9 +395,12 @@ async def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     bystander = await accounts.session(a, "recent")
     snapshots = Snapshots(engine)
     snapshots.tables = schema.metadata  # every table there is: the app makes none of its own
-    yield World(framework, features, accounts, snapshots, mount(features, framework), a, b, bystander.digest)
-    await features.email.drain()
-    await engine.dispose()
+    app = mount(features, framework, pages=pages)
+    try:
+        yield World(framework, features, accounts, snapshots, app, a, b, bystander.digest)
+    finally:
+        await features.email.drain()
+        await engine.dispose()
 
 
 def _no_fsync(connection: Any, _record: Any) -> None:

@@ -24,7 +24,7 @@ from lucia_fastapi.pages.site import NOTICES, Page, PageSite, page_environment, 
 from lucia_fastapi.pages.table import LINKS, default_pages
 from lucia_fastapi.web.actions import Action
 
-__all__ = ["LINKS", "NOTICES", "Page", "auth_pages"]
+__all__ = ["LINKS", "NOTICES", "Page", "auth_pages", "page_table"]
 
 
 def auth_pages(
@@ -46,14 +46,16 @@ def auth_pages(
         app_name=app_name,
         links=dict(LINKS),
     )
-    pages = default_pages(home) + _connect_pages(actions)
-    return page_routes(site, pages)
+    return page_routes(site, page_table(actions, home=home))
 
 
-def _connect_pages(actions: Sequence[Action]) -> list[Page]:
-    """A "Connect" form target per OAuth provider: the link action answers a page's form with a 303 to it."""
-    return [
+def page_table(actions: Sequence[Action], *, home: str = LINKS["account"]) -> list[Page]:
+    """Every page for ``actions``, those the app has no action for included (``page_routes`` leaves them out):
+    the default pages, and a "Connect" form target per OAuth provider (its link action answers a page's form
+    with a 303 to the provider)."""
+    connect = [
         Page(f"{LINKS['account']}/connections/{action.name.removeprefix('oauth:link:')}/connect", action.name)
         for action in actions
         if action.name.startswith("oauth:link:")
     ]
+    return default_pages(home) + connect

@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.web.actions import Action, Answer, InputError, prepare
-from lucia_fastapi.web.policy import auth_request_of, declare
+from lucia_fastapi.web.policy import auth_request_of, authorize_request, declare
 from lucia_fastapi.web.responses import error_headers, local_path, log_error, public_message, status_for
 
 logger = logging.getLogger("lucia_fastapi")
@@ -112,12 +112,16 @@ class PageSite:
             "notice": NOTICES.get(asked),
             "next": local_path(request.query_params.get("next")) or "",
             "error": None,
+            "code": None,
             "field": None,
             "values": {},
             **context,
         }
         html = await self.environment.get_template(template).render_async(page)
-        return HTMLResponse(html, status_code=status_code, headers={"cache-control": "no-store"})
+        # no-store: pages show sessions and secrets; same-origin: a token in this page's URL (a mailed link) is never
+        # sent to another site as a Referer.
+        headers = {"cache-control": "no-store", "referrer-policy": "same-origin"}
+        return HTMLResponse(html, status_code=status_code, headers=headers)
 
     async def _signed_in(self, request: Request) -> bool:
         """Whether a complete session is looking (for the menu); ``False`` when it cannot be known."""
@@ -208,6 +212,7 @@ async def _show(site: PageSite, page: Page, request: Request, **context: Any) ->
     """The page's ``GET``: the answers of its ``show`` actions (the first refusal by the policy redirects)."""
     if page.template is None:
         return Response(status_code=405, headers={"allow": "POST"})
+    await authorize_request(request, page.needs)  # the page's own level, whatever its actions show
     answers: dict[str, Any] = {}
     for name in page.show:
         action = site.actions.get(name)
@@ -263,9 +268,10 @@ async def _after(site: PageSite, page: Page, request: Request, answer: Answer) -
     result: Mapping[str, Any] = answer if isinstance(answer, Mapping) else {}
     if page.done is not None:
         return await site.render(request, page.done, title=page.title, page=page, result=result)
+    if callable(page.then):  # it decides, next= included (sign-in: the second step comes before next)
+        return RedirectResponse(page.then(result, request), status_code=303)
     wanted = local_path(request.query_params.get("next"))
-    target = page.then(result, request) if callable(page.then) else page.then
-    return RedirectResponse(wanted or target or site.home, status_code=303)
+    return RedirectResponse(wanted or page.then or site.home, status_code=303)
 
 
 _FIELDS_BY_CODE: Mapping[str, tuple[str, ...]] = {
@@ -290,7 +296,8 @@ async def _typed_values(request: Request, action: Action) -> dict[str, str]:
     """What the person typed into the form's non-secret fields, to show it again."""
     try:
         form = await request.form()
-    except (HTTPException, MultiPartException, ValueError):  # unreadable: the error says so already
+    # Unreadable, or read and refused while streaming (too large): the error says so already.
+    except (HTTPException, MultiPartException, ValueError, RuntimeError):
         return {}
     secret = {spec.name for spec in action.fields if spec.secret}
     return {name: value[:256] for name, value in form.items() if isinstance(value, str) and name not in secret}
