@@ -26,7 +26,6 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -41,7 +40,7 @@ from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitSto
 from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
 from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore, define_token_tables
 from lucia_fastapi.core.auth import Auth
-from lucia_fastapi.core.ratelimit import RateLimiter, SignInThrottle
+from lucia_fastapi.core.ratelimit import RateLimiter, RateLimitStore, SignInThrottle
 from lucia_fastapi.features.email.flows import EmailFlows
 from lucia_fastapi.features.email.sender import EmailSender, OutboxEmailSender, SMTPEmailSender
 from lucia_fastapi.features.tokens import SingleUseTokens
@@ -53,6 +52,7 @@ if TYPE_CHECKING:
 
     from lucia_fastapi.features.mfa import MFA
     from lucia_fastapi.features.oauth import OAuth, OAuthProvider
+    from lucia_fastapi.pages import Pages
 
 logger = logging.getLogger("lucia_fastapi")
 
@@ -112,7 +112,9 @@ class AuthStack:
     bytes each (TOTP secrets and OAuth state are encrypted with keys derived from them; in DEV a development secret
     is kept in ``.lucia-development-secret`` when none is given). ``mfa``: TOTP, recovery
     codes and passkeys. ``oauth_providers``: "Sign in with ..." (their redirect URIs at
-    ``{base_url}/auth/oauth/{name}/callback``). Every other keyword goes to ``Auth``.
+    ``{base_url}/auth/oauth/{name}/callback``). ``rate_limit_store``: where sign-in and flow limits are counted
+    (default: a table in the same database; ``RedisRateLimitStore`` for Redis; either is shared by every worker).
+    Every other keyword goes to ``Auth``.
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class AuthStack:
         mfa: bool = True,
         oauth_providers: Sequence[OAuthProvider] = (),
         env: Literal["DEV", "PROD"] | None = None,
+        rate_limit_store: RateLimitStore | None = None,
         **auth_options: Any,
     ) -> None:
         parts = urlsplit(base_url)
@@ -144,7 +147,7 @@ class AuthStack:
         self.metadata = MetaData(naming_convention=NAMING_CONVENTION)
         tables = define_auth_tables(self.metadata, user_columns=email_user_columns())
         self.engine = create_async_engine(async_database_url(database_url))
-        limits = SQLAlchemyRateLimitStore(self.engine, define_rate_limit_tables(self.metadata))
+        limits = rate_limit_store or SQLAlchemyRateLimitStore(self.engine, define_rate_limit_tables(self.metadata))
         self.auth: Auth[Any] = Auth(
             SQLAlchemyAdapter(self.engine, tables),
             env=env,
@@ -197,23 +200,19 @@ class AuthStack:
 
     # Mounting --------------------------------------------------------------------------------------------------
 
-    def router(self, *, prefix: str = "/auth", pages: bool = False, templates: str | Path | None = None) -> APIRouter:
+    def router(self, *, prefix: str = "/auth", pages: bool | Pages = False) -> APIRouter:
         """Every endpoint as a FastAPI router (``app.include_router(stack.router())``); ``pages=True`` adds the
-        HTML pages (``templates``: the app's folder of templates that replace the library's one at a time)."""
+        HTML pages titled with the app's name, or ``pages=Pages(templates=...)`` configured ones."""
         return auth_router(
             self.auth,
             email=self.email,
             mfa=self.mfa,
             oauth=self.oauth,
             prefix=prefix,
-            pages=pages,
-            templates=templates,
-            app_name=self.app_name,
+            pages=self._pages(pages),
         )
 
-    def routes(
-        self, *, prefix: str = "/auth", pages: bool = False, templates: str | Path | None = None
-    ) -> list[BaseRoute]:
+    def routes(self, *, prefix: str = "/auth", pages: bool | Pages = False) -> list[BaseRoute]:
         """Every endpoint as Starlette routes (``Starlette(routes=stack.routes())``), as ``router`` does."""
         return auth_routes(
             self.auth,
@@ -221,10 +220,15 @@ class AuthStack:
             mfa=self.mfa,
             oauth=self.oauth,
             prefix=prefix,
-            pages=pages,
-            templates=templates,
-            app_name=self.app_name,
+            pages=self._pages(pages),
         )
+
+    def _pages(self, pages: bool | Pages) -> bool | Pages:
+        if pages is True:
+            from lucia_fastapi.pages import Pages
+
+            return Pages(app_name=self.app_name)
+        return pages
 
     # Life ------------------------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 
 from lucia_fastapi import Auth, AuthMiddleware
 from lucia_fastapi.adapters.memory import MemoryAdapter
+from lucia_fastapi.pages import Pages
 from lucia_fastapi.routers import auth_routes
 from lucia_fastapi.stack import AuthStack
 
@@ -39,7 +40,7 @@ async def test_a_template_is_overridden_alone(stack: AuthStack, tmp_path: Path) 
         '{% extends "lucia/base.html" %}{% block content %}<p id="ours">Acme sign-in</p>{% endblock %}'
     )
     app = Starlette(
-        routes=stack.routes(pages=True, templates=tmp_path / "templates"),
+        routes=stack.routes(pages=Pages(templates=tmp_path / "templates", app_name="Acme")),
         middleware=[Middleware(AuthMiddleware, auth=stack.auth)],
     )
     async with client_for(app) as client:

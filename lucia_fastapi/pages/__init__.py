@@ -4,11 +4,12 @@ verification, reset and change, two-step sign-in (TOTP, recovery codes, passkeys
 deletion. ``auth_router(..., pages=True)`` (or ``auth_routes``) mounts them next to the JSON endpoints::
 
     app.include_router(auth_router(auth, email=flows, mfa=mfa, pages=True))
+    app.include_router(auth_router(auth, email=flows, mfa=mfa, pages=Pages(templates="templates", app_name="Acme")))
 
 Each page runs the same action as its JSON endpoint (same policy, same cross-site check, same limits), as a plain
 HTML form: no script except the passkey buttons (``/lucia-static/passkeys.js``, allowed by a ``script-src
 'self'`` policy). Templates are Jinja2 (the ``pages`` extra), and an app overrides them one at a time: a folder
-given as ``templates=`` is searched first, so ``templates/lucia/sign_in.html`` there replaces the sign-in page
+given as ``Pages(templates=...)`` is searched first, so ``templates/lucia/sign_in.html`` there replaces the sign-in page
 alone and ``templates/lucia/base.html`` the layout of all of them (the library's are in
 ``lucia_fastapi/pages/templates/lucia/``).
 """
@@ -17,36 +18,45 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
 from starlette.routing import BaseRoute
 
 from lucia_fastapi.pages.site import NOTICES, Page, PageSite, page_environment, page_routes
 from lucia_fastapi.pages.table import LINKS, default_pages
 from lucia_fastapi.web.actions import Action
 
-__all__ = ["LINKS", "NOTICES", "Page", "auth_pages", "page_table"]
+__all__ = ["LINKS", "NOTICES", "Page", "Pages", "page_table"]
 
 
-def auth_pages(
-    actions: Sequence[Action],
-    *,
-    templates: str | Path | None = None,
-    api_prefix: str = "/auth",
-    home: str = LINKS["account"],
-    app_name: str = "Your app",
-) -> list[BaseRoute]:
-    """The pages for ``actions`` (as ``auth_actions`` lists them, mounted at ``api_prefix``): Starlette routes at
-    the paths of ``LINKS``. ``templates``: a folder of the app's own templates, searched first; ``home``: where a
-    sign-in lands when no ``next`` was asked for; ``app_name``: shown in titles."""
-    site = PageSite(
-        actions={action.name: action for action in actions},
-        environment=page_environment(templates),
-        api_prefix=api_prefix.rstrip("/"),
-        home=home,
-        app_name=app_name,
-        links=dict(LINKS),
-    )
-    return page_routes(site, page_table(actions, home=home))
+class Pages:
+    """The pages, configured: ``auth_router(auth, ..., pages=Pages(templates="templates", app_name="Acme"))``
+    (``pages=True`` is ``Pages()``). ``templates``: a folder of the app's own templates, searched first;
+    ``home``: where a sign-in lands when no ``next`` was asked for; ``app_name``: shown in titles.
+
+    ``render`` renders the app's own pages with the same layout and context (who is looking, the links, the
+    notice), so that a page of the app's, extending ``lucia/base.html``, looks like the rest."""
+
+    def __init__(
+        self, *, templates: str | Path | None = None, home: str = LINKS["account"], app_name: str = "Your app"
+    ) -> None:
+        self.environment = page_environment(templates)
+        self.home = home
+        self.app_name = app_name
+        self.site = PageSite(actions={}, environment=self.environment, home=home, app_name=app_name, links=dict(LINKS))
+
+    def routes(self, actions: Sequence[Action], *, api_prefix: str = "/auth") -> list[BaseRoute]:
+        """The routes of the pages for ``actions`` (as ``auth_actions`` lists them, mounted at ``api_prefix``);
+        the routers call this."""
+        self.site.actions = {action.name: action for action in actions}
+        self.site.api_prefix = api_prefix.rstrip("/")
+        return page_routes(self.site, page_table(actions, home=self.home))
+
+    async def render(self, request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        """The app's own ``template`` with what every page gets (``signed_in``, ``links``, ``has``, ``notice``)."""
+        return await self.site.render(request, template, status_code, **context)
 
 
 def page_table(actions: Sequence[Action], *, home: str = LINKS["account"]) -> list[Page]:

@@ -13,7 +13,6 @@ others); this module only collects and mounts them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute, Mount, Route
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from lucia_fastapi.features.email.flows import EmailFlows
     from lucia_fastapi.features.mfa import MFA
     from lucia_fastapi.features.oauth import OAuth
+    from lucia_fastapi.pages import Pages
 
 __all__ = ["auth_actions", "auth_router", "auth_routes"]
 
@@ -84,27 +84,24 @@ def auth_routes(
     oauth: OAuth | None = None,
     prefix: str = "/auth",
     password_rules: PasswordRules | None = None,
-    pages: bool = False,
-    templates: str | Path | None = None,
-    app_name: str = "Your app",
+    pages: bool | Pages = False,
 ) -> list[BaseRoute]:
     """The JSON endpoints as Starlette routes under ``prefix``: ``Starlette(routes=[*auth_routes(auth, ...)])``;
-    with ``pages=True`` the HTML pages too (``templates``: the app's folder of overriding templates,
-    ``app_name``: shown in their titles)."""
+    with ``pages=True`` (or a configured ``Pages``: the app's templates, its name) the HTML pages too."""
     actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, password_rules=password_rules, prefix=prefix)
     routes: list[BaseRoute] = [
         Route(action.path, json_endpoint(action), methods=[action.method], name=action.name) for action in actions
     ]
     mounted: list[BaseRoute] = [Mount(prefix, routes=routes, name="auth")]
     if pages:
-        mounted += _pages(actions, prefix=prefix, templates=templates, app_name=app_name)
+        mounted += _page_routes(pages, actions, prefix=prefix)
     return mounted
 
 
-def _pages(actions: Sequence[Action], *, prefix: str, templates: str | Path | None, app_name: str) -> list[BaseRoute]:
-    from lucia_fastapi.pages import auth_pages
+def _page_routes(pages: bool | Pages, actions: Sequence[Action], *, prefix: str) -> list[BaseRoute]:
+    from lucia_fastapi.pages import Pages
 
-    return auth_pages(actions, templates=templates, api_prefix=prefix, app_name=app_name)
+    return (pages if isinstance(pages, Pages) else Pages()).routes(actions, api_prefix=prefix)
 
 
 def auth_router(
@@ -116,9 +113,7 @@ def auth_router(
     prefix: str = "/auth",
     password_rules: PasswordRules | None = None,
     tags: Sequence[str] = ("auth",),
-    pages: bool = False,
-    templates: str | Path | None = None,
-    app_name: str = "Your app",
+    pages: bool | Pages = False,
 ) -> APIRouter:
     """The JSON endpoints as a FastAPI ``APIRouter`` under ``prefix``, every body, answer and error in OpenAPI:
     ``app.include_router(auth_router(auth, ...))``; with ``pages=True`` the HTML pages too, outside OpenAPI (see
@@ -148,7 +143,7 @@ def auth_router(
             response_model=None,
         )
     if pages:
-        router.routes.extend(_pages(actions, prefix=prefix, templates=templates, app_name=app_name))
+        router.routes.extend(_page_routes(pages, actions, prefix=prefix))
     return router
 
 
