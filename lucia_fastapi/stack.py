@@ -29,7 +29,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from lucia_fastapi.adapters.sqlalchemy.adapter import SQLAlchemyAdapter, async_database_url
@@ -41,7 +41,7 @@ from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_a
 from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore, define_token_tables
 from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.ratelimit import RateLimiter, RateLimitStore, SignInThrottle
-from lucia_fastapi.features.email.flows import EmailFlows
+from lucia_fastapi.features.email.flows import EmailFlows, normalize_email
 from lucia_fastapi.features.email.sender import EmailSender, OutboxEmailSender, SMTPEmailSender
 from lucia_fastapi.features.tokens import SingleUseTokens
 from lucia_fastapi.routers import auth_router, auth_routes
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from lucia_fastapi.features.mfa import MFA
-    from lucia_fastapi.features.oauth import OAuth, OAuthProvider
+    from lucia_fastapi.features.oauth import OAuth, OAuthIdentity, OAuthProvider
     from lucia_fastapi.pages import Pages
 
 logger = logging.getLogger("lucia_fastapi")
@@ -146,6 +146,7 @@ class AuthStack:
             secret_keys = [development_secret()]
         self.metadata = MetaData(naming_convention=NAMING_CONVENTION)
         tables = define_auth_tables(self.metadata, user_columns=email_user_columns())
+        self._users = tables.user
         self.engine = create_async_engine(async_database_url(database_url))
         limits = rate_limit_store or SQLAlchemyRateLimitStore(self.engine, define_rate_limit_tables(self.metadata))
         self.auth: Auth[Any] = Auth(
@@ -168,8 +169,32 @@ class AuthStack:
             from lucia_fastapi.features.oauth import OAuth
 
             self.oauth = OAuth(
-                self.auth, providers=oauth_providers, secret_keys=secret_keys, rate_limiter=self.rate_limiter
+                self.auth,
+                providers=oauth_providers,
+                secret_keys=secret_keys,
+                rate_limiter=self.rate_limiter,
+                user_attributes=self._new_oauth_user,
+                default_return_to="/account",
             )
+
+    async def _new_oauth_user(self, identity: OAuthIdentity) -> dict[str, Any]:
+        """A new account from a provider: with the address the provider verified, never one that has an account
+        here already (its owner signs in and connects the provider: no takeover by a provider's say-so)."""
+        from lucia_fastapi.features.oauth import OAuthError
+
+        if not identity.email or not identity.email_verified:
+            raise OAuthError("OAUTH_EMAIL_UNVERIFIED")
+        address = normalize_email(identity.email)
+        users = self._users
+        async with self.engine.connect() as connection:
+            taken = await connection.scalar(select(users.c.id).where(users.c[self.email.email_attribute] == address))
+        if taken is not None:
+            raise OAuthError(
+                "OAUTH_ACCOUNT_EXISTS",
+                message=f"An account with {address} exists already: sign in to it, then connect the provider"
+                " on your account page.",
+            )
+        return {self.email.email_attribute: address, self.email.verified_attribute: self.auth.clock()}
 
     def __repr__(self) -> str:
         return f"AuthStack(base_url={self.base_url!r}, mfa={self.mfa is not None}, oauth={self.oauth is not None})"

@@ -1,15 +1,10 @@
 """The lucia_fastapi example app, as a package: ``examples.app.main:app`` is the ASGI app (``make run`` serves it).
 
-Layout — one module per flow, so a new flow plugs in with one line in ``main.py``:
-
-- ``config.py``   settings from the environment (``DATABASE_URL``, ``LUCIA_ENV``)
-- ``db.py``       the schema, engine and ``Auth`` object (the only module that knows how the library is set up)
+- ``config.py``   settings from the environment (database, base URL, secrets, mail, OAuth providers, Redis)
+- ``main.py``     the app: ``AuthStack`` with every flow mounted in one line, and the app's own pages
 - ``security.py`` security headers and a request-body limit (pure ASGI middleware)
-- ``forms.py``    input validation: linear-time and length-bounded before any parsing
-- ``pages.py``    templates, the navigation, the signed-in check for pages, notices
-- ``errors.py``   human error pages (401/403/404/429/503) and the JSON errors of ``/api/``
-- ``devices.py``  readable device names from a User-Agent
-- ``routes/``     account (sign up / in / out), profile, sessions, password, security, delete account, api
+- ``templates/``  the app's look (``lucia/base.html``, replacing the library's layout) and its own pages
+- ``static/``     its stylesheet and icon
 """
 
 from typing import Any

@@ -1,70 +1,122 @@
 """The example app: ``uvicorn examples.app.main:app`` (``make run``).
 
-HTML pages for people (cookie sessions, origin-checked forms) and the same features as JSON under ``/api/`` for
-other clients (bearer tokens). Each flow is a router in ``routes/``: a new flow is one ``include_router`` line here
-(plus, if it wants them, a menu link or a security-page section, see ``pages.py``).
+Every auth page and endpoint comes from the library, mounted in one line (``stack.router(pages=...)``): sign-up,
+sign-in with its second step, passkeys, sessions, password, email verification, reset and change, two-step
+sign-in, connected accounts, deletion, as HTML pages and as JSON under ``/auth``. What is left here is the app's
+own: its settings (``config.py``), its look (``templates/lucia/base.html`` replaces the library's layout, one
+template; ``static/app.css``), a profile page, a development outbox, and security headers (``security.py``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup, escape
+from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from examples.app import errors
-from examples.app.config import DEV
-from examples.app.db import auth, close, create_tables
-from examples.app.pages import Public
-from examples.app.routes import account, api, delete_account, email, mfa, oauth, password, profile, security, sessions
+from examples.app import config
 from examples.app.security import BodyLimit, SecurityHeaders
-from lucia_fastapi import AuthMiddleware, handle_logout_requests
+from lucia_fastapi import AuthMiddleware
+from lucia_fastapi.core.policy import Assurance
+from lucia_fastapi.features.email import OutboxEmailSender
+from lucia_fastapi.pages import Pages
+from lucia_fastapi.stack import AuthStack
+from lucia_fastapi.web.policy import declare
 
-FORM_ACTION_ORIGINS: list[str] = []  # origins a form may post or redirect to besides ours (an OAuth provider)
+HERE = Path(__file__).parent
+providers = config.oauth_providers()
+stack = AuthStack(
+    config.DATABASE_URL,
+    base_url=config.BASE_URL,
+    app_name="lucia_fastapi example",
+    secret_keys=config.SECRET_KEYS,
+    sender=config.mail_sender(),
+    oauth_providers=providers,
+    env=config.ENV,
+    rate_limit_store=config.rate_limit_store(),
+    recent_auth_max_age=config.REAUTH_AFTER,  # one window for every sensitive action
+)
+pages = Pages(templates=HERE / "templates", home="/profile", app_name="lucia_fastapi example")
+pages.environment.globals["dev_outbox"] = config.DEV  # the footer's link to /dev/outbox
 
 
 class ExampleApp(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         # Outermost, so that even the 500 page from Starlette's error middleware carries the headers.
-        return SecurityHeaders(super().build_middleware_stack(), form_action=FORM_ACTION_ORIGINS, docs=DEV)
+        forms_go_to = config.provider_origins(providers)  # a "Connect" form is sent on to the provider
+        return SecurityHeaders(super().build_middleware_stack(), form_action=forms_go_to, docs=config.DEV)
 
 
 @asynccontextmanager
-async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    await create_tables()
-    yield
-    await email.close()  # deliver mail still queued (reset lookups, SMTP)
-    await close()
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async with stack.lifespan(app):  # creates the tables (a real app runs `lucia-fastapi migrate`)
+        yield
 
 
 app = ExampleApp(
     title="lucia_fastapi example",
     lifespan=lifespan,
-    docs_url="/docs" if DEV else None,  # the API's documentation: only while developing
+    docs_url="/docs" if config.DEV else None,  # the API's documentation: only while developing
     redoc_url=None,
-    openapi_url="/openapi.json" if DEV else None,
+    openapi_url="/openapi.json" if config.DEV else None,
 )
-app.add_middleware(AuthMiddleware, auth=auth, on_error=errors.on_lucia_error)
+app.add_middleware(AuthMiddleware, auth=stack.auth, sign_in_url="/sign-in")
 app.add_middleware(BodyLimit, max_bytes=64 * 1024)
-app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-errors.install(app)
-
-app.include_router(account.router)
-app.include_router(profile.router)
-app.include_router(sessions.router)
-app.include_router(security.router)
-app.include_router(password.router)
-app.include_router(delete_account.router)
-app.include_router(api.router)
-app.include_router(email.router)  # verification, reset, email change, DEV outbox
-mfa.install(app)  # two-step sign-in, recovery codes, passkeys (also passwordless), "confirm it's you"
-oauth.install(app, FORM_ACTION_ORIGINS)  # "Sign in with ..." for the providers configured in the environment
-app.add_route("/api/logout", handle_logout_requests(auth), methods=["POST"])
+app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+app.include_router(stack.router(pages=pages))  # every auth page, and the same as JSON under /auth
 
 
-@app.get("/healthz", include_in_schema=False, dependencies=[Public])
+@app.get("/", include_in_schema=False)
+@declare(Assurance.ANONYMOUS)
+async def home() -> Response:
+    return RedirectResponse("/profile", status_code=303)
+
+
+@app.get("/profile", include_in_schema=False)
+@declare(Assurance.SIGNED_IN)
+async def profile(request: Request) -> Response:
+    return await pages.page(request, "profile.html", title="Profile")
+
+
+if config.DEV:
+
+    @app.get("/dev/outbox", include_in_schema=False)
+    @declare(Assurance.ANONYMOUS)
+    async def outbox(request: Request) -> Response:
+        """The mail the app "sent" (development only: nothing leaves the machine), links clickable."""
+        sender = stack.sender
+        messages = sender.messages() if isinstance(sender, OutboxEmailSender) else []
+        shown = [(message, _linked(message.text)) for message in messages]
+        return await pages.render(request, "outbox.html", title="Outbox", messages=shown)
+
+
+def _linked(text: str) -> Markup:
+    escaped = str(escape(text))  # every character of the mail escaped first; only its URLs become links
+    return Markup(re.sub(r"(https?://[^\s<>\"]+)", r'<a href="\1">\1</a>', escaped))  # noqa: S704
+
+
+@app.get("/healthz", include_in_schema=False)
+@declare(Assurance.ANONYMOUS)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@app.exception_handler(404)
+@app.exception_handler(405)
+async def not_found(request: Request, error: HTTPException) -> Response:
+    """A page for people; JSON for the API under /auth."""
+    if request.url.path.startswith("/auth/"):
+        return Response(
+            '{"detail": {"code": "NOT_FOUND", "message": "There is no such item."}}',
+            status_code=error.status_code,
+            media_type="application/json",
+        )
+    message = "We could not find that page." if error.status_code == 404 else "That page cannot be used like that."
+    return await pages.render(request, "lucia/error.html", error.status_code, error=message, code="NOT_FOUND")

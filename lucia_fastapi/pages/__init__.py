@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute
 
+from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.pages.site import NOTICES, Page, PageSite, page_environment, page_routes
 from lucia_fastapi.pages.table import LINKS, default_pages
 from lucia_fastapi.web.actions import Action
+from lucia_fastapi.web.policy import auth_request_of, authorize_request
 
 __all__ = ["LINKS", "NOTICES", "Page", "Pages", "page_table"]
 
@@ -57,6 +60,21 @@ class Pages:
     async def render(self, request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         """The app's own ``template`` with what every page gets (``signed_in``, ``links``, ``has``, ``notice``)."""
         return await self.site.render(request, template, status_code, **context)
+
+    async def page(
+        self, request: Request, template: str, *, needs: Assurance = Assurance.SIGNED_IN, **context: Any
+    ) -> Response:
+        """One of the app's own pages behind the policy: ``needs`` is checked with the pages' redirects (to sign
+        in, to the second step, to "confirm it's you", each back here), then ``template`` is rendered with the
+        ``session`` and ``user``. Declare the level on the route too (``declare(needs)``) for the route checks."""
+        try:
+            session = await authorize_request(request, needs)
+            user = None
+            if session is not None:
+                _session, user = await auth_request_of(request).get_session_user()
+        except LuciaError as error:
+            return self.site.redirect_for(error, request) or await self.site.error_page(request, error)
+        return await self.render(request, template, session=session, user=user, **context)
 
 
 def page_table(actions: Sequence[Action], *, home: str = LINKS["account"]) -> list[Page]:

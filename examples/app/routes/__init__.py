@@ -1,1 +1,0 @@
-"""One router per flow; ``main.py`` includes each with one line."""
