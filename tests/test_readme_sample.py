@@ -34,7 +34,7 @@ def readme_sample() -> str:
 
 
 def test_the_sample_is_where_the_docs_include_it_from() -> None:
-    assert '--8<-- "README.md:sample"' in (ROOT / "docs" / "how-to" / "sign-in-forms.md").read_text()
+    assert '--8<-- "README.md:sample"' in (ROOT / "docs" / "how-to" / "by-hand.md").read_text()
     code = readme_sample()
     assert "Form(" in code and "Query(" not in code
     compile(code, "README.md", "exec")

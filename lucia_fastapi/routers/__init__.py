@@ -86,8 +86,20 @@ def auth_routes(
     password_rules: PasswordRules | None = None,
     pages: bool | Pages = False,
 ) -> list[BaseRoute]:
-    """The JSON endpoints as Starlette routes under ``prefix``: ``Starlette(routes=[*auth_routes(auth, ...)])``;
-    with ``pages=True`` (or a configured ``Pages``: the app's templates, its name) the HTML pages too."""
+    """The JSON endpoints as Starlette routes under ``prefix``: ``Starlette(routes=[*auth_routes(auth, ...)])``.
+
+    Options (``auth_router`` takes the same, plus ``tags``):
+
+    - ``email``: the email flows (``EmailFlows``): sign-up, verification, password reset, email change; sign-in then
+      uses their key provider and address normalisation, and their password lengths unless ``password_rules``.
+    - ``mfa``: second factors (``MFA``): the second step of sign-in, passkey sign-in, TOTP, recovery codes, passkeys.
+    - ``oauth``: providers (``OAuth``): start, callback (at each provider's redirect URI, which must be under
+      ``prefix``: ``ValueError`` at build time otherwise), link, unlink, the lists.
+    - ``prefix``: where the JSON endpoints go (``"/auth"``).
+    - ``password_rules``: ``PasswordRules(min_length, max_length)`` for sign-up, password change and reset.
+    - ``pages``: ``True`` or a configured ``Pages(templates=..., home=..., app_name=...)`` mounts the HTML pages
+      too, at the paths of ``lucia_fastapi.pages.LINKS`` (``/sign-in``, ``/account``, ...), outside ``prefix``.
+    """
     actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, password_rules=password_rules, prefix=prefix)
     routes: list[BaseRoute] = [
         Route(action.path, json_endpoint(action), methods=[action.method], name=action.name) for action in actions
@@ -116,8 +128,8 @@ def auth_router(
     pages: bool | Pages = False,
 ) -> APIRouter:
     """The JSON endpoints as a FastAPI ``APIRouter`` under ``prefix``, every body, answer and error in OpenAPI:
-    ``app.include_router(auth_router(auth, ...))``; with ``pages=True`` the HTML pages too, outside OpenAPI (see
-    ``auth_routes``)."""
+    ``app.include_router(auth_router(auth, ...))``. The options are ``auth_routes``'s; ``tags`` groups the
+    endpoints in OpenAPI (each feature adds its own tag). The pages, with ``pages``, are not in OpenAPI."""
     from fastapi import APIRouter, Security
 
     from lucia_fastapi.routers.openapi import openapi_extra, responses, statuses_of
