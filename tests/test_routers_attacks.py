@@ -244,12 +244,9 @@ async def send(
 # What every answer must be -----------------------------------------------------------------------------------------
 
 
-def declared_status(action: Action, code: str) -> int | None:
-    """The status the action declares (in OpenAPI) for ``code``, or ``None`` if it does not declare it."""
-    for status, codes in error_codes(action, STATUS_OF).items():
-        if code in codes:
-            return status
-    return None
+def declared_statuses(action: Action, code: str) -> list[int]:
+    """The statuses the action declares (in OpenAPI) for ``code``: none if it does not declare it."""
+    return [status for status, codes in error_codes(action, STATUS_OF).items() if code in codes]
 
 
 def problems_with(answer: Answer, action: Action, *, what: str, cookie_name: str, anonymous: bool) -> list[str]:
@@ -278,8 +275,7 @@ def problems_with(answer: Answer, action: Action, *, what: str, cookie_name: str
     code = detail["code"]
     if code not in KNOWN_CODES:
         found.append(f"{where}: unknown code {code!r}: {answer.excerpt()}")
-    elif declared_status(action, code) != answer.status:
-        declared = declared_status(action, code)
+    elif answer.status not in (declared := declared_statuses(action, code)):
         found.append(f"{where}: {code} at {answer.status}, declared {'at ' + str(declared) if declared else 'nowhere'}")
     if MARKER in answer.body:
         found.append(f"{where}: the error repeats attacker input: {answer.excerpt()}")

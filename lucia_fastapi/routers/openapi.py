@@ -32,6 +32,8 @@ _STATUS_OF_FEATURE_CODE: dict[str, int] = {
     "UNSUPPORTED_MEDIA_TYPE": 415,
     "NOT_FOUND": 404,
 }
+# Codes answered at a second status too: a provider that refused is 400, one that answered nonsense 502.
+_ALSO_ANSWERED: dict[str, tuple[int, ...]] = {"OAUTH_PROVIDER_ERROR": (502,)}
 
 
 def _field_schema(spec: Field) -> dict[str, Any]:
@@ -104,7 +106,8 @@ def error_codes(action: Action, status_of: dict[str, int] | None = None) -> dict
     table = {**STATUS_BY_CODE, **_STATUS_OF_FEATURE_CODE, **(status_of or {})}
     by_status: dict[int, list[str]] = {}
     for code in dict.fromkeys(codes):
-        by_status.setdefault(table.get(code, 400), []).append(code)
+        for status in (table.get(code, 400), *_ALSO_ANSWERED.get(code, ())):
+            by_status.setdefault(status, []).append(code)
     return by_status
 
 
