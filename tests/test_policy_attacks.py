@@ -1,12 +1,15 @@
 """The ten cross-feature attacks of issue 20, each a test named after it: against the example app over real HTTP
-(uvicorn in its own process, SQLite file, mail in the DEV outbox folder), and three of them (2, 3 and 1) against the
-library's own email router (``email_router(flows)`` served by uvicorn in this event loop).
+(uvicorn in its own process, SQLite file, mail in the DEV outbox folder), through the library's pages it mounts
+(``/sign-in``, ``/reset-password``, ``/account/email``, ``/second-factor``, ``/reauthenticate``, ...) and its JSON
+endpoints under ``/auth``; and three of them (2, 3 and 1) against the library's own email router
+(``email_router(flows)`` served by uvicorn in this event loop).
 
 Each test plays the attacker with the app's own pages and endpoints, asserts that the attack is refused now, and
 that nothing the attacker wanted happened: the password is unchanged, the email key did not move, TOTP is still on,
 no mail went to the attacker's address, the old address still signs in. Every request of a test comes from its own
 client address (``X-Forwarded-For``, which uvicorn trusts from 127.0.0.1), so the sign-in limits of one test never
-meet another's.
+meet another's. A ``Device`` is a browser (it sends the app's ``Origin`` and its session cookie); a bare request
+with neither is a token client (curl), which gets a ``token`` and sends it as ``Authorization: Bearer``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pyotp
@@ -44,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COOKIE = "auth_session"
 PASSWORD = "the owner's password"
 STALE_AFTER = 4  # LUCIA_EXAMPLE_REAUTH_SECONDS of the "stale sessions" server
+SECOND_STEP = "/second-factor"
 _addresses = itertools.count(1)
 
 
@@ -68,6 +73,22 @@ def wrong_totp(secret: str) -> str:
     totp = pyotp.TOTP(secret)
     accepted = {totp.at(time.time() + offset) for offset in (-60, -30, 0, 30, 60)}
     return next(code for code in ("000000", "111111", "222222", "333333", "444444", "555555") if code not in accepted)
+
+
+def form_error(response: httpx.Response) -> str | None:
+    """The ``data-code`` of the page's ``#form-error`` (the refusal it shows), or ``None`` without one."""
+    found = re.search(r'id="form-error" data-code="([A-Z_]+)"', response.text)
+    return found.group(1) if found else None
+
+
+def error_code(response: httpx.Response) -> str:
+    """The code of a JSON endpoint's error answer."""
+    return str(response.json()["detail"]["code"])
+
+
+def redirected_to(response: httpx.Response, path: str) -> bool:
+    """Whether ``response`` is a 303 to ``path`` (its query aside)."""
+    return response.status_code == 303 and response.headers["location"].split("?")[0] == path
 
 
 # The example app, over HTTP ---------------------------------------------------------------------------------------
@@ -181,9 +202,10 @@ def link_token(text: str, path: str) -> str:
 def start_example(workdir: Path, **env: str) -> Example:
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "LUCIA_ENV", "SMTP_HOST", "REDIS_URL")}
     port = free_port()
-    env = {**base, "PYTHONPATH": str(ROOT), "APP_BASE_URL": f"http://127.0.0.1:{port}", **env}
+    url = f"http://localhost:{port}"  # mail links, the trusted origin and the passkeys' relying party follow it
+    env = {**base, "PYTHONPATH": str(ROOT), "APP_BASE_URL": url, **env}
     server = UvicornProcess("examples.app.main:app", cwd=workdir, env=env, port=port)
-    return Example(server.url, workdir, server)
+    return Example(url, workdir, server)
 
 
 def stop_example(example: Example) -> None:
@@ -212,7 +234,8 @@ def stale_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Example]
 
 
 class Device:
-    """A browser (or a thief with a copy of its cookie): one session cookie, kept up to date from the answers."""
+    """A browser (or a thief with a copy of its cookie): the app's ``Origin`` on every request, and one session
+    cookie, kept up to date from the answers."""
 
     def __init__(self, client: httpx.AsyncClient, cookie: str | None = None) -> None:
         self.client = client
@@ -224,7 +247,9 @@ class Device:
         return Device(self.client, self.cookie)
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"x-forwarded-for": self.address, "accept": "text/html", **kwargs.pop("headers", {})}
+        origin = str(self.client.base_url).rstrip("/")
+        headers = {"x-forwarded-for": self.address, "accept": "text/html", "origin": origin}
+        headers.update(kwargs.pop("headers", {}))
         if self.cookie is not None:
             headers["cookie"] = f"{COOKIE}={self.cookie}"
         response = await self.client.request(method, path, headers=headers, **kwargs)
@@ -242,28 +267,31 @@ class Device:
         return await self.request("POST", path, **kwargs)
 
     async def sign_up(self, email: str, password: str = PASSWORD) -> None:
-        response = await self.post("/signup", data={"email": email, "password": password})
-        assert response.status_code == 303 and response.headers["location"] == "/signup/check-email", response.text
+        response = await self.post("/sign-up", data={"email": email, "password": password})
+        assert response.status_code == 200 and "<h1>Check your email</h1>" in response.text, response.text
+        assert self.cookie is None  # signing up does not sign in
 
     async def sign_in(self, email: str, password: str = PASSWORD) -> httpx.Response:
         self.cookie = None
-        return await self.post("/signin", data={"email": email, "password": password})
+        return await self.post("/sign-in", data={"email": email, "password": password})
 
     async def sign_up_and_in(self, email: str, password: str = PASSWORD) -> None:
         await self.sign_up(email, password)
         response = await self.sign_in(email, password)
-        assert response.status_code == 303 and self.cookie, response.text
+        assert redirected_to(response, "/profile") and self.cookie, response.text
 
     async def enrol_totp(self) -> tuple[str, list[str]]:
-        """Turn TOTP on (a fresh session): the secret and the recovery codes the pages show."""
-        page = await self.post("/security/totp/enrol")
+        """Turn TOTP on (a fresh session) through the pages: the secret and the recovery codes they show."""
+        started = await self.post("/account/two-step/totp/start")
+        assert redirected_to(started, "/account/two-step/totp"), (started.status_code, started.headers)
+        page = await self.get("/account/two-step/totp")
         assert page.status_code == 200, (page.status_code, page.headers.get("location"))
-        secret = re.search(r'id="totp-secret">([A-Z2-7=]+)<', page.text)
+        secret = re.search(r'<code class="secret">([A-Z2-7=]+)</code>', page.text)
         assert secret, page.text
-        done = await self.post("/security/totp/confirm", data={"code": pyotp.TOTP(secret.group(1)).now()})
+        done = await self.post("/account/two-step/totp", data={"code": pyotp.TOTP(secret.group(1)).now()})
         assert done.status_code == 200, done.text
         codes = re.findall(r"<li><code>([^<]+)</code></li>", done.text)
-        assert codes, done.text
+        assert len(codes) == 10, done.text
         return secret.group(1), codes
 
     async def is_signed_in(self) -> bool:
@@ -272,27 +300,37 @@ class Device:
 
 
 async def signs_in(client: httpx.AsyncClient, email: str, password: str) -> str | None:
-    """Where a password sign-in leads (``/profile``, ``/mfa/verify``), or ``None`` when it is refused."""
+    """Where a password sign-in leads (``/profile``, or ``/second-factor`` when the account has a second factor),
+    or ``None`` when it is refused."""
     device = Device(client)
     response = await device.sign_in(email, password)
     if response.status_code != 303 or device.cookie is None:
+        assert response.status_code == 401 and form_error(response) == "AUTH_INVALID_CREDENTIALS", response.text
         return None
-    return response.headers["location"]
+    return response.headers["location"].split("?")[0]
+
+
+async def api(
+    client: httpx.AsyncClient, method: str, path: str, token: str | None = None, **kwargs: Any
+) -> httpx.Response:
+    """A token client (curl): no ``Origin``, no cookie; the session's ``token`` as ``Authorization: Bearer``."""
+    headers = {"x-forwarded-for": client_address(), "accept": "application/json", **kwargs.pop("headers", {})}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    response = await client.request(method, path, headers=headers, **kwargs)
+    assert "set-cookie" not in response.headers, response.headers  # a token client never gets a cookie
+    return response
 
 
 @pytest.fixture
 async def client(example: Example) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=example.url, headers={"origin": example.url}, cookies=NoCookies(), timeout=30
-    ) as client:
+    async with httpx.AsyncClient(base_url=example.url, cookies=NoCookies(), timeout=30) as client:
         yield client
 
 
 @pytest.fixture
 async def stale_client(stale_example: Example) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=stale_example.url, headers={"origin": stale_example.url}, cookies=NoCookies(), timeout=30
-    ) as client:
+    async with httpx.AsyncClient(base_url=stale_example.url, cookies=NoCookies(), timeout=30) as client:
         yield client
 
 
@@ -309,30 +347,46 @@ async def test_reset_link_alone_takes_over_a_totp_account(example: Example, clie
 
     # The attacker reads the victim's mail (or the link leaked): the link alone.
     attacker = Device(client)
-    assert (await attacker.post("/forgot-password", data={"email": victim})).status_code == 200
+    asked = await attacker.post("/forgot-password", data={"email": victim})
+    assert asked.status_code == 200 and "<h1>Check your email</h1>" in asked.text
     token = await example.token(victim, "/reset-password")
+    shown = await attacker.get(f"/reset-password?token={token}")
+    assert shown.status_code == 200 and 'id="second_factor_code"' in shown.text
     taken = await attacker.post("/reset-password", data={"token": token, "password": "the attacker's password"})
-    assert taken.status_code == 400, (taken.status_code, taken.headers.get("location"))
-    assert attacker.cookie is None and 'name="second_factor_code"' in taken.text
+    assert taken.status_code == 409 and form_error(taken) == "SECOND_FACTOR_REQUIRED", (taken.status_code, taken.text)
+    assert attacker.cookie is None and 'id="second_factor_code"' in taken.text
     guessed = await attacker.post(
         "/reset-password",
         data={"token": token, "password": "the attacker's password", "second_factor_code": wrong_totp(secret)},
     )
-    assert guessed.status_code == 400 and attacker.cookie is None
+    assert guessed.status_code == 403 and form_error(guessed) == "WRONG_SECOND_FACTOR", guessed.text
+    assert attacker.cookie is None
+    # The JSON endpoint, as a token client: the same refusals, and no token.
+    body = {"token": token, "password": "the attacker's password"}
+    json_taken = await api(client, "POST", "/auth/password-reset", json=body)
+    assert json_taken.status_code == 409 and error_code(json_taken) == "SECOND_FACTOR_REQUIRED", json_taken.text
+    json_guessed = await api(
+        client, "POST", "/auth/password-reset", json={**body, "second_factor_code": wrong_totp(secret)}
+    )
+    assert json_guessed.status_code == 403 and error_code(json_guessed) == "WRONG_SECOND_FACTOR", json_guessed.text
+    assert "token" not in json_taken.json() and "token" not in json_guessed.json()
     assert example.account(user_id) == before and example.totp_on(user_id)
     assert await signs_in(client, victim, "the attacker's password") is None
-    assert await signs_in(client, victim, PASSWORD) == "/mfa/verify"  # the owner's password, and the second step
+    assert await signs_in(client, victim, PASSWORD) == SECOND_STEP  # the owner's password, and the second step
 
-    # The owner, with the code, resets: a full session; TOTP stays on and the next sign-in asks for it again.
+    # The owner, with the code, resets: a full session (the page still sends them to the sign-in page with its
+    # notice); TOTP stays on and the next sign-in asks for it again.
     reset = Device(client)
     done = await reset.post(
         "/reset-password",
         data={"token": token, "password": "the owner's new password", "second_factor_code": next_totp(secret)},
     )
-    assert done.status_code == 303 and done.headers["location"] == "/profile?notice=password-reset", done.text
-    assert await reset.is_signed_in()
+    assert done.status_code == 303 and done.headers["location"] == "/sign-in?notice=password-reset", done.text
+    assert reset.cookie is not None and await reset.is_signed_in()
+    assert example.account(user_id) != before  # the new password's hash
     assert example.totp_on(user_id)
-    assert await signs_in(client, victim, "the owner's new password") == "/mfa/verify"
+    assert await signs_in(client, victim, PASSWORD) is None
+    assert await signs_in(client, victim, "the owner's new password") == SECOND_STEP
 
 
 # 2. A pending email change survives the owner's password reset and "sign out everywhere" ------------------------
@@ -347,11 +401,11 @@ async def test_pending_email_change_survives_reset_and_sign_out_everywhere(
     user_id = example.user_id(owner_address)
     before = example.account(user_id)
 
-    # A thief with the laptop's cookie (a session under ten minutes old) asks to move the account to their address.
+    # A thief with the laptop's cookie (a session signed in moments ago) asks to move the account to their address.
     thief = laptop.steal()
     first_address = unique("thief-one")
-    asked = await thief.post("/email", data={"email": first_address})
-    assert asked.status_code == 200, (asked.status_code, asked.headers.get("location"))
+    asked = await thief.post("/account/email", data={"email": first_address})
+    assert asked.status_code == 200 and "<h1>Check your email</h1>" in asked.text, (asked.status_code, asked.headers)
     first_link = await example.token(first_address, "/confirm-email-change")
 
     # The owner resets the password: every session ends, and so must the pending change.
@@ -359,9 +413,10 @@ async def test_pending_email_change_survives_reset_and_sign_out_everywhere(
     assert (await owner.post("/forgot-password", data={"email": owner_address})).status_code == 200
     reset_token = await example.token(owner_address, "/reset-password")
     reset = await owner.post("/reset-password", data={"token": reset_token, "password": "the owner's new password"})
-    assert reset.status_code == 303, reset.text
+    assert redirected_to(reset, "/sign-in"), reset.text
+    assert not await thief.is_signed_in() and not await laptop.is_signed_in()
     confirmed = await Device(client).post("/confirm-email-change", data={"token": first_link})
-    assert confirmed.status_code == 400, (confirmed.status_code, confirmed.text[:300])
+    assert confirmed.status_code == 400 and form_error(confirmed) == "INVALID_TOKEN", confirmed.text[:300]
     assert example.account(user_id)[0] == before[0] and example.user_id(owner_address) == user_id
     assert example.query("SELECT id FROM auth_key WHERE user_id = ?", user_id) == [(f"email:{owner_address}",)]
     assert await signs_in(client, owner_address, "the owner's new password") == "/profile"
@@ -370,38 +425,41 @@ async def test_pending_email_change_survives_reset_and_sign_out_everywhere(
     # Again, and this time the owner signs out every other device.
     laptop, phone = Device(client), Device(client)
     for device in (laptop, phone):
-        assert (await device.sign_in(owner_address, "the owner's new password")).status_code == 303
+        assert redirected_to(await device.sign_in(owner_address, "the owner's new password"), "/profile")
     thief = phone.steal()
     second_address = unique("thief-two")
     seen_cancel = example.count(owner_address, "/cancel-email-change?token=")
-    assert (await thief.post("/email", data={"email": second_address})).status_code == 200
+    assert (await thief.post("/account/email", data={"email": second_address})).status_code == 200
     second_link = await example.token(second_address, "/confirm-email-change")
     # The old address is told at once, not once it is done.
     await example.mail(owner_address, containing="/cancel-email-change?token=", seen=seen_cancel)
-    everywhere = await laptop.post("/sessions/revoke-others")
-    assert everywhere.status_code == 303 and await laptop.is_signed_in()
+    everywhere = await laptop.post("/account/sessions/revoke-others")
+    assert everywhere.status_code == 303, everywhere.text
+    assert everywhere.headers["location"] == "/account?notice=others-signed-out"
+    assert await laptop.is_signed_in()
     assert not await thief.is_signed_in()
     confirmed = await Device(client).post("/confirm-email-change", data={"token": second_link})
-    assert confirmed.status_code == 400, (confirmed.status_code, confirmed.text[:300])
+    assert confirmed.status_code == 400 and form_error(confirmed) == "INVALID_TOKEN", confirmed.text[:300]
     assert example.account(user_id)[0] == before[0]
     assert await signs_in(client, second_address, "the owner's new password") is None
 
     # A third try: the owner follows the cancel link mailed to the old address, and the change link dies.
     tablet = Device(client)
-    assert (await tablet.sign_in(owner_address, "the owner's new password")).status_code == 303
+    assert redirected_to(await tablet.sign_in(owner_address, "the owner's new password"), "/profile")
     thief = tablet.steal()
     third_address = unique("thief-three")
     seen_cancel = example.count(owner_address, "/cancel-email-change?token=")
-    assert (await thief.post("/email", data={"email": third_address})).status_code == 200
+    assert (await thief.post("/account/email", data={"email": third_address})).status_code == 200
     third_link = await example.token(third_address, "/confirm-email-change")
     cancel = await example.token(owner_address, "/cancel-email-change", seen=seen_cancel)
     anyone = Device(client)
     assert (await anyone.get(f"/cancel-email-change?token={cancel}")).status_code == 200
     cancelled = await anyone.post("/cancel-email-change", data={"token": cancel})
-    assert cancelled.status_code == 303 and cancelled.headers["location"] == "/signin?notice=email-change-cancelled"
+    assert cancelled.status_code == 303, cancelled.text
+    assert cancelled.headers["location"] == "/sign-in?notice=email-change-cancelled"
     assert not await thief.is_signed_in() and not await laptop.is_signed_in()
     confirmed = await Device(client).post("/confirm-email-change", data={"token": third_link})
-    assert confirmed.status_code == 400
+    assert confirmed.status_code == 400 and form_error(confirmed) == "INVALID_TOKEN"
     assert example.account(user_id)[0] == before[0]
     assert await signs_in(client, owner_address, "the owner's new password") == "/profile"
 
@@ -423,18 +481,35 @@ async def test_pending_session_asks_for_email_change_and_verification_mail(
     # The attacker knows the password, not the second factor: a session pending its second step.
     attacker = Device(client)
     signed = await attacker.sign_in(victim)
-    assert signed.headers["location"] == "/mfa/verify" and attacker.cookie
+    assert signed.headers["location"] == f"{SECOND_STEP}?next=%2Fprofile" and attacker.cookie
     target = unique("pending-thief")
-    for data in ({"email": target, "current_password": PASSWORD}, {"email": target}):
-        asked = await attacker.post("/email", data=data)
-        assert asked.status_code == 303 and asked.headers["location"].startswith("/mfa/verify"), asked.text[:300]
-    resend = await attacker.post("/verify-email/resend")
-    assert resend.status_code == 303 and resend.headers["location"].startswith("/mfa/verify")
-    api = await client.post("/api/signin", json={"email": victim, "password": PASSWORD})
-    assert api.status_code == 200 and api.json()["second_factor_pending"] is True
-    bearer = {"authorization": f"Bearer {api.json()['token']}", "x-forwarded-for": attacker.address}
-    assert (await client.get("/api/me", headers=bearer)).status_code == 403
-    assert (await client.post("/api/reauthenticate", json={"password": PASSWORD}, headers=bearer)).status_code == 403
+    for data in ({"email": target, "password": PASSWORD}, {"email": target}):
+        asked = await attacker.post("/account/email", data=data)
+        assert redirected_to(asked, SECOND_STEP), (asked.status_code, asked.text[:300])
+        assert asked.headers["location"] == f"{SECOND_STEP}?next={quote('/account/email', safe='')}"
+    assert redirected_to(await attacker.get("/account/email"), SECOND_STEP)
+    resend = await attacker.post("/verify-email/send")
+    assert redirected_to(resend, SECOND_STEP), (resend.status_code, resend.text[:300])
+    stepped = await attacker.post("/reauthenticate", data={"password": PASSWORD})
+    assert redirected_to(stepped, SECOND_STEP), (stepped.status_code, stepped.text[:300])
+    assert not await attacker.is_signed_in()
+
+    # The JSON endpoints, with a token client's pending session.
+    api_sign_in = await api(client, "POST", "/auth/sign-in", json={"email": victim, "password": PASSWORD})
+    assert api_sign_in.status_code == 200 and api_sign_in.json()["second_factor_pending"] is True
+    token = api_sign_in.json()["token"]
+    session = await api(client, "GET", "/auth/session", token)
+    assert session.status_code == 200 and session.json()["session"]["second_factor_pending"] is True
+    refused = [
+        await api(client, "GET", "/auth/sessions", token),
+        await api(client, "POST", "/auth/reauthenticate", token, json={"password": PASSWORD}),
+        await api(client, "POST", "/auth/email-change/request", token, json={"email": target, "password": PASSWORD}),
+        await api(client, "POST", "/auth/email-change/request", token, json={"email": target}),
+        await api(client, "POST", "/auth/verification/send", token, json={"code": True}),
+    ]
+    for answer in refused:
+        assert answer.status_code == 403 and error_code(answer) == "AUTH_SECOND_FACTOR_REQUIRED", answer.text
+        assert "token" not in answer.json()
 
     await asyncio.sleep(0.3)  # anything mailed by then is in the outbox
     assert example.mails(target) == []
@@ -452,33 +527,39 @@ async def test_step_up_accepts_the_weakest_factor(stale_example: Example, stale_
     _secret, codes = await device.enrol_totp()
     user_id = stale_example.user_id(victim)
     before = stale_example.account(user_id)
-    # A bearer client too, signed in with both factors.
-    api = await stale_client.post("/api/signin", json={"email": victim, "password": PASSWORD})
-    token = api.json()["token"]
-    step = await stale_client.post(
-        "/api/mfa/verify", json={"recovery_code": codes[0]}, headers={"authorization": f"Bearer {token}"}
-    )
-    assert step.status_code == 200
-    bearer = {"authorization": f"Bearer {step.json().get('token', token)}"}
+    # A token client too, signed in with both factors.
+    signed = await api(stale_client, "POST", "/auth/sign-in", json={"email": victim, "password": PASSWORD})
+    assert signed.status_code == 200 and signed.json()["second_factor_pending"] is True
+    step = await api(stale_client, "POST", "/auth/mfa/verify", signed.json()["token"], json={"code": codes[0]})
+    assert step.status_code == 200, step.text
+    token = step.json()["token"]
     await asyncio.sleep(STALE_AFTER + 0.5)  # the sessions are stale: a sensitive action asks to confirm it's you
 
     # The attacker has the (stale) cookie and the password, not the second factor.
     thief = device.steal()
-    stepped = await thief.post("/mfa/verify/password", data={"password": PASSWORD, "next": "/security"})
-    assert stepped.status_code == 400, (stepped.status_code, stepped.headers.get("location"))
-    assert "Use your second factor" in stepped.text
-    disabled = await thief.post("/security/totp/disable")
-    assert disabled.status_code == 303 and disabled.headers["location"].startswith("/mfa/verify"), disabled.headers
-    regenerated = await thief.post("/security/recovery-codes")
-    assert regenerated.status_code == 303 and regenerated.headers["location"].startswith("/mfa/verify")
+    stepped = await thief.post("/reauthenticate?next=%2Faccount%2Ftwo-step", data={"password": PASSWORD})
+    assert stepped.status_code == 403 and form_error(stepped) == "AUTH_REAUTHENTICATION_REQUIRED", (
+        stepped.status_code,
+        stepped.headers.get("location"),
+        stepped.text[:300],
+    )
+    assert 'id="code"' in stepped.text and 'id="password"' not in stepped.text  # it asks for the second factor
+    disabled = await thief.post("/account/two-step/totp/disable")
+    assert redirected_to(disabled, "/reauthenticate"), (disabled.status_code, disabled.headers)
+    regenerated = await thief.post("/account/two-step/recovery-codes")
+    assert redirected_to(regenerated, "/reauthenticate"), (regenerated.status_code, regenerated.headers)
     assert stale_example.totp_on(user_id) and stale_example.account(user_id) == before
+    assert await thief.is_signed_in()  # stale, not signed out: only the sensitive actions ask
 
-    # The JSON API's step-up asks for the second factor too.
-    reauthenticated = await stale_client.post("/api/reauthenticate", json={"password": PASSWORD}, headers=bearer)
+    # The JSON API's step-up asks for the second factor too; the second-factor actions stay closed.
+    reauthenticated = await api(stale_client, "POST", "/auth/reauthenticate", token, json={"password": PASSWORD})
     assert reauthenticated.status_code == 403, reauthenticated.text
-    assert "token" not in reauthenticated.json()
+    assert error_code(reauthenticated) == "AUTH_REAUTHENTICATION_REQUIRED" and "token" not in reauthenticated.json()
+    for method, path in (("DELETE", "/auth/mfa/totp"), ("POST", "/auth/mfa/recovery-codes")):
+        answer = await api(stale_client, method, path, token)
+        assert answer.status_code == 403 and error_code(answer) == "AUTH_REAUTHENTICATION_REQUIRED", answer.text
     assert stale_example.totp_on(user_id) and stale_example.account(user_id) == before
-    assert await signs_in(stale_client, victim, PASSWORD) == "/mfa/verify"  # the next sign-in still asks
+    assert await signs_in(stale_client, victim, PASSWORD) == SECOND_STEP  # the next sign-in still asks
 
 
 # 5. The session id is not rotated when the second factor is completed or on re-authentication --------------------
@@ -493,33 +574,40 @@ async def test_session_id_not_rotated_on_second_factor_or_reauthentication(
     secret, codes = await owner.enrol_totp()
 
     laptop = Device(client)
-    assert (await laptop.sign_in(address)).headers["location"] == "/mfa/verify"
+    signed = await laptop.sign_in(address)
+    assert signed.headers["location"] == f"{SECOND_STEP}?next=%2Fprofile"
     pending = laptop.cookie
     assert pending is not None
-    verified = await laptop.post("/mfa/verify/totp", data={"code": next_totp(secret), "next": "/profile"})
-    assert verified.status_code == 303 and verified.headers["location"] == "/profile"
+    verified = await laptop.post(f"{SECOND_STEP}?next=%2Fprofile", data={"code": next_totp(secret)})
+    assert verified.status_code == 303 and verified.headers["location"] == "/profile", verified.text
     assert laptop.cookie is not None and laptop.cookie != pending, "the second step must issue a new session id"
     assert await laptop.is_signed_in()
     assert not await Device(client, pending).is_signed_in()  # the pending id is signed out
 
     signed_in = laptop.cookie
-    again = await laptop.post("/mfa/verify/recovery", data={"code": codes[0], "next": "/security"})
-    assert again.status_code == 303 and again.headers["location"] == "/security"
+    again = await laptop.post("/reauthenticate?next=%2Faccount%2Ftwo-step", data={"code": codes[0]})
+    assert again.status_code == 303 and again.headers["location"] == "/account/two-step", again.text
     assert laptop.cookie is not None and laptop.cookie != signed_in, "re-authentication must issue a new session id"
     assert await laptop.is_signed_in()
     assert not await Device(client, signed_in).is_signed_in()
 
-    # A bearer client: the second step answers a new token, and the old one is dead.
-    api = await client.post("/api/signin", json={"email": address, "password": PASSWORD})
-    old_token = api.json()["token"]
-    step = await client.post(
-        "/api/mfa/verify", json={"recovery_code": codes[1]}, headers={"authorization": f"Bearer {old_token}"}
-    )
-    assert step.status_code == 200
+    # A token client: the second step answers a new token, and the old one is dead.
+    signed = await api(client, "POST", "/auth/sign-in", json={"email": address, "password": PASSWORD})
+    old_token = signed.json()["token"]
+    step = await api(client, "POST", "/auth/mfa/verify", old_token, json={"code": codes[1]})
+    assert step.status_code == 200, step.text
     new_token = step.json().get("token")
     assert new_token and new_token != old_token
-    assert (await client.get("/api/me", headers={"authorization": f"Bearer {new_token}"})).status_code == 200
-    assert (await client.get("/api/me", headers={"authorization": f"Bearer {old_token}"})).status_code == 401
+    assert (await api(client, "GET", "/auth/sessions", new_token)).status_code == 200
+    dead = await api(client, "GET", "/auth/session", old_token)
+    assert dead.status_code == 401 and error_code(dead) == "AUTH_INVALID_SESSION_ID", dead.text
+    # And re-authenticating with a code rotates the token client's session as well.
+    again_json = await api(client, "POST", "/auth/reauthenticate", new_token, json={"code": codes[2]})
+    assert again_json.status_code == 200, again_json.text
+    newest = again_json.json().get("token")
+    assert newest and newest not in (old_token, new_token)
+    assert (await api(client, "GET", "/auth/sessions", newest)).status_code == 200
+    assert (await api(client, "GET", "/auth/session", new_token)).status_code == 401
 
 
 # 6. No mail after a password change or a reset; the old address hears of an email change only once it is done ---
@@ -530,28 +618,30 @@ async def test_no_mail_after_password_change_or_reset(example: Example, client: 
     device = Device(client)
     await device.sign_up_and_in(address)
 
-    changed = await device.post("/password", data={"current_password": PASSWORD, "new_password": "the second password"})
-    assert changed.status_code == 303, changed.text
+    changed = await device.post(
+        "/account/password", data={"current_password": PASSWORD, "new_password": "the second password"}
+    )
+    assert changed.status_code == 303 and changed.headers["location"] == "/account?notice=password-changed"
     notice = await example.mail(address, containing="password was changed", wait=3)
     assert "signed out" in notice.text
 
     assert (await Device(client).post("/forgot-password", data={"email": address})).status_code == 200
     token = await example.token(address, "/reset-password")
     reset = await Device(client).post("/reset-password", data={"token": token, "password": "the third password"})
-    assert reset.status_code == 303
+    assert redirected_to(reset, "/sign-in"), reset.text
     await example.mail(address, containing="password was reset", wait=3)
 
     # An email change: the old address is told when it is asked for (with a way to cancel), and when it is done.
     device = Device(client)
-    assert (await device.sign_in(address, "the third password")).status_code == 303
+    assert redirected_to(await device.sign_in(address, "the third password"), "/profile")
     new_address = unique("notices-new")
-    assert (await device.post("/email", data={"email": new_address})).status_code == 200
+    assert (await device.post("/account/email", data={"email": new_address})).status_code == 200
     link = await example.token(new_address, "/confirm-email-change")
     told = await example.mail(address, containing="/cancel-email-change?token=", wait=3)
     assert new_address in told.text
     assert example.count(address, "email address was changed") == 0  # nothing is done yet
     confirmed = await device.post("/confirm-email-change", data={"token": link})
-    assert confirmed.status_code == 303
+    assert confirmed.status_code == 303 and confirmed.headers["location"].endswith("?notice=email-changed")
     done = await example.mail(address, containing="email address was changed", wait=3)
     assert new_address in done.text
 
@@ -569,11 +659,11 @@ async def test_email_change_to_an_oauth_only_accounts_address(example: Example, 
     user_id = example.user_id(requester_address)
     before = example.account(user_id)
 
-    assert (await requester.post("/email", data={"email": oauth_address})).status_code == 200
+    assert (await requester.post("/account/email", data={"email": oauth_address})).status_code == 200
     in_use_notices = example.count(oauth_address, "already have one")
     link = await example.token(oauth_address, "/confirm-email-change")
     confirmed = await Device(client).post("/confirm-email-change", data={"token": link})
-    assert confirmed.status_code in (400, 409), (confirmed.status_code, confirmed.text[:300])
+    assert confirmed.status_code == 409 and form_error(confirmed) == "EMAIL_TAKEN", confirmed.text[:300]
     assert "has an account" in confirmed.text
 
     # Nothing moved: both accounts as they were, and the requester still signs in with their own address.
@@ -595,14 +685,15 @@ async def test_deleting_an_account_needs_no_recent_authentication(example: Examp
     profile = await thief.get("/profile")
     assert profile.status_code == 200 and address in profile.text
 
-    deleted = await thief.post("/account/delete", data={"confirmation": address})
-    assert deleted.status_code == 303 and deleted.headers["location"].startswith("/mfa/verify"), deleted.headers
+    deleted = await thief.post("/account/delete", data={})
+    assert redirected_to(deleted, "/reauthenticate"), (deleted.status_code, deleted.headers)
+    assert deleted.headers["location"] == "/reauthenticate?next=%2Faccount%2Fdelete"
     assert example.query("SELECT id FROM auth_user WHERE id = ?", user_id) == [(user_id,)]
     assert await thief.is_signed_in()
 
-    bearer = {"authorization": f"Bearer {thief.cookie}", "accept": "application/json"}
-    api = await client.request("DELETE", "/api/me", json={"confirmation": address}, headers=bearer)
-    assert api.status_code == 403 and api.json()["detail"]["code"] == "AUTH_REAUTHENTICATION_REQUIRED"
+    assert thief.cookie is not None
+    answer = await api(client, "POST", "/auth/account/delete", thief.cookie, json={})
+    assert answer.status_code == 403 and error_code(answer) == "AUTH_REAUTHENTICATION_REQUIRED", answer.text
     assert example.query("SELECT email FROM auth_user WHERE id = ?", user_id) == [(address,)]
     assert example.count(address, "was deleted") == 0
 
@@ -617,11 +708,11 @@ async def test_mail_bombing_through_email_changes(example: Example, client: http
         bomber = Device(client)
         await bomber.sign_up_and_in(unique(f"bomber{n}"))
         for _ in range(3):
-            asked = await bomber.post("/email", data={"email": victim})
-            answers.add(asked.status_code)
+            asked = await bomber.post("/account/email", data={"email": victim})
+            answers.add((asked.status_code, "<h1>Check your email</h1>" in asked.text))
     await asyncio.sleep(0.3)
     received = len(example.mails(victim))
-    assert answers == {200}  # the requests look alike to the bombers: nothing tells them the limit was reached
+    assert answers == {(200, True)}  # the answers look alike to the bombers: nothing tells them the limit was reached
     assert 1 <= received <= 10, f"{received} mails reached one address within a minute"
 
 
@@ -636,15 +727,15 @@ async def test_mails_anyone_can_ask_for_never_use_up_the_owners_warnings(
     await owner.sign_up_and_in(owner_address)
     thief = owner.steal()  # a fresh session's cookie, copied
     for _ in range(3):
-        await Device(client).post("/signup", data={"email": owner_address, "password": "whatever password"})
+        await Device(client).post("/sign-up", data={"email": owner_address, "password": "whatever password"})
         await Device(client).post("/forgot-password", data={"email": owner_address})
-        await thief.post("/verify-email/resend")
+        await thief.post("/verify-email/send")
     await asyncio.sleep(0.5)  # reset mails go out from a background task
     assert len(example.mails(owner_address)) == 10  # the allowance of mails anyone can ask for is used up
 
     attacker_address = unique("attacker")
-    asked = await thief.post("/email", data={"email": attacker_address})
-    assert asked.status_code == 200, asked.text
+    asked = await thief.post("/account/email", data={"email": attacker_address})
+    assert asked.status_code == 200 and "<h1>Check your email</h1>" in asked.text, asked.text
     warning = await example.mail(owner_address, containing="/cancel-email-change?token=", wait=3)
     assert attacker_address in warning.text
     # The owner uses the link: the change dies, and every session with it (the thief's too).
@@ -654,7 +745,7 @@ async def test_mails_anyone_can_ask_for_never_use_up_the_owners_warnings(
     assert not await thief.is_signed_in()
     link = await example.token(attacker_address, "/confirm-email-change")
     refused = await Device(client).post("/confirm-email-change", data={"token": link})
-    assert refused.status_code == 400
+    assert refused.status_code == 400 and form_error(refused) == "INVALID_TOKEN"
     assert example.query("SELECT email FROM auth_user WHERE email = ?", owner_address) == [(owner_address,)]
 
 
@@ -666,15 +757,18 @@ async def test_enumeration_through_the_json_sign_up(example: Example, client: ht
     await Device(client).sign_up_and_in(taken)
     user_id = example.user_id(taken)
     before = example.account(user_id)
-    headers = {"x-forwarded-for": client_address()}
     body = {"password": "a probing password"}
-    answers = [
-        await client.post("/api/signup", json={**body, "email": address}, headers=headers)
-        for address in (taken, unique("free"), taken.upper())
-    ]
-    assert len({(a.status_code, a.content) for a in answers}) == 1, [(a.status_code, a.text) for a in answers]
-    assert all("set-cookie" not in a.headers for a in answers)
-    assert answers[0].status_code < 300
+    addresses = (taken, unique("free"), taken.upper())
+    # A token client (curl) and a browser's script (same-origin, no cookie) probe the same three addresses.
+    for origin in ({}, {"origin": example.url}):
+        headers = {"x-forwarded-for": client_address(), **origin}
+        answers = [
+            await client.post("/auth/sign-up", json={**body, "email": address}, headers=headers)
+            for address in addresses
+        ]
+        assert len({(a.status_code, a.content) for a in answers}) == 1, [(a.status_code, a.text) for a in answers]
+        assert all("set-cookie" not in a.headers for a in answers)
+        assert answers[0].status_code == 202 and answers[0].json() == {"status": "check-your-email"}
     assert example.account(user_id) == before
     assert await signs_in(client, taken, PASSWORD) == "/profile"
     assert await signs_in(client, taken, "a probing password") is None

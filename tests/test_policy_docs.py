@@ -37,6 +37,25 @@ def test_the_generated_table_has_the_apps_and_routers_it_promises() -> None:
     for title in ("examples.app.main:app", "email_router(flows)", "OAuth(...).routes()", "handle_logout_requests"):
         assert title in block
     assert "/email-change/request" in block and "/oauth/unlink" in block
+    # The example is the library's pages and JSON endpoints: the rows tests/test_policy_attacks.py attacks, at the
+    # levels it proves (a pending session reaches the second step only; an email change, revoking other devices,
+    # turning TOTP off and deletion need a recent proof of the strongest factor; mailed links work for anyone).
+    example = block.split("#### `email_router(flows)`")[0]
+    for row in (
+        "| `/second-factor` | GET, POST | `PENDING` |",
+        "| `/reauthenticate` | GET, POST | `SIGNED_IN` |",
+        "| `/account/email` | POST | `RECENT` |",
+        "| `/account/sessions/revoke-others` | POST | `RECENT` |",
+        "| `/account/two-step/totp/disable` | POST | `RECENT` |",
+        "| `/account/delete` | POST | `RECENT` |",
+        "| `/reset-password` | GET, POST | `ANONYMOUS` |",
+        "| `/confirm-email-change` | GET, POST | `ANONYMOUS` |",
+        "| `/cancel-email-change` | GET, POST | `ANONYMOUS` |",
+        "| `/auth/email-change/request` | POST | `RECENT` |",
+        "| `/auth/mfa/verify` | GET, POST | `PENDING` |",
+        "| `/auth/account/delete` | POST | `RECENT` |",
+    ):
+        assert row in example, row
 
 
 def _rows_of_table_after(text: str, heading: str) -> list[str]:
