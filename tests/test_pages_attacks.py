@@ -87,7 +87,7 @@ def test_the_table_is_every_mounted_page() -> None:
             wanted[("GET", page.path)] = page.needs
         if page.submit is not None:
             wanted[("POST", page.path)] = BY_NAME[page.submit].needs
-    wanted[("GET", "/lucia-static/{name}")] = None
+    wanted[("GET", "/lucia-static/{name}")] = Assurance.ANONYMOUS
     for framework in ("fastapi", "starlette"):
         app = mount(unused_features(), framework, pages=True)
         mounted = {}

@@ -381,7 +381,7 @@ async def test_reset_link_alone_takes_over_a_totp_account(example: Example, clie
         "/reset-password",
         data={"token": token, "password": "the owner's new password", "second_factor_code": next_totp(secret)},
     )
-    assert done.status_code == 303 and done.headers["location"] == "/sign-in?notice=password-reset", done.text
+    assert done.status_code == 303 and done.headers["location"] == "/profile?notice=password-reset", done.text
     assert reset.cookie is not None and await reset.is_signed_in()
     assert example.account(user_id) != before  # the new password's hash
     assert example.totp_on(user_id)
@@ -413,7 +413,7 @@ async def test_pending_email_change_survives_reset_and_sign_out_everywhere(
     assert (await owner.post("/forgot-password", data={"email": owner_address})).status_code == 200
     reset_token = await example.token(owner_address, "/reset-password")
     reset = await owner.post("/reset-password", data={"token": reset_token, "password": "the owner's new password"})
-    assert redirected_to(reset, "/sign-in"), reset.text
+    assert redirected_to(reset, "/profile"), reset.text  # signed in here, and nowhere else
     assert not await thief.is_signed_in() and not await laptop.is_signed_in()
     confirmed = await Device(client).post("/confirm-email-change", data={"token": first_link})
     assert confirmed.status_code == 400 and form_error(confirmed) == "INVALID_TOKEN", confirmed.text[:300]
@@ -628,7 +628,7 @@ async def test_no_mail_after_password_change_or_reset(example: Example, client: 
     assert (await Device(client).post("/forgot-password", data={"email": address})).status_code == 200
     token = await example.token(address, "/reset-password")
     reset = await Device(client).post("/reset-password", data={"token": token, "password": "the third password"})
-    assert redirected_to(reset, "/sign-in"), reset.text
+    assert redirected_to(reset, "/profile"), reset.text  # signed in here, and nowhere else
     await example.mail(address, containing="password was reset", wait=3)
 
     # An email change: the old address is told when it is asked for (with a way to cancel), and when it is done.

@@ -44,7 +44,7 @@ NOTICES: Mapping[str, str] = {  # a redirect asks for one with ?notice=; a fixed
     "sign-in-to-continue": "Sign in to see that page.",
     "sign-in-again": "Your session has ended. Please sign in again.",
     "password-changed": "Password changed. Your other devices were signed out.",
-    "password-reset": "Your password was reset and every device signed out. Sign in with the new one.",
+    "password-reset": "Your password was reset, and every other device was signed out.",
     "others-signed-out": "Every other device was signed out.",
     "device-signed-out": "That device was signed out.",
     "account-deleted": "Your account was deleted.",
@@ -186,6 +186,7 @@ def page_routes(site: PageSite, pages: Sequence[Page]) -> list[BaseRoute]:
     return routes
 
 
+@declare(Assurance.ANONYMOUS)
 async def _static(request: Request) -> Response:
     name = request.path_params["name"]
     if name not in STATIC_FILES:

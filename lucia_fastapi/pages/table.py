@@ -54,6 +54,18 @@ def _after_sign_in(home: str) -> Then:
     return then
 
 
+def _after_reset(home: str) -> Then:
+    """A reset signs the browser in (every other session ended): home, or the second step first when the account
+    has only passkeys as its second factor (the reset took a code otherwise)."""
+
+    def then(answer: Mapping[str, Any], _request: Request) -> str:
+        if answer.get("second_factor_pending"):
+            return f"{LINKS['second_factor']}?{urlencode({'next': home})}"
+        return _with_notice(home, "password-reset")
+
+    return then
+
+
 def _to_account_or_sign_in(notice: str) -> Then:
     """To the account page when the browser carries a session, else to the sign-in page, with ``notice`` either
     way (a mailed link is often opened where nobody is signed in)."""
@@ -159,7 +171,7 @@ def default_pages(home: str) -> list[Page]:
             "email:reset_password",
             "lucia/reset_password.html",
             "Choose a new password",
-            then=_with_notice(links["sign_in"], "password-reset"),
+            then=_after_reset(home),
         ),
         Page(
             links["change_email"],
