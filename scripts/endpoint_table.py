@@ -73,6 +73,8 @@ def table() -> str:
     }
     for action in auth_actions(auth, email=email, mfa=mfa, oauth=oauth, prefix=PREFIX):
         body = ", ".join(f"`{spec.name}`" + ("" if spec.required else "?") for spec in action.fields) or "—"
+        if action.fields and not action.unsafe:
+            body = "query: " + body
         every = [code for codes in error_codes(action).values() for code in codes if code not in policy_codes]
         codes = list(dict.fromkeys(every))  # a code answered at two statuses is listed once
         errors = ", ".join(f"`{code}`" for code in codes) or "—"

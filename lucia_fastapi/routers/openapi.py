@@ -51,9 +51,16 @@ def _field_schema(spec: Field) -> dict[str, Any]:
 
 
 def path_parameters(action: Action) -> list[dict[str, Any]]:
-    """The ``parameters`` of the action's path (``{session_id}``): required strings."""
+    """The ``parameters`` of the action's path (``{session_id}``): required strings; and for a ``GET``, its
+    fields as query parameters."""
     names = re.findall(r"{(\w+)(?::\w+)?}", action.path)
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
+    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
+    if not action.unsafe:
+        parameters += [
+            {"name": spec.name, "in": "query", "required": spec.required, "schema": _field_schema(spec)}
+            for spec in action.fields
+        ]
+    return parameters
 
 
 def openapi_extra(action: Action) -> dict[str, Any] | None:

@@ -79,7 +79,8 @@ class Field:
     """One field of an action's body. ``kind`` is ``"text"`` (a string of at most ``max_length`` characters),
     ``"flag"`` (a boolean; a form sends ``on``/``true``/``1``) or ``"json"`` (any JSON value, e.g. a WebAuthn
     response, at most ``max_length`` characters once serialised). ``secret`` fields (passwords, codes) are never
-    shown back in a page or an error."""
+    shown back in a page or an error. A ``GET`` action's fields are query parameters: declared (OpenAPI, the
+    endpoint table), read by its handler from ``call.request.query_params``."""
 
     name: str
     kind: Literal["text", "flag", "json"] = "text"

@@ -239,6 +239,9 @@ def _provider_actions(oauth: OAuth, provider: OAuthProvider, *, callback_path: s
             Assurance.ANONYMOUS,
             start,
             f"Sign in (or up) with {label}: a 303 to {label}; `?next=/path` is where to land afterwards.",
+            fields=(
+                Field("next", max_length=MAX_RETURN_PATH, description="A path on this site to land on afterwards."),
+            ),
             status=303,
             errors=_PROVIDER_ERRORS,
             tags=tags,
@@ -264,6 +267,11 @@ def _provider_actions(oauth: OAuth, provider: OAuthProvider, *, callback_path: s
             Assurance.ANONYMOUS,
             callback,
             f"{label}'s redirect back (its redirect URI): signs in or finishes a link, then a 303 to `next`.",
+            fields=(
+                Field("code", max_length=2048, description="The authorization code, from the provider."),
+                Field("state", max_length=2048, description="The flow's state, from the provider."),
+                Field("error", max_length=256, description="The provider's refusal (RFC 6749 section 4.1.2.1)."),
+            ),
             status=303,
             errors=_CALLBACK_ERRORS,
             tags=tags,
