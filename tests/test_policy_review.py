@@ -249,30 +249,32 @@ async def client(example: Example) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_example_api_shows_the_cookie_session_id_to_scripts(client: httpx.AsyncClient) -> None:
+    """A page's script calling the JSON endpoints with the browser's cookie (a same-origin ``fetch()``) is never
+    told the session id in the answer, whatever rotates the session: the second step, re-authentication,
+    revoking the other devices, a password change. Only a token client is given its ``token``."""
     address = unique("leak")
     browser = Device(client)
     await browser.sign_up_and_in(address)
     _secret, codes = await browser.enrol_totp()
-    # The browser's own cookie goes with a same-origin fetch() of a script on the page.
-    script = {"accept": "application/json"}
+    script = {"accept": "application/json"}  # the browser's Origin and cookie go with it (Device sends both)
     seen = []
     pending = Device(client)
-    assert (await pending.sign_in(address)).headers["location"] == "/mfa/verify"
+    assert (await pending.sign_in(address)).headers["location"].startswith("/second-factor")
     verified = await pending.post(
-        "/api/mfa/verify", json={"recovery_code": codes[0]}, headers={**script, "authorization": "Basic eDp5"}
+        "/auth/mfa/verify", json={"code": codes[0]}, headers={**script, "authorization": "Basic eDp5"}
     )
-    assert verified.status_code == 200
-    seen.append(("/api/mfa/verify", verified.json().get("token"), pending.cookie))
+    assert verified.status_code == 200, verified.text
+    seen.append(("/auth/mfa/verify", verified.json().get("token"), pending.cookie))
     for path, body in (
-        ("/api/reauthenticate", {"recovery_code": codes[1]}),
-        ("/api/sessions/revoke-others", None),
-        ("/api/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD}),
+        ("/auth/reauthenticate", {"code": codes[1]}),
+        ("/auth/sessions/revoke-others", None),
+        ("/auth/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD}),
     ):
         answer = await pending.post(path, json=body, headers=script)
         assert answer.status_code == 200, (path, answer.text)
         seen.append((path, answer.json().get("token"), pending.cookie))
-    leaked = [path for path, token, cookie in seen if token is not None and token == cookie]
-    assert leaked == [], f"the HttpOnly session id was in the JSON of {leaked}"
+    leaked = [path for path, token, cookie in seen if token is not None]
+    assert leaked == [], f"a session token was in the JSON a browser's script reads: {leaked}"
 
 
 async def test_email_router_shows_the_cookie_session_id_to_scripts(router_world: RouterWorld) -> None:
@@ -415,7 +417,7 @@ async def test_one_client_floods_one_mailbox_through_sub_addresses(example: Exam
     headers = {"x-forwarded-for": "10.77.0.1"}
     for n in range(2 * RECIPIENT_LIMIT.attempts):
         answer = await client.post(
-            "/api/signup",
+            "/auth/sign-up",
             json={"email": f"{mailbox}+{n}@example.com", "password": "whatever password"},
             headers=headers,
         )
