@@ -58,7 +58,7 @@ docs: $(BIN)/.installed
 
 $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[postgres,fastapi,redis]' -r benchmarks/requirements.txt
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[postgres,fastapi,redis,example]' -r benchmarks/requirements.txt
 	touch $@
 
 ## Every contender side by side in one run (PostgreSQL, one uvicorn worker each, wrk): benchmarks/results/.

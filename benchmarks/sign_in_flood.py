@@ -3,10 +3,10 @@
     python -m benchmarks.sign_in_flood [--seconds 3] [--flood 200]
 
 Starts the example app (one uvicorn worker, SQLite file, rate limits in the same database) and, for each scenario,
-keeps ``--flood`` clients posting wrong sign-ins to ``/api/signin`` for ``--seconds`` while
+keeps ``--flood`` clients posting wrong sign-ins to ``/auth/sign-in`` for ``--seconds`` while
 
 - the account's owner signs in from their own address every 100 ms (latency, and how often accepted or refused);
-- a signed-in client reads ``/api/me`` back to back (the session read: latency next to the same reads with no flood).
+- a signed-in client reads ``/auth/sessions`` back to back (the session read: latency next to the same reads with no flood).
 
 Scenarios: ``one address`` (every bogus sign-in from one client address: the per-address limit answers them) and
 ``200 addresses`` (each bot its own address and its own made-up account: nothing for the rate limits to catch, so
@@ -56,7 +56,7 @@ async def timed(client: httpx.AsyncClient, method: str, url: str, **kwargs: obje
 async def reads(client: httpx.AsyncClient, token: str, until: float) -> list[float]:
     latencies = []
     while time.perf_counter() < until:
-        ms, status = await timed(client, "GET", "/api/me", headers={"authorization": f"Bearer {token}"})
+        ms, status = await timed(client, "GET", "/auth/sessions", headers={"authorization": f"Bearer {token}"})
         assert status == 200, status
         latencies.append(ms)
     return latencies
@@ -76,7 +76,7 @@ async def _flood(url: str, name: str, flood: int, ready: Event, stop: Event) -> 
                     if name == "control":  # the same number of clients on an endpoint that does nothing
                         _, status = await timed(client, "GET", "/healthz", headers=headers)
                     else:
-                        _, status = await timed(client, "POST", "/api/signin", json=body, headers=headers)
+                        _, status = await timed(client, "POST", "/auth/sign-in", json=body, headers=headers)
                 except httpx.TransportError:  # a keep-alive connection the server closed meanwhile: count, go on
                     status = 0
                 statuses[status] += 1
@@ -106,7 +106,7 @@ async def scenario(url: str, token: str, *, name: str, flood: int, seconds: floa
             async def owner() -> tuple[list[float], Counter[int]]:
                 latencies, statuses = [], Counter[int]()
                 while time.perf_counter() < until:
-                    ms, status = await timed(client, "POST", "/api/signin", json=OWNER, headers=OWNER_ADDRESS)
+                    ms, status = await timed(client, "POST", "/auth/sign-in", json=OWNER, headers=OWNER_ADDRESS)
                     latencies.append(ms)
                     statuses[status] += 1
                     await asyncio.sleep(0.1)
@@ -131,11 +131,13 @@ async def scenario(url: str, token: str, *, name: str, flood: int, seconds: floa
 
 async def run(url: str, *, flood: int, seconds: float) -> list[dict[str, object]]:
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        signup = await client.post("/api/signup", json=OWNER)
-        assert signup.status_code == 201, signup.text
-        token = signup.json()["token"]
-        quiet_sign_in = [(await timed(client, "POST", "/api/signin", json=OWNER, headers=OWNER_ADDRESS))[0]]
-        quiet_sign_in += [(await timed(client, "POST", "/api/signin", json=OWNER, headers=OWNER_ADDRESS))[0]]
+        signup = await client.post("/auth/sign-up", json=OWNER)
+        assert signup.status_code == 202, signup.text
+        signed_in = await client.post("/auth/sign-in", json=OWNER, headers=OWNER_ADDRESS)  # a token client
+        assert signed_in.status_code == 200, signed_in.text
+        token = signed_in.json()["token"]
+        quiet_sign_in = [(await timed(client, "POST", "/auth/sign-in", json=OWNER, headers=OWNER_ADDRESS))[0]]
+        quiet_sign_in += [(await timed(client, "POST", "/auth/sign-in", json=OWNER, headers=OWNER_ADDRESS))[0]]
         quiet_reads = await reads(client, token, time.perf_counter() + min(seconds, 2))
     results: list[dict[str, object]] = [
         {
@@ -163,7 +165,7 @@ def report(results: list[dict[str, object]], *, flood: int, seconds: float) -> s
         "2 cores).",
         "",
         "| scenario | bogus sign-ins (status: count) | owner's sign-ins (status: count) | owner p50 / max ms "
-        "| `/api/me` p50 / p99 ms |",
+        "| `/auth/sessions` p50 / p99 ms |",
         "|---|---|---|---|---|",
     ]
     for r in results:
