@@ -26,9 +26,10 @@ $(BIN)/.installed: pyproject.toml
 system-deps:
 	bash scripts/system-deps.sh
 
-## Serve the example app on http://127.0.0.1:8000 (SQLite file in the working directory; DATABASE_URL for another).
+## Serve the example app on http://localhost:8000 (SQLite file in the working directory; DATABASE_URL for another).
+## Mail links and passkeys follow APP_BASE_URL, which follows PORT unless set.
 run: $(BIN)/.installed-example
-	$(BIN)/uvicorn examples.app.main:app --host $(HOST) --port $(PORT)
+	APP_BASE_URL="$${APP_BASE_URL:-http://localhost:$(PORT)}" $(BIN)/uvicorn examples.app.main:app --host $(HOST) --port $(PORT)
 
 ## The same on PostgreSQL: DATABASE_URL=postgresql://... if set, else a throwaway local server (needs postgresql-15).
 run-postgres: $(BIN)/.installed

@@ -20,6 +20,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
+    os.environ.setdefault("APP_BASE_URL", f"http://localhost:{args.port}")  # mail links and passkeys follow it
     if os.environ.get("DATABASE_URL", "").startswith("postgresql"):
         uvicorn.run("examples.app.main:app", host=args.host, port=args.port)
         return

@@ -15,6 +15,9 @@ else
   # Node.js: axe-core for the browser tests (tests/browser) and the real OpenID provider of the OAuth tests
   # (tests/oidc_provider); each harness runs `npm ci`.
   { command -v node && command -v npm; } >/dev/null || missing+=(nodejs npm)
+  # The README's curl session (tests/test_readme_curl.py).
+  command -v curl >/dev/null || missing+=(curl)
+  command -v jq >/dev/null || missing+=(jq)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
