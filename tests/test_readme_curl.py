@@ -37,7 +37,7 @@ def test_the_readme_curl_session_runs_as_written(tmp_path: Path) -> None:
         APP_BASE_URL=base,
         DATABASE_URL=f"sqlite:///{tmp_path / 'minimal.sqlite3'}",
     )
-    server = UvicornProcess("examples.minimal.fastapi_app:app", cwd=tmp_path, env=env, port=port)
+    server = UvicornProcess("examples.minimal.fastapi_app:app", cwd=tmp_path, env=env, port=port, startup_timeout=20)
     try:
         ran = subprocess.run(  # noqa: S603 - our own block, our own bash
             ["bash", "-euo", "pipefail", "-c", readme_block()],  # noqa: S607 - bash from PATH, checked above
