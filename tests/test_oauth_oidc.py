@@ -240,6 +240,29 @@ async def test_the_state_cookie_is_httponly_lax_and_scoped_to_the_callback(brows
     assert "Max-Age=600" in cookie
 
 
+async def test_over_https_the_state_cookie_is_host_prefixed() -> None:
+    """In PROD the state cookie is ``__Host-`` (``Secure``, ``Path=/``, no ``Domain``), so a sibling subdomain
+    cannot toss into a victim's browser a state it began with its own account (login CSRF); its deletion after the
+    callback uses the same name and path."""
+    from starlette.responses import Response
+
+    from lucia_fastapi.features.oauth import github
+
+    auth: Auth[Any] = Auth(MemoryAdapter(), env="PROD")
+    provider = github(client_id="id", client_secret="secret", redirect_uri="https://app.example/oauth/github/callback")
+    oauth = OAuth(auth, providers=[provider], secret_keys=[Fernet.generate_key()])
+    started = await oauth.begin("github")
+    cookie = started.attach(Response()).headers["set-cookie"]
+    assert cookie.startswith("__Host-lucia_oauth_github="), cookie
+    assert "Secure" in cookie and "Path=/;" in cookie and "Domain" not in cookie and "HttpOnly" in cookie
+    cleared = Response()
+    oauth._clear_state_cookie(cleared, provider)
+    assert (
+        cleared.headers["set-cookie"].startswith('__Host-lucia_oauth_github=""')
+        and "Path=/;" in cleared.headers["set-cookie"]
+    )
+
+
 @pytest.mark.parametrize("mode", ["tamper", "wrong-aud", "expired", "wrong-nonce", "wrong-iss", "no-id-token"])
 async def test_a_bad_id_token_is_refused(world: World, browser: Browser, mode: str) -> None:
     callback_url = await browser.authorize(await browser.start())

@@ -77,14 +77,15 @@ class FlowStart:
 
     url: str
     cookie_name: str
-    cookie_path: str  # the callback's path: the cookie goes nowhere else
+    cookie_path: str  # the callback's path (the cookie goes nowhere else), or / for a __Host- cookie
     secure: bool
     max_age: int  # seconds
     sealed_state: str = field(repr=False)
 
     def attach(self, response: Response) -> Response:
         """Set the flow-state cookie on ``response`` (any answer that sends the browser to ``url``): HttpOnly,
-        SameSite=Lax (it must come back on the provider's top-level redirect), scoped to the callback."""
+        SameSite=Lax (it must come back on the provider's top-level redirect), scoped to the callback (or
+        ``__Host-`` over HTTPS)."""
         response.set_cookie(
             self.cookie_name,
             self.sealed_state,
@@ -321,7 +322,7 @@ class OAuth:
         return FlowStart(
             url=url,
             cookie_name=self._cookie_name(chosen),
-            cookie_path=chosen.callback_path,
+            cookie_path=self._cookie_path(chosen),
             secure=self.auth.cookie_secure,
             max_age=self.state_ttl_ms // 1000,
             sealed_state=flow.seal(self._state_cipher),
@@ -621,13 +622,20 @@ class OAuth:
             raise ValueError(f"no provider named {name!r}; configured: {sorted(self.providers)}") from None
 
     def _cookie_name(self, provider: OAuthProvider) -> str:
-        prefix = "__Secure-" if self.auth.cookie_secure else ""
+        # Over HTTPS the state cookie is __Host- (Secure, Path=/, no Domain): a sibling subdomain cannot toss into
+        # this browser a state it began itself with its own account at the provider (login CSRF by cookie tossing).
+        prefix = "__Host-" if self.auth.cookie_secure else ""
         return f"{prefix}{self.cookie_prefix}_{provider.name}"
+
+    def _cookie_path(self, provider: OAuthProvider) -> str:
+        """``/`` for a ``__Host-`` cookie (the prefix requires it); the callback's path otherwise, so the state goes
+        nowhere else."""
+        return "/" if self.auth.cookie_secure else provider.callback_path
 
     def _clear_state_cookie(self, response: Response, provider: OAuthProvider) -> None:
         response.delete_cookie(
             self._cookie_name(provider),
-            path=provider.callback_path,
+            path=self._cookie_path(provider),
             secure=self.auth.cookie_secure,
             httponly=True,
             samesite="lax",
