@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 from starlette.exceptions import HTTPException
@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from lucia_fastapi.core.credentials import own_origin
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.web.actions import Action, Answer, InputError, prepare
@@ -134,9 +135,15 @@ class PageSite:
 
     # The policy's refusals as redirects -----------------------------------------------------------------------
 
-    def redirect_for(self, error: LuciaError, request: Request) -> Response | None:
-        """The redirect a page answers instead of the policy's refusal ``error``, or ``None`` for any other."""
-        here = request.url.path if request.method != "GET" else _path_and_query(request)
+    def redirect_for(self, error: LuciaError, request: Request, *, shown_at: str | None = None) -> Response | None:
+        """The redirect a page answers instead of the policy's refusal ``error``, or ``None`` for any other. It
+        comes back afterwards to the page asked for; for a form, to the page the form was on (its same-origin
+        ``Referer``), else to ``shown_at`` (the form's own page, if it has one), else home: a form's target may
+        take no ``GET``."""
+        if request.method == "GET":
+            here = _path_and_query(request)
+        else:
+            here = _referring_page(request) or shown_at or self.home
         targets = {
             "NOT_AUTHENTICATED": self.links.get("sign_in"),
             "AUTH_INVALID_SESSION_ID": self.links.get("sign_in"),
@@ -166,6 +173,14 @@ class PageSite:
 
 def _path_and_query(request: Request) -> str:
     return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def _referring_page(request: Request) -> str | None:
+    """The path (and query) of the page a form was posted from, when the browser said so and it is this site's."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if f"{referer.scheme}://{referer.netloc}" != own_origin(request.scope):
+        return None
+    return local_path(referer.path + (f"?{referer.query}" if referer.query else ""))
 
 
 def _context_name(name: str) -> str:
@@ -239,7 +254,7 @@ async def _submit(site: PageSite, page: Page, request: Request) -> Response:
         call = await prepare(action, request)
         answer = await action.handler(call)
     except LuciaError as error:
-        redirect = site.redirect_for(error, request)
+        redirect = site.redirect_for(error, request, shown_at=page.path if page.template else None)
         if redirect is not None:
             return redirect
         if page.template is None or error.code in ("AUTH_INVALID_REQUEST", "DATABASE_UNAVAILABLE"):
