@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, CDPSession, Page, async_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 BROWSER_DEPS = ROOT / "tests" / "browser"
@@ -129,3 +129,19 @@ async def check_at_every_width(page: Page, name: str) -> None:
     finally:
         if before is not None:
             await page.set_viewport_size(before)
+
+
+async def add_virtual_authenticator(context: BrowserContext, page: Page) -> tuple[CDPSession, str]:
+    """A platform authenticator that keeps discoverable credentials and verifies its user (as Touch ID would)."""
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("WebAuthn.enable", {"enableUI": False})
+    options = {
+        "protocol": "ctap2",
+        "transport": "internal",
+        "hasResidentKey": True,
+        "hasUserVerification": True,
+        "isUserVerified": True,
+        "automaticPresenceSimulation": True,
+    }
+    added = await cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})
+    return cdp, str(added["authenticatorId"])

@@ -17,12 +17,12 @@ from urllib.parse import quote
 import httpx
 import pyotp
 import pytest
-from playwright.async_api import Browser, BrowserContext, CDPSession, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from lucia_fastapi.features.email.sender import OutboxEmailSender
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
-from tests.browser_support import check_at_every_width, launched_chromium
+from tests.browser_support import add_virtual_authenticator, check_at_every_width, launched_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "a long enough password"
@@ -90,22 +90,6 @@ async def shot(page: Page, name: str) -> None:
 async def new_device(browser: Browser, base_url: str) -> tuple[BrowserContext, Page]:
     context = await browser.new_context(base_url=base_url, viewport={"width": 1100, "height": 800})
     return context, await context.new_page()
-
-
-async def add_virtual_authenticator(context: BrowserContext, page: Page) -> tuple[CDPSession, str]:
-    """A platform authenticator that keeps discoverable credentials and verifies its user (as Touch ID would)."""
-    cdp = await context.new_cdp_session(page)
-    await cdp.send("WebAuthn.enable", {"enableUI": False})
-    options = {
-        "protocol": "ctap2",
-        "transport": "internal",
-        "hasResidentKey": True,
-        "hasUserVerification": True,
-        "isUserVerified": True,
-        "automaticPresenceSimulation": True,
-    }
-    added = await cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})
-    return cdp, str(added["authenticatorId"])
 
 
 async def sign_up(page: Page, email: str) -> None:

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from playwright.async_api import Browser, BrowserContext, CDPSession, Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from lucia_fastapi.features.email.sender import OutboxEmailSender
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
-from tests.browser_support import check_at_every_width, launched_chromium
+from tests.browser_support import add_virtual_authenticator, check_at_every_width, launched_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
@@ -68,22 +68,6 @@ async def mailed_link(workdir: Path, to: str, path: str, *, newer_than: int = 0)
         if time.monotonic() > deadline:
             raise AssertionError(f"no mail to {to} with a link to {path}")
         await asyncio.sleep(0.1)
-
-
-async def add_virtual_authenticator(context: BrowserContext, page: Page) -> tuple[CDPSession, str]:
-    """A platform authenticator that keeps discoverable credentials and verifies its user (as Touch ID would)."""
-    cdp = await context.new_cdp_session(page)
-    await cdp.send("WebAuthn.enable", {"enableUI": False})
-    options = {
-        "protocol": "ctap2",
-        "transport": "internal",
-        "hasResidentKey": True,
-        "hasUserVerification": True,
-        "isUserVerified": True,
-        "automaticPresenceSimulation": True,
-    }
-    added = await cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})
-    return cdp, str(added["authenticatorId"])
 
 
 async def sign_in(page: Page, email: str, password: str) -> None:
