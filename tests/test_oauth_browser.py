@@ -1,9 +1,11 @@
 """Sign in with OpenID Connect in a real browser: headless Chromium (Playwright) against the example app (uvicorn,
-SQLite) and a real OpenID provider (oidc-provider, ``tests/oidc_provider``) with its own login and consent pages.
+SQLite, the library's pages) and a real OpenID provider (oidc-provider, ``tests/oidc_provider``) with its own login
+and consent pages.
 
-The provider is ``http://localhost:<port>`` and the app ``http://127.0.0.1:<port>``: two different sites to the
-browser, as in production, so the state cookie must survive a cross-site redirect (``SameSite=Lax``).
-Screenshots go to ``test-artifacts/screenshots/oauth-*.png``.
+The provider is ``http://localhost:<port>`` and the app ``http://127.0.0.1:<port>`` (its ``APP_BASE_URL``): two
+different sites to the browser, as in production, so the state cookie must survive a cross-site redirect
+(``SameSite=Lax``). The redirect URI registered with the provider is ``APP_BASE_URL/auth/oauth/oidc/callback``.
+Screenshots go to ``test-artifacts/screenshots/*oauth-*.png``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import pytest
@@ -21,19 +23,18 @@ from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
 from tests.browser_support import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
-from tests.browser_support import check_at_every_width, launched_chromium
+from tests.browser_support import ROOT, SCREENSHOTS, check_at_every_width, launched_chromium
 from tests.oidc_harness import Client, HarnessUnavailable, OIDCProviderProcess
 
-ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = [
     *BASE_CHROMIUM_ARGS,
     # The provider's development pages @import a web font: fail that at once instead of waiting for DNS.
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 ]
-SECRET_KEY = "p5uW3yHqB1m8Xf0dK6sT2aR9vN4cJ7eL0gZ3hQ8iYwM="  # a Fernet key for this test only
+SECRET_KEY = "p5uW3yHqB1m8Xf0dK6sT2aR9vN4cJ7eL0gZ3hQ8iYwM="  # this test's only secret (44 characters)
 LABEL = "Test ID"
 SIGN_IN_BUTTON = f"text=Sign in with {LABEL}"
+START = "/auth/oauth/oidc/start"
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Stack:
 
     @property
     def callback(self) -> str:
-        return f"{self.app}/oauth/oidc/callback"
+        return f"{self.app}/auth/oauth/oidc/callback"
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +54,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     app_url = f"http://127.0.0.1:{app_port}"
     try:
         oidc = OIDCProviderProcess(
-            [Client("example-app", "example-secret", [f"{app_url}/oauth/oidc/callback"])], log_dir=workdir
+            [Client("example-app", "example-secret", [f"{app_url}/auth/oauth/oidc/callback"])], log_dir=workdir
         )
     except HarnessUnavailable as error:
         pytest.fail(f"the OpenID provider could not be started: {error}", pytrace=False)
-    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "REDIS_URL", "SMTP_HOST", "LUCIA_ENV")
+    }
     env |= {
         "PYTHONPATH": str(ROOT),
-        "PUBLIC_URL": app_url,
+        "APP_BASE_URL": app_url,
         "OAUTH_OIDC_ISSUER": oidc.issuer,
         "OAUTH_OIDC_CLIENT_ID": "example-app",
         "OAUTH_OIDC_CLIENT_SECRET": "example-secret",
@@ -77,6 +82,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         server.stop()
         oidc.stop()
+    assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
 
 
 @pytest.fixture
@@ -120,21 +126,36 @@ async def through_provider(page: Page, stack: Stack, login: str, *, screenshots:
 
 
 async def user_id_on_profile(page: Page) -> str:
+    """The signed-in user's id, from the example's profile page."""
+    await page.goto("/profile")
     await expect(page).to_have_url(re.compile(r"/profile$"))
     return await page.locator("dl.facts dd code").inner_text()
 
 
-async def sign_up_with_password(page: Page, email: str, password: str) -> None:
-    await page.goto("/signup")
+async def sign_in_with_password(page: Page, email: str, password: str) -> None:
+    await page.goto("/sign-in")
     await page.fill("#email", email)
     await page.fill("#password", password)
-    await page.click("main form[action='/signup'] button[type=submit]")
-    await expect(page).to_have_url(re.compile(r"/signup/check-email$"))  # the same answer, taken address or not
-    await page.goto("/signin")
-    await page.fill("#email", email)
-    await page.fill("#password", password)
-    await page.click("main form[action='/signin'] button[type=submit]")
+    await page.click("main form button[type=submit]")
     await expect(page).to_have_url(re.compile(r"/profile$"))
+
+
+async def sign_up_with_password(page: Page, email: str, password: str) -> None:
+    """Sign up (the same answer, taken address or not; it does not sign in), then sign in."""
+    await page.goto("/sign-up")
+    await page.fill("#email", email)
+    await page.fill("#password", password)
+    await page.click("main form button[type=submit]")
+    await expect(page.locator("h1")).to_have_text("Check your email")
+    await sign_in_with_password(page, email, password)
+
+
+async def connected(page: Page) -> list[dict[str, Any]]:
+    """The account's provider identities, from ``GET /auth/oauth/accounts`` (the page shows only the labels)."""
+    answer: dict[str, Any] = await page.evaluate(
+        "fetch('/auth/oauth/accounts', {headers: {accept: 'application/json'}}).then(response => response.json())"
+    )
+    return list(answer["accounts"])
 
 
 async def hold_callback(page: Page, stack: Stack) -> list[str]:
@@ -168,37 +189,48 @@ async def expect_refused(page: Page, status: int | None, message: str) -> None:
     await expect(page.locator(".error")).to_contain_text(message)
 
 
+async def expect_signed_out(page: Page) -> None:
+    await page.goto("/profile")
+    await expect(page).to_have_url(re.compile(r"/sign-in\?next=%2Fprofile&notice=sign-in-to-continue$"))
+
+
 # Journeys --------------------------------------------------------------------------------------------------------
 
 
 async def test_sign_up_then_sign_in_again_with_the_provider(browser: Browser, stack: Stack) -> None:
     context, page = await new_browser(browser, stack)
-    await page.goto("/signin")
+    await page.goto("/sign-in")
+    await expect(page.locator(f"a:has-text('Sign in with {LABEL}')")).to_have_attribute("href", START)
     await shot(page, "01-sign-in-page-with-provider-button")
     await page.click(SIGN_IN_BUTTON)
     await through_provider(page, stack, "alice", screenshots="02")
-    await expect(page.locator("h1")).to_have_text("Hello, alice@provider.test")
-    user_id = await user_id_on_profile(page)
+    await expect(page).to_have_url(re.compile(r"/account$"))
+    await expect(page.locator("main")).to_contain_text("Signed in as alice@provider.test (verified).")
     state_cookies = [c for c in await context.cookies() if c["name"].startswith("lucia_oauth")]
     assert state_cookies == []  # used once, then deleted
     await shot(page, "03-signed-up-with-provider")
+    user_id = await user_id_on_profile(page)
+    await expect(page.locator("h1")).to_have_text("Hello, alice@provider.test")
 
     await page.click("header >> text=Sign out")
-    await expect(page).to_have_url(re.compile(r"/signin\?notice=signed-out$"))
+    await expect(page).to_have_url(re.compile(r"/sign-in\?notice=signed-out$"))
     await page.click(SIGN_IN_BUTTON)  # the provider remembers alice and her consent: straight back
     await through_provider(page, stack, "alice")
     assert await user_id_on_profile(page) == user_id
 
-    # Her only way to sign in cannot be disconnected.
-    await page.goto("/connections")
-    await expect(page.locator("main ul.devices li")).to_have_count(1)
-    await expect(page.locator("main ul.devices li")).to_contain_text("Your only way to sign in")
-    status = await page.evaluate(
-        """fetch('/oauth/unlink', {method: 'POST', headers: {'content-type': 'application/json',
+    # Her only way to sign in cannot be disconnected: no button, and the endpoint refuses.
+    await page.goto("/account")
+    connections = page.locator("section[aria-labelledby=connections-heading] li")
+    await expect(connections).to_have_count(1)
+    await expect(connections).to_contain_text(LABEL)
+    await expect(connections.get_by_role("button", name=f"Disconnect {LABEL}")).to_have_count(0)
+    assert [(a["provider"], a["subject"], a["can_unlink"]) for a in await connected(page)] == [("oidc", "alice", False)]
+    answer = await page.evaluate(
+        """fetch('/auth/oauth/unlink', {method: 'POST', headers: {'content-type': 'application/json',
             accept: 'application/json'}, body: JSON.stringify({provider: 'oidc', subject: 'alice'})})
-            .then(response => response.status)"""
+            .then(async response => [response.status, await response.json()])"""
     )
-    assert status == 409
+    assert answer == [409, {"detail": {"code": "OAUTH_LAST_KEY", "message": answer[1]["detail"]["message"]}}]
     await shot(page, "04-connections-only-way-to-sign-in")
     await context.close()
 
@@ -207,28 +239,33 @@ async def test_link_the_provider_to_a_password_account_then_unlink(browser: Brow
     context, page = await new_browser(browser, stack)
     await sign_up_with_password(page, "grace@example.com", "analytical engine")
     user_id = await user_id_on_profile(page)
-    await page.goto("/connections")
-    await expect(page.locator("main")).to_contain_text("No connected accounts yet.")
+    await page.goto("/account")
+    connections = page.locator("section[aria-labelledby=connections-heading]")
+    await expect(connections.get_by_role("button", name=f"Disconnect {LABEL}")).to_have_count(0)  # none yet
+    assert await connected(page) == []
     await shot(page, "05-connections-none-yet")
-    await page.click(f"text=Connect {LABEL}")
+    await page.get_by_role("button", name=f"Connect {LABEL}", exact=True).click()
     await through_provider(page, stack, "grace")
-    await expect(page).to_have_url(re.compile(r"/connections\?notice=oauth-linked$"))
-    await expect(page.locator(".notice")).to_have_text("Connected. You can now sign in with it.")
-    await expect(page.locator("main ul.devices li")).to_contain_text("grace")
+    await expect(page).to_have_url(re.compile(r"/account$"))
+    await expect(connections.get_by_role("button", name=f"Connect {LABEL}", exact=True)).to_have_count(0)
+    await expect(connections.get_by_role("button", name=f"Disconnect {LABEL}", exact=True)).to_have_count(1)
+    assert [(a["provider"], a["subject"], a["can_unlink"]) for a in await connected(page)] == [("oidc", "grace", True)]
     await shot(page, "05-linked")
 
     # Signing in with the provider reaches the password account.
     other_context, other = await new_browser(browser, stack)
-    await other.goto("/signin")
+    await other.goto("/sign-in")
     await other.click(SIGN_IN_BUTTON)
     await through_provider(other, stack, "grace")
     assert await user_id_on_profile(other) == user_id
     await expect(other.locator("h1")).to_have_text("Hello, grace@example.com")
     await other_context.close()
 
-    await page.click("text=Disconnect")
-    await expect(page.locator(".notice")).to_have_text("Disconnected.")
-    await expect(page.locator("main")).to_contain_text("No connected accounts yet.")
+    await connections.get_by_role("button", name=f"Disconnect {LABEL}", exact=True).click()
+    await expect(page).to_have_url(re.compile(r"/account\?notice=account-disconnected$"))
+    await expect(page.locator(".notice")).to_have_text("The account was disconnected.")
+    await expect(connections.get_by_role("button", name=f"Connect {LABEL}", exact=True)).to_have_count(1)
+    assert await connected(page) == []
     await shot(page, "06-unlinked")
     await context.close()
 
@@ -238,13 +275,12 @@ async def test_an_email_with_an_account_is_never_taken_over(browser: Browser, st
     await sign_up_with_password(owner, "ada@example.com", "notes on the engine")
     await owner_context.close()
     context, page = await new_browser(browser, stack)
-    await page.goto("/signin")
+    await page.goto("/sign-in")
     await page.click(SIGN_IN_BUTTON)
     await through_provider(page, stack, "ada@example.com")  # the provider vouches for ada@example.com
-    await expect(page.locator(".error")).to_contain_text("An account with ada@example.com already exists here")
+    await expect(page.locator(".error")).to_contain_text("An account with ada@example.com exists already")
     await shot(page, "04-email-already-has-an-account")
-    await page.goto("/profile")
-    await expect(page).to_have_url(re.compile(r"/signin\?notice=sign-in-to-continue$"))
+    await expect_signed_out(page)
     await context.close()
 
 
@@ -255,7 +291,7 @@ async def test_a_replayed_callback_is_refused(browser: Browser, stack: Stack) ->
     context, page = await new_browser(browser, stack)
     seen: list[str] = []
     page.on("request", lambda request: seen.append(request.url) if request.url.startswith(stack.callback) else None)
-    await page.goto("/signin")
+    await page.goto("/sign-in")
     await page.click(SIGN_IN_BUTTON)
     await through_provider(page, stack, "replayer")
     user_id = await user_id_on_profile(page)
@@ -264,7 +300,6 @@ async def test_a_replayed_callback_is_refused(browser: Browser, stack: Stack) ->
     assert response is not None and response.status == 400
     await expect_refused(page, response.status, "This sign-in was not started in this browser")
     await shot(page, "07-replayed-state-refused")
-    await page.goto("/profile")
     assert await user_id_on_profile(page) == user_id  # still the same session, nothing else happened
     await context.close()
 
@@ -272,7 +307,7 @@ async def test_a_replayed_callback_is_refused(browser: Browser, stack: Stack) ->
 async def test_a_state_from_another_browser_is_refused(browser: Browser, stack: Stack) -> None:
     victim_context, victim = await new_browser(browser, stack)
     held = await hold_callback(victim, stack)
-    await victim.goto("/oauth/oidc/start")
+    await victim.goto(START)
     await victim.wait_for_url(re.compile(rf"^{re.escape(stack.oidc.issuer)}/interaction/"))
     login_page = victim.url
     await victim.fill("input[name=login]", "mallory")
@@ -288,21 +323,20 @@ async def test_a_state_from_another_browser_is_refused(browser: Browser, stack: 
     response = await page.goto(callback_url)  # no sign-in of its own
     assert response is not None
     await expect_refused(page, response.status, "This sign-in was not started in this browser")
-    await page.goto("/oauth/oidc/start")  # a sign-in of its own, with another state
+    await page.goto(START)  # a sign-in of its own, with another state
     await page.wait_for_url(re.compile(rf"^{re.escape(stack.oidc.issuer)}/interaction/"))
     response = await page.goto(callback_url)
     assert response is not None
     await expect_refused(page, response.status, "does not belong to this browser's sign-in")
     await shot(page, "08-state-from-another-browser-refused")
-    await page.goto("/profile")
-    await expect(page).to_have_url(re.compile(r"/signin\?notice=sign-in-to-continue$"))
+    await expect_signed_out(page)
     await context.close()
 
 
 @pytest.mark.parametrize("mode", ["tamper", "wrong-aud", "expired"])
 async def test_a_bad_id_token_is_refused(browser: Browser, stack: Stack, mode: str) -> None:
     context, page = await new_browser(browser, stack)
-    await page.goto("/signin")
+    await page.goto("/sign-in")
     await page.click(SIGN_IN_BUTTON)
     stack.oidc.next_token(mode)  # the provider's next token response carries a bad ID token
     await through_provider(page, stack, f"victim-{mode}")
@@ -310,8 +344,7 @@ async def test_a_bad_id_token_is_refused(browser: Browser, stack: Stack, mode: s
         "The provider's answer could not be verified, so you were not signed in."
     )
     await shot(page, f"09-id-token-{mode}-refused")
-    await page.goto("/profile")
-    await expect(page).to_have_url(re.compile(r"/signin\?notice=sign-in-to-continue$"))
+    await expect_signed_out(page)
     await context.close()
 
 
@@ -320,8 +353,8 @@ async def test_the_return_path_never_leaves_the_site(browser: Browser, stack: St
     context, page = await new_browser(browser, stack)
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
-    await page.goto(f"/oauth/oidc/start?next={target}")
+    await page.goto(f"{START}?next={target}")
     await through_provider(page, stack, "traveller")
-    await expect(page).to_have_url(f"{stack.app}/profile")
+    await expect(page).to_have_url(f"{stack.app}/account")  # the provider flow's default landing page
     assert not [url for url in requested if "evil.example" in url.split("?")[0]]
     await context.close()
