@@ -30,6 +30,7 @@ from lucia_fastapi.pages.site import NOTICES, Page, PageSite, page_environment, 
 from lucia_fastapi.pages.table import LINKS, default_pages
 from lucia_fastapi.web.actions import Action
 from lucia_fastapi.web.policy import auth_request_of, authorize_request
+from lucia_fastapi.web.responses import error_headers, log_error, public_message, status_for
 
 __all__ = ["LINKS", "NOTICES", "Page", "Pages", "page_table"]
 
@@ -60,6 +61,21 @@ class Pages:
     async def render(self, request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         """The app's own ``template`` with what every page gets (``signed_in``, ``links``, ``has``, ``notice``)."""
         return await self.site.render(request, template, status_code, **context)
+
+    async def refusal(self, request: Request, error: LuciaError) -> Response:
+        """``error`` as a page in the pages' layout, at its status (a refused OAuth sign-in: the routers make this
+        ``OAuth.on_error`` when the app set none)."""
+        log_error(error)
+        response = await self.render(
+            request,
+            "lucia/error.html",
+            status_for(error),
+            title="Sign-in refused",
+            error=public_message(error),
+            code=error.code,
+        )
+        response.headers.update(error_headers(error))
+        return response
 
     async def page(
         self, request: Request, template: str, *, needs: Assurance = Assurance.SIGNED_IN, **context: Any

@@ -106,14 +106,19 @@ def auth_routes(
     ]
     mounted: list[BaseRoute] = [Mount(prefix, routes=routes, name="auth")]
     if pages:
-        mounted += _page_routes(pages, actions, prefix=prefix)
+        mounted += _page_routes(pages, actions, prefix=prefix, oauth=oauth)
     return mounted
 
 
-def _page_routes(pages: bool | Pages, actions: Sequence[Action], *, prefix: str) -> list[BaseRoute]:
+def _page_routes(
+    pages: bool | Pages, actions: Sequence[Action], *, prefix: str, oauth: OAuth | None
+) -> list[BaseRoute]:
     from lucia_fastapi.pages import Pages
 
-    return (pages if isinstance(pages, Pages) else Pages()).routes(actions, api_prefix=prefix)
+    configured = pages if isinstance(pages, Pages) else Pages()
+    if oauth is not None and oauth.on_error is None:
+        oauth.on_error = configured.refusal  # a refused sign-in with a provider, in the pages' layout
+    return configured.routes(actions, api_prefix=prefix)
 
 
 def auth_router(
@@ -155,7 +160,7 @@ def auth_router(
             response_model=None,
         )
     if pages:
-        router.routes.extend(_page_routes(pages, actions, prefix=prefix))
+        router.routes.extend(_page_routes(pages, actions, prefix=prefix, oauth=oauth))
     return router
 
 

@@ -549,7 +549,7 @@ class OAuth:
         if wants_json:
             return error_response(request, error)  # the library's one error body, like every other refusal
         page = (
-            "<!DOCTYPE html><meta charset=utf-8><title>Sign-in refused</title>"
+            '<!DOCTYPE html><html lang="en"><meta charset=utf-8><title>Sign-in refused</title>'
             f"<h1>Sign-in refused</h1><p class=error>{html.escape(error.message)}</p>"
             f'<p><a href="{html.escape(self.default_return_to)}">Back</a></p>'
         )
