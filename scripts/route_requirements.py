@@ -10,14 +10,15 @@ markers ``<!-- route-requirements:start -->`` and ``<!-- route-requirements:end 
 ``tests/test_policy_docs.py`` fails when that block differs from what this script prints now.
 
 Run it in a process of its own (as the test does): it sets the environment the example app reads before importing
-it (DEV, a throwaway SQLite path, an outbox directory, TOTP and OAuth keys, one GitHub provider so that the OAuth
-routes exist), so the tables do not depend on the shell it runs in. Nothing connects to a database or a network.
+it (DEV, its base URL, a throwaway SQLite path, an outbox directory, a secret key, one GitHub provider so that the
+OAuth routes exist), so the tables do not depend on the shell it runs in. Nothing connects to a database or a network.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -32,7 +33,7 @@ SKIPPED_PATHS = frozenset({"/docs", "/openapi.json", "/docs/oauth2-redirect", "/
 SKIPPED_MOUNTS = ("/static",)  # files, not endpoints
 # Methods Starlette adds by itself (HEAD with every GET) or nobody routes by hand.
 IMPLIED_METHODS = frozenset({"HEAD"})
-PUBLIC_URL = "http://127.0.0.1:8000"
+BASE_URL = "http://localhost:8000"  # the example's default APP_BASE_URL (passkeys want a host name, not an address)
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -40,22 +41,18 @@ if str(ROOT) not in sys.path:
 
 def example_environment(workdir: Path) -> dict[str, str]:
     """What the example app reads from the environment, fixed: the tables must not depend on the shell."""
-    from cryptography.fernet import Fernet
-
     return {
         "LUCIA_ENV": "DEV",
+        "APP_BASE_URL": BASE_URL,
         "DATABASE_URL": f"sqlite:///{workdir / 'route-table.sqlite3'}",  # never connected to: no request is served
         "OUTBOX_DIR": str(workdir / "outbox"),
-        "LUCIA_TOTP_KEYS": Fernet.generate_key().decode(),
-        "LUCIA_SECRET_KEYS": Fernet.generate_key().decode(),
-        "PUBLIC_URL": PUBLIC_URL,
-        "APP_BASE_URL": PUBLIC_URL,
+        "LUCIA_SECRET_KEYS": secrets.token_urlsafe(32),  # given, so that no development secret file is made
         "GITHUB_CLIENT_ID": "route-table",  # one provider, so that the OAuth routes are in the table
         "GITHUB_CLIENT_SECRET": "route-table",
     }
 
 
-UNSET = ("REDIS_URL", "SMTP_HOST", "OAUTH_OIDC_ISSUER", "GOOGLE_CLIENT_ID")
+UNSET = ("REDIS_URL", "SMTP_HOST", "OAUTH_OIDC_ISSUER", "GOOGLE_CLIENT_ID", "LUCIA_EXAMPLE_REAUTH_SECONDS")
 
 
 # Walking an app's routes ---------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
-"""Every route against every kind of session (issue 20): the example app over real HTTP, the routers the library
-ships (``email_router``, ``OAuth(...).routes()``, ``handle_logout_requests``) in a small app of their own, and
+"""Every route against every kind of session (issue 20): the example app over real HTTP (the library's JSON
+endpoints under ``/auth``, sent by a token client; the library's HTML pages and the example's own ``/``,
+``/profile``, ``/dev/outbox`` and ``/healthz``, sent by a browser), the routers the library ships
+(``email_router``, ``OAuth(...).routes()``, ``handle_logout_requests``) in a small app of their own, and
 ``auth_router(auth, email=, mfa=, oauth=)`` with every feature on (issue 21) in another.
 
 The route tables come from the code (``lucia_fastapi.web.policy.endpoints`` and ``route_requirement``): a route added
@@ -17,9 +19,13 @@ Each route is sent by five sessions:
 Users and sessions are written straight into the app's database by an ``Auth`` of this process over the same store:
 new users A and B for every route, a new session for every (route, session) pair (a route may end or rotate it).
 A session below the route's declared level must be refused (JSON: 401, 403 ``AUTH_SECOND_FACTOR_REQUIRED``, 403
-``AUTH_REAUTHENTICATION_REQUIRED``; pages: a 303 to sign-in or to ``/mfa/verify``) with **every row of every table**
-as it was (no table is left out: a refused request has nothing to count, rate-limit counters included); a session at
-or above it must not be refused by the policy; ``other`` must leave every row that names A as it was.
+``AUTH_REAUTHENTICATION_REQUIRED``; pages: a 303 to ``/sign-in``, ``/second-factor`` or ``/reauthenticate``, the
+page asked for as its ``next``) with **every row of every table** as it was (no table is left out: a refused request
+has nothing to count, rate-limit counters included); a session at or above it must not be refused by the policy;
+``other`` must leave every row that names A as it was.
+
+``tests/test_pages_attacks.py`` attacks each page (hostile input, cross-site forms) on apps of its own; here the
+example is run as a whole, as it is served: every route it mounts, each at the level it declares.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pyotp
@@ -46,6 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from lucia_fastapi import Auth, AuthMiddleware, KeySpec, PasswordHasher, SQLAlchemyAdapter, handle_logout_requests
 from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
 from lucia_fastapi.adapters.sqlalchemy.mfa import SQLAlchemyMFAStore, define_mfa_tables
+from lucia_fastapi.adapters.sqlalchemy.oauth import define_oauth_tables
 from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore, define_rate_limit_tables
 from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
 from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore, define_token_tables
@@ -60,7 +67,9 @@ from lucia_fastapi.features.mfa import MFA, RelyingParty, SecretCipher
 from lucia_fastapi.features.oauth import OAuth, github
 from lucia_fastapi.features.tokens import SingleUseTokens
 from lucia_fastapi.routers import auth_router
+from lucia_fastapi.stack import derive_keys
 from lucia_fastapi.testing import ManualClock
+from lucia_fastapi.testing.postgres import free_port
 from lucia_fastapi.testing.processes import UvicornProcess
 from lucia_fastapi.web.policy import endpoints, route_requirement
 from tests.soft_authenticator import SoftAuthenticator
@@ -89,7 +98,9 @@ EXPECTED_REFUSAL = {
     "stale": "reauthenticate",
     "between": "reauthenticate",
 }
-RP_ORIGIN = "http://localhost:8000"  # the example's default LUCIA_WEBAUTHN_ORIGINS and LUCIA_RP_ID
+# A's passkey is registered by this process (the ceremony checks the origin then, never again): the relying party's
+# id is what matters, "localhost" as in the example served at http://localhost:<port>.
+RP_ORIGIN = "http://localhost:8000"
 RELYING_PARTY = RelyingParty(id="localhost", name="lucia_fastapi example", origins=[RP_ORIGIN])
 
 # Where the code answers a refusal in another form than the policy's. Each entry is checked to still be refused with
@@ -127,13 +138,25 @@ def route_cases(routes: Any) -> tuple[list[RouteCase], list[str]]:
 
 # The example's table is read in a process of its own, with the server's environment: the example reads its
 # configuration when it is first imported, so importing it here would depend on what this process did before.
+# Besides the routes, what the library says the example mounted: every action of its routers under their prefix, and
+# every page of the page table whose action it has (as ``page_routes`` mounts them), with the level each declares.
 EXAMPLE_TABLE = """
 import json, sys
-from examples.app.main import app
+from examples.app.main import app, pages
+from lucia_fastapi.pages import page_table
 from tests.test_route_policy_matrix import route_cases
 cases, undeclared = route_cases(app.routes)
 rows = [[c.path, c.method, c.needs.name if c.needs is not None else None] for c in cases]
-json.dump({"cases": rows, "undeclared": undeclared}, sys.stdout)
+site = pages.site
+library = [[site.api_prefix + a.path, a.method, a.needs.name] for a in site.actions.values()]
+for page in page_table(list(site.actions.values()), home=pages.home):
+    if page.submit is None and not any(site.has(name) for name in page.show):
+        continue
+    if page.template is not None and (page.submit is None or site.has(page.submit)):
+        library.append([page.path, "GET", page.needs.name])
+    if page.submit is not None and site.has(page.submit):
+        library.append([page.path, "POST", site.actions[page.submit].needs.name])
+json.dump({"cases": rows, "undeclared": undeclared, "library": library}, sys.stdout)
 """
 
 
@@ -149,6 +172,7 @@ class Schema:
         self.tokens = define_token_tables(self.metadata)
         self.mfa = define_mfa_tables(self.metadata)
         self.rate_limits = define_rate_limit_tables(self.metadata)
+        define_oauth_tables(self.metadata)  # provider tokens: the example's AuthStack defines the table too
 
 
 Rows = dict[str, list[tuple[str, ...]]]
@@ -282,7 +306,6 @@ class Accounts:
         flows = self.flows
         purposes = {
             "verify": (flows.VERIFY, account.email),
-            "verify-code": (flows.VERIFY_CODE, account.email),
             "reset": (flows.RESET, account.email),
             "change": (flows.CHANGE, f"moved-{account.email}"),
             "cancel": (flows.CANCEL_CHANGE, account.email),
@@ -319,7 +342,6 @@ class Context:
 
 TOKENS_OF_ROUTE = {  # the links and codes of A a route takes
     "/verify-email": ("verify",),
-    "/verify-email/code": ("verify-code",),
     "/reset-password": ("reset",),
     "/confirm-email-change": ("change",),
     "/cancel-email-change": ("cancel",),
@@ -335,46 +357,32 @@ def fresh_address(label: str) -> str:
 
 
 def example_bodies(ctx: Context) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], Any]]:
-    """The example's routes' fields (forms, JSON), filled with A's values: a route that let the session through
+    """The example's forms (its pages run the same actions as its JSON endpoints under ``/auth``, whose bodies are
+    the routers'), filled with A's values (B's password for B's sign-in): a route that let the session through
     would act on A."""
     a = ctx.a
     forms = {
-        ("POST", "/signin"): {"email": ctx.sign_in_as.email, "password": PASSWORD},
-        ("POST", "/signup"): {"email": fresh_address("new"), "password": PASSWORD},
-        ("POST", "/sessions/revoke"): {"digest": ctx.bystander.digest},
-        ("POST", "/password"): {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
-        ("POST", "/account/delete"): {"confirmation": PASSWORD},
+        ("POST", "/sign-up"): {"email": fresh_address("new"), "password": PASSWORD},
+        ("POST", "/sign-in"): {"email": ctx.sign_in_as.email, "password": PASSWORD},
+        ("POST", "/second-factor"): {"code": ctx.totp},
+        ("POST", "/reauthenticate"): {"code": ctx.totp},
+        ("POST", "/account/password"): {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        ("POST", "/account/delete"): {"password": PASSWORD},
+        ("POST", "/account/email"): {"email": fresh_address("moved"), "password": PASSWORD},
+        ("POST", "/account/connections/unlink"): {"provider": "github", "subject": a.github_subject},
+        ("POST", "/account/connections/github/connect"): {"next": "/account"},
+        ("POST", "/account/two-step/totp"): {"code": ctx.totp},
         ("POST", "/verify-email"): {"token": ctx.link("verify")},
-        ("POST", "/verify-email/code"): {"code": a.tokens.get("verify-code", "")},
         ("POST", "/forgot-password"): {"email": fresh_address("nobody")},  # no account: no mail written later
         ("POST", "/reset-password"): {
             "token": ctx.link("reset"),
             "password": NEW_PASSWORD,
             "second_factor_code": ctx.totp,
         },
-        ("POST", "/email"): {"email": fresh_address("moved"), "current_password": PASSWORD},
         ("POST", "/confirm-email-change"): {"token": ctx.link("change")},
         ("POST", "/cancel-email-change"): {"token": ctx.link("cancel")},
-        ("POST", "/security/totp/confirm"): {"code": ctx.totp},
-        ("POST", "/security/passkeys/rename"): {"credential_id": a.passkey_id, "name": "Renamed"},
-        ("POST", "/security/passkeys/remove"): {"credential_id": a.passkey_id},
-        ("POST", "/mfa/verify/totp"): {"code": ctx.totp},
-        ("POST", "/mfa/verify/recovery"): {"code": a.recovery_codes[0]},
-        ("POST", "/mfa/verify/password"): {"password": PASSWORD},
-        ("POST", "/oauth/unlink"): {"provider": "github", "subject": a.github_subject},
-        ("POST", "/oauth/github/start"): {"next": "/connections"},
     }
-    bodies = {
-        ("POST", "/api/signup"): {"email": fresh_address("new"), "password": PASSWORD},
-        ("POST", "/api/signin"): {"email": ctx.sign_in_as.email, "password": PASSWORD},
-        ("DELETE", "/api/me"): {"confirmation": PASSWORD},
-        ("POST", "/api/password"): {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
-        ("POST", "/api/reauthenticate"): {"code": ctx.totp},
-        ("POST", "/api/mfa/passkeys"): {"credential": {"id": a.passkey_id}, "name": "Another"},
-        ("POST", "/api/mfa/verify/passkey"): {"credential": {"id": a.passkey_id}},
-        ("POST", "/api/signin/passkey"): {"credential": {"id": a.passkey_id}},
-        ("POST", "/api/mfa/verify"): {"code": ctx.totp},
-    }
+    _forms, bodies = routers_bodies(ctx)
     return forms, bodies
 
 
@@ -404,12 +412,12 @@ BodiesOf = Callable[[Context], tuple[dict[tuple[str, str], dict[str, Any]], dict
 BODIES_OF_APP: dict[str, BodiesOf] = {"example": example_bodies, "library": library_bodies}  # forms, JSON bodies
 
 
-def request_of(case: RouteCase, ctx: Context, app: str) -> dict[str, Any]:
+def request_of(case: RouteCase, ctx: Context, app: str, *, page: bool) -> dict[str, Any]:
     """What a client of this route sends: its fields (a route nobody wrote fields for gets an empty body)."""
     forms, bodies = BODIES_OF_APP[app](ctx)
     # A's identifiers in the path: another device's session (by its digest), A's passkey.
     path = case.path.replace("{digest}", ctx.bystander.digest).replace("{session_id}", ctx.bystander.digest)
-    path = path.replace("{credential_id}", ctx.a.passkey_id)
+    path = path.replace("{credential_id}", ctx.a.passkey_id).replace("{name}", "lucia.css")
     token_names = TOKENS_OF_ROUTE.get(case.path, ())
     if case.method == "GET" and token_names:
         path += f"?token={quote(ctx.link(token_names[0]))}"
@@ -420,23 +428,28 @@ def request_of(case: RouteCase, ctx: Context, app: str) -> dict[str, Any]:
     elif key in forms:
         request["data"] = forms[key]
     elif case.method != "GET":
-        request["json" if case.path.startswith("/api/") or app == "library" else "data"] = {}
+        request["data" if page else "json"] = {}
     return request
 
 
+POLICY_PAGES = {"/sign-in": "sign-in", "/second-factor": "second-factor", "/reauthenticate": "reauthenticate"}
+SIGN_IN_NOTICES = ("sign-in-to-continue", "sign-in-again")
+
+
 def refusal_of(response: httpx.Response, *, page: bool) -> str | None:
-    """Which policy refusal an answer is, if it is one. Pages: a 303 to sign in or to the second step / "confirm
-    it's you" (that sets no session: a sign-in that goes on to the second step sets one). JSON: 401, or 403 with
-    the policy's code. Anything else, an error page included, is another answer (``None``, or ``page <status>``
-    for a 401/403 page, which the policy does not expect)."""
+    """Which policy refusal an answer is, if it is one. Pages: a 303 to sign in (with the notice that says why), to
+    the second step or to "confirm it's you", setting no session (a sign-in that goes on to the second step sets
+    one). JSON: 401, or 403 with the policy's code. Anything else, an error page included, is another answer
+    (``None``, or ``page <status>`` for a 401/403 page, which the policy does not expect)."""
     status = response.status_code
     if status in (302, 303, 307):
-        location = response.headers["location"]
-        if location.startswith(("/signin?notice=sign-in-to-continue", "/signin?notice=sign-in-again")):
-            return "sign-in"
-        if location.startswith("/mfa/verify") and "set-cookie" not in response.headers:
-            return "step-up"
-        return None
+        location = urlsplit(response.headers["location"])
+        refusal = POLICY_PAGES.get(location.path) if not location.netloc else None
+        if refusal == "sign-in" and parse_qs(location.query).get("notice", [""])[0] not in SIGN_IN_NOTICES:
+            return None
+        if refusal is not None and "set-cookie" in response.headers:
+            return None
+        return refusal
     if page and response.headers.get("content-type", "").startswith("text/html"):
         return f"page {status}" if status in (401, 403) else None
     code = ""
@@ -453,12 +466,16 @@ def refusal_of(response: httpx.Response, *, page: bool) -> str | None:
     return None
 
 
-def expected_refusal(case: RouteCase, kind: str, *, page: bool) -> str | None:
+def comes_back_to(response: httpx.Response) -> str:
+    """The ``next`` of a page's refusal: where the browser goes once it signed in or proved itself again."""
+    return parse_qs(urlsplit(response.headers["location"]).query).get("next", [""])[0]
+
+
+def expected_refusal(case: RouteCase, kind: str) -> str | None:
     assert case.needs is not None
     if case.needs <= LEVEL[kind]:
         return None
-    wanted = EXPECTED_REFUSAL[kind]
-    return "step-up" if page and wanted != "sign-in" else wanted
+    return EXPECTED_REFUSAL[kind]
 
 
 def describe(response: httpx.Response) -> str:
@@ -477,7 +494,7 @@ def describe(response: httpx.Response) -> str:
 class Target:
     """An app under test: how to reach it, its database, an ``Accounts`` over that database."""
 
-    name: str  # "example" or "library"
+    name: str  # "example", "library" or "routers"
     client: httpx.AsyncClient
     origin: str
     snapshots: Snapshots
@@ -486,7 +503,13 @@ class Target:
     cases: list[RouteCase]
 
     def is_page(self, case: RouteCase) -> bool:
-        return self.name == "example" and not case.path.startswith("/api/")
+        """Whether a browser asks for this route: the example's pages and its own routes, not its JSON API."""
+        return self.name == "example" and not case.path.startswith("/auth/")
+
+    def token_client(self, case: RouteCase) -> bool:
+        """Whether a token client (no ``Origin``, no cookie: ``Authorization: Bearer``) sends this route: the
+        example's JSON API (the routers' apps are sent by a browser, cookie and ``Origin``)."""
+        return self.name == "example" and case.path.startswith("/auth/")
 
 
 async def run_case(target: Target, case: RouteCase, kind: str) -> list[str]:
@@ -508,16 +531,19 @@ async def run_case(target: Target, case: RouteCase, kind: str) -> list[str]:
     elif kind != "none":
         acting = await accounts.session(a, kind)
     page = target.is_page(case)
-    headers = {"origin": target.origin, "accept": "text/html" if page else "application/json"}
-    if acting is not None:
-        if case.path.startswith("/api/"):  # the example's API: bearer tokens
+    headers = {"accept": "text/html" if page else "application/json"}
+    if target.token_client(case):
+        if acting is not None:
             headers["authorization"] = f"Bearer {acting.session_id}"
-        else:
+    else:
+        headers["origin"] = target.origin
+        if acting is not None:
             headers["cookie"] = f"auth_session={acting.session_id}"
-    wanted = expected_refusal(case, kind, page=page)
+    wanted = expected_refusal(case, kind)
     watched = wanted is not None or kind == "other"
     before = await target.snapshots() if watched else {}
-    response = await target.client.request(**request_of(case, ctx, target.name), headers=headers)
+    sent = request_of(case, ctx, target.name, page=page)
+    response = await target.client.request(**sent, headers=headers)
     after = await target.snapshots() if watched else {}
     got = refusal_of(response, page=page)
     where = f"{case.method} {case.path} [{kind} session; the route needs {case.needs.name}]"
@@ -529,6 +555,8 @@ async def run_case(target: Target, case: RouteCase, kind: str) -> list[str]:
             problems.append(f"{where}: NOT REFUSED (expected {wanted}): {describe(response)}")
         else:
             problems.append(f"{where}: refused as {got!r}, expected {wanted!r}: {describe(response)}")
+    elif got is not None and page and case.method == "GET" and comes_back_to(response) != sent["url"]:
+        problems.append(f"{where}: refused, but would not come back to the page afterwards: {describe(response)}")
     if wanted is not None and before != after:
         problems.append(f"{where}: the database changed, the request being one to refuse: {changes(before, after)}")
     if kind == "other":
@@ -555,6 +583,16 @@ async def run_matrix(target: Target, cases: list[RouteCase], kind: str) -> None:
 
 # The example app over HTTP -----------------------------------------------------------------------------------------
 
+# The example's own routes, besides the library's: its home (a redirect), its profile page, the development outbox,
+# the health check, and the pages' static files.
+EXAMPLE_OWN = {
+    ("/", "GET"): Assurance.ANONYMOUS,
+    ("/profile", "GET"): Assurance.SIGNED_IN,
+    ("/dev/outbox", "GET"): Assurance.ANONYMOUS,
+    ("/healthz", "GET"): Assurance.ANONYMOUS,
+    ("/lucia-static/{name}", "GET"): Assurance.ANONYMOUS,
+}
+
 
 @dataclass
 class ExampleServer:
@@ -563,19 +601,28 @@ class ExampleServer:
     totp_key: str
     cases: list[RouteCase]
     undeclared: list[str]
+    library: dict[tuple[str, str], Assurance]  # what the library's actions and page table say it mounted
     users: dict[tuple[str, str], tuple[Account, Account]] = field(default_factory=dict)
 
 
-def example_environment(workdir: Path, totp_key: str) -> dict[str, str]:
-    unset = ("DATABASE_URL", "LUCIA_ENV", "REDIS_URL", "SMTP_HOST", "OAUTH_OIDC_ISSUER", "GOOGLE_CLIENT_ID")
+def example_environment(workdir: Path, url: str, secret: str) -> dict[str, str]:
+    unset = (
+        "DATABASE_URL",
+        "LUCIA_ENV",
+        "LUCIA_EXAMPLE_REAUTH_SECONDS",  # the example as shipped: a proof counts for 5 minutes
+        "REDIS_URL",
+        "SMTP_HOST",
+        "OAUTH_OIDC_ISSUER",
+        "GOOGLE_CLIENT_ID",
+    )
     return {
         **{key: value for key, value in os.environ.items() if key not in unset},
         "PYTHONPATH": str(ROOT),
         "LUCIA_ENV": "DEV",
+        "APP_BASE_URL": url,  # the trusted origin and the passkeys' relying party (localhost) follow it
         "DATABASE_URL": f"sqlite:///{workdir / 'example.sqlite3'}",
         "OUTBOX_DIR": str(workdir / "outbox"),
-        "LUCIA_TOTP_KEYS": totp_key,  # this process builds the same MFA, to enrol A
-        "LUCIA_SECRET_KEYS": Fernet.generate_key().decode(),
+        "LUCIA_SECRET_KEYS": secret,  # this process derives the same TOTP key from it, to enrol A
         "GITHUB_CLIENT_ID": "route-matrix",  # the GitHub preset: the OAuth routes exist; nothing is fetched
         "GITHUB_CLIENT_SECRET": "route-matrix",
     }
@@ -584,17 +631,21 @@ def example_environment(workdir: Path, totp_key: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleServer]:
     workdir = tmp_path_factory.mktemp("route-matrix")
-    totp_key = SecretCipher.generate_key()
-    env = example_environment(workdir, totp_key)
+    secret = secrets.token_urlsafe(32)
+    totp_key = derive_keys([secret], "lucia_fastapi totp secrets")[0]  # as AuthStack derives it
+    port = free_port()
+    url = f"http://localhost:{port}"
+    env = example_environment(workdir, url, secret)
     table = subprocess.run(  # noqa: S603 - our own interpreter
         [sys.executable, "-c", EXAMPLE_TABLE], cwd=workdir, env=env, capture_output=True, text=True, timeout=120
     )
     assert table.returncode == 0, table.stderr
     read = json.loads(table.stdout)
     cases = [RouteCase(path, method, Assurance[needs] if needs else None) for path, method, needs in read["cases"]]
-    server = UvicornProcess("examples.app.main:app", cwd=workdir, env=env)
+    library = {(path, method): Assurance[needs] for path, method, needs in read["library"]}
+    server = UvicornProcess("examples.app.main:app", cwd=workdir, env=env, port=port)
     try:
-        yield ExampleServer(server.url, workdir / "example.sqlite3", totp_key, cases, read["undeclared"])
+        yield ExampleServer(url, workdir / "example.sqlite3", totp_key, cases, read["undeclared"], library)
     finally:
         server.stop()
     assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
@@ -610,10 +661,29 @@ async def example_target(example: ExampleServer) -> AsyncIterator[Target]:
 
 
 def test_example_every_route_declares_a_requirement(example: ExampleServer) -> None:
+    """Every route the example mounts declares a level, and the table is the whole app: the library's JSON
+    endpoints under ``/auth`` and its pages, each at the level its action or page declares, and the example's own
+    routes, nothing else (so the matrix below runs every one of them)."""
     assert example.undeclared == [], f"routes of the example app that declare no requirement: {example.undeclared}"
-    paths = {case.path for case in example.cases}
-    assert {"/oauth/github/start", "/oauth/unlink", "/api/logout", "/email", "/mfa/verify"} <= paths
-    assert len(example.cases) >= 60
+    mounted = {(case.path, case.method): case.needs for case in example.cases}
+    assert len(mounted) == len(example.cases), "a (path, method) routed twice"
+    wanted = {**example.library, **EXAMPLE_OWN}
+    differ = {key: (mounted.get(key), wanted.get(key)) for key in mounted.keys() | wanted.keys()}
+    assert {key: levels for key, levels in differ.items() if levels[0] != levels[1]} == {}, "(mounted, declared)"
+    # What this matrix was written for is there: the second step, "confirm it's you", the sensitive forms, the API.
+    assert {
+        ("/second-factor", "POST"),
+        ("/reauthenticate", "POST"),
+        ("/account/email", "POST"),
+        ("/account/delete", "POST"),
+        ("/account/sessions/{session_id}/revoke", "POST"),
+        ("/account/connections/github/connect", "POST"),
+        ("/auth/sign-in", "POST"),
+        ("/auth/sessions/{session_id}", "DELETE"),
+        ("/auth/oauth/github/start", "GET"),
+        ("/auth/oauth/unlink", "POST"),
+    } <= mounted.keys()
+    assert len(example.cases) >= 80
 
 
 @pytest.mark.parametrize("kind", KINDS)
