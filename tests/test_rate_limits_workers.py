@@ -60,12 +60,12 @@ async def test_200_concurrent_wrong_guesses_across_two_workers(two_workers: list
     first, second = (server.url for server in two_workers)
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200)) as client:
         try:
-            assert (await client.post(f"{first}/api/signup", json=OWNER)).status_code == 202  # the account exists
+            assert (await client.post(f"{first}/auth/sign-up", json=OWNER)).status_code == 202  # the account exists
         except httpx.TransportError as error:  # say what the worker said (seen once under heavy load)
             raise AssertionError(f"sign-up failed ({error!r}); log:\n{two_workers[0].log_text()[-3000:]}") from error
         guess = {"email": OWNER["email"], "password": "a wrong guess"}
         responses = await asyncio.gather(
-            *(client.post(f"{(first, second)[n % 2]}/api/signin", json=guess) for n in range(200))
+            *(client.post(f"{(first, second)[n % 2]}/auth/sign-in", json=guess) for n in range(200))
         )
         statuses = Counter(response.status_code for response in responses)
         # Every 401 is a password that was verified; the policy allows 5 per address and account per 15 minutes.
@@ -73,7 +73,7 @@ async def test_200_concurrent_wrong_guesses_across_two_workers(two_workers: list
         assert statuses[401] == 5, f"both workers together verified {statuses[401]} passwords, the policy says 5"
         refused = next(response for response in responses if response.status_code == 429)
         assert 0 < int(refused.headers["retry-after"]) <= 15 * 60
-        assert refused.json()["detail"]["code"] == "TOO_MANY_ATTEMPTS"
+        assert refused.json()["detail"]["code"] == "AUTH_TOO_MANY_ATTEMPTS"
         # The owner's right password from the same address waits too (on either worker) ...
         for url in (first, second):
-            assert (await client.post(f"{url}/api/signin", json=OWNER)).status_code == 429
+            assert (await client.post(f"{url}/auth/sign-in", json=OWNER)).status_code == 429

@@ -73,24 +73,24 @@ async def test_two_workers_share_sessions(fresh_postgres: PostgresServer, tmp_pa
     try:
         async with httpx.AsyncClient() as client:
             credentials = {"email": "ada@example.com", "password": "two workers one db"}
-            signup = await client.post(f"{first.url}/api/signup", json=credentials)
+            signup = await client.post(f"{first.url}/auth/sign-up", json=credentials)
             assert signup.status_code == 202  # "check your email", no token: the client signs in
-            laptop_token = (await client.post(f"{first.url}/api/signin", json=credentials)).json()["token"]
+            laptop_token = (await client.post(f"{first.url}/auth/sign-in", json=credentials)).json()["token"]
             laptop = {"authorization": f"Bearer {laptop_token}"}
-            assert (await client.get(f"{second.url}/api/me", headers=laptop)).status_code == 200
+            assert (await client.get(f"{second.url}/auth/sessions", headers=laptop)).status_code == 200
 
-            phone_token = (await client.post(f"{second.url}/api/signin", json=credentials)).json()["token"]
+            phone_token = (await client.post(f"{second.url}/auth/sign-in", json=credentials)).json()["token"]
             phone = {"authorization": f"Bearer {phone_token}"}
-            assert (await client.get(f"{first.url}/api/me", headers=phone)).status_code == 200
+            assert (await client.get(f"{first.url}/auth/sessions", headers=phone)).status_code == 200
 
             # "Sign out everywhere else" through the first worker signs the phone out on the second.
-            revoked = await client.post(f"{first.url}/api/sessions/revoke-others", headers=laptop)
+            revoked = await client.post(f"{first.url}/auth/sessions/revoke-others", headers=laptop)
             assert revoked.status_code == 200
-            assert (await client.get(f"{second.url}/api/me", headers=phone)).status_code == 401
+            assert (await client.get(f"{second.url}/auth/sessions", headers=phone)).status_code == 401
             # The laptop's token was rotated: the old one is dead too, the new one works on the other worker.
-            assert (await client.get(f"{second.url}/api/me", headers=laptop)).status_code == 401
+            assert (await client.get(f"{second.url}/auth/sessions", headers=laptop)).status_code == 401
             laptop = {"authorization": f"Bearer {revoked.json()['token']}"}
-            assert (await client.get(f"{second.url}/api/me", headers=laptop)).status_code == 200
+            assert (await client.get(f"{second.url}/auth/sessions", headers=laptop)).status_code == 200
     finally:
         for worker in (first, second):
             worker.stop()
@@ -110,31 +110,32 @@ async def test_database_outage_is_503_keeps_cookies_and_recovers(
     try:
         async with httpx.AsyncClient(base_url=worker.url) as client:
             credentials = {"email": "grace@example.com", "password": "outage proof"}
-            await client.post("/signup", data=credentials, headers={"origin": worker.url})  # no session: mail first
-            signin = await client.post("/signin", data=credentials, headers={"origin": worker.url})
+            await client.post("/sign-up", data=credentials, headers={"origin": worker.url})  # no session: mail first
+            signin = await client.post("/sign-in", data=credentials, headers={"origin": worker.url})
             cookie = {"cookie": signin.headers["set-cookie"].split(";")[0]}
-            token = await client.post("/api/signin", json={"email": "grace@example.com", "password": "outage proof"})
+            client.cookies.clear()  # a token client: no cookie, no Origin (it gets its session as a token)
+            token = await client.post("/auth/sign-in", json={"email": "grace@example.com", "password": "outage proof"})
             bearer = {"authorization": f"Bearer {token.json()['token']}"}
             assert (await client.get("/profile", headers=cookie)).status_code == 200
 
             fresh_postgres.stop()  # really stopped: connections cut, the port closed
             page = await client.get("/profile", headers=cookie)
-            api = await client.get("/api/me", headers=bearer)
-            logout = await client.post("/logout", headers={**cookie, "origin": worker.url})
+            api = await client.get("/auth/sessions", headers=bearer)
+            logout = await client.post("/sign-out", headers={**cookie, "origin": worker.url})
             for response in (page, api, logout):
                 assert response.status_code == 503, response.text
                 assert no_session_cookie_cleared(response)
             assert "try again" in page.text and api.json()["detail"]["code"] == "DATABASE_UNAVAILABLE"
             # A burst at once: the reads that find the kept connections busy share a batch, and the whole batch
             # meets the outage; every one of them is still a 503 that keeps its cookie, none hangs.
-            burst = await asyncio.gather(*(client.get("/api/me", headers=bearer) for _ in range(40)))
+            burst = await asyncio.gather(*(client.get("/auth/sessions", headers=bearer) for _ in range(40)))
             assert {response.status_code for response in burst} == {503}
             assert all(no_session_cookie_cleared(response) for response in burst)
 
             fresh_postgres.start()  # same port, same data; the app is not restarted
             assert (await client.get("/profile", headers=cookie)).status_code == 200
-            assert (await client.get("/api/me", headers=bearer)).status_code == 200
-            burst = await asyncio.gather(*(client.get("/api/me", headers=bearer) for _ in range(40)))
+            assert (await client.get("/auth/sessions", headers=bearer)).status_code == 200
+            burst = await asyncio.gather(*(client.get("/auth/sessions", headers=bearer) for _ in range(40)))
             assert {response.status_code for response in burst} == {200}
     finally:
         worker.stop()
