@@ -145,9 +145,9 @@ def signed_in(client: httpx.Client, session_id: str) -> bool:
 
 def sign_up(client: httpx.Client, email: str) -> str:
     """A new account (the example answers "check your email" either way), then a sign-in: its session id."""
-    created = post(client, "/signup", None, {"email": email, "password": PASSWORD})
-    assert created.status_code == 303, created.text
-    return session_cookie(post(client, "/signin", None, {"email": email, "password": PASSWORD}))
+    created = post(client, "/sign-up", None, {"email": email, "password": PASSWORD})
+    assert created.status_code == 200 and "Check your email" in created.text, created.text
+    return session_cookie(post(client, "/sign-in", None, {"email": email, "password": PASSWORD}))
 
 
 def post(client: httpx.Client, path: str, session_id: str | None, data: dict[str, str]) -> httpx.Response:
@@ -163,7 +163,7 @@ def test_signing_in_while_signed_in_invalidates_the_previous_session(example_url
     email = f"{secrets.token_hex(4)}@example.com"
     with httpx.Client(base_url=example_url) as client:
         first = sign_up(client, email)
-        second = session_cookie(post(client, "/signin", first, {"email": email, "password": PASSWORD}))
+        second = session_cookie(post(client, "/sign-in", first, {"email": email, "password": PASSWORD}))
         assert second != first
         assert not signed_in(client, first) and signed_in(client, second)
 
@@ -172,8 +172,8 @@ def test_password_change_gives_this_device_a_new_id_and_signs_out_the_rest(examp
     email = f"{secrets.token_hex(4)}@example.com"
     with httpx.Client(base_url=example_url) as client:
         desk = sign_up(client, email)
-        phone = session_cookie(post(client, "/signin", None, {"email": email, "password": PASSWORD}))
-        changed = post(client, "/password", desk, {"current_password": PASSWORD, "new_password": "a new password"})
+        phone = session_cookie(post(client, "/sign-in", None, {"email": email, "password": PASSWORD}))
+        changed = post(client, "/account/password", desk, {"current_password": PASSWORD, "new_password": "a new password"})
         assert changed.status_code == 303 and changed.headers["location"].endswith("notice=password-changed")
         desk_now = session_cookie(changed)
         assert desk_now != desk
@@ -184,8 +184,8 @@ def test_sign_out_everywhere_else_re_sets_this_devices_cookie(example_url: str) 
     email = f"{secrets.token_hex(4)}@example.com"
     with httpx.Client(base_url=example_url) as client:
         laptop = sign_up(client, email)
-        phone = session_cookie(post(client, "/signin", None, {"email": email, "password": PASSWORD}))
-        response = post(client, "/sessions/revoke-others", laptop, {})
+        phone = session_cookie(post(client, "/sign-in", None, {"email": email, "password": PASSWORD}))
+        response = post(client, "/account/sessions/revoke-others", laptop, {})
         assert response.status_code == 303
         laptop_now = session_cookie(response)
         assert laptop_now != laptop
