@@ -47,10 +47,10 @@ def new_account() -> dict[str, str]:
 def signed_in_cookie(client: httpx.Client, origin: str, headers: dict[str, str] | None = None) -> dict[str, str]:
     email = f"{secrets.token_hex(4)}@example.com"
     headers = {"origin": origin, **(headers or {})}
-    created = client.post("/signup", data={"email": email, "password": PASSWORD}, headers=headers)
-    assert created.status_code == 303, created.text  # "check your email"; the password works at once
+    created = client.post("/sign-up", data={"email": email, "password": PASSWORD}, headers=headers)
+    assert created.status_code == 200, created.text  # "check your email"; the password works at once
     client.cookies.clear()
-    response = client.post("/signin", data={"email": email, "password": PASSWORD}, headers=headers)
+    response = client.post("/sign-in", data={"email": email, "password": PASSWORD}, headers=headers)
     assert response.status_code == 303, response.text
     client.cookies.clear()
     return {"cookie": response.headers["set-cookie"].split(";")[0]}
@@ -59,16 +59,17 @@ def signed_in_cookie(client: httpx.Client, origin: str, headers: dict[str, str] 
 def api_token(client: httpx.Client, headers: dict[str, str]) -> str:
     """A new account through the JSON sign-up (202 and no token, taken or not), then its token from the sign-in."""
     account = new_account()
-    created = client.post("/api/signup", json=account, headers=headers)
+    client.cookies.clear()  # a token client: no cookie (and no Origin)
+    created = client.post("/auth/sign-up", json=account, headers=headers)
     assert created.status_code == 202, created.text
-    signed_in = client.post("/api/signin", json=account, headers=headers)
+    signed_in = client.post("/auth/sign-in", json=account, headers=headers)
     assert signed_in.status_code == 200, signed_in.text
     token: str = signed_in.json()["token"]
     return token
 
 
 def revoke_others(client: httpx.Client, cookie: dict[str, str], origin: str, **headers: str) -> int:
-    return client.post("/sessions/revoke-others", headers={**cookie, "origin": origin, **headers}).status_code
+    return client.post("/account/sessions/revoke-others", headers={**cookie, "origin": origin, **headers}).status_code
 
 
 @pytest.fixture(scope="module")
@@ -107,10 +108,11 @@ def test_behind_a_trusted_proxy_the_forwarded_scheme_and_address_count(tmp_path:
         cookie = signed_in_cookie(client, public, forwarded)
         assert revoke_others(client, cookie, server.url, **forwarded) == 403  # http:// is not the public origin
         assert revoke_others(client, cookie, public, **forwarded) == 303
-        token = client.post("/api/signin", json={"email": "x@example.com", "password": PASSWORD}, headers=forwarded)
+        client.cookies.clear()  # a token client: no cookie (and no Origin)
+        token = client.post("/auth/sign-in", json={"email": "x@example.com", "password": PASSWORD}, headers=forwarded)
         assert token.status_code == 401
         bearer = {"authorization": f"Bearer {api_token(client, forwarded)}"}
-        listed = client.get("/api/sessions", headers=bearer).json()
+        listed = client.get("/auth/sessions", headers=bearer).json()
         assert [entry["ip_address"] for entry in listed] == ["203.0.113.7"]
 
 
@@ -122,7 +124,7 @@ def test_forwarded_headers_from_an_untrusted_client_change_nothing(tmp_path: Pat
         cookie = signed_in_cookie(client, server.url, forged)
         assert revoke_others(client, cookie, f"https://127.0.0.1:{server.port}", **forged) == 403
         assert revoke_others(client, cookie, server.url, **forged) == 303
-        listed = client.get("/api/sessions", headers={"authorization": f"Bearer {api_token(client, forged)}"})
+        listed = client.get("/auth/sessions", headers={"authorization": f"Bearer {api_token(client, forged)}"})
         assert [entry["ip_address"] for entry in listed.json()] == ["127.0.0.1"]
 
 
