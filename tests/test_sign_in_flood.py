@@ -186,7 +186,7 @@ async def test_example_server_memory_stays_flat_under_10_mb_emails(tmp_path: Pat
             async def sign_ins(count: int) -> None:
                 for n in range(count):
                     body = {"email": "x" * 10_000_000 + f"{n}@example.com", "password": "guess"}
-                    response = await client.post("/api/signin", json=body)
+                    response = await client.post("/auth/sign-in", json=body)
                     # The example refuses bodies over 64 KB before parsing them (413); the library's own answer
                     # to a 10 MB identifier (401, nothing kept) is the test of 40 such sign-ins above.
                     assert response.status_code in (401, 413), response.text[:200]
