@@ -60,6 +60,10 @@ NOTICES: Mapping[str, str] = {  # a redirect asks for one with ?notice=; a fixed
 }
 
 
+CROSS_SITE_MESSAGE = (
+    "Nothing was changed: that form was sent from another website. If you meant to do it, do it here on this site."
+)
+
 Then = Callable[[Mapping[str, Any], Request], str]
 """Where a page goes after its action succeeded, from the action's answer and the request."""
 
@@ -166,7 +170,9 @@ class PageSite:
         if status >= 500 and error.code != "DATABASE_UNAVAILABLE":
             raise error
         log_error(error)
-        response = await self.render(request, "lucia/error.html", status, error=public_message(error), code=error.code)
+        # A cross-site form is told so in plain words: the library's wording is about Origin headers.
+        message = CROSS_SITE_MESSAGE if error.code == "AUTH_INVALID_REQUEST" else public_message(error)
+        response = await self.render(request, "lucia/error.html", status, error=message, code=error.code)
         response.headers.update(error_headers(error))
         return response
 
