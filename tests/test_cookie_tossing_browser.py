@@ -109,6 +109,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
 @contextlib.contextmanager
 def example_over_tls(workdir: Path, tls: TLSFiles, env_name: str) -> Iterator[UvicornProcess]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LUCIA_ENV": env_name}
+    env["LUCIA_SECRET_KEYS"] = "the cookie tossing test secret of 32 or more characters"  # PROD wants one
     env["DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir / 'example.sqlite3'}"
     tls_args = ["--ssl-certfile", str(tls.certificate), "--ssl-keyfile", str(tls.key)]
     server = UvicornProcess("examples.app:app", cwd=workdir, env=env, extra_args=tls_args)
@@ -117,6 +118,9 @@ def example_over_tls(workdir: Path, tls: TLSFiles, env_name: str) -> Iterator[Uv
     finally:
         server.stop()
     assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
+
+
+SENT_TO_SIGN_IN = re.compile(r"/sign-in\?next=%2Fprofile&notice=[a-z-]+$")
 
 
 @dataclass
@@ -132,19 +136,19 @@ class Scene:
 
     async def sign_up(self, page: Page, email: str, password: str) -> None:
         """Sign up (the example answers "check your email", whatever the address), then sign in."""
-        await page.goto("/signup")
+        await page.goto("/sign-up")
         await page.fill("#email", email)
         await page.fill("#password", password)
-        await page.click("text=Sign up >> nth=-1")
-        await expect(page).to_have_url(re.compile(r"/signup/check-email$"))
+        await page.click("main form button[type=submit]")
+        await expect(page.locator("h1")).to_have_text("Check your email")
         await self.sign_in(page, email, password)
         await expect(page.locator("h1")).to_have_text(f"Hello, {email}")
 
     async def sign_in(self, page: Page, email: str, password: str) -> None:
-        await page.goto("/signin")
+        await page.goto("/sign-in")
         await page.fill("#email", email)
         await page.fill("#password", password)
-        await page.click("button[type=submit] >> text=Sign in")
+        await page.click("main form button[type=submit]")
 
     async def session_id(self, context: BrowserContext) -> str:
         found = [c for c in await context.cookies(self.app) if c["name"] == self.cookie_name]
@@ -196,7 +200,7 @@ async def test_prod_defaults_defeat_both_cookie_tossing_attacks(
         assert ("auth_session", ".example.test") in planted, planted
         assert ("__Host-auth_session", "evil.example.test") in planted, planted  # host-only: never sent to the app
         await victim.goto("/profile")
-        await expect(victim).to_have_url(re.compile(r"/signin(\?notice=[a-z-]+)?$"))  # a stranger, not Mallory
+        await expect(victim).to_have_url(SENT_TO_SIGN_IN)  # a stranger, not Mallory
         await shot(victim, "tossing-prod-1-attackers-session-ignored")
 
         # Attack 1: the victim signs in (the tossed cookies still in the jar) and stays signed in whatever is tossed.
@@ -208,7 +212,7 @@ async def test_prod_defaults_defeat_both_cookie_tossing_attacks(
         await shot(victim, "tossing-prod-2-victim-still-signed-in")
         # ...and can sign out and in again as often as they like.
         await victim.click("header >> text=Sign out")
-        await expect(victim).to_have_url(re.compile(r"/signin\?notice=signed-out$"))
+        await expect(victim).to_have_url(re.compile(r"/sign-in\?notice=signed-out$"))
         await s.sign_in(victim, *VICTIM)
         await expect(victim.locator("h1")).to_have_text(f"Hello, {VICTIM[0]}")
         await attacker_context.close()
@@ -237,7 +241,7 @@ async def test_dev_cookie_tossing_is_documented_behaviour(
         await s.sign_up(victim, *VICTIM)
         await s.visit_attacker(victim, new_session_id())
         await victim.goto("/profile")
-        await expect(victim).to_have_url(re.compile(r"/signin(\?notice=[a-z-]+)?$"))  # two values: trusted for neither
+        await expect(victim).to_have_url(SENT_TO_SIGN_IN)  # two values: trusted for neither
         left = [(c["name"], c["domain"], c["path"]) for c in await victim_context.cookies(s.app)]
         assert [c for c in left if c[0] == "auth_session"] == [("auth_session", "app.example.test", "/")], left
         await victim.goto("/profile")
