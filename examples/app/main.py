@@ -118,5 +118,5 @@ async def not_found(request: Request, error: HTTPException) -> Response:
             status_code=error.status_code,
             media_type="application/json",
         )
-    message = "We could not find that page." if error.status_code == 404 else "That page cannot be used like that."
-    return await pages.render(request, "lucia/error.html", error.status_code, error=message, code="NOT_FOUND")
+    title = "We could not find that page" if error.status_code == 404 else "That page cannot be used like that"
+    return await pages.render(request, "lucia/error.html", error.status_code, title=title)
