@@ -36,7 +36,7 @@ run-postgres: $(BIN)/.installed
 	$(BIN)/python -m examples.run_postgres --host $(HOST) --port $(PORT)
 
 ## Refresh the screenshots in docs/screenshots/ (shown in the README and the docs) from the browser suite.
-DOC_SHOTS ?= desktop-05-sessions 390-06-security 360-02-sign-up-mistake desktop-03-outbox desktop-17-cross-site-sign-out
+DOC_SHOTS ?= desktop-05-sessions 390-04-account 360-02-sign-up-mistake desktop-03-outbox desktop-17-cross-site-sign-out
 screenshots: $(BIN)/.installed system-deps
 	$(BIN)/pytest -q -p no:xdist tests/test_example_browser.py
 	mkdir -p docs/screenshots
