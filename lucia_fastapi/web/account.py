@@ -49,6 +49,36 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+_BROWSERS: Final = (  # the first that matches names the browser: Edge and Opera also say "Chrome", Chrome "Safari"
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+    ("curl/", "curl"),
+)
+_SYSTEMS: Final = (
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
+
+
+def device_name(user_agent: str) -> str:
+    """A readable name for a session's device from its User-Agent ("Firefox on Windows"), or the agent's first
+    word ("python-httpx/0.28"), or "Unknown device". A hint for its owner, never a security decision: a User-Agent
+    says whatever the client likes."""
+    browser = next((name for marker, name in _BROWSERS if marker in user_agent), None)
+    system = next((name for marker, name in _SYSTEMS if marker in user_agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or (user_agent.split(" ", 1)[0][:40] or "Unknown device")
+
+
 def describe_session(info: SessionInfo, current: Session | None) -> dict[str, Any]:
     """A session as the sessions list shows it: its digest as ``id`` (safe to show, unusable to sign in), whether
     it is this request's, the device and address it was made from, when it was made and last verified."""
@@ -56,6 +86,7 @@ def describe_session(info: SessionInfo, current: Session | None) -> dict[str, An
         "id": info.digest,
         "current": current is not None and info.digest == current.digest,
         "user_agent": info.attributes.get("user_agent") or "",
+        "device": device_name(info.attributes.get("user_agent") or ""),
         "ip_address": info.attributes.get("ip_address") or "",
         "created_at": _iso(info.created_at),
         "last_verified_at": _iso(info.last_verified_at),
