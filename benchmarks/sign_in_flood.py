@@ -6,7 +6,8 @@ Starts the example app (one uvicorn worker, SQLite file, rate limits in the same
 keeps ``--flood`` clients posting wrong sign-ins to ``/auth/sign-in`` for ``--seconds`` while
 
 - the account's owner signs in from their own address every 100 ms (latency, and how often accepted or refused);
-- a signed-in client reads ``/auth/sessions`` back to back (the session read: latency next to the same reads with no flood).
+- a signed-in client reads ``/auth/sessions`` back to back (the session read: latency next to the same reads with
+  no flood).
 
 Scenarios: ``one address`` (every bogus sign-in from one client address: the per-address limit answers them) and
 ``200 addresses`` (each bot its own address and its own made-up account: nothing for the rate limits to catch, so

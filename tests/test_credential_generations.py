@@ -173,7 +173,8 @@ def test_password_change_gives_this_device_a_new_id_and_signs_out_the_rest(examp
     with httpx.Client(base_url=example_url) as client:
         desk = sign_up(client, email)
         phone = session_cookie(post(client, "/sign-in", None, {"email": email, "password": PASSWORD}))
-        changed = post(client, "/account/password", desk, {"current_password": PASSWORD, "new_password": "a new password"})
+        new = {"current_password": PASSWORD, "new_password": "a new password"}
+        changed = post(client, "/account/password", desk, new)
         assert changed.status_code == 303 and changed.headers["location"].endswith("notice=password-changed")
         desk_now = session_cookie(changed)
         assert desk_now != desk
