@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,7 +93,7 @@ def test_tls_app_refuses_an_http_origin_of_the_same_host(tmp_path: Path, tls: TL
     args = ["--ssl-certfile", str(tls.certificate), "--ssl-keyfile", str(tls.key)]
     with example(tmp_path, *args) as server:
         own = f"https://127.0.0.1:{server.port}"
-        with httpx.Client(base_url=own, verify=str(tls.ca_certificate)) as client:
+        with httpx.Client(base_url=own, verify=ssl.create_default_context(cafile=str(tls.ca_certificate))) as client:
             cookie = signed_in_cookie(client, own)
             assert revoke_others(client, cookie, f"http://127.0.0.1:{server.port}") == 403
             assert revoke_others(client, cookie, own) == 303
