@@ -23,7 +23,10 @@ if TYPE_CHECKING:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    parser = argparse.ArgumentParser(prog="lucia-fastapi", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="lucia-fastapi",
+        description="The lucia_fastapi command: create or upgrade the auth tables, and clean up what has expired.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("migrate", "create or upgrade the auth tables to the newest schema"),
@@ -39,11 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.database_url:
         parser.error("--database-url (or DATABASE_URL) is required")
     try:
+        _require_driver(args.database_url)
         if args.command == "migrate":
-            from lucia_fastapi.migrations import upgrade
-
-            upgrade(args.database_url)
-            print("the auth tables are up to date")
+            print(_migrate(args.database_url))
         else:
             deleted, counters, tokens = asyncio.run(_cleanup(args.database_url))
             print(f"deleted {deleted} dead session{'s' if deleted != 1 else ''}")
@@ -59,6 +60,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _require_driver(database_url: str) -> None:
+    """The pip line for the database's driver when it is missing (not a bare ``No module named 'asyncpg'``)."""
+    from lucia_fastapi._extras import require_extra
+
+    if database_url.startswith(("postgres://", "postgresql")):
+        require_extra("asyncpg", "postgres", "a PostgreSQL database")
+    elif database_url.startswith("sqlite"):
+        require_extra("aiosqlite", "sqlite", "a SQLite database")
+
+
+def _migrate(database_url: str) -> str:
+    """Run the migrations; say what they did."""
+    from lucia_fastapi.migrations import current_revision, upgrade
+
+    before = current_revision(database_url)
+    upgrade(database_url)
+    after = current_revision(database_url)
+    if before is None:
+        return f"created the auth tables (revision {after})"
+    if before == after:
+        return f"the auth tables are up to date (revision {after}): nothing to do"
+    return f"upgraded the auth tables from revision {before} to {after}"
 
 
 async def _cleanup(database_url: str) -> tuple[int, int | None, int | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -78,9 +79,12 @@ def test_upgrade_downgrade_upgrade_matches_the_models(empty_database_url: str) -
 
 def test_lucia_migrate_command_creates_the_tables(empty_database_url: str) -> None:
     run = [sys.executable, "-m", "lucia_fastapi", "migrate", "--database-url", empty_database_url]
-    for _ in range(2):  # the second run finds nothing to do
-        result = subprocess.run(run, capture_output=True, text=True, check=True, cwd="/")  # noqa: S603
-        assert result.stdout.strip() == "the auth tables are up to date"
+    said = [
+        subprocess.run(run, capture_output=True, text=True, check=True, cwd="/").stdout.strip()  # noqa: S603
+        for _ in range(2)
+    ]
+    assert re.fullmatch(r"created the auth tables \(revision \w+\)", said[0]), said
+    assert re.fullmatch(r"the auth tables are up to date \(revision \w+\): nothing to do", said[1]), said
     tables, differences = asyncio.run(schema_state(empty_database_url))
     assert tables == set(metadata.tables) and differences == []
 
@@ -146,3 +150,21 @@ def test_cleanup_command_reports_an_unreachable_database() -> None:
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: DATABASE_UNAVAILABLE")
+
+
+def test_a_missing_driver_is_named_with_its_pip_line() -> None:
+    """Without asyncpg (a finder hides it, as if the extra was not installed), ``migrate`` on a PostgreSQL URL says
+    which extra to install instead of ``No module named 'asyncpg'``."""
+    hide_asyncpg = (
+        "import sys, importlib.abc\n"
+        "class Hide(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'asyncpg':\n"
+        "            raise ModuleNotFoundError(name=name)\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "from lucia_fastapi.cli import main\n"
+        "sys.exit(main(['migrate', '--database-url', 'postgresql://nobody@127.0.0.1:9/nothing']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", hide_asyncpg], capture_output=True, text=True, timeout=60)  # noqa: S603
+    assert result.returncode == 1, result
+    assert "pip install 'lucia_fastapi[postgres]'" in result.stderr, result.stderr

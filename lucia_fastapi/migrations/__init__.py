@@ -44,6 +44,33 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
+def current_revision(database_url: str) -> str | None:
+    """The revision the database's auth tables are at, ``None`` before the first migration."""
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from lucia_fastapi.adapters.sqlalchemy.adapter import async_database_url
+
+    alembic_config(database_url)  # the missing-extra message, if Alembic is missing
+
+    async def read() -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        engine = create_async_engine(async_database_url(database_url))
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(
+                    lambda sync: MigrationContext.configure(
+                        sync, opts={"version_table": VERSION_TABLE}
+                    ).get_current_revision()
+                )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
 def downgrade(database_url: str, revision: str) -> None:
     """Take the database's auth tables back to ``revision`` (``"base"``: none at all)."""
     from alembic import command
