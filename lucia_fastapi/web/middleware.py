@@ -8,6 +8,7 @@ becomes its HTTP response here, through ``lucia_fastapi.web.responses`` or the a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable
 from typing import Any
 
@@ -21,6 +22,25 @@ from lucia_fastapi.web.auth_request import AuthRequest
 from lucia_fastapi.web.responses import ErrorHandler, render_error
 
 _STARTS = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
+# Hosts a development server answers on. "testserver" is the host Starlette's and httpx's test clients send.
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "testserver"})
+logger = logging.getLogger("lucia_fastapi")
+
+
+def _warn_if_dev_in_production(scope: Scope) -> None:
+    """One warning, on the first request, when an app configured for development (cookies without ``Secure``)
+    is reached over HTTPS or by a name other than a loopback one: it is probably in production."""
+    connection = HTTPConnection(scope)
+    host = (connection.url.hostname or "").lower()
+    scheme = connection.url.scheme
+    local = host in _LOCAL_HOSTS or host.endswith(".localhost") or host.startswith("127.")
+    if scheme in ("https", "wss") or not local:
+        logger.warning(
+            "Auth is configured for development (env=\"DEV\": session cookies without Secure) but serves %s://%s:"
+            " in production pass env=\"PROD\" (AuthStack: an https:// base_url)",
+            scheme,
+            host,
+        )
 
 
 class AuthMiddleware:
@@ -42,11 +62,15 @@ class AuthMiddleware:
         self.auth = auth
         self.on_error = on_error
         self.sign_in_url = sign_in_url
+        self._env_checked = auth.cookie_secure  # only a DEV-configured app has something to warn about
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        if not self._env_checked:
+            self._env_checked = True
+            _warn_if_dev_in_production(scope)
         auth_request = AuthRequest(self.auth, scope)
         state = scope.setdefault("state", {})
         state["auth"] = auth_request
