@@ -235,6 +235,16 @@ async def test_sign_in_returns_to_the_page_asked_for(client: httpx.AsyncClient) 
     assert away.headers["location"] == "/profile"
 
 
+async def test_sign_in_never_returns_to_the_sign_in_page(client: httpx.AsyncClient) -> None:
+    """The old example's rule (its ``local_path("/signin") == "/profile"``): a signed-in person sent back to the
+    sign-in form would see the form again, as if signing in had failed."""
+    await signed_up(client, "looping@example.com")
+    credentials = {"email": "looping@example.com", "password": "a good password"}
+    for asked in ("/sign-in", "/sign-in?next=/account"):
+        landed = await client.post("/sign-in", params={"next": asked}, data=credentials)
+        assert landed.status_code == 303 and landed.headers["location"] == "/profile", (asked, landed.headers)
+
+
 # The JSON API ------------------------------------------------------------------------------------------------------
 
 
@@ -326,6 +336,10 @@ async def test_a_revoked_device_is_asked_to_sign_in_again(client: httpx.AsyncCli
     assert told.headers["location"] == "/sign-in?next=%2Fprofile&notice=sign-in-again"
     page = await client.get(told.headers["location"])
     assert "Your session has ended. Please sign in again." in page.text
+    # A cookie the app never issued: the same words (no reason is ever told), and the cookie is cleared.
+    forged = await client.get("/profile", headers={"cookie": "auth_session=" + "A" * 32})
+    assert forged.headers["location"] == "/sign-in?next=%2Fprofile&notice=sign-in-again"
+    assert forged.headers["set-cookie"].startswith(("auth_session=;", 'auth_session="";'))
     # A browser that carried no session is asked to sign in, not told that one ended.
     stranger = await client.get("/profile")
     assert stranger.headers["location"] == "/sign-in?next=%2Fprofile&notice=sign-in-to-continue"
