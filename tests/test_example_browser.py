@@ -184,7 +184,9 @@ async def expect_error_tied(page: Page, field_id: str, text: str | None = None) 
 
 @pytest.mark.parametrize("width", WIDTHS, ids=[w.name for w in WIDTHS])
 async def test_every_flow(browser: Browser, example_url: str, width: Width) -> None:
-    email = f"grace-{width.name}@example.com"
+    # 60 characters: a long address must wrap, never widen a page past a 360 px screen.
+    email = f"grace-{width.name}-has-a-long-address".ljust(48, "x") + "@example.com"
+    assert len(email) == 60
     laptop = await device(browser, example_url, width)
     page = laptop.page
 

@@ -14,7 +14,7 @@ What a page adds to an action is what a browser needs instead of JSON:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,12 @@ class PageSite:
     app_name: str = "Your app"
     links: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def entrances(self) -> frozenset[str]:
+        """The pages that start a sign-in: never a ``next``."""
+        names = ("sign_in", "sign_up", "sign_out", "second_factor")
+        return frozenset(self.links[name] for name in names if name in self.links)
+
     def has(self, name: str) -> bool:
         """Whether the app mounted the action ``name``."""
         return name in self.actions
@@ -115,7 +121,7 @@ class PageSite:
             "has": self.has,
             "signed_in": signed_in,
             "notice": NOTICES.get(asked),
-            "next": local_path(request.query_params.get("next")) or "",
+            "next": wanted_next(request, self.entrances) or "",
             "error": None,
             "code": None,
             "field": None,
@@ -175,6 +181,15 @@ class PageSite:
         response = await self.render(request, "lucia/error.html", status, error=message, code=error.code)
         response.headers.update(error_headers(error))
         return response
+
+
+def wanted_next(request: Request, entrances: Collection[str]) -> str | None:
+    """The request's ``next``: a path on this site and not one of the ``entrances`` (a finished sign-in never
+    returns to the sign-in form, which would look as if it had failed); else ``None``."""
+    wanted = local_path(request.query_params.get("next"))
+    if wanted is None or urlsplit(wanted).path.rstrip("/") in entrances:
+        return None
+    return wanted
 
 
 def _path_and_query(request: Request) -> str:
@@ -292,7 +307,7 @@ async def _after(site: PageSite, page: Page, request: Request, answer: Answer) -
         return await site.render(request, page.done, title=page.title, page=page, result=result)
     if callable(page.then):  # it decides, next= included (sign-in: the second step comes before next)
         return RedirectResponse(page.then(result, request), status_code=303)
-    wanted = local_path(request.query_params.get("next"))
+    wanted = wanted_next(request, site.entrances)
     return RedirectResponse(wanted or page.then or site.home, status_code=303)
 
 

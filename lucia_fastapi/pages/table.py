@@ -15,9 +15,8 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 
 from lucia_fastapi.core.policy import Assurance
-from lucia_fastapi.pages.site import Page, Then
+from lucia_fastapi.pages.site import Page, Then, wanted_next
 from lucia_fastapi.web.policy import auth_request_of
-from lucia_fastapi.web.responses import local_path
 
 LINKS: Final[Mapping[str, str]] = {
     "sign_in": "/sign-in",
@@ -40,13 +39,17 @@ LINKS: Final[Mapping[str, str]] = {
 """Where each page is; templates link through these names (``links.sign_in``)."""
 
 
+ENTRANCES: Final = frozenset(LINKS[name] for name in ("sign_in", "sign_up", "sign_out", "second_factor"))
+"""The pages that start a sign-in: never a ``next``."""
+
+
 def _with_notice(path: str, notice: str) -> str:
     return f"{path}?{urlencode({'notice': notice})}"
 
 
 def _after_sign_in(home: str) -> Then:
     def then(answer: Mapping[str, Any], request: Request) -> str:
-        wanted = local_path(request.query_params.get("next")) or home
+        wanted = wanted_next(request, ENTRANCES) or home
         if answer.get("second_factor_pending"):  # the password was right; the second step comes first
             return f"{LINKS['second_factor']}?{urlencode({'next': wanted})}"
         return wanted
