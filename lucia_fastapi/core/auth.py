@@ -72,6 +72,31 @@ class Auth(Generic[UserT]):
     ``lucia_fastapi.core.user_type``), and makes this an ``Auth[Member]`` for type checkers. ``transform_user``
     is the general form, a function from ``User`` to anything; give one or the other, not both. ``auth.user_type``
     is the class given (``None`` otherwise), ``auth.transform_user`` the conversion in use.
+
+    Args:
+        adapter: Where users, keys and sessions are stored (``SQLAlchemyAdapter``, ``MemoryAdapter``, or a Redis
+            session store in front of SQL).
+        env: ``"DEV"`` (the default: cookies without ``Secure``, named ``auth_session``, so ``http://localhost``
+            works) or ``"PROD"`` (``Secure``, ``__Host-auth_session``). Serve HTTPS with ``"PROD"``; a DEV app
+            reached over HTTPS or a public host name logs a warning.
+        session_timeout: How long a session is active (24 hours) and then idle (14 days) before it is dead; a
+            request in the idle period renews it.
+        absolute_timeout: An optional cap on a session's whole life, whatever its renewals (OWASP); ``None``: no cap.
+        session_cookie: The cookie's name and attributes (``CookieOptions``); combinations a browser would drop
+            are refused here.
+        csrf_protection: Refuse a cookie-authenticated unsafe request whose ``Origin`` is not this site's (403
+            ``AUTH_INVALID_REQUEST``). Leave it on.
+        allowed_origins: Origins trusted besides the request's own (a front end on another origin).
+        auto_database_cleanup: Delete a dead session when a request meets it.
+        transform_user: A function from ``User`` to the app's user object (the general form of ``user_type``).
+        user_type: The app's user class (a dataclass, a Pydantic model, ...): ``CurrentUser[Member]`` returns it.
+        password_hasher: How passwords are hashed and verified (Argon2id; Lucia's scrypt hashes are verified and
+            rehashed at sign-in).
+        sign_in_throttle: The sign-in limits per client address, per account and per both (in memory by default:
+            give one with a shared store when several workers serve the app); ``None`` turns them off.
+        recent_auth_max_age: How long a proof of the account's strongest factor counts as recent for sensitive
+            actions (the policy's ``RECENT`` level).
+        clock: The time in epoch milliseconds (``lucia_fastapi.testing.ManualClock`` in tests).
     """
 
     def __init__(
