@@ -17,7 +17,8 @@ class UvicornProcess:
     """``uvicorn TARGET`` (``module:app``, or a factory with ``factory=True``) serving on 127.0.0.1 until ``stop()``.
 
     ``env`` is the whole environment of the process (default: this one's). ``port`` (default: a free one) lets a
-    caller tell the app its own URL before it starts. Its output goes to ``log`` in ``cwd``;
+    caller tell the app its own URL before it starts; ``python`` runs it in another environment (default: this
+    interpreter's). Its output goes to ``log`` in ``cwd``;
     if it exits or does not listen within ``startup_timeout`` seconds, the constructor raises with that log.
     """
 
@@ -31,10 +32,11 @@ class UvicornProcess:
         extra_args: Sequence[str] = (),
         startup_timeout: float = 30,
         port: int | None = None,
+        python: str | None = None,
     ) -> None:
         self.port = port if port is not None else free_port()
         self.log = cwd / f"uvicorn-{self.port}.log"
-        command = [sys.executable, "-m", "uvicorn", *(["--factory"] if factory else []), target]
+        command = [python or sys.executable, "-m", "uvicorn", *(["--factory"] if factory else []), target]
         command += ["--host", "127.0.0.1", "--port", str(self.port), *extra_args]
         with self.log.open("w") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
