@@ -139,3 +139,22 @@ def test_readme_links_point_at_files_that_exist() -> None:
     local = [target for target in targets if target and "://" not in target]
     assert local, "the README links into the docs"
     assert [target for target in local if not (ROOT / target).exists()] == []
+
+
+REPOSITORY_PATH = re.compile(
+    r"`((?:examples|tests|scripts|benchmarks|lucia_fastapi|docs|alembic)/[\w./-]*\w(?:/)?)(?::\w+)?`"
+)
+
+
+def test_every_repository_path_the_docs_name_exists() -> None:
+    """A file or folder of this repository named in the docs or the README (``examples/app/main.py``, in code
+    spans) exists: renames and deletions take the docs with them."""
+    pages = [ROOT / "README.md", ROOT / "SECURITY.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    missing = []
+    for page in pages:
+        if page.name == "CHANGELOG.md" or page.name == "changelog.md":
+            continue  # history names what was there then
+        for path in REPOSITORY_PATH.findall(page.read_text()):
+            if "*" not in path and "<" not in path and not (ROOT / path).exists():
+                missing.append(f"{page.relative_to(ROOT)}: {path}")
+    assert missing == []
