@@ -36,8 +36,8 @@ def _warn_if_dev_in_production(scope: Scope) -> None:
     local = host in _LOCAL_HOSTS or host.endswith(".localhost") or host.startswith("127.")
     if scheme in ("https", "wss") or not local:
         logger.warning(
-            "Auth is configured for development (env=\"DEV\": session cookies without Secure) but serves %s://%s:"
-            " in production pass env=\"PROD\" (AuthStack: an https:// base_url)",
+            'Auth is configured for development (env="DEV": session cookies without Secure) but serves %s://%s:'
+            ' in production pass env="PROD" (AuthStack: an https:// base_url)',
             scheme,
             host,
         )
