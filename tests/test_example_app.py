@@ -7,6 +7,7 @@ device whose session ended is told."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import time
@@ -23,6 +24,7 @@ from tests.web_apps import NoCookies
 
 ROOT = Path(__file__).resolve().parent.parent
 EVIL = "https://evil.example"
+ADDRESSES = itertools.count(1)
 
 
 def serve(workdir: Path, **env: str) -> UvicornProcess:
@@ -42,7 +44,11 @@ def example_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 async def client(example_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=example_url, headers={"origin": example_url}, cookies=NoCookies()) as client:
+    """A browser at an address of its own (uvicorn trusts X-Forwarded-For from 127.0.0.1): the tests share one
+    server, and the per-address sign-in limits must not carry one test's wrong passwords into another's."""
+    address = f"10.21.{os.getpid() % 250}.{next(ADDRESSES)}"  # one per test (and per xdist worker)
+    headers = {"origin": example_url, "x-forwarded-for": address}
+    async with httpx.AsyncClient(base_url=example_url, headers=headers, cookies=NoCookies()) as client:
         yield client
 
 
