@@ -377,9 +377,15 @@ async def test_totp_enrolment_confirm_recovery_codes_and_disable(h: Harness) -> 
         wrong = await browser.post("/auth/mfa/totp/confirm", json={"code": "12345x"})
         assert wrong.status_code == 400 and code_of(wrong) == "MFA_INVALID_CODE"
         before = browser.cookies["auth_session"]
-        confirmed = await browser.post("/auth/mfa/totp/confirm", json={"code": h.code(enrolment["secret"])})
+        enrolment_code = h.code(enrolment["secret"])
+        confirmed = await browser.post("/auth/mfa/totp/confirm", json={"code": enrolment_code})
         assert confirmed.status_code == 200, confirmed.text
         codes = confirmed.json()["recovery_codes"]
+        async with h.client() as laptop:  # signing in elsewhere at once with the code that just turned TOTP on
+            await sign_in(laptop)
+            used = await laptop.post("/auth/mfa/verify", json={"code": enrolment_code})
+            assert used.status_code == 400 and code_of(used) == "MFA_INVALID_CODE"
+            assert "wait for the next" in used.json()["detail"]["message"]  # the hint, not a dead end
         assert len(codes) == 10 and len(set(codes)) == 10 and "token" not in confirmed.json()
         assert browser.cookies["auth_session"] != before  # a credential event: this device under a new id
         status = (await browser.get("/auth/mfa")).json()

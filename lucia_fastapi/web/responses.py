@@ -77,7 +77,11 @@ _MESSAGES: dict[str, str] = {
     "AUTH_DUPLICATE_KEY_ID": "An account with this identifier exists already.",
     "AUTH_DUPLICATE_SESSION_ID": "The session exists already.",
     "AUTH_TOO_MANY_ATTEMPTS": "Too many attempts; try again later.",
-    "MFA_INVALID_CODE": "That code is not right, or it was used already.",
+    # An authenticator code works once: one just used (to turn the app on, say) is refused until the next.
+    "MFA_INVALID_CODE": (
+        "That code is not right, or it was used already. An authenticator app shows a new code every 30 seconds:"
+        " if you just used one, wait for the next."
+    ),
     "MFA_INVALID_PASSKEY": "That passkey could not be verified.",
     "MFA_INVALID_CHALLENGE": "The passkey request expired or was used already; start again.",
     "MFA_NOT_ENROLLED": "That second factor is not set up for this account.",
