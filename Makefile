@@ -9,18 +9,22 @@ PORT ?= 8000
 TEST_WORKERS ?= 2
 
 BENCH_VENV ?= benchmarks/.venv
+# The extras each target installs the library with (the tools besides: examples/requirements.txt,
+# requirements-dev.txt; nothing of the checkout is an extra of the wheel).
+EXAMPLE_EXTRAS := sqlite,fastapi,migrations,email,oauth,mfa,pages
+DEV_EXTRAS := $(EXAMPLE_EXTRAS),postgres,redis,forms,testing
 
 .PHONY: run run-postgres test lint docs bench system-deps clean screenshots
 
 # Two stamps: `make run` installs only what the example needs; `make test` everything the tests need.
-$(BIN)/.installed-example: pyproject.toml
+$(BIN)/.installed-example: pyproject.toml examples/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[example]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXAMPLE_EXTRAS)]' -r examples/requirements.txt
 	touch $@
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml requirements-dev.txt examples/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(DEV_EXTRAS)]' -r requirements-dev.txt
 	touch $@ $(BIN)/.installed-example
 
 system-deps:
@@ -50,7 +54,7 @@ lint: $(BIN)/.installed
 
 ## The whole suite: lint and types, the docs site, then every test on SQLite and on a throwaway PostgreSQL 15 server.
 test: $(BIN)/.installed system-deps lint docs
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 ## The documentation site, built strictly (a warning is an error) into a throwaway directory; `mkdocs serve` previews.
 docs: $(BIN)/.installed
@@ -59,7 +63,7 @@ docs: $(BIN)/.installed
 
 $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[postgres,fastapi,redis,example]' -r benchmarks/requirements.txt
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[postgres,redis,$(EXAMPLE_EXTRAS)]' -r examples/requirements.txt -r benchmarks/requirements.txt
 	touch $@
 
 ## Every contender side by side in one run (PostgreSQL, one uvicorn worker each, wrk): benchmarks/results/.

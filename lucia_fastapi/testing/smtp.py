@@ -67,7 +67,7 @@ class SMTPTestServer:
         try:
             from aiosmtpd.controller import Controller
         except ImportError as error:  # pragma: no cover - depends on the installed extras
-            raise ImportError("SMTPTestServer needs aiosmtpd: pip install 'lucia_fastapi[dev]'") from error
+            raise ImportError("SMTPTestServer needs aiosmtpd: pip install 'lucia_fastapi[testing]'") from error
         self.host = "127.0.0.1"
         self.port = free_port()
         self.delay = delay
