@@ -80,6 +80,47 @@ def run_block(example: Example) -> None:
     if code.co_flags & inspect.CO_COROUTINE:
         namespace[_LOOP].run_until_complete(result)
     namespace.pop("__builtins__", None)
+    missing = missing_attributes(sample_source(example), namespace)
+    if missing:
+        raise AssertionError(f"{example.path}:{example.line}: no such attribute: {', '.join(missing)}")
+
+
+def missing_attributes(source: str, namespace: dict[str, Any]) -> list[str]:
+    """``auth.use_kye(...)`` in a route body is never run by defining the route: check each ``name.attr.attr``
+    whose root is a name the page defined (and no function rebinds) against the object it names."""
+    tree = ast.parse(source)
+    local = {
+        node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+    } - set(namespace)
+    for function in ast.walk(tree):
+        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            local |= {argument.arg for argument in ast.walk(function.args) if isinstance(argument, ast.arg)}
+            local |= {
+                node.id for node in ast.walk(function) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+            }
+    outer_of = {id(node.value): node for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    missing = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or not isinstance(node.value, ast.Name):
+            continue
+        root = node.value.id
+        if root in local or root not in namespace:
+            continue
+        chain, outer = [node.attr], node
+        while id(outer) in outer_of:  # a.b, then a.b.c, ...
+            outer = outer_of[id(outer)]
+            chain.append(outer.attr)
+        value: Any = namespace[root]
+        for attribute in chain:
+            # An object that makes attributes up (a __getattr__) cannot be checked; a class or module can.
+            checkable = inspect.isclass(value) or not hasattr(type(value), "__getattr__")
+            if checkable and not hasattr(value, attribute):
+                missing.append(f"{root}.{'.'.join(chain)}")
+                break
+            value = getattr(value, attribute, None)
+            if value is None:
+                break
+    return missing
 
 
 def compile_block(example: Example) -> None:
