@@ -14,6 +14,8 @@
   ORM sessions), same PostgreSQL;
 - ``signed_cookie``: Starlette's ``SessionMiddleware`` (a signed cookie, no database);
 - ``lucia_redis``: the lucia app with sessions in Redis (``RedisSessionAdapter``) and users in PostgreSQL.
+- ``lucia_cached``: the lucia app behind the per-process session cache (``CachedAdapter`` with
+  ``PostgresInvalidations``): ``/revoke`` signs its bearer out, for ``benchmarks/revocation.py``.
 
 ``BENCH_ENGINE`` picks the SQLAlchemy engine of the apps that have one: ``default`` is the README's line verbatim,
 ``create_async_engine(url)`` (SQLAlchemy's defaults: a pool of 5 + 10 overflow), ``tuned`` sizes the pool for the
@@ -69,7 +71,7 @@ async def _no_reset(connection: Any) -> None:
     pass
 
 
-def lucia_app(*, middleware: bool = True, redis: bool = False) -> FastAPI:
+def lucia_app(*, middleware: bool = True, redis: bool = False, cached: bool = False) -> FastAPI:
     from contextlib import asynccontextmanager
     from hashlib import sha256
 
@@ -86,6 +88,11 @@ def lucia_app(*, middleware: bool = True, redis: bool = False) -> FastAPI:
         from lucia_fastapi.adapters.redis.sessions import RedisSessionAdapter
 
         adapter = RedisSessionAdapter(adapter, Redis.from_url(REDIS_URL))
+    if cached:  # the per-process session cache, as docs/how-to/multiple-hosts.md shows it
+        from lucia_fastapi.adapters.cached import CachedAdapter
+        from lucia_fastapi.adapters.sqlalchemy.invalidations import PostgresInvalidations
+
+        adapter = CachedAdapter(adapter, PostgresInvalidations(DATABASE_URL))
     # No sign-in rate limits: the sign-in scenario signs one account in over and over, to load the hashing.
     auth = Auth(adapter, sign_in_throttle=None)
     raw: dict[str, Any] = {}
@@ -93,7 +100,11 @@ def lucia_app(*, middleware: bool = True, redis: bool = False) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if middleware:
+            if cached:
+                await adapter.start()
             yield
+            if cached:
+                await adapter.aclose()
             return
         import asyncpg
 
@@ -149,6 +160,18 @@ def lucia_app(*, middleware: bool = True, redis: bool = False) -> FastAPI:
     @app.get("/raw-dependency")
     async def raw_behind_dependency(row: Any = Depends(raw_session_user)) -> dict[str, str]:
         return {"user_id": row["user_id"]}
+
+    @app.get("/cache-stats")  # that the cached rows measured were in fact served from the cache
+    async def cache_stats() -> dict[str, Any]:
+        cache = getattr(adapter, "cache", None)
+        if cache is None:
+            return {}
+        return {"hits": cache.hits, "misses": cache.misses, "live": adapter.invalidations.live}
+
+    @app.post("/revoke")  # the revocation benchmark's sign-out (a bearer request: no origin check applies)
+    async def revoke(auth_request: AuthRequestDep) -> dict[str, bool]:
+        await auth_request.invalidate()
+        return {"ok": True}
 
     @app.post("/signin")
     async def signin(credentials: Credentials, auth_request: AuthRequestDep) -> dict[str, bool]:
@@ -237,5 +260,6 @@ APPS = {
     "fastapi_users": fastapi_users_app,
     "signed_cookie": signed_cookie_app,
     "lucia_redis": lambda: lucia_app(redis=True),
+    "lucia_cached": lambda: lucia_app(cached=True),
 }
 app = APPS[os.environ.get("BENCH_APP", "bare")]()

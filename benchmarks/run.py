@@ -233,6 +233,8 @@ CASES = [
      "lucia"),
     ("lucia_fastapi", "tuned", "CurrentUser dependency, cookie", "lucia@tuned", "/me", "lucia"),
     ("lucia_direct", "tuned", "request.state.auth.get_session_user(), cookie", "lucia@tuned", "/me-direct", "lucia"),
+    ("lucia_cached", "default", "CurrentUser, session cache on (PostgreSQL LISTEN/NOTIFY)", "lucia_cached@default",
+     "/me", "lucia"),
     ("lucia_redis", "default", "CurrentUser, sessions in Redis + users in PostgreSQL", "lucia_redis@default", "/me",
      "lucia_redis"),
     ("fastapi_users", "default", "fastapi-users database strategy, cookie", "fastapi_users@default", "/me",

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from lucia_fastapi.adapters.cached import CachedAdapter
 from lucia_fastapi.adapters.sqlalchemy.adapter import SQLAlchemyAdapter, async_database_url
 from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
 from lucia_fastapi.adapters.sqlalchemy.mfa import SQLAlchemyMFAStore, define_mfa_tables
@@ -114,6 +115,8 @@ class AuthStack:
     codes and passkeys. ``oauth_providers``: "Sign in with ..." (their redirect URIs at
     ``{base_url}/auth/oauth/{name}/callback``). ``rate_limit_store``: where sign-in and flow limits are counted
     (default: a table in the same database; ``RedisRateLimitStore`` for Redis; either is shared by every worker).
+    ``session_cache``: answer repeated session reads from each worker's memory, PostgreSQL telling every worker of
+    every change (``adapters.cached.CachedAdapter``; PostgreSQL only; ``stack.session_cache`` when on).
     Every other keyword goes to ``Auth``.
     """
 
@@ -129,6 +132,7 @@ class AuthStack:
         oauth_providers: Sequence[OAuthProvider] = (),
         env: Literal["DEV", "PROD"] | None = None,
         rate_limit_store: RateLimitStore | None = None,
+        session_cache: bool = False,
         **auth_options: Any,
     ) -> None:
         parts = urlsplit(base_url)
@@ -149,8 +153,19 @@ class AuthStack:
         self._users = tables.user
         self.engine = create_async_engine(async_database_url(database_url))
         limits = rate_limit_store or SQLAlchemyRateLimitStore(self.engine, define_rate_limit_tables(self.metadata))
+        adapter: Any = SQLAlchemyAdapter(self.engine, tables)
+        self.session_cache: CachedAdapter | None = None
+        if session_cache:
+            if self.engine.dialect.name != "postgresql":
+                raise ValueError(
+                    "session_cache=True needs PostgreSQL, whose NOTIFY tells every worker of a sign-out at once; "
+                    "on SQLite every request reads the database"
+                )
+            from lucia_fastapi.adapters.sqlalchemy.invalidations import PostgresInvalidations
+
+            adapter = self.session_cache = CachedAdapter(adapter, PostgresInvalidations(database_url))
         self.auth: Auth[Any] = Auth(
-            SQLAlchemyAdapter(self.engine, tables),
+            adapter,
             env=env,
             sign_in_throttle=SignInThrottle(store=limits),
             **auth_options,
@@ -262,12 +277,19 @@ class AuthStack:
         ``stack.metadata`` instead)."""
         async with self.engine.begin() as connection:
             await connection.run_sync(self.metadata.create_all)
+            if self.session_cache is not None:  # tables made before the cache was turned on lack the triggers
+                from lucia_fastapi.adapters.sqlalchemy.invalidations import trigger_statements
+
+                for statement in trigger_statements():
+                    await connection.exec_driver_sql(statement)
 
     async def close(self) -> None:
         """Deliver queued mail, then close the database connections."""
         await self.email.drain()
         if isinstance(self.sender, SMTPEmailSender):
             await self.sender.aclose()
+        if self.session_cache is not None:
+            await self.session_cache.aclose()
         await self.engine.dispose()
 
     @asynccontextmanager

@@ -15,7 +15,9 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from lucia_fastapi import Auth, MemoryAdapter, SQLAlchemyAdapter
+from lucia_fastapi.adapters.cached import CachedAdapter
 from lucia_fastapi.adapters.redis.rate_limits import RedisRateLimitStore
+from lucia_fastapi.adapters.sqlalchemy.invalidations import PostgresInvalidations
 from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitStore
 from lucia_fastapi.adapters.sqlalchemy.schema import AuthTables, default_tables
 from lucia_fastapi.adapters.sqlalchemy.schema import metadata as default_metadata
@@ -26,7 +28,9 @@ from lucia_fastapi.testing.redis import RedisServer, RedisUnavailable
 from tests.statements import PostgresStatementLog, SQLiteStatementLog, StatementLog
 
 SQL_DATABASES = ["sqlite", "postgresql"]
-ALL_STORES = ["memory", *SQL_DATABASES]
+# "cached": PostgreSQL behind the per-process session cache, invalidated by LISTEN/NOTIFY (issue 23), as an app
+# with several workers runs it; every behaviour test of the adapter fixture holds for it too.
+ALL_STORES = ["memory", *SQL_DATABASES, "cached"]
 
 _results: dict[str, Counter[str]] = {}
 
@@ -114,8 +118,16 @@ async def adapter(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     if request.param == "memory":
         yield MemoryAdapter()
         return
-    engine = await make_engine(request, request.param, tmp_path_factory, default_metadata)
-    yield SQLAlchemyAdapter(engine, default_tables)
+    database = "postgresql" if request.param == "cached" else request.param
+    engine = await make_engine(request, database, tmp_path_factory, default_metadata)
+    if request.param == "cached":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        cached = CachedAdapter(SQLAlchemyAdapter(engine, default_tables), PostgresInvalidations(server.url))
+        await cached.start()
+        yield cached  # type: ignore[misc]  # an Adapter by its methods
+        await cached.aclose()
+    else:
+        yield SQLAlchemyAdapter(engine, default_tables)
     await engine.dispose()
 
 

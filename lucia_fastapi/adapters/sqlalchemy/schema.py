@@ -105,6 +105,11 @@ def define_auth_tables(
         Index(None, "user_id"),
         Index(None, "idle_expires"),  # the dead-session sweep
     )
+    # PostgreSQL announces every change of a session or user (the per-process session cache listens: see
+    # adapters.sqlalchemy.invalidations); create_all installs it with the tables, as migration 0008 does.
+    from lucia_fastapi.adapters.sqlalchemy.invalidations import install_triggers_on_create
+
+    install_triggers_on_create(user, session)
     return AuthTables(user=user, key=key, session=session)
 
 

@@ -1,0 +1,285 @@
+"""The per-process session cache (issue 23): hits cost no I/O, every change reaches every process, and a lost
+listener turns the cache off instead of letting a revoked session in.
+
+"Workers" here are separate ``Auth``s, each with its own ``CachedAdapter`` and its own listening connection to the
+real PostgreSQL server, as separate processes would have them; the multi-process revocation bound is measured by
+``benchmarks/revocation.py``, not asserted here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import tracemalloc
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lucia_fastapi import Auth, KeySpec, LuciaError, SQLAlchemyAdapter
+from lucia_fastapi.adapters.cached import CachedAdapter
+from lucia_fastapi.adapters.sqlalchemy.invalidations import PostgresInvalidations
+from lucia_fastapi.adapters.sqlalchemy.schema import default_tables
+from lucia_fastapi.adapters.sqlalchemy.schema import metadata as default_metadata
+from lucia_fastapi.core.session_cache import Invalidation, LocalInvalidations, SessionCache
+from lucia_fastapi.core.storage import SessionRow, UserRow
+from lucia_fastapi.testing.postgres import PostgresServer
+from tests.conftest import make_engine
+
+PASSWORD = "correct horse battery staple"
+
+
+class CountingAdapter(SQLAlchemyAdapter):
+    """Counts the hot read, so a test can see a hit cost no call to the store."""
+
+    reads = 0
+
+    async def get_session_and_user(self, digest: str) -> tuple[SessionRow, UserRow] | None:
+        self.reads += 1
+        return await super().get_session_and_user(digest)
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 5.0) -> float:
+    """Seconds until ``condition()`` held (fails after ``within``)."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > within:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.002)
+    return time.monotonic() - start
+
+
+# The cache itself ------------------------------------------------------------------------------------------------
+
+
+def rows(number: int, user: str = "u1") -> tuple[SessionRow, UserRow]:
+    return SessionRow(f"d{number}", user, 2, 3, 1), UserRow(user)
+
+
+def test_entries_are_bounded_in_count_in_bytes_and_in_age() -> None:
+    now = [0.0]
+    cache = SessionCache(max_entries=3, max_bytes=10_000, max_age=30, monotonic=lambda: now[0])
+    for number in range(5):
+        cache.put(f"d{number}", *rows(number), epoch=cache.epoch)
+    assert len(cache) == 3 and cache.get("d0") is None and cache.get("d4") is not None  # least recently used out
+    small = SessionCache(max_entries=1000, max_bytes=2_000)
+    for number in range(100):
+        small.put(f"d{number}", *rows(number), epoch=small.epoch)
+    assert 0 < small.bytes <= 2_000 and len(small) < 100
+    now[0] = 29.9
+    assert cache.get("d4") is not None
+    now[0] = 60.0  # max_age after it was stored: never used again, whatever else happens
+    assert cache.get("d4") is None
+
+
+def test_the_byte_bound_is_what_the_process_holds() -> None:
+    """The size estimate, checked against what Python allocated for a cache filled to its byte bound."""
+    cache = SessionCache(max_bytes=4 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        for number in range(20_000):
+            session = SessionRow(f"{number:064x}", f"user{number}", 2, 3, 1, verified_factors="password@1733300000000")
+            cache.put(session.digest, session, UserRow(session.user_id), epoch=cache.epoch)
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert cache.bytes <= cache.max_bytes and len(cache) < 20_000
+    assert held <= cache.max_bytes * 1.1, (held, cache.bytes)
+
+
+def test_a_read_that_raced_an_invalidation_is_not_cached() -> None:
+    cache = SessionCache()
+    epoch = cache.epoch  # a read begins
+    cache.invalidate(Invalidation("s", "d1"))  # meanwhile a revocation is announced
+    cache.put("d1", *rows(1), epoch=epoch)  # the read, which may predate the revocation, comes back
+    assert cache.get("d1") is None
+
+
+def test_a_user_change_forgets_every_session_of_that_user_only() -> None:
+    cache = SessionCache()
+    for number, user in enumerate(("ada", "ada", "bob")):
+        cache.put(f"d{number}", *rows(number, user), epoch=cache.epoch)
+    cache.invalidate(Invalidation.decode("u:ada"))
+    assert cache.get("d0") is None and cache.get("d1") is None and cache.get("d2") is not None
+    cache.invalidate(Invalidation.decode("garbage"))  # unknown: forget everything, which is always safe
+    assert len(cache) == 0
+
+
+def test_memory_stays_bounded_under_a_million_distinct_sessions() -> None:
+    """1,000,000 distinct (valid) sessions through a cache bounded at 10,000 entries: the cache never holds more.
+    Invalid ids are never cached at all (``CachedAdapter`` stores only rows the store found)."""
+    cache = SessionCache(max_entries=10_000)
+    tracemalloc.start()
+    try:
+        for number in range(1_000_000):
+            cache.put(f"{number:064x}", SessionRow(f"{number:064x}", "u", 2, 3, 1), UserRow("u"), epoch=cache.epoch)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(cache) == 10_000 and cache.bytes <= cache.max_bytes
+    assert peak < 30 * 1024 * 1024, peak  # ~10,000 entries of a few hundred bytes each, never a million
+
+
+# CachedAdapter with one process (LocalInvalidations) -------------------------------------------------------------
+
+
+@pytest.fixture
+async def local(engine: AsyncEngine) -> AsyncIterator[tuple[Auth[Any], CountingAdapter, CachedAdapter]]:
+    inner = CountingAdapter(engine, default_tables)
+    cached = CachedAdapter(inner, LocalInvalidations())
+    yield Auth(cached), inner, cached
+    await cached.aclose()
+
+
+async def test_a_hit_costs_no_read_and_every_change_is_seen_at_once(
+    local: tuple[Auth[Any], CountingAdapter, CachedAdapter],
+) -> None:
+    auth, inner, cached = local
+    user = await auth.create_user(key=KeySpec("email", "ada@example.com", PASSWORD))
+    session = await auth.create_session(user.user_id)
+    await cached.start()
+    await auth.validate_session_user(session.session_id)
+    reads = inner.reads
+    for _ in range(5):
+        assert (await auth.validate_session_user(session.session_id)).user.user_id == user.user_id
+    assert inner.reads == reads  # five hits, no read
+
+    await auth.update_user_attributes(user.user_id, {})  # (no columns) still reaches the store's user row
+    other = await auth.create_session(user.user_id)
+    await auth.validate_session_user(other.session_id)
+    await auth.invalidate_session(session.session_id)
+    with pytest.raises(LuciaError):
+        await auth.validate_session_user(session.session_id)
+    await auth.invalidate_all_user_sessions(user.user_id)  # a credential event: the generation moves
+    with pytest.raises(LuciaError):
+        await auth.validate_session_user(other.session_id)
+
+
+async def test_unknown_ids_are_not_cached(local: tuple[Auth[Any], CountingAdapter, CachedAdapter]) -> None:
+    auth, _inner, cached = local
+    await cached.start()
+    for number in range(50):
+        with pytest.raises(LuciaError):
+            await auth.validate_session_user(f"{number:032x}" + "a" * 20)
+    assert len(cached.cache) == 0
+
+
+# Across processes on PostgreSQL (LISTEN/NOTIFY) ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def pg(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
+    request.node.user_properties.append(("database", "postgresql"))
+    engine = await make_engine(request, "postgresql", tmp_path_factory, default_metadata)
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    workers: list[CachedAdapter] = []
+
+    def worker() -> tuple[Auth[Any], CountingAdapter, CachedAdapter]:
+        inner = CountingAdapter(engine, default_tables)
+        cached = CachedAdapter(inner, PostgresInvalidations(server.url))
+        workers.append(cached)
+        return Auth(cached), inner, cached
+
+    yield engine, worker
+    for cached in workers:
+        await cached.aclose()
+    await engine.dispose()
+
+
+async def started(cached: CachedAdapter) -> None:
+    await cached.start()
+    await wait_until(lambda: cached.invalidations.live)
+
+
+async def test_a_revocation_on_one_worker_reaches_the_others(pg: Any) -> None:
+    engine, worker = pg
+    (first, _, first_cache), (second, second_inner, second_cache) = worker(), worker()
+    await started(first_cache)
+    await started(second_cache)
+    user = await first.create_user(key=KeySpec("email", "ada@example.com", PASSWORD))
+    sessions = [await first.create_session(user.user_id) for _ in range(3)]
+    for session in sessions:
+        await second.validate_session_user(session.session_id)
+        await second.validate_session_user(session.session_id)
+    assert len(second_cache.cache) == 3
+
+    await first.invalidate_session(sessions[0].session_id)  # one session, through the library
+    await wait_until(lambda: second_cache.cache.get(sessions[0].digest) is None, within=1)
+    with pytest.raises(LuciaError):
+        await second.validate_session_user(sessions[0].session_id)
+
+    async with engine.begin() as conn:  # a change nobody told the library about: an admin's SQL
+        await conn.execute(text("UPDATE auth_user SET credential_generation = credential_generation + 1"))
+    await wait_until(lambda: len(second_cache.cache) == 0, within=1)
+    with pytest.raises(LuciaError):
+        await second.validate_session_user(sessions[1].session_id)
+    assert second_inner.reads >= 4
+
+
+async def test_a_lost_listener_turns_the_cache_off_until_it_is_back(pg: Any) -> None:
+    engine, worker = pg
+    (first, _, _), (second, second_inner, second_cache) = worker(), worker()
+    await started(second_cache)
+    user = await first.create_user(key=KeySpec("email", "ada@example.com", PASSWORD))
+    kept, revoked = await first.create_session(user.user_id), await first.create_session(user.user_id)
+    for session in (kept, revoked, kept, revoked):
+        await second.validate_session_user(session.session_id)
+    listener = second_cache.invalidations
+    assert isinstance(listener, PostgresInvalidations)
+    reconnects = listener.reconnects
+
+    async with engine.connect() as conn:  # the server ends the listening connection
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": listener.server_pid})
+    await wait_until(lambda: not listener.live, within=2)
+    await first.invalidate_session(revoked.session_id)  # revoked while nobody listens
+    with pytest.raises(LuciaError):  # bypassed: read from the store
+        await second.validate_session_user(revoked.session_id)
+
+    await wait_until(lambda: listener.live and listener.reconnects > reconnects, within=5)
+    assert len(second_cache.cache) == 0  # flushed on reconnect
+    with pytest.raises(LuciaError):
+        await second.validate_session_user(revoked.session_id)
+    await second.validate_session_user(kept.session_id)
+    reads = second_inner.reads
+    await second.validate_session_user(kept.session_id)
+    assert second_inner.reads == reads  # used again
+
+
+async def test_without_the_triggers_the_cache_is_never_used(pg: Any, caplog: pytest.LogCaptureFixture) -> None:
+    engine, worker = pg
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TRIGGER lucia_auth_session_changed ON auth_session"))
+    auth, inner, cached = worker()
+    await cached.start()
+    user = await auth.create_user()
+    session = await auth.create_session(user.user_id)
+    await asyncio.sleep(0.3)
+    for _ in range(3):
+        await auth.validate_session_user(session.session_id)
+    assert inner.reads == 3 and len(cached.cache) == 0 and not cached.invalidations.live
+    assert "notification triggers are missing" in caplog.text
+
+
+async def test_auth_stack_turns_the_cache_on_for_postgresql_only(
+    postgres_server: PostgresServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lucia_fastapi.stack import AuthStack
+
+    monkeypatch.chdir(tmp_path)  # the development secret and the outbox
+    with pytest.raises(ValueError, match="needs PostgreSQL"):
+        AuthStack(f"sqlite:///{tmp_path}/app.sqlite3", base_url="http://localhost:8000", session_cache=True)
+    stack = AuthStack(postgres_server.url, base_url="http://localhost:8000", session_cache=True, mfa=False)
+    assert stack.session_cache is not None
+    async with stack.engine.begin() as conn:  # an empty schema
+        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    async with stack.lifespan(None):  # creates the tables, and the triggers on tables that lacked them
+        await stack.session_cache.start()
+        await wait_until(lambda: stack.session_cache is not None and stack.session_cache.invalidations.live)
+        user = await stack.auth.create_user(attributes={"email": "ada@example.com"})
+        session = await stack.auth.create_session(user.user_id)
+        for _ in range(3):
+            await stack.auth.validate_session_user(session.session_id)
+        assert stack.session_cache.cache.hits == 2
