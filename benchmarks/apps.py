@@ -90,9 +90,15 @@ def lucia_app(*, middleware: bool = True, redis: bool = False, cached: bool = Fa
         adapter = RedisSessionAdapter(adapter, Redis.from_url(REDIS_URL))
     if cached:  # the per-process session cache, as docs/how-to/multiple-hosts.md shows it
         from lucia_fastapi.adapters.cached import CachedAdapter
-        from lucia_fastapi.adapters.sqlalchemy.invalidations import PostgresInvalidations
 
-        adapter = CachedAdapter(adapter, PostgresInvalidations(DATABASE_URL))
+        if redis:  # no trigger fires for sessions in Redis: each process announces its changes over pub/sub
+            from lucia_fastapi.adapters.redis.invalidations import RedisInvalidations
+
+            adapter = CachedAdapter(adapter, RedisInvalidations(REDIS_URL))
+        else:
+            from lucia_fastapi.adapters.sqlalchemy.invalidations import PostgresInvalidations
+
+            adapter = CachedAdapter(adapter, PostgresInvalidations(DATABASE_URL))
     # No sign-in rate limits: the sign-in scenario signs one account in over and over, to load the hashing.
     auth = Auth(adapter, sign_in_throttle=None)
     raw: dict[str, Any] = {}
@@ -261,5 +267,6 @@ APPS = {
     "signed_cookie": signed_cookie_app,
     "lucia_redis": lambda: lucia_app(redis=True),
     "lucia_cached": lambda: lucia_app(cached=True),
+    "lucia_redis_cached": lambda: lucia_app(redis=True, cached=True),
 }
 app = APPS[os.environ.get("BENCH_APP", "bare")]()

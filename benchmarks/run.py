@@ -237,6 +237,8 @@ CASES = [
      "/me", "lucia"),
     ("lucia_redis", "default", "CurrentUser, sessions in Redis + users in PostgreSQL", "lucia_redis@default", "/me",
      "lucia_redis"),
+    ("lucia_redis_cached", "default", "the same, session cache on (Redis pub/sub)", "lucia_redis_cached@default",
+     "/me", "lucia_redis"),
     ("fastapi_users", "default", "fastapi-users database strategy, cookie", "fastapi_users@default", "/me",
      "fastapi_users"),
     ("fastapi_users", "tuned", "fastapi-users database strategy, cookie", "fastapi_users@tuned", "/me",

@@ -14,6 +14,8 @@ import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
+import pyotp
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,12 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from lucia_fastapi import Auth, KeySpec, LuciaError, SQLAlchemyAdapter
 from lucia_fastapi.adapters.cached import CachedAdapter
 from lucia_fastapi.adapters.sqlalchemy.invalidations import PostgresInvalidations
+from lucia_fastapi.adapters.sqlalchemy.mfa import SQLAlchemyMFAStore
 from lucia_fastapi.adapters.sqlalchemy.schema import default_tables
 from lucia_fastapi.adapters.sqlalchemy.schema import metadata as default_metadata
 from lucia_fastapi.core.session_cache import Invalidation, LocalInvalidations, SessionCache
 from lucia_fastapi.core.storage import SessionRow, UserRow
+from lucia_fastapi.features.mfa import MFA, SecretCipher
 from lucia_fastapi.testing.postgres import PostgresServer
 from tests.conftest import make_engine
+from tests.statements import StatementLog
+from tests.test_mfa_web import RP, build_app
+from tests.web_apps import serve
 
 PASSWORD = "correct horse battery staple"
 
@@ -283,3 +290,34 @@ async def test_auth_stack_turns_the_cache_on_for_postgresql_only(
         for _ in range(3):
             await stack.auth.validate_session_user(session.session_id)
         assert stack.session_cache.cache.hits == 2
+
+
+async def test_a_miss_is_one_statement_and_a_hit_none_with_mfa_on(
+    request: pytest.FixtureRequest, engine: AsyncEngine, statement_log: StatementLog
+) -> None:
+    """The cache in front of the SQL adapter, MFA on, through the middleware and ``CurrentUser``: the first request
+    runs the one joined read, the next ones none (the listener's heartbeats are its own, not the request's)."""
+    if engine.dialect.name == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        invalidations: Any = PostgresInvalidations(server.url)
+    else:
+        invalidations = LocalInvalidations()
+    cached = CachedAdapter(SQLAlchemyAdapter(engine, default_tables), invalidations)
+    auth = Auth(cached)
+    mfa = MFA(auth, SQLAlchemyMFAStore(engine), totp_keys=[SecretCipher.generate_key()], relying_party=RP)
+    await started(cached)
+    user = await auth.create_user(key=KeySpec("email", "ada@example.com", PASSWORD))
+    enrolment = await mfa.totp.begin_enrolment(user.user_id, "ada@example.com")
+    await mfa.totp.confirm_enrolment(user.user_id, pyotp.TOTP(enrolment.secret).now())
+    session = await mfa.complete_verification((await auth.create_session(user.user_id)).session_id, "totp")
+    try:
+        async with serve(build_app(auth, mfa)) as url, httpx.AsyncClient(base_url=url) as client:
+            cookie = {"cookie": f"auth_session={session.session_id}"}
+            counts = []
+            for _ in range(3):
+                await statement_log.reset()
+                assert (await client.get("/me", headers=cookie)).status_code == 200
+                counts.append([s for s in await statement_log.statements() if not s.lstrip().startswith("NOTIFY")])
+    finally:
+        await cached.aclose()
+    assert [len(statements) for statements in counts] == [1, 0, 0], counts

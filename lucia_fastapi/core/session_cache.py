@@ -26,6 +26,9 @@ The rules, each for a reason:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import sys
 import time
 from collections import OrderedDict
@@ -34,6 +37,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lucia_fastapi.core.storage import SessionRow, UserRow
+
+logger = logging.getLogger("lucia_fastapi")
 
 DEFAULT_MAX_ENTRIES = 100_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -112,6 +117,99 @@ class LocalInvalidations:
     async def aclose(self) -> None:
         """Nothing to close."""
         self._deliver = None
+
+
+class ListeningInvalidations:
+    """What a source that listens on a connection of its own shares (PostgreSQL's ``LISTEN``, Redis pub/sub): the
+    reconnecting loop, and the heartbeat that decides ``live``.
+
+    A subclass implements ``_listen()``: connect, subscribe, call ``_connected()``, then until the connection
+    fails, send ``heartbeat_payload(self._beat())`` every ``heartbeat`` seconds and hand each message to
+    ``_received(payload)``. Messages arrive in order, so once a heartbeat comes back every change announced before
+    it was sent has been delivered: the source is live while the newest returned heartbeat was sent less than
+    ``max_lag`` seconds ago."""
+
+    def __init__(self, *, heartbeat: float, max_lag: float) -> None:
+        if heartbeat <= 0 or max_lag <= heartbeat:
+            raise ValueError("heartbeat must be positive and max_lag larger than heartbeat")
+        self.heartbeat, self.max_lag = heartbeat, max_lag
+        self._token = f"{id(self):x}{time.monotonic_ns():x}"  # this source's heartbeats, among everyone's
+        self._up = False
+        self._last_echo = float("-inf")  # when the newest heartbeat that came back was sent
+        self._beats = 0
+        self._sent: dict[int, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._deliver: Callable[[Invalidation], None] | None = None
+        self._on_reset: Callable[[], None] = lambda: None
+        self.reconnects = 0  # how many times the listener connected again after losing its connection
+
+    @property
+    def live(self) -> bool:
+        """Connected, and the last heartbeat came back less than ``max_lag`` seconds ago."""
+        return self._up and time.monotonic() - self._last_echo < self.max_lag
+
+    async def start(self, deliver: Callable[[Invalidation], None], on_reset: Callable[[], None]) -> None:
+        """Connect and listen in the background (until then, and whenever down, not live)."""
+        self._deliver, self._on_reset = deliver, on_reset
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="lucia-invalidations")
+
+    async def aclose(self) -> None:
+        """Stop listening; not live afterwards."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._down()
+
+    async def _listen(self) -> None:
+        raise NotImplementedError
+
+    def heartbeat_payload(self, beat: int) -> str:
+        """The message that is this source's heartbeat number ``beat``."""
+        return f"h:{self._token}:{beat}"
+
+    def _connected(self) -> None:
+        self._up = True
+        self._on_reset()  # nothing cached before this connection listened may be trusted
+
+    def _beat(self) -> int:
+        self._beats += 1
+        self._sent[self._beats] = time.monotonic()
+        return self._beats
+
+    def _received(self, payload: str) -> None:
+        if payload.startswith("h:"):
+            _, token, number = [*payload.split(":", 2), "", ""][:3]
+            sent = self._sent.get(int(number)) if token == self._token and number.isdigit() else None
+            if sent is not None:
+                self._last_echo = max(self._last_echo, sent)
+                for old in [beat for beat in self._sent if beat <= int(number)]:
+                    del self._sent[old]
+            return
+        if self._deliver is not None:
+            self._deliver(Invalidation.decode(payload))
+
+    def _down(self) -> None:
+        self._up = False
+        self._last_echo = float("-inf")
+        self._sent.clear()
+        self._on_reset()
+
+    async def _run(self) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # any failure: not live, flushed, and try again
+                logger.warning("session cache: the invalidation listener failed (%s); retrying", error)
+            self._down()
+            self.reconnects += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 @dataclass(slots=True)

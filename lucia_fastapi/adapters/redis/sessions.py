@@ -13,11 +13,22 @@ Layout, under ``prefix`` (default ``lucia:``):
   Only the SHA-256 digest of the session id is ever a key: a dump of Redis cannot be replayed as cookies;
 - ``<prefix>u:<user id>``: a sorted set of the user's session digests scored by idle expiry, for "my sessions",
   "sign out everywhere" and credential changes. It expires with the last of its sessions, and members whose
-  session has expired are dropped whenever the user signs in again or lists sessions.
+  session has expired are dropped whenever the user signs in again or lists sessions;
+- ``<prefix>us:<user id>``: a snapshot of the user's row (credential generation and attributes, JSON) for
+  ``user_snapshot_ttl`` (30 s), and ``<prefix>uv:<user id>``, its version.
 
-Every write is one Lua script, atomic on the server. An authenticated request costs one Redis ``HMGET`` and one
-SQL read of the user (its credential generation is checked against the session's, as with SQL sessions). Redis
-unreachable → ``DATABASE_UNAVAILABLE`` (a 503, cookies kept); the client reconnects by itself once Redis is back.
+Every write is one Lua script, atomic on the server. An authenticated request costs **one** Redis round trip: a
+script reads the session and its user's snapshot together (its credential generation is checked against the
+session's, as with SQL sessions). Only when the snapshot is missing is the user read from SQL, and the snapshot
+stored again. Every change of a user made through this adapter (attributes, the credential generation, a key
+moved, the user deleted) bumps the version and deletes the snapshot *after* the SQL write, and a snapshot is
+stored only if the version is still the one read before the SQL read: a reader that raced a change never stores
+the old row. A change made in SQL behind the library's back (an admin's ``UPDATE``) is seen within
+``user_snapshot_ttl``; ``user_snapshot_ttl=None`` reads the user from SQL on every request (two round trips) and
+sees it at once. Attributes that do not survive JSON unchanged (dates, bytes) are never snapshotted.
+
+Redis unreachable → ``DATABASE_UNAVAILABLE`` (a 503, cookies kept); the client reconnects by itself once Redis is
+back.
 
 Expiries are judged by the app's clock (``clock``, the same as ``Auth``'s); Redis's expiry only frees memory, a
 margin later. Targets one Redis server (or a primary with replicas / Sentinel); the scripts touch keys they derive
@@ -47,6 +58,29 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 _FIELDS = ("u", "a", "i", "c", "g", "p", "t", "x", "f")
+
+# KEYS: session. ARGV: prefix. The session's fields, and its user's snapshot and snapshot version, in one trip.
+_READ = """
+local s = redis.call('HMGET', KEYS[1], 'u', 'a', 'i', 'c', 'g', 'p', 't', 'x', 'f')
+if not s[1] then return {s, false, false} end
+return {s, redis.call('GET', ARGV[1] .. 'us:' .. s[1]), redis.call('GET', ARGV[1] .. 'uv:' .. s[1])}
+"""
+
+# KEYS: snapshot, version. ARGV: snapshot, version read before the SQL read ('' for none), ttl ms.
+_STORE_USER = """
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+"""
+
+# KEYS: snapshot, version. ARGV: how long the version outlives any reader (ms).
+_FORGET_USER = """
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1
+"""
+_VERSION_TTL_MS = 24 * 3600 * 1000
 
 # KEYS: session, user index. ARGV: u a i c g p t x (the fields), ttl ms, digest, prune before (ms), prefix, f.
 # Refuses an existing digest (returns 0). Drops index members scored before ARGV[11] whose session has expired.
@@ -114,8 +148,10 @@ class RedisSessionAdapter:
         prefix: str = "lucia:",
         clock: Clock = system_clock,
         expiry_margin: timedelta = timedelta(minutes=1),
+        user_snapshot_ttl: timedelta | None = timedelta(seconds=30),
     ) -> None:
         self.users = users
+        self._snapshot_ms = to_ms(user_snapshot_ttl) if user_snapshot_ttl is not None else None
         self.redis = redis
         self.prefix = prefix
         self.clock = clock
@@ -124,6 +160,9 @@ class RedisSessionAdapter:
         self._renew = redis.register_script(_RENEW)
         self._delete = redis.register_script(_DELETE)
         self._delete_users = redis.register_script(_DELETE_USERS)
+        self._read = redis.register_script(_READ)
+        self._store_user = redis.register_script(_STORE_USER)
+        self._forget_user = redis.register_script(_FORGET_USER)
 
     def __repr__(self) -> str:
         return f"RedisSessionAdapter(users={self.users!r}, prefix={self.prefix!r})"
@@ -137,14 +176,29 @@ class RedisSessionAdapter:
         await self.users.set_user(user, key)
 
     async def update_user(self, user_id: str, attributes: Mapping[str, Any]) -> None:
-        await self.users.update_user(user_id, attributes)
+        try:
+            await self.users.update_user(user_id, attributes)
+        finally:
+            await self._forget(user_id)
 
     async def delete_user(self, user_id: str) -> None:
-        await self.users.delete_user(user_id)
+        try:
+            await self.users.delete_user(user_id)
+        finally:
+            await self._forget(user_id)
         await self.delete_sessions_by_user_id(user_id)
 
     async def increment_credential_generation(self, user_id: str) -> None:
-        await self.users.increment_credential_generation(user_id)
+        try:
+            await self.users.increment_credential_generation(user_id)
+        finally:
+            await self._forget(user_id)
+
+    async def _forget(self, user_id: str) -> None:
+        """After a change of the user's row: no reader may use or store a snapshot from before it."""
+        if self._snapshot_ms is not None:
+            async with _redis_errors():
+                await self._forget_user(keys=self._snapshot_keys(user_id), args=[_VERSION_TTL_MS])
 
     async def get_key(self, key_id: str) -> KeyRow | None:
         return await self.users.get_key(key_id)
@@ -169,7 +223,10 @@ class RedisSessionAdapter:
         attributes: Mapping[str, Any],
         expected: Mapping[str, Any],
     ) -> None:
-        await self.users.replace_key(user_id, old_key_id, new_key, attributes, expected)
+        try:
+            await self.users.replace_key(user_id, old_key_id, new_key, attributes, expected)
+        finally:
+            await self._forget(user_id)
 
     # Sessions: Redis --------------------------------------------------------------------------------------------
 
@@ -196,13 +253,31 @@ class RedisSessionAdapter:
         return sorted((row for row in rows if row is not None), key=lambda row: (row.created_at, row.digest))
 
     async def get_session_and_user(self, digest: str) -> tuple[SessionRow, UserRow] | None:
-        session = await self.get_session(digest)
+        if self._snapshot_ms is None:
+            session = await self.get_session(digest)
+            version = None
+            snapshot: UserRow | None = None
+        else:
+            async with _redis_errors():
+                values, stored, version = await self._read(keys=[self._session_key(digest)], args=[self.prefix])
+            session = _session_row(digest, values)
+            snapshot = _user_from_snapshot(session.user_id, stored) if session is not None else None
         if session is None:
             return None
+        if snapshot is not None:
+            return session, snapshot
         user = await self.users.get_user(session.user_id)
         if user is None:  # the user was deleted as this session was made: the session goes too
             await self.delete_session(digest)
             return None
+        if self._snapshot_ms is not None:
+            encoded = _snapshot_of(user)
+            if encoded is not None:
+                async with _redis_errors():
+                    await self._store_user(
+                        keys=self._snapshot_keys(user.id),
+                        args=[encoded, _text(version) if version is not None else "", self._snapshot_ms],
+                    )
         return session, user
 
     async def set_session(self, session: SessionRow) -> None:
@@ -264,6 +339,9 @@ class RedisSessionAdapter:
     def _user_key(self, user_id: str) -> str:
         return f"{self.prefix}u:{user_id}"
 
+    def _snapshot_keys(self, user_id: str) -> list[str]:
+        return [f"{self.prefix}us:{user_id}", f"{self.prefix}uv:{user_id}"]
+
     def _ttl_ms(self, idle_expires: int, now: int) -> int:
         return max(idle_expires - now, 0) + max(self._margin_ms, 1)
 
@@ -288,6 +366,25 @@ def _session_row(digest: str, values: list[Any]) -> SessionRow | None:
         verified_factors=_text(factors) if factors else "",
         attributes=json.loads(attributes) if attributes else {},
     )
+
+
+def _snapshot_of(user: UserRow) -> str | None:
+    """The user's row as JSON, or ``None`` when its attributes would not come back from JSON unchanged."""
+    try:
+        encoded = json.dumps({"g": user.credential_generation, "x": dict(user.attributes)}, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+    return encoded if json.loads(encoded)["x"] == dict(user.attributes) else None
+
+
+def _user_from_snapshot(user_id: str, stored: bytes | str | None) -> UserRow | None:
+    if stored is None:
+        return None
+    try:
+        data = json.loads(stored)
+        return UserRow(id=user_id, attributes=data["x"], credential_generation=int(data["g"]))
+    except (ValueError, KeyError, TypeError):
+        return None  # a damaged snapshot: read the user from SQL
 
 
 def _glob_escape(text: str) -> str:

@@ -19,13 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import DDL, Table, event
 
-from lucia_fastapi.core.session_cache import SESSION, USER, Invalidation
+from lucia_fastapi.core.session_cache import SESSION, USER, Invalidation, ListeningInvalidations
 
 logger = logging.getLogger("lucia_fastapi")
 
@@ -72,72 +71,28 @@ def asyncpg_dsn(database_url: str) -> str:
     return f"postgresql://{rest}"
 
 
-class PostgresInvalidations:
+class PostgresInvalidations(ListeningInvalidations):
     """``LISTEN lucia_auth`` on a connection of its own (see the module). ``database_url`` as the engine's."""
 
     def __init__(self, database_url: str, *, heartbeat: float = 0.25, max_lag: float = 1.0) -> None:
-        if heartbeat <= 0 or max_lag <= heartbeat:
-            raise ValueError("heartbeat must be positive and max_lag larger than heartbeat")
+        super().__init__(heartbeat=heartbeat, max_lag=max_lag)
         self.dsn = asyncpg_dsn(database_url)
-        self.heartbeat, self.max_lag = heartbeat, max_lag
         self._connection: Any = None
-        self._last_echo = float("-inf")  # when the newest heartbeat that came back was sent
-        self._beats = 0
-        self._sent: dict[int, float] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._deliver: Callable[[Invalidation], None] | None = None
-        self._on_reset: Callable[[], None] = lambda: None
-        self._lost = asyncio.Event()
         self._warned = False
-        self.reconnects = 0  # how many times the listener connected again after losing its connection
-
-    @property
-    def live(self) -> bool:
-        """Connected, and the last heartbeat came back less than ``max_lag`` seconds ago."""
-        return self._connection is not None and time.monotonic() - self._last_echo < self.max_lag
-
-    async def start(self, deliver: Callable[[Invalidation], None], on_reset: Callable[[], None]) -> None:
-        """Connect and listen in the background (until then, and whenever down, not live)."""
-        self._deliver, self._on_reset = deliver, on_reset
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="lucia-invalidations")
-
-    async def publish(self, changes: Iterable[Invalidation]) -> None:
-        """Nothing to do: the triggers announce every change, in its own transaction."""
-
-    async def aclose(self) -> None:
-        """Stop listening and close the connection."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._drop()
 
     @property
     def server_pid(self) -> int | None:
         """The PostgreSQL backend of the listening connection (``pg_terminate_backend`` it to test an outage)."""
         return int(self._connection.get_server_pid()) if self._connection is not None else None
 
-    async def _run(self) -> None:
+    async def publish(self, changes: Iterable[Invalidation]) -> None:
+        """Nothing to do: the triggers announce every change, in its own transaction."""
+
+    async def _listen(self) -> None:
         import asyncpg  # type: ignore[import-untyped]  # the postgres extra; ships no type stubs
 
-        delay = 0.05
-        while True:
-            try:
-                await self._listen(asyncpg)
-                delay = 0.05
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # any failure: not live, flushed, and try again
-                logger.warning("session cache: the invalidation listener failed (%s); retrying", error)
-            await self._drop()
-            self.reconnects += 1
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-    async def _listen(self, asyncpg: Any) -> None:
         connection = await asyncpg.connect(self.dsn, timeout=5)
+        lost = asyncio.Event()
         try:
             installed = await connection.fetchval(
                 "SELECT count(*) FROM pg_trigger WHERE tgname = ANY($1::text[])", list(TRIGGERS)
@@ -151,40 +106,16 @@ class PostgresInvalidations:
                     )
                 await asyncio.sleep(30)
                 return
-            self._lost.clear()
-            connection.add_termination_listener(lambda _connection: self._lost.set())
-            await connection.add_listener(CHANNEL, self._notified)
-        except BaseException:
-            connection.terminate()
-            raise
-        self._connection = connection
-        self._on_reset()  # nothing cached before this connection listened may be trusted
-        while not self._lost.is_set():
-            self._beats += 1
-            self._sent[self._beats] = time.monotonic()
-            await connection.execute(f"NOTIFY {CHANNEL}, 'h:{self._beats}'")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), self.heartbeat)
-        raise ConnectionError("the listening connection was closed")
-
-    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        if payload.startswith("h:"):
-            # Notifications arrive in commit order: once a beat is back, so is every change committed before it.
-            beat = int(payload[2:]) if payload[2:].isdigit() else 0
-            sent = self._sent.get(beat)
-            if sent is not None:
-                self._last_echo = max(self._last_echo, sent)
-                for old in [number for number in self._sent if number <= beat]:
-                    del self._sent[old]
-            return
-        if self._deliver is not None:
-            self._deliver(Invalidation.decode(payload))
-
-    async def _drop(self) -> None:
-        connection, self._connection = self._connection, None
-        self._last_echo = float("-inf")
-        self._sent.clear()
-        self._on_reset()
-        if connection is not None and not connection.is_closed():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), 2)
+            connection.add_termination_listener(lambda _connection: lost.set())
+            await connection.add_listener(CHANNEL, lambda _c, _pid, _channel, payload: self._received(payload))
+            self._connection = connection
+            self._connected()
+            while not lost.is_set():
+                await connection.execute(f"NOTIFY {CHANNEL}, '{self.heartbeat_payload(self._beat())}'")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), self.heartbeat)
+            raise ConnectionError("the listening connection was closed")
+        finally:
+            self._connection = None
+            if not connection.is_closed():
+                connection.terminate()
