@@ -155,3 +155,32 @@ async def test_the_cache_over_redis_sessions_hears_other_workers_and_fails_close
     finally:
         for _, cached in workers:
             await cached.aclose()
+
+
+async def test_concurrent_reads_go_together_and_each_gets_its_own_answer(
+    sql_engine: AsyncEngine,  # noqa: F811
+    redis: Redis,  # noqa: F811
+) -> None:
+    adapter = RedisSessionAdapter(SQLAlchemyAdapter(sql_engine), redis)
+    auth = Auth(adapter)
+    users = [await auth.create_user() for _ in range(6)]
+    sessions = [await auth.create_session(users[n % 6].user_id) for n in range(60)]
+    revoked = sessions[7]
+    await auth.invalidate_session(revoked.session_id)
+    calls = []
+    script = adapter._read
+
+    async def counted(**arguments: Any) -> Any:
+        calls.append(len(arguments["keys"]))
+        return await script(**arguments)
+
+    adapter._read = counted  # type: ignore[method-assign]
+    answers = await asyncio.gather(
+        *(auth.validate_session_user(session.session_id) for session in sessions), return_exceptions=True
+    )
+    for session, answer in zip(sessions, answers, strict=True):
+        if session is revoked:
+            assert isinstance(answer, LuciaError)
+        else:
+            assert not isinstance(answer, BaseException) and answer.user.user_id == session.user_id
+    assert sum(calls) == 60 and len(calls) < 60, calls  # batched: fewer script calls than reads

@@ -17,8 +17,9 @@ Layout, under ``prefix`` (default ``lucia:``):
 - ``<prefix>us:<user id>``: a snapshot of the user's row (credential generation and attributes, JSON) for
   ``user_snapshot_ttl`` (30 s), and ``<prefix>uv:<user id>``, its version.
 
-Every write is one Lua script, atomic on the server. An authenticated request costs **one** Redis round trip: a
-script reads the session and its user's snapshot together (its credential generation is checked against the
+Every write is one Lua script, atomic on the server. An authenticated request costs **one** Redis round trip (and
+under load less: reads that arrive while one is on its way go together in the next call): a script reads the
+session and its user's snapshot together (its credential generation is checked against the
 session's, as with SQL sessions). Only when the snapshot is missing is the user read from SQL, and the snapshot
 stored again. Every change of a user made through this adapter (attributes, the credential generation, a key
 moved, the user deleted) bumps the version and deletes the snapshot *after* the SQL write, and a snapshot is
@@ -37,6 +38,7 @@ from a session's user id, which Redis Cluster does not allow.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -59,11 +61,18 @@ if TYPE_CHECKING:
 
 _FIELDS = ("u", "a", "i", "c", "g", "p", "t", "x", "f")
 
-# KEYS: session. ARGV: prefix. The session's fields, and its user's snapshot and snapshot version, in one trip.
+# KEYS: sessions. ARGV: prefix. For each, its fields and its user's snapshot and snapshot version: one trip.
 _READ = """
-local s = redis.call('HMGET', KEYS[1], 'u', 'a', 'i', 'c', 'g', 'p', 't', 'x', 'f')
-if not s[1] then return {s, false, false} end
-return {s, redis.call('GET', ARGV[1] .. 'us:' .. s[1]), redis.call('GET', ARGV[1] .. 'uv:' .. s[1])}
+local found = {}
+for n, key in ipairs(KEYS) do
+  local s = redis.call('HMGET', key, 'u', 'a', 'i', 'c', 'g', 'p', 't', 'x', 'f')
+  if not s[1] then
+    found[n] = {s, false, false}
+  else
+    found[n] = {s, redis.call('GET', ARGV[1] .. 'us:' .. s[1]), redis.call('GET', ARGV[1] .. 'uv:' .. s[1])}
+  end
+end
+return found
 """
 
 # KEYS: snapshot, version. ARGV: snapshot, version read before the SQL read ('' for none), ttl ms.
@@ -161,6 +170,11 @@ class RedisSessionAdapter:
         self._delete = redis.register_script(_DELETE)
         self._delete_users = redis.register_script(_DELETE_USERS)
         self._read = redis.register_script(_READ)
+        # Reads that arrive while one is on its way wait for it, then go together in one script call (the
+        # worker's CPU per Redis command is what bounds it under load: see docs/how-to/multiple-hosts.md).
+        self._reading = False
+        self._waiting: dict[str, list[asyncio.Future[list[Any]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._store_user = redis.register_script(_STORE_USER)
         self._forget_user = redis.register_script(_FORGET_USER)
 
@@ -258,8 +272,7 @@ class RedisSessionAdapter:
             version = None
             snapshot: UserRow | None = None
         else:
-            async with _redis_errors():
-                values, stored, version = await self._read(keys=[self._session_key(digest)], args=[self.prefix])
+            values, stored, version = await self._read_together(digest)
             session = _session_row(digest, values)
             snapshot = _user_from_snapshot(session.user_id, stored) if session is not None else None
         if session is None:
@@ -332,6 +345,49 @@ class RedisSessionAdapter:
             return deleted
 
     # Keys and conversions ---------------------------------------------------------------------------------------
+
+    async def _read_together(self, digest: str) -> list[Any]:
+        """The ``_READ`` answer for ``digest``: alone at once when no read is on its way, else with every read
+        that arrived meanwhile, in one call as soon as the current one is back."""
+        if self._reading:
+            future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+            self._waiting.setdefault(digest, []).append(future)
+            return await future
+        self._reading = True
+        try:
+            async with _redis_errors():
+                (found,) = await self._read(keys=[self._session_key(digest)], args=[self.prefix])
+            return list(found)
+        finally:
+            if self._waiting:
+                task = asyncio.create_task(self._read_waiting())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            else:
+                self._reading = False
+
+    async def _read_waiting(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, {}
+                digests = list(batch)
+                try:
+                    async with _redis_errors():
+                        found = await self._read(keys=[self._session_key(d) for d in digests], args=[self.prefix])
+                except BaseException as error:  # every waiting read gets the error it would have had alone
+                    for futures in batch.values():
+                        for future in futures:
+                            if not future.done():
+                                future.set_exception(error)
+                    if not isinstance(error, Exception):
+                        raise
+                    continue
+                for digest, answer in zip(digests, found, strict=True):
+                    for future in batch[digest]:
+                        if not future.done():
+                            future.set_result(list(answer))
+        finally:
+            self._reading = False
 
     def _session_key(self, digest: str) -> str:
         return f"{self.prefix}s:{digest}"
