@@ -193,6 +193,12 @@ async def seed(database_url: str, redis_url: str = "") -> dict[str, str]:
 STATEMENTS_SEEN: dict[str, dict[str, int]] = {}  # per case, the statements of its reported (median) measurement
 
 
+def requests_statements(counts: dict[str, int]) -> dict[str, int]:
+    """The statements requests made: without the session cache listeners' heartbeats (``NOTIFY``), which the
+    cached workers send all along, whichever row is being measured."""
+    return {query: calls for query, calls in counts.items() if not query.lstrip().upper().startswith("NOTIFY")}
+
+
 def measure(
     server: PostgresServer,
     worker: Worker,
@@ -211,7 +217,7 @@ def measure(
     cpu = worker.cpu_seconds()
     load = wrk(url, seconds=seconds, headers=headers)
     load.cpu_us_per_request = 1e6 * (worker.cpu_seconds() - cpu) / max(load.requests, 1)
-    counts = asyncio.run(server.statement_counts())
+    counts = requests_statements(asyncio.run(server.statement_counts()))
     load.statements = {" ".join(query.split())[:100]: calls for query, calls in counts.items()}
     return load, sum(counts.values()) / max(load.requests, 1)
 
@@ -456,7 +462,7 @@ def sequential_statements(server: PostgresServer, worker: Worker, cookie: str, r
         asyncio.run(server.reset_statement_counts())
         for _ in range(requests):
             client.get(worker.endpoint("/me")).raise_for_status()
-    counts = asyncio.run(server.statement_counts())
+    counts = requests_statements(asyncio.run(server.statement_counts()))
     return {
         "requests": requests,
         "statements": {" ".join(query.split())[:100]: calls for query, calls in counts.items()},
