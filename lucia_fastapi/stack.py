@@ -278,10 +278,9 @@ class AuthStack:
         async with self.engine.begin() as connection:
             await connection.run_sync(self.metadata.create_all)
             if self.session_cache is not None:  # tables made before the cache was turned on lack the triggers
-                from lucia_fastapi.adapters.sqlalchemy.invalidations import trigger_statements
+                from lucia_fastapi.adapters.sqlalchemy.invalidations import install_triggers
 
-                for statement in trigger_statements():
-                    await connection.exec_driver_sql(statement)
+                await install_triggers(connection)
 
     async def close(self) -> None:
         """Deliver queued mail, then close the database connections."""

@@ -321,3 +321,51 @@ async def test_a_miss_is_one_statement_and_a_hit_none_with_mfa_on(
     finally:
         await cached.aclose()
     assert [len(statements) for statements in counts] == [1, 0, 0], counts
+
+
+async def test_the_triggers_announce_a_session_unless_it_is_long_dead(pg: Any, postgres_server: PostgresServer) -> None:
+    """A session just past its idle expiry by the database's clock is still announced: the app judges expiry by its
+    own clock, which may run behind. One dead for days (the nightly sweep's) is not."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    engine, _ = pg
+    heard: list[str] = []
+    listener = await asyncpg.connect(postgres_server.dsn)
+    await listener.add_listener("lucia_auth", lambda _c, _p, _ch, payload: heard.append(payload))
+    now = int(time.time() * 1000)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO auth_user (id, credential_generation) VALUES ('ada', 0)"))
+            for digest, idle in (("recent", now - 10 * 60_000), ("old", now - 2 * 86_400_000)):
+                await conn.execute(
+                    text(
+                        "INSERT INTO auth_session (id, user_id, active_expires, idle_expires, created_at)"
+                        " VALUES (:id, 'ada', :idle, :idle, :idle)"
+                    ),
+                    {"id": digest, "idle": idle},
+                )
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM auth_session"))
+        await wait_until(lambda: "s:recent" in heard, within=2)
+        await asyncio.sleep(0.1)
+        assert "s:old" not in heard
+    finally:
+        await listener.close()
+
+
+async def test_workers_starting_at_once_install_the_triggers_once(pg: Any) -> None:
+    """Tables made before the cache was turned on: each starting worker installs the triggers; they take turns."""
+    from lucia_fastapi.adapters.sqlalchemy.invalidations import TRIGGERS, install_triggers
+
+    engine, _ = pg
+    async with engine.begin() as conn:
+        for trigger, table in zip(TRIGGERS, ("auth_session", "auth_user"), strict=True):
+            await conn.execute(text(f"DROP TRIGGER {trigger} ON {table}"))
+
+    async def start_worker() -> None:
+        async with engine.begin() as conn:
+            await install_triggers(conn)
+
+    await asyncio.gather(*(start_worker() for _ in range(4)))
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'lucia_auth_%'")) == 2

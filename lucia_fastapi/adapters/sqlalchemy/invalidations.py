@@ -1,7 +1,8 @@
 """``PostgresInvalidations``: PostgreSQL tells every process, in the transaction of each change, what to forget.
 
 Two triggers (created with the tables on PostgreSQL, by ``create_all`` and by migration ``0008``) call
-``pg_notify('lucia_auth', ...)`` for every row of ``auth_session`` updated or deleted while alive
+``pg_notify('lucia_auth', ...)`` for every row of ``auth_session`` updated or deleted while alive (or dead for less
+than an hour)
 (``"s:<digest>"``) and every row of ``auth_user`` updated or deleted (``"u:<user id>"``). ``NOTIFY`` is
 transactional: the notification is sent when, and only if, the change commits, whoever made it (this library, an
 admin's SQL, another service). Each worker process keeps one connection of its own that ``LISTEN``s and hands
@@ -22,7 +23,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import DDL, Table, event
+from sqlalchemy import DDL, Table, event, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lucia_fastapi.core.session_cache import SESSION, USER, Invalidation, ListeningInvalidations
 
@@ -31,6 +33,8 @@ logger = logging.getLogger("lucia_fastapi")
 CHANNEL = "lucia_auth"
 FUNCTION = "lucia_auth_notify"
 TRIGGERS = ("lucia_auth_session_changed", "lucia_auth_user_changed")
+_INSTALL_LOCK = 0x6C7563_6961  # "lucia": the advisory lock key of install_triggers
+CLOCK_SKEW_MS = 3_600_000  # sessions dead this long by the database's clock are no longer announced
 
 # One function for both tables: its argument is the kind ("s" or "u"). No percent signs: DDL() formats the text.
 _FUNCTION_SQL = f"""CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $lucia$
@@ -43,17 +47,33 @@ $lucia$"""
 
 def trigger_statements(session_table: str = "auth_session", user_table: str = "auth_user") -> list[str]:
     """The SQL that installs the notifications on PostgreSQL (idempotent): the function and both triggers. A
-    session is announced only if it was alive (``idle_expires`` ahead of now): the nightly sweep of dead sessions
-    announces nothing."""
+    session is announced unless it has been dead for more than an hour by the database's clock: the nightly sweep
+    of long-dead sessions announces nothing, and an app whose clock runs behind the database's (which judges expiry
+    by its own) still hears of a session it considers alive."""
     return [
         _FUNCTION_SQL,
         f"DROP TRIGGER IF EXISTS {TRIGGERS[0]} ON {session_table}",
         f"CREATE TRIGGER {TRIGGERS[0]} AFTER UPDATE OR DELETE ON {session_table} FOR EACH ROW"
-        f" WHEN (OLD.idle_expires > EXTRACT(EPOCH FROM now()) * 1000) EXECUTE FUNCTION {FUNCTION}('{SESSION}')",
+        f" WHEN (OLD.idle_expires > EXTRACT(EPOCH FROM now()) * 1000 - {CLOCK_SKEW_MS})"
+        f" EXECUTE FUNCTION {FUNCTION}('{SESSION}')",
         f"DROP TRIGGER IF EXISTS {TRIGGERS[1]} ON {user_table}",
         f"CREATE TRIGGER {TRIGGERS[1]} AFTER UPDATE OR DELETE ON {user_table} FOR EACH ROW"
         f" EXECUTE FUNCTION {FUNCTION}('{USER}')",
     ]
+
+
+async def install_triggers(connection: AsyncConnection) -> None:
+    """Install the notifications on PostgreSQL tables made before them (idempotent; nothing when both triggers
+    are there). Workers starting at once take turns: replacing one function in two transactions at the same time
+    fails in PostgreSQL, so the install holds a transaction-level advisory lock."""
+    installed = await connection.scalar(
+        text("SELECT count(*) FROM pg_trigger WHERE tgname = ANY(:names)"), {"names": list(TRIGGERS)}
+    )
+    if installed == len(TRIGGERS):
+        return
+    await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INSTALL_LOCK})
+    for statement in trigger_statements():
+        await connection.exec_driver_sql(statement)
 
 
 def install_triggers_on_create(user: Table, session: Table) -> None:

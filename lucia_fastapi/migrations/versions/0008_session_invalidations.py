@@ -4,9 +4,9 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-05
 
-Two triggers call ``pg_notify('lucia_auth', ...)`` when a living ``auth_session`` row is updated or deleted and
-when an ``auth_user`` row is updated or deleted (``lucia_fastapi.adapters.sqlalchemy.invalidations``). Nothing on
-SQLite, where there is nobody to tell.
+Two triggers call ``pg_notify('lucia_auth', ...)`` when an ``auth_session`` row is updated or deleted (unless dead
+for over an hour) and when an ``auth_user`` row is updated or deleted
+(``lucia_fastapi.adapters.sqlalchemy.invalidations``). Nothing on SQLite, where there is nobody to tell.
 """
 
 from alembic import op
