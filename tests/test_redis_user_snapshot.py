@@ -184,3 +184,19 @@ async def test_concurrent_reads_go_together_and_each_gets_its_own_answer(
         else:
             assert not isinstance(answer, BaseException) and answer.user.user_id == session.user_id
     assert sum(calls) == 60 and len(calls) < 60, calls  # batched: fewer script calls than reads
+
+
+async def test_a_read_never_waits_on_an_event_loop_that_is_gone(
+    sql_engine: AsyncEngine,  # noqa: F811
+    redis: Redis,  # noqa: F811
+) -> None:
+    """A read left on its way when its event loop ended (a test's, a restarted worker's) must not make every later
+    read wait for a batch that will never be sent."""
+    adapter = RedisSessionAdapter(SQLAlchemyAdapter(sql_engine), redis)
+    auth = Auth(adapter)
+    session = await auth.create_session((await auth.create_user()).user_id)
+    gone = asyncio.new_event_loop()
+    gone.close()
+    adapter._reading, adapter._reading_loop = True, gone  # as a loop that died mid-read leaves it
+    found = await asyncio.wait_for(auth.validate_session_user(session.session_id), 5)
+    assert found.session.user_id == session.user_id

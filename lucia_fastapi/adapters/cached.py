@@ -16,11 +16,13 @@ keep it safe (only while the source is live, raced reads not cached, ``max_age``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 
 from lucia_fastapi.core.session_cache import SESSION, USER, Invalidation, Invalidations, SessionCache
 from lucia_fastapi.core.storage import Adapter, KeyRow, SessionRow, UserRow
+
+T = TypeVar("T")
 
 
 class CachedAdapter:
@@ -69,10 +71,14 @@ class CachedAdapter:
             self.cache.put(digest, found[0], found[1], epoch=epoch)
         return found
 
-    async def _changed(self, *changes: Invalidation) -> None:
-        for change in changes:
+    async def _then_forget(self, write: Awaitable[T], change: Invalidation) -> T:
+        """Run ``write``, then forget what it changed here at once and announce it to the other processes, even
+        if it failed halfway (forgetting too much is always safe)."""
+        try:
+            return await write
+        finally:
             self.cache.invalidate(change)
-        await self.invalidations.publish(changes)
+            await self.invalidations.publish([change])
 
     # Users ---------------------------------------------------------------------------------------------------
 
@@ -83,22 +89,13 @@ class CachedAdapter:
         await self.adapter.set_user(user, key)
 
     async def update_user(self, user_id: str, attributes: Mapping[str, Any]) -> None:
-        try:
-            await self.adapter.update_user(user_id, attributes)
-        finally:
-            await self._changed(Invalidation(USER, user_id))
+        await self._then_forget(self.adapter.update_user(user_id, attributes), Invalidation(USER, user_id))
 
     async def delete_user(self, user_id: str) -> None:
-        try:
-            await self.adapter.delete_user(user_id)
-        finally:
-            await self._changed(Invalidation(USER, user_id))
+        await self._then_forget(self.adapter.delete_user(user_id), Invalidation(USER, user_id))
 
     async def increment_credential_generation(self, user_id: str) -> None:
-        try:
-            await self.adapter.increment_credential_generation(user_id)
-        finally:
-            await self._changed(Invalidation(USER, user_id))
+        await self._then_forget(self.adapter.increment_credential_generation(user_id), Invalidation(USER, user_id))
 
     # Keys (not part of the cached read: a key change that matters is a credential event, a user change) -------
 
@@ -125,10 +122,9 @@ class CachedAdapter:
         attributes: Mapping[str, Any],
         expected: Mapping[str, Any],
     ) -> None:
-        try:
-            await self.adapter.replace_key(user_id, old_key_id, new_key, attributes, expected)
-        finally:
-            await self._changed(Invalidation(USER, user_id))
+        await self._then_forget(
+            self.adapter.replace_key(user_id, old_key_id, new_key, attributes, expected), Invalidation(USER, user_id)
+        )
 
     # Sessions ------------------------------------------------------------------------------------------------
 
@@ -142,22 +138,15 @@ class CachedAdapter:
         await self.adapter.set_session(session)
 
     async def update_session_expiry(self, digest: str, active_expires: int, idle_expires: int) -> None:
-        try:
-            await self.adapter.update_session_expiry(digest, active_expires, idle_expires)
-        finally:
-            await self._changed(Invalidation(SESSION, digest))
+        await self._then_forget(
+            self.adapter.update_session_expiry(digest, active_expires, idle_expires), Invalidation(SESSION, digest)
+        )
 
     async def delete_session(self, digest: str) -> bool:
-        try:
-            return await self.adapter.delete_session(digest)
-        finally:
-            await self._changed(Invalidation(SESSION, digest))
+        return await self._then_forget(self.adapter.delete_session(digest), Invalidation(SESSION, digest))
 
     async def delete_sessions_by_user_id(self, user_id: str) -> None:
-        try:
-            await self.adapter.delete_sessions_by_user_id(user_id)
-        finally:
-            await self._changed(Invalidation(USER, user_id))
+        await self._then_forget(self.adapter.delete_sessions_by_user_id(user_id), Invalidation(USER, user_id))
 
     async def delete_dead_sessions(self, now: int, *, user_id: str | None = None) -> int:
         # Dead sessions are refused by their own expiry on every hit; nothing cached needs forgetting.

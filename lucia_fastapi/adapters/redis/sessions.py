@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -173,6 +173,7 @@ class RedisSessionAdapter:
         # Reads that arrive while one is on its way wait for it, then go together in one script call (the
         # worker's CPU per Redis command is what bounds it under load: see docs/how-to/multiple-hosts.md).
         self._reading = False
+        self._reading_loop: asyncio.AbstractEventLoop | None = None
         self._waiting: dict[str, list[asyncio.Future[list[Any]]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._store_user = redis.register_script(_STORE_USER)
@@ -190,29 +191,24 @@ class RedisSessionAdapter:
         await self.users.set_user(user, key)
 
     async def update_user(self, user_id: str, attributes: Mapping[str, Any]) -> None:
-        try:
-            await self.users.update_user(user_id, attributes)
-        finally:
-            await self._forget(user_id)
+        await self._then_forget(self.users.update_user(user_id, attributes), user_id)
 
     async def delete_user(self, user_id: str) -> None:
-        try:
-            await self.users.delete_user(user_id)
-        finally:
-            await self._forget(user_id)
+        await self._then_forget(self.users.delete_user(user_id), user_id)
         await self.delete_sessions_by_user_id(user_id)
 
     async def increment_credential_generation(self, user_id: str) -> None:
-        try:
-            await self.users.increment_credential_generation(user_id)
-        finally:
-            await self._forget(user_id)
+        await self._then_forget(self.users.increment_credential_generation(user_id), user_id)
 
-    async def _forget(self, user_id: str) -> None:
-        """After a change of the user's row: no reader may use or store a snapshot from before it."""
-        if self._snapshot_ms is not None:
-            async with _redis_errors():
-                await self._forget_user(keys=self._snapshot_keys(user_id), args=[_VERSION_TTL_MS])
+    async def _then_forget(self, write: Awaitable[None], user_id: str) -> None:
+        """Run ``write`` (a change of the user's row), then make sure no reader uses or stores a snapshot from
+        before it, even if it failed halfway."""
+        try:
+            await write
+        finally:
+            if self._snapshot_ms is not None:
+                async with _redis_errors():
+                    await self._forget_user(keys=self._snapshot_keys(user_id), args=[_VERSION_TTL_MS])
 
     async def get_key(self, key_id: str) -> KeyRow | None:
         return await self.users.get_key(key_id)
@@ -237,10 +233,7 @@ class RedisSessionAdapter:
         attributes: Mapping[str, Any],
         expected: Mapping[str, Any],
     ) -> None:
-        try:
-            await self.users.replace_key(user_id, old_key_id, new_key, attributes, expected)
-        finally:
-            await self._forget(user_id)
+        await self._then_forget(self.users.replace_key(user_id, old_key_id, new_key, attributes, expected), user_id)
 
     # Sessions: Redis --------------------------------------------------------------------------------------------
 
@@ -349,11 +342,13 @@ class RedisSessionAdapter:
     async def _read_together(self, digest: str) -> list[Any]:
         """The ``_READ`` answer for ``digest``: alone at once when no read is on its way, else with every read
         that arrived meanwhile, in one call as soon as the current one is back."""
-        if self._reading:
-            future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._reading and self._reading_loop is loop:
+            future: asyncio.Future[list[Any]] = loop.create_future()
             self._waiting.setdefault(digest, []).append(future)
             return await future
-        self._reading = True
+        # Not reading, or the reading belonged to an event loop that is gone (a test's): start afresh.
+        self._reading, self._reading_loop, self._waiting = True, loop, {}
         try:
             async with _redis_errors():
                 (found,) = await self._read(keys=[self._session_key(digest)], args=[self.prefix])
