@@ -6,7 +6,8 @@
   serves the limit: ``/raw`` runs one raw asyncpg ``fetchrow`` of the very join lucia_fastapi runs (on asyncpg's
   own pool, its defaults but for the reset round trip on release), in the endpoint; ``/raw-dependency`` does the
   same behind a FastAPI dependency that reads the cookie, hashes it and answers 401 without a row: the least any
-  session check behind a dependency can do;
+  session check behind a dependency can do; ``/noop-dependency`` a FastAPI dependency that reads nothing and asks
+  nothing, the ceiling of any check made through one (``CurrentUser`` is one);
 - ``lucia``: FastAPI + ``AuthMiddleware``; ``/hello`` never asks about auth (the anonymous case), ``/me`` reads the
   session and user through the ``CurrentUser`` dependency, ``/me-direct`` through ``request.state.auth``,
   ``/signin`` hashes a password (for the sign-in load scenario);
@@ -162,6 +163,13 @@ def lucia_app(*, middleware: bool = True, redis: bool = False, cached: bool = Fa
         if row is None:
             raise HTTPException(401)
         return {"user_id": row["user_id"]}
+
+    async def noop_dependency(request: Request) -> bool:
+        return request.scope["type"] == "http"
+
+    @app.get("/noop-dependency")  # the ceiling of any check behind a FastAPI dependency: one that does nothing
+    async def behind_noop_dependency(_: bool = Depends(noop_dependency)) -> dict[str, bool]:
+        return {"ok": True}
 
     @app.get("/raw-dependency")
     async def raw_behind_dependency(row: Any = Depends(raw_session_user)) -> dict[str, str]:

@@ -230,6 +230,8 @@ CASES = [
     ("bare", "—", "the app's endpoint without auth (no AuthMiddleware)", "lucia_without_middleware", "/hello", ""),
     ("minimal_app", "—", "a minimal FastAPI app, no auth (reference)", "bare", "/hello", ""),
     ("anonymous", "default", "same endpoint through AuthMiddleware, no credentials", "lucia@default", "/hello", ""),
+    ("noop_dependency", "—", "ceiling: a FastAPI dependency that does nothing", "lucia_without_middleware",
+     "/noop-dependency", ""),
     ("raw_asyncpg", "asyncpg", "limit: one raw asyncpg fetchrow of the same join", "lucia_without_middleware", "/raw",
      "lucia"),
     ("raw_asyncpg_dependency", "asyncpg", "limit: the same fetchrow behind a FastAPI dependency",
@@ -241,6 +243,8 @@ CASES = [
     ("lucia_direct", "tuned", "request.state.auth.get_session_user(), cookie", "lucia@tuned", "/me-direct", "lucia"),
     ("lucia_cached", "default", "CurrentUser, session cache on (PostgreSQL LISTEN/NOTIFY)", "lucia_cached@default",
      "/me", "lucia"),
+    ("lucia_cached_direct", "default", "get_session_user(), session cache on", "lucia_cached@default", "/me-direct",
+     "lucia"),
     ("lucia_redis", "default", "CurrentUser, sessions in Redis + users in PostgreSQL", "lucia_redis@default", "/me",
      "lucia_redis"),
     ("lucia_redis_cached", "default", "the same, session cache on (Redis pub/sub)", "lucia_redis_cached@default",
@@ -251,7 +255,7 @@ CASES = [
      "fastapi_users"),
     ("signed_cookie", "—", "Starlette SessionMiddleware (no database)", "signed_cookie", "/me", "signed_cookie"),
 ]  # fmt: skip
-NO_DATABASE = ("bare", "minimal_app", "signed_cookie")
+NO_DATABASE = ("bare", "minimal_app", "noop_dependency", "signed_cookie")
 LIMIT = "raw_asyncpg_dependency"
 
 
