@@ -538,7 +538,7 @@ class Auth(Generic[UserT]):
             await self.adapter.delete_user(user_id)
         else:
             await self.bump_credential_generation(user_id)
-        await self.security.revoke_capabilities(user_id)
+        await self.security.revoke_capabilities(user_id, event)
         await self.security.emit(event, user_id, details, account=before.attributes if before else None)
         if kept is None:
             if owned_current and slot is not None:

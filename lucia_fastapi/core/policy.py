@@ -165,7 +165,7 @@ class AccountSecurity:
         self.recent_auth_max_age = recent_auth_max_age
         self._recent_ms = to_ms(recent_auth_max_age)
         self.factor_sources: list[FactorSource] = []
-        self.revokers: list[Revoker] = []
+        self.revokers: list[tuple[Revoker, frozenset[str] | None]] = []
         self.listeners: list[Listener] = []
 
     def __repr__(self) -> str:
@@ -178,10 +178,14 @@ class AccountSecurity:
         if source not in self.factor_sources:
             self.factor_sources.append(source)
 
-    def add_revoker(self, revoker: Revoker) -> None:
-        """Call ``revoker(user_id)`` at every credential event."""
-        if revoker not in self.revokers:
-            self.revokers.append(revoker)
+    def add_revoker(self, revoker: Revoker, *, on: Iterable[CredentialEvent] | None = None) -> None:
+        """Call ``revoker(user_id)`` at every credential event, or only at the events named in ``on`` (API keys
+        die only when the owner takes the account back, not at every routine change)."""
+        events = frozenset(on) if on is not None else None
+        if events is not None and not events <= CREDENTIAL_EVENTS:
+            raise ValueError(f"unknown credential events {sorted(events - CREDENTIAL_EVENTS)}")
+        if all(known != revoker for known, _ in self.revokers):  # bound methods are equal, never identical
+            self.revokers.append((revoker, events))
 
     def add_listener(self, listener: Listener) -> None:
         """Hand every ``SecurityEvent`` to ``listener`` (its failures are logged, never raised)."""
@@ -250,10 +254,13 @@ class AccountSecurity:
 
     # Events ------------------------------------------------------------------------------------------------------
 
-    async def revoke_capabilities(self, user_id: str) -> None:
-        """Run every revoker for ``user_id``. All run even if one fails; the first failure is raised after."""
+    async def revoke_capabilities(self, user_id: str, event: str | None = None) -> None:
+        """Run every revoker of ``event`` (every revoker when ``None``) for ``user_id``. All run even if one
+        fails; the first failure is raised after."""
         failure: BaseException | None = None
-        for revoker in self.revokers:
+        for revoker, events in self.revokers:
+            if event is not None and events is not None and event not in events:
+                continue
             try:
                 await revoker(user_id)
             except Exception as error:

@@ -45,9 +45,10 @@ class TableSpec:
     references: Mapping[str, str] = field(default_factory=dict)
     indexes: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
-    def create(self, *columns: sa.Column[Any]) -> None:
+    def create(self, *columns: sa.Column[Any] | sa.UniqueConstraint) -> None:
         """Create the table with ``columns`` (new ``Column`` objects on every call: a column belongs to one
-        table), then its foreign keys, its primary key and its indexes."""
+        table; a revision may add its unique constraints among them), then its foreign keys, its primary key and its
+        indexes."""
         cascades = (
             sa.ForeignKeyConstraint(
                 [column], [f"{referred}.id"], name=f"fk_{self.name}_{column}_{referred}", ondelete="CASCADE"

@@ -54,6 +54,9 @@ class AuthRequest(Generic[UserT]):
     any: a route hands a token client its new ``session_id``."""
     _deletions: list[Cookie] | None = None
     response_started = False
+    principal: object | None = None
+    """Who a feature found this request to be by other credentials than a session (the API-keys feature's
+    ``Principal``), kept so that a second guard of the same request does not read or count the key again."""
 
     def __init__(self, auth: Auth[UserT], scope: Scope) -> None:
         self.auth = auth
@@ -134,6 +137,12 @@ class AuthRequest(Generic[UserT]):
         Only then may a route answer a session id in its body: a browser's cookie is ``HttpOnly``, and a page's
         script must never read it from a JSON answer. No query."""
         return self.session_id is not None and not self._from_cookie
+
+    @property
+    def bearer_token(self) -> str | None:
+        """The ``Authorization: Bearer`` credential exactly as sent, if the request carried one (a session id, or
+        an API key for ``lucia_fastapi.features.api_keys``, which the session checks never accept). No query."""
+        return self.session_id if self.from_bearer else None
 
     @property
     def current_digest(self) -> str | None:

@@ -128,3 +128,7 @@ oauth_token_table = define_oauth_tables(metadata)  # auth_oauth_token: provider 
 from lucia_fastapi.adapters.sqlalchemy.mfa import define_mfa_tables  # noqa: E402
 
 default_mfa_tables = define_mfa_tables(metadata)  # TOTP, recovery codes, passkeys, passkey challenges (0006)
+
+from lucia_fastapi.adapters.sqlalchemy.api_keys import define_api_key_tables  # noqa: E402
+
+api_key_table = define_api_key_tables(metadata)  # auth_api_key: API keys (migration 0009)
