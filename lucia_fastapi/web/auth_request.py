@@ -25,6 +25,7 @@ from lucia_fastapi.core.models import Key, Session, SessionUser
 from lucia_fastapi.core.policy import Factor
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+_MAX_BEARER_HEADER = 4096  # a longer Authorization header holds no credential of ours: not even looked at
 _UNREAD: Any = object()  # "not asked yet", as distinct from "asked, and the answer is None"
 
 
@@ -140,9 +141,13 @@ class AuthRequest(Generic[UserT]):
 
     @property
     def bearer_token(self) -> str | None:
-        """The ``Authorization: Bearer`` credential exactly as sent, if the request carried one (a session id, or
-        an API key for ``lucia_fastapi.features.api_keys``, which the session checks never accept). No query."""
-        return self.session_id if self.from_bearer else None
+        """The ``Authorization: Bearer`` credential as sent, whatever its shape (a session id, or an API key for
+        ``lucia_fastapi.features.api_keys``, which the session checks never accept), or ``None``. No query."""
+        value = header(self._scope, b"authorization")
+        if value is None or len(value) > _MAX_BEARER_HEADER:
+            return None
+        scheme, _, token = value.partition(" ")
+        return token.strip() or None if scheme.lower() == "bearer" else None
 
     @property
     def current_digest(self) -> str | None:

@@ -21,8 +21,10 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    case,
     delete,
     func,
+    literal,
     or_,
     select,
     update,
@@ -34,6 +36,7 @@ from lucia_fastapi.core.storage import UserRow
 from lucia_fastapi.features.api_keys.store import ApiKeyRow, KeyUse
 
 API_KEY_TABLE = "auth_api_key"
+_USES_PER_STATEMENT = 200  # keys per UPDATE: bounds the statement (two CASE arms and an IN entry per key)
 
 
 def define_api_key_tables(metadata: MetaData) -> Table:
@@ -126,22 +129,23 @@ class SQLAlchemyApiKeyStore:
         return await self._count(delete(self.table).where(self.table.c.user_id == user_id))
 
     async def record_uses(self, uses: Sequence[KeyUse]) -> None:
-        """One ``executemany`` UPDATE for the batch; a use never moves ``last_used_at`` back."""
-        if not uses:
-            return
+        """One UPDATE for up to ``_USES_PER_STATEMENT`` keys (``CASE id WHEN ... THEN ...``, in SQLite and
+        PostgreSQL alike); a use never moves ``last_used_at`` back."""
         t = self.table
-        statement = (
-            update(t)
-            .where(t.c.id == bindparam("key_id"))
-            .where(or_(t.c.last_used_at.is_(None), t.c.last_used_at < bindparam("at")))
-            .values(last_used_at=bindparam("at"), last_used_ip=bindparam("address"))
-        )
-        from lucia_fastapi.adapters.sqlalchemy.adapter import _database_errors
-
-        params = [{"key_id": use.key_id, "at": use.at, "address": use.address} for use in uses]
-        with _database_errors():
-            async with self._autocommit.connect() as conn:
-                await conn.execute(statement, params)
+        for first in range(0, len(uses), _USES_PER_STATEMENT):
+            batch = {use.key_id: use for use in uses[first : first + _USES_PER_STATEMENT]}
+            at = case({key_id: literal(use.at, BigInteger) for key_id, use in batch.items()}, value=t.c.id)
+            address = case({key_id: literal(use.address, String) for key_id, use in batch.items()}, value=t.c.id)
+            newer = or_(t.c.last_used_at.is_(None), t.c.last_used_at < at)
+            statement = (
+                update(t)
+                .where(t.c.id.in_(list(batch)))
+                .values(
+                    last_used_at=case((newer, at), else_=t.c.last_used_at),
+                    last_used_ip=case((newer, address), else_=t.c.last_used_ip),
+                )
+            )
+            await self._count(statement)
 
     async def delete_expired_keys(self, now: int) -> int:
         """Delete every key whose ``expires_at`` is at or before ``now``."""
