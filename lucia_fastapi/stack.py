@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from lucia_fastapi.adapters.cached import CachedAdapter
 from lucia_fastapi.adapters.sqlalchemy.adapter import SQLAlchemyAdapter, async_database_url
+from lucia_fastapi.adapters.sqlalchemy.api_keys import SQLAlchemyApiKeyStore, define_api_key_tables
 from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
 from lucia_fastapi.adapters.sqlalchemy.mfa import SQLAlchemyMFAStore, define_mfa_tables
 from lucia_fastapi.adapters.sqlalchemy.oauth import define_oauth_tables
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
     from starlette.routing import BaseRoute
 
+    from lucia_fastapi.features.api_keys import ApiKeys
     from lucia_fastapi.features.mfa import MFA
     from lucia_fastapi.features.oauth import OAuth, OAuthIdentity, OAuthProvider
     from lucia_fastapi.pages import Pages
@@ -117,6 +119,8 @@ class AuthStack:
     (default: a table in the same database; ``RedisRateLimitStore`` for Redis; either is shared by every worker).
     ``session_cache``: answer repeated session reads from each worker's memory, PostgreSQL telling every worker of
     every change (``adapters.cached.CachedAdapter``; PostgreSQL only; ``stack.session_cache`` when on).
+    ``api_keys``: API keys for scripts and other services (``features.api_keys.ApiKeys``, ``stack.api_keys``):
+    ``True`` for keys with any scopes, or the scopes keys may have (``["reports:read", ...]``); off by default.
     Every other keyword goes to ``Auth``.
     """
 
@@ -133,6 +137,7 @@ class AuthStack:
         env: Literal["DEV", "PROD"] | None = None,
         rate_limit_store: RateLimitStore | None = None,
         session_cache: bool = False,
+        api_keys: bool | Iterable[str] = False,
         **auth_options: Any,
     ) -> None:
         parts = urlsplit(base_url)
@@ -178,6 +183,15 @@ class AuthStack:
         )
         self.email = EmailFlows(self.auth, tokens=tokens, sender=self.sender, base_url=self.base_url, app_name=app_name)
         self.mfa: MFA | None = self._mfa(secret_keys, app_name, parts.hostname) if mfa else None
+        self.api_keys: ApiKeys[Any] | None = None
+        if api_keys is not False:
+            from lucia_fastapi.features.api_keys import ApiKeys
+
+            if isinstance(api_keys, str):
+                raise ValueError("api_keys is True or a list of scopes, not one string")
+            store = SQLAlchemyApiKeyStore(self.engine, define_api_key_tables(self.metadata))
+            scopes = None if api_keys is True else list(api_keys)
+            self.api_keys = ApiKeys(self.auth, store, scopes=scopes)
         self.oauth: OAuth | None = None
         define_oauth_tables(self.metadata)  # provider tokens, when a provider keeps them
         if oauth_providers:
@@ -212,7 +226,10 @@ class AuthStack:
         return {self.email.email_attribute: address, self.email.verified_attribute: self.auth.clock()}
 
     def __repr__(self) -> str:
-        return f"AuthStack(base_url={self.base_url!r}, mfa={self.mfa is not None}, oauth={self.oauth is not None})"
+        return (
+            f"AuthStack(base_url={self.base_url!r}, mfa={self.mfa is not None}, oauth={self.oauth is not None},"
+            f" api_keys={self.api_keys is not None})"
+        )
 
     def _mfa(self, secret_keys: Sequence[str | bytes], app_name: str, host: str) -> MFA:
         from lucia_fastapi.features.mfa import MFA, EmailMFANotifier, RelyingParty
@@ -248,6 +265,7 @@ class AuthStack:
             email=self.email,
             mfa=self.mfa,
             oauth=self.oauth,
+            api_keys=self.api_keys,
             prefix=prefix,
             pages=self._pages(pages),
         )
@@ -259,6 +277,7 @@ class AuthStack:
             email=self.email,
             mfa=self.mfa,
             oauth=self.oauth,
+            api_keys=self.api_keys,
             prefix=prefix,
             pages=self._pages(pages),
         )
@@ -285,6 +304,8 @@ class AuthStack:
     async def close(self) -> None:
         """Deliver queued mail, then close the database connections."""
         await self.email.drain()
+        if self.api_keys is not None:
+            await self.api_keys.aclose()  # the last uses noted, written
         if isinstance(self.sender, SMTPEmailSender):
             await self.sender.aclose()
         if self.session_cache is not None:

@@ -92,7 +92,9 @@ def library_tables() -> tuple[dict[tuple[str, str], Action], dict[str, Action | 
     as ``stack.router`` builds them from the example's ``AuthStack``."""
     from examples.app.main import pages, stack  # only to read the routes; the server under test is its own process
 
-    actions = auth_actions(stack.auth, email=stack.email, mfa=stack.mfa, oauth=stack.oauth, prefix=API_PREFIX)
+    actions = auth_actions(
+        stack.auth, email=stack.email, mfa=stack.mfa, oauth=stack.oauth, api_keys=stack.api_keys, prefix=API_PREFIX
+    )
     by_name = {action.name: action for action in actions}
     json_endpoints: dict[tuple[str, str], Action] = {(a.method, API_PREFIX + a.path): a for a in actions}
     page_forms = {

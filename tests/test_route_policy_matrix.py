@@ -50,6 +50,7 @@ from sqlalchemy import MetaData, event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from lucia_fastapi import Auth, AuthMiddleware, KeySpec, PasswordHasher, SQLAlchemyAdapter, handle_logout_requests
+from lucia_fastapi.adapters.sqlalchemy.api_keys import SQLAlchemyApiKeyStore, define_api_key_tables
 from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
 from lucia_fastapi.adapters.sqlalchemy.mfa import SQLAlchemyMFAStore, define_mfa_tables
 from lucia_fastapi.adapters.sqlalchemy.oauth import define_oauth_tables
@@ -60,6 +61,7 @@ from lucia_fastapi.core.clock import system_clock
 from lucia_fastapi.core.models import Session
 from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.core.ratelimit import RateLimiter, SignInThrottle
+from lucia_fastapi.features.api_keys import ApiKeys
 from lucia_fastapi.features.email import OutboxEmailSender
 from lucia_fastapi.features.email.flows import EmailFlows
 from lucia_fastapi.features.email.router import email_router
@@ -172,6 +174,7 @@ class Schema:
         self.tokens = define_token_tables(self.metadata)
         self.mfa = define_mfa_tables(self.metadata)
         self.rate_limits = define_rate_limit_tables(self.metadata)
+        self.api_keys = define_api_key_tables(self.metadata)
         define_oauth_tables(self.metadata)  # provider tokens: the example's AuthStack defines the table too
 
 
@@ -235,6 +238,7 @@ class Account:
     recovery_codes: list[str] = field(default_factory=list)
     passkey_id: str = ""
     github_subject: str = ""
+    api_key_id: str = ""
     tokens: dict[str, str] = field(default_factory=dict)
 
 
@@ -250,6 +254,7 @@ class Accounts:
         self.mfa = MFA(
             self.auth, SQLAlchemyMFAStore(engine, schema.mfa), totp_keys=[totp_key], relying_party=RELYING_PARTY
         )
+        self.api_keys: ApiKeys[Any] = ApiKeys(self.auth, SQLAlchemyApiKeyStore(engine, schema.api_keys))
         self.flows = EmailFlows(  # for its token purposes: the same as the apps'
             self.auth,
             tokens=SingleUseTokens(SQLAlchemyTokenStore(engine, schema.tokens), clock=self.clock),
@@ -283,6 +288,7 @@ class Accounts:
             session, ceremony.token, device.create(ceremony.options_json), "Laptop"
         )
         account.passkey_id = passkey.credential_id
+        account.api_key_id = (await self.api_keys.create(session, name="A's script")).key.id
         account.github_subject = str(10**8 + secrets.randbelow(10**8))
         await self.auth.create_key(account.user_id, KeySpec("github", account.github_subject))
         return account
@@ -369,6 +375,7 @@ def example_bodies(ctx: Context) -> tuple[dict[tuple[str, str], dict[str, Any]],
         ("POST", "/account/password"): {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
         ("POST", "/account/delete"): {"password": PASSWORD},
         ("POST", "/account/email"): {"email": fresh_address("moved"), "password": PASSWORD},
+        ("POST", "/account/api-keys"): {"name": "CI", "scopes": "profile:read"},
         ("POST", "/account/connections/unlink"): {"provider": "github", "subject": a.github_subject},
         ("POST", "/account/connections/github/connect"): {"next": "/account"},
         ("POST", "/account/two-step/totp"): {"code": ctx.totp},
@@ -418,6 +425,7 @@ def request_of(case: RouteCase, ctx: Context, app: str, *, page: bool) -> dict[s
     # A's identifiers in the path: another device's session (by its digest), A's passkey.
     path = case.path.replace("{digest}", ctx.bystander.digest).replace("{session_id}", ctx.bystander.digest)
     path = path.replace("{credential_id}", ctx.a.passkey_id).replace("{name}", "lucia.css")
+    path = path.replace("{key_id}", ctx.a.api_key_id)
     token_names = TOKENS_OF_ROUTE.get(case.path, ())
     if case.method == "GET" and token_names:
         path += f"?token={quote(ctx.link(token_names[0]))}"
@@ -503,13 +511,14 @@ class Target:
     cases: list[RouteCase]
 
     def is_page(self, case: RouteCase) -> bool:
-        """Whether a browser asks for this route: the example's pages and its own routes, not its JSON API."""
-        return self.name == "example" and not case.path.startswith("/auth/")
+        """Whether a browser asks for this route: the example's pages and its own routes, not its JSON API (the
+        library's under ``/auth``, the example's own under ``/api``)."""
+        return self.name == "example" and not case.path.startswith(("/auth/", "/api/"))
 
     def token_client(self, case: RouteCase) -> bool:
         """Whether a token client (no ``Origin``, no cookie: ``Authorization: Bearer``) sends this route: the
         example's JSON API (the routers' apps are sent by a browser, cookie and ``Origin``)."""
-        return self.name == "example" and case.path.startswith("/auth/")
+        return self.name == "example" and case.path.startswith(("/auth/", "/api/"))
 
 
 async def run_case(target: Target, case: RouteCase, kind: str) -> list[str]:
@@ -591,6 +600,7 @@ EXAMPLE_OWN = {
     ("/dev/outbox", "GET"): Assurance.ANONYMOUS,
     ("/healthz", "GET"): Assurance.ANONYMOUS,
     ("/lucia-static/{name}", "GET"): Assurance.ANONYMOUS,
+    ("/api/profile", "GET"): Assurance.SIGNED_IN,  # or an API key with its scope: tests/test_api_keys_routes.py
 }
 
 
@@ -801,10 +811,11 @@ class Features:
     mfa: MFA
     oauth: OAuth
     outbox: OutboxEmailSender
+    api_keys: ApiKeys[Any]
 
     def router_options(self) -> dict[str, Any]:
         """``auth_router(features.auth, **features.router_options())``: every feature turned on."""
-        return {"email": self.email, "mfa": self.mfa, "oauth": self.oauth}
+        return {"email": self.email, "mfa": self.mfa, "oauth": self.oauth, "api_keys": self.api_keys}
 
 
 def every_feature(
@@ -853,7 +864,8 @@ def every_feature(
         rate_limiter=limiter,
         http_client=no_network,
     )
-    return Features(auth, email, mfa, oauth, outbox)
+    api_keys: ApiKeys[Any] = ApiKeys(auth, SQLAlchemyApiKeyStore(engine, schema.api_keys), rate_limiter=limiter)
+    return Features(auth, email, mfa, oauth, outbox, api_keys)
 
 
 @dataclass
@@ -912,6 +924,7 @@ def routers_bodies(ctx: Context) -> tuple[dict[tuple[str, str], dict[str, Any]],
         ("POST", "/auth/mfa/passkeys"): {"credential": {"id": a.passkey_id}, "name": "Another"},
         ("POST", "/auth/mfa/passkeys/{credential_id}/rename"): {"name": "Renamed"},
         ("POST", "/auth/oauth/unlink"): {"provider": "github", "subject": a.github_subject},
+        ("POST", "/auth/api-keys"): {"name": "CI"},
     }
     return {}, bodies
 

@@ -351,7 +351,11 @@ class World:
 
     def path_of(self, action: Action, values: dict[str, bytes] | None = None) -> bytes:
         """The action's path with A's identifiers in its parameters (``values``: percent-encoded replacements)."""
-        plausible = {"session_id": self.bystander_digest, "credential_id": self.a.passkey_id}
+        plausible = {
+            "session_id": self.bystander_digest,
+            "credential_id": self.a.passkey_id,
+            "key_id": self.a.api_key_id,
+        }
         path = (PREFIX + action.path).encode()
         for name in re.findall(r"{(\w+)}", action.path):
             value = (values or {}).get(name) or quote(plausible.get(name, "plausible"), safe="").encode()

@@ -2,9 +2,10 @@
 
 Every auth page and endpoint comes from the library, mounted in one line (``stack.router(pages=...)``): sign-up,
 sign-in with its second step, passkeys, sessions, password, email verification, reset and change, two-step
-sign-in, connected accounts, deletion, as HTML pages and as JSON under ``/auth``. What is left here is the app's
-own: its settings (``config.py``), its look (``templates/lucia/base.html`` replaces the library's layout, one
-template; ``static/app.css``), a profile page, a development outbox, and security headers (``security.py``).
+sign-in, connected accounts, API keys, deletion, as HTML pages and as JSON under ``/auth``. What is left here is
+the app's own: its settings (``config.py``), its look (``templates/lucia/base.html`` replaces the library's layout,
+one template; ``static/app.css``), a profile page and the API a key can read (``/api/profile``), a development
+outbox, and security headers (``security.py``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException
@@ -25,6 +27,7 @@ from examples.app import config
 from examples.app.security import BodyLimit, SecurityHeaders
 from lucia_fastapi import AuthMiddleware
 from lucia_fastapi.core.policy import Assurance
+from lucia_fastapi.features.api_keys import Principal
 from lucia_fastapi.features.email import OutboxEmailSender
 from lucia_fastapi.pages import Pages
 from lucia_fastapi.stack import AuthStack
@@ -42,7 +45,9 @@ stack = AuthStack(
     env=config.ENV,
     rate_limit_store=config.rate_limit_store(),
     recent_auth_max_age=config.REAUTH_AFTER,  # one window for every sensitive action
+    api_keys=["profile:read"],  # the scopes a key may have: /account/api-keys makes them
 )
+assert stack.api_keys is not None
 pages = Pages(templates=HERE / "templates", home="/profile", app_name="lucia_fastapi example")
 pages.environment.globals["dev_outbox"] = config.DEV  # the footer's link to /dev/outbox
 
@@ -83,6 +88,19 @@ async def home() -> Response:
 @declare(Assurance.SIGNED_IN)
 async def profile(request: Request) -> Response:
     return await pages.page(request, "profile.html", title="Profile")
+
+
+@app.get("/api/profile")
+async def api_profile(
+    principal: Annotated[Principal[Any], Depends(stack.api_keys.require_scopes("profile:read"))],
+) -> dict[str, Any]:
+    """The signed-in user's profile, for a script with an API key (``Authorization: Bearer lfa_...``) that has the
+    ``profile:read`` scope, or for the browser's own session."""
+    return {
+        "user_id": principal.user.user_id,
+        "email": principal.user.attributes.get("email"),
+        "via": "api_key" if principal.key is not None else "session",
+    }
 
 
 if config.DEV:

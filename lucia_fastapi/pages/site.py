@@ -57,6 +57,7 @@ NOTICES: Mapping[str, str] = {  # a redirect asks for one with ?notice=; a fixed
     "passkey-removed": "The passkey was removed.",
     "passkey-added": "The passkey was added.",
     "account-disconnected": "The account was disconnected.",
+    "api-key-revoked": "The API key was revoked: it no longer works.",
 }
 
 

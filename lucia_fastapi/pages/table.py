@@ -30,6 +30,7 @@ LINKS: Final[Mapping[str, str]] = {
     "change_email": "/account/email",
     "two_step": "/account/two-step",
     "totp": "/account/two-step/totp",
+    "api_keys": "/account/api-keys",
     "forgot_password": "/forgot-password",
     "reset_password": "/reset-password",
     "verify_email": "/verify-email",
@@ -151,6 +152,21 @@ def default_pages(home: str) -> list[Page]:
             needs=Assurance.SIGNED_IN,
         ),
         Page(f"{account}/connections/unlink", "oauth:unlink", then=_with_notice(account, "account-disconnected")),
+        # API keys
+        Page(
+            links["api_keys"],
+            "api_keys:create",
+            "lucia/api_keys.html",
+            "API keys",
+            ("api_keys:list",),
+            done="lucia/api_key_created.html",
+            needs=Assurance.SIGNED_IN,
+        ),
+        Page(
+            f"{links['api_keys']}/{{key_id}}/revoke",
+            "api_keys:revoke",
+            then=_with_notice(links["api_keys"], "api-key-revoked"),
+        ),
         # Email: verification, reset, change (the pages mailed links open)
         Page(
             links["verify_email"],

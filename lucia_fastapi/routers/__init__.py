@@ -25,6 +25,7 @@ from lucia_fastapi.web.actions import Action, InputError, json_endpoint
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from lucia_fastapi.features.api_keys import ApiKeys
     from lucia_fastapi.features.email.flows import EmailFlows
     from lucia_fastapi.features.mfa import MFA
     from lucia_fastapi.features.oauth import OAuth
@@ -39,6 +40,7 @@ def auth_actions(
     email: EmailFlows | None = None,
     mfa: MFA | None = None,
     oauth: OAuth | None = None,
+    api_keys: ApiKeys[Any] | None = None,
     password_rules: PasswordRules | None = None,
     prefix: str = "/auth",
 ) -> list[Action]:
@@ -63,6 +65,10 @@ def auth_actions(
         from lucia_fastapi.features.oauth.endpoints import oauth_actions
 
         actions += oauth_actions(oauth, prefix=prefix)
+    if api_keys is not None:
+        from lucia_fastapi.features.api_keys.endpoints import api_key_actions
+
+        actions += api_key_actions(api_keys)
     _check_unique(actions)
     return actions
 
@@ -82,6 +88,7 @@ def auth_routes(
     email: EmailFlows | None = None,
     mfa: MFA | None = None,
     oauth: OAuth | None = None,
+    api_keys: ApiKeys[Any] | None = None,
     prefix: str = "/auth",
     password_rules: PasswordRules | None = None,
     pages: bool | Pages = False,
@@ -95,12 +102,15 @@ def auth_routes(
     - ``mfa``: second factors (``MFA``): the second step of sign-in, passkey sign-in, TOTP, recovery codes, passkeys.
     - ``oauth``: providers (``OAuth``): start, callback (at each provider's redirect URI, which must be under
       ``prefix``: ``ValueError`` at build time otherwise), link, unlink, the lists.
+    - ``api_keys``: API keys (``ApiKeys``): list, create (the secret shown once), revoke one or all.
     - ``prefix``: where the JSON endpoints go (``"/auth"``).
     - ``password_rules``: ``PasswordRules(min_length, max_length)`` for sign-up, password change and reset.
     - ``pages``: ``True`` or a configured ``Pages(templates=..., home=..., app_name=...)`` mounts the HTML pages
       too, at the paths of ``lucia_fastapi.pages.LINKS`` (``/sign-in``, ``/account``, ...), outside ``prefix``.
     """
-    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, password_rules=password_rules, prefix=prefix)
+    actions = auth_actions(
+        auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, password_rules=password_rules, prefix=prefix
+    )
     routes: list[BaseRoute] = [
         Route(action.path, json_endpoint(action), methods=[action.method], name=action.name) for action in actions
     ]
@@ -127,6 +137,7 @@ def auth_router(
     email: EmailFlows | None = None,
     mfa: MFA | None = None,
     oauth: OAuth | None = None,
+    api_keys: ApiKeys[Any] | None = None,
     prefix: str = "/auth",
     password_rules: PasswordRules | None = None,
     tags: Sequence[str] = ("auth",),
@@ -140,8 +151,12 @@ def auth_router(
     from lucia_fastapi.routers.openapi import openapi_extra, responses, statuses_of
     from lucia_fastapi.web.dependencies import bearer_scheme, session_cookie_scheme
 
-    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, password_rules=password_rules, prefix=prefix)
-    status_of = statuses_of(_error_classes(email=email is not None, oauth=oauth is not None))
+    actions = auth_actions(
+        auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, password_rules=password_rules, prefix=prefix
+    )
+    status_of = statuses_of(
+        _error_classes(email=email is not None, oauth=oauth is not None, api_keys=api_keys is not None)
+    )
     # No router prefix: the pages live outside it, each JSON path carries the prefix itself.
     router = APIRouter(tags=list(tags))
     for action in actions:
@@ -164,7 +179,7 @@ def auth_router(
     return router
 
 
-def _error_classes(*, email: bool, oauth: bool) -> list[type[LuciaError]]:
+def _error_classes(*, email: bool, oauth: bool, api_keys: bool) -> list[type[LuciaError]]:
     classes: list[type[LuciaError]] = [InputError]
     if email:
         from lucia_fastapi.features.email.flows import EmailFlowError
@@ -175,4 +190,8 @@ def _error_classes(*, email: bool, oauth: bool) -> list[type[LuciaError]]:
         from lucia_fastapi.features.oauth.errors import OAuthError
 
         classes.append(OAuthError)
+    if api_keys:
+        from lucia_fastapi.features.api_keys import ApiKeyError
+
+        classes.append(ApiKeyError)
     return classes

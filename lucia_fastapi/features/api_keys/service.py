@@ -59,6 +59,7 @@ REVOKED_ON: frozenset[CredentialEvent] = frozenset(
 
 _SCOPE = re.compile(r"[a-z0-9][a-z0-9:._-]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_KEY_ID = re.compile(r"[0-9a-f]{16}")  # secrets.token_hex(8): anything else names no key, and is never sent on
 MAX_NAME_LENGTH = 100
 DEFAULT_KEY_RATE_LIMIT = RateLimit(1000, timedelta(minutes=1))
 """Requests per key, per process unless ``ApiKeys(rate_limiter=)`` counts in a shared store."""
@@ -215,7 +216,7 @@ class ApiKeys(Generic[UserT]):
     async def revoke(self, user_id: str, key_id: str) -> bool:
         """Delete the user's key ``key_id`` (``False``: the user has no such key; another user's key is left
         alone). Takes effect on the next request that presents it, in every process: nothing is cached."""
-        if not await self.store.delete_key(user_id, key_id[:64]):
+        if not _KEY_ID.fullmatch(key_id) or not await self.store.delete_key(user_id, key_id):
             return False
         self._uses.pop(key_id, None)
         await self.auth.security.emit("api_key_revoked", user_id, {"key_id": key_id})
