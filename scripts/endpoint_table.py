@@ -28,8 +28,11 @@ if str(ROOT) not in sys.path:
 def table() -> str:
     """The markdown table of every action, in mounting order."""
     from cryptography.fernet import Fernet
+    from sqlalchemy.ext.asyncio import create_async_engine
 
     from lucia_fastapi import Auth, MemoryAdapter
+    from lucia_fastapi.adapters.sqlalchemy.api_keys import SQLAlchemyApiKeyStore
+    from lucia_fastapi.features.api_keys import ApiKeys
     from lucia_fastapi.features.email import OutboxEmailSender
     from lucia_fastapi.features.email.flows import EmailFlows
     from lucia_fastapi.features.mfa import MFA, MemoryMFAStore, RelyingParty
@@ -56,6 +59,8 @@ def table() -> str:
         redirect_uri=f"http://localhost{PREFIX}/oauth/github/callback",
     )
     oauth = OAuth(auth, providers=[provider], secret_keys=[Fernet.generate_key().decode()])
+    # The SQL store of the keys: its engine connects only when used, which listing the actions never does.
+    api_keys = ApiKeys(auth, SQLAlchemyApiKeyStore(create_async_engine("sqlite+aiosqlite://")))
     rows = [
         "| method | path | needs | body | success | errors (besides the policy's and the body's) |",
         "|---|---|---|---|---|---|",
@@ -71,7 +76,7 @@ def table() -> str:
         "BODY_TOO_LARGE",
         "UNSUPPORTED_MEDIA_TYPE",
     }
-    for action in auth_actions(auth, email=email, mfa=mfa, oauth=oauth, prefix=PREFIX):
+    for action in auth_actions(auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, prefix=PREFIX):
         body = ", ".join(f"`{spec.name}`" + ("" if spec.required else "?") for spec in action.fields) or "—"
         if action.fields and not action.unsafe:
             body = "query: " + body
