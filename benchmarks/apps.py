@@ -10,6 +10,8 @@
   nothing, the ceiling of any check made through one (``CurrentUser`` is one);
 - ``lucia``: FastAPI + ``AuthMiddleware``; ``/hello`` never asks about auth (the anonymous case), ``/me`` reads the
   session and user through the ``CurrentUser`` dependency, ``/me-direct`` through ``request.state.auth``,
+  ``/me-key`` an API key's principal through ``api_keys.require_scopes("read")`` (its default per-key rate limit
+  raised out of the way: a refused request would be cheaper),
   ``/signin`` hashes a password (for the sign-in load scenario);
 - ``fastapi_users``: fastapi-users with its database strategy (the token and the user read through SQLAlchemy
   ORM sessions), same PostgreSQL;
@@ -102,6 +104,14 @@ def lucia_app(*, middleware: bool = True, redis: bool = False, cached: bool = Fa
             adapter = CachedAdapter(adapter, PostgresInvalidations(DATABASE_URL))
     # No sign-in rate limits: the sign-in scenario signs one account in over and over, to load the hashing.
     auth = Auth(adapter, sign_in_throttle=None)
+    from datetime import timedelta
+
+    from lucia_fastapi.adapters.sqlalchemy.api_keys import SQLAlchemyApiKeyStore
+    from lucia_fastapi.core.ratelimit import RateLimit
+    from lucia_fastapi.features.api_keys import ApiKeys, Principal
+
+    api_keys = ApiKeys(auth, SQLAlchemyApiKeyStore(engine), rate_limit=RateLimit(10**9, timedelta(minutes=1)))
+    can_read = api_keys.require_scopes("read")
     raw: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -139,6 +149,10 @@ def lucia_app(*, middleware: bool = True, redis: bool = False, cached: bool = Fa
     @app.get("/me")
     async def me(user: CurrentUser) -> dict[str, str]:
         return {"user_id": user.user_id}
+
+    @app.get("/me-key")
+    async def me_key(principal: Principal[Any] = Depends(can_read)) -> dict[str, str]:
+        return {"user_id": principal.user.user_id}
 
     @app.get("/me-direct")
     async def me_direct(request: Request) -> dict[str, str]:

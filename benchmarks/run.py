@@ -173,9 +173,15 @@ async def seed(database_url: str, redis_url: str = "") -> dict[str, str]:
     auth = Auth(SQLAlchemyAdapter(engine))
     user = await auth.create_user(key=KeySpec("email", EMAIL, PASSWORD))
     session = await auth.create_session(user.user_id)
+    from lucia_fastapi.adapters.sqlalchemy.api_keys import SQLAlchemyApiKeyStore
+    from lucia_fastapi.features.api_keys import ApiKeys
+
+    maker = await auth.create_session(user.user_id, factors=["password"])  # a key is made by a RECENT session
+    api_key = await ApiKeys(auth, SQLAlchemyApiKeyStore(engine)).create(maker, name="benchmark", scopes=["read"])
     cookies = {
         "lucia": f"auth_session={session.session_id}",
         "fastapi_users": "fastapiusersauth=benchmark-token",
+        "api_key": f"Bearer {api_key.secret}",  # sent as Authorization, not as a cookie (credential_header)
     }
     if redis_url:
         from redis.asyncio import Redis
@@ -188,6 +194,13 @@ async def seed(database_url: str, redis_url: str = "") -> dict[str, str]:
         await client.aclose()
     await engine.dispose()
     return cookies
+
+
+def credential_header(credential: str) -> dict[str, str]:
+    """The header that carries a seeded credential: ``Authorization`` for an API key, else ``Cookie``."""
+    if credential.startswith("Bearer "):
+        return {"Authorization": credential}
+    return {"Cookie": credential}
 
 
 STATEMENTS_SEEN: dict[str, dict[str, int]] = {}  # per case, the statements of its reported (median) measurement
@@ -239,6 +252,8 @@ CASES = [
     ("lucia_fastapi", "default", "CurrentUser dependency, cookie", "lucia@default", "/me", "lucia"),
     ("lucia_direct", "default", "request.state.auth.get_session_user(), cookie", "lucia@default", "/me-direct",
      "lucia"),
+    ("lucia_api_key", "default", "an API key's principal (require_scopes), bearer", "lucia@default", "/me-key",
+     "api_key"),
     ("lucia_fastapi", "tuned", "CurrentUser dependency, cookie", "lucia@tuned", "/me", "lucia"),
     ("lucia_direct", "tuned", "request.state.auth.get_session_user(), cookie", "lucia@tuned", "/me-direct", "lucia"),
     ("lucia_cached", "default", "CurrentUser, session cache on (PostgreSQL LISTEN/NOTIFY)", "lucia_cached@default",
@@ -268,7 +283,7 @@ def throughput(
     for round_number in range(args.rounds):  # rounds interleave the apps, so drift hits them all alike
         for name, engine, _, worker, path, cookie in cases:
             print(f"  round {round_number + 1}/{args.rounds}: {name} ({engine})", flush=True)
-            headers = {"Cookie": cookies[cookie]} if cookie else {}
+            headers = credential_header(cookies[cookie]) if cookie else {}
             samples[name, engine].append(
                 measure(
                     server,
@@ -700,7 +715,7 @@ def main() -> None:
         for name, _, _, worker, path, cookie in CASES:  # every worker answers before we measure
             if worker not in workers:
                 continue
-            response = httpx.get(workers[worker].endpoint(path), headers={"Cookie": cookies.get(cookie, "")})
+            response = httpx.get(workers[worker].endpoint(path), headers=credential_header(cookies.get(cookie, "")))
             if response.status_code != 200:
                 raise RuntimeError(f"{name} answered {response.status_code} on {worker}{path}: {response.text}")
 

@@ -302,3 +302,10 @@ async def test_deleting_the_account_deletes_its_keys(world: World) -> None:
     await world.auth.credential_event(alice, "account_deleted")
     assert (await get(world, "/whoami", bearer(secret))).status_code == 401
     assert await world.api_keys.store.get_user_keys(alice) == []
+
+
+async def test_keys_and_sessions_share_the_engines_kept_connections(engine: AsyncEngine) -> None:
+    """One set of kept connections per engine, within the pool's size: the key read does not take a second set."""
+    adapter = SQLAlchemyAdapter(engine)
+    store = SQLAlchemyApiKeyStore(engine)
+    assert adapter._driver_read is not None and adapter._driver_read is store._driver_read

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    any_,
     bindparam,
     case,
     delete,
@@ -31,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lucia_fastapi.adapters.sqlalchemy.driver_read import DriverRead
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.storage import UserRow
 from lucia_fastapi.features.api_keys.store import ApiKeyRow, KeyUse
@@ -82,6 +85,19 @@ class SQLAlchemyApiKeyStore:
         )
         self._user_places = _ColumnPlaces(user, USER_CORE_COLUMNS, offset=len(table.columns))
         self._key_width = len(table.columns)
+        # The per-request read runs as the session read does: on the engine's kept driver connections (shared with
+        # the session adapter), batched under load; see driver_read.py.
+        self._driver_read = DriverRead.for_engine(engine)
+        self._read = None
+        if self._driver_read is not None:
+            digests = bindparam("digests", type_=ARRAY(Text))
+            self._read = self._driver_read.prepare(
+                self._key_and_user,
+                select(table, user)
+                .join_from(table, user, table.c.user_id == user.c.id)
+                .where(table.c.digest == any_(digests)),
+                key_at=list(table.columns).index(table.c.digest),
+            )
         if engine.dialect.name == "sqlite":
             from sqlalchemy import event
 
@@ -100,13 +116,18 @@ class SQLAlchemyApiKeyStore:
 
     async def get_key_and_user(self, digest: str) -> tuple[ApiKeyRow, UserRow] | None:
         """The key and its user, in one statement."""
-        rows = await self._fetch(self._key_and_user, {"digest": digest})
-        if not rows:
+        from lucia_fastapi.adapters.sqlalchemy.adapter import read_by
+
+        row = await read_by(self._driver_read, self._read, digest, lambda: self._first(digest))
+        if row is None:
             return None
-        row = rows[0]
         user_id, generation = self._user_places.core(row)
         user = UserRow(user_id, self._user_places.attributes(row), generation)
         return _key_row(dict(zip(self.table.columns.keys(), row[: self._key_width], strict=True))), user
+
+    async def _first(self, digest: str) -> Any:
+        rows = await self._fetch(self._key_and_user, {"digest": digest})
+        return rows[0] if rows else None
 
     async def get_user_keys(self, user_id: str) -> list[ApiKeyRow]:
         """The user's keys, newest first."""

@@ -40,6 +40,7 @@ from sqlalchemy.util import greenlet_spawn
 
 logger = logging.getLogger("lucia_fastapi")
 
+_SHARED_ATTRIBUTE = "_lucia_driver_read"
 MAX_KEPT = 5  # connections kept for the session read; more only make the batches smaller (see above)
 
 _WARNED: set[str] = set()
@@ -82,11 +83,18 @@ class DriverRead:
 
     @classmethod
     def for_engine(cls, engine: AsyncEngine) -> DriverRead | None:
-        """A ``DriverRead`` for ``engine``, or ``None`` when its driver is not one we know."""
+        """The ``DriverRead`` of ``engine`` (one per engine, shared by every store that reads through it: the
+        session adapter and the API keys keep one set of connections within the pool's size, not one set each),
+        or ``None`` when its driver is not one we know."""
         driver = engine.dialect.driver
         if driver not in ("asyncpg", "aiosqlite"):
             return None
-        return cls(engine, driver)
+        # Kept on the engine itself: it lives exactly as long as the engine, with no registry to leak from.
+        shared: DriverRead | None = getattr(engine.sync_engine, _SHARED_ATTRIBUTE, None)
+        if shared is None:
+            shared = cls(engine, driver)
+            setattr(engine.sync_engine, _SHARED_ATTRIBUTE, shared)
+        return shared
 
     def prepare(self, one: Any, many: Any, key_at: int) -> Read:
         """``one``: a SELECT with one bound parameter; ``many``: the same with an array parameter in its place
