@@ -168,13 +168,13 @@ async def test_concurrent_reads_go_together_and_each_gets_its_own_answer(
     revoked = sessions[7]
     await auth.invalidate_session(revoked.session_id)
     calls = []
-    script = adapter._read
+    script = adapter._read.script
 
     async def counted(**arguments: Any) -> Any:
         calls.append(len(arguments["keys"]))
         return await script(**arguments)
 
-    adapter._read = counted  # type: ignore[method-assign]
+    adapter._read.script = counted  # type: ignore[assignment]
     answers = await asyncio.gather(
         *(auth.validate_session_user(session.session_id) for session in sessions), return_exceptions=True
     )
@@ -197,6 +197,6 @@ async def test_a_read_never_waits_on_an_event_loop_that_is_gone(
     session = await auth.create_session((await auth.create_user()).user_id)
     gone = asyncio.new_event_loop()
     gone.close()
-    adapter._reading, adapter._reading_loop = True, gone  # as a loop that died mid-read leaves it
+    adapter._read._reading, adapter._read._reading_loop = True, gone  # as a loop that died mid-read leaves it
     found = await asyncio.wait_for(auth.validate_session_user(session.session_id), 5)
     assert found.session.user_id == session.user_id

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -58,6 +58,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: E402
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
 
 _FIELDS = ("u", "a", "i", "c", "g", "p", "t", "x", "f")
 
@@ -169,13 +170,7 @@ class RedisSessionAdapter:
         self._renew = redis.register_script(_RENEW)
         self._delete = redis.register_script(_DELETE)
         self._delete_users = redis.register_script(_DELETE_USERS)
-        self._read = redis.register_script(_READ)
-        # Reads that arrive while one is on its way wait for it, then go together in one script call (the
-        # worker's CPU per Redis command is what bounds it under load: see docs/how-to/multiple-hosts.md).
-        self._reading = False
-        self._reading_loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: dict[str, list[asyncio.Future[list[Any]]]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._read = ReadsTogether(redis.register_script(_READ), self._session_key, args=[prefix])
         self._store_user = redis.register_script(_STORE_USER)
         self._forget_user = redis.register_script(_FORGET_USER)
 
@@ -265,18 +260,25 @@ class RedisSessionAdapter:
             version = None
             snapshot: UserRow | None = None
         else:
-            values, stored, version = await self._read_together(digest)
+            values, stored, version = await self._read.read(digest)
             session = _session_row(digest, values)
             snapshot = _user_from_snapshot(session.user_id, stored) if session is not None else None
         if session is None:
             return None
         if snapshot is not None:
             return session, snapshot
-        user = await self.users.get_user(session.user_id)
+        user = await self.user_from_sql(session.user_id, version)
         if user is None:  # the user was deleted as this session was made: the session goes too
             await self.delete_session(digest)
             return None
-        if self._snapshot_ms is not None:
+        return session, user
+
+    async def user_from_sql(self, user_id: str, version: bytes | str | None) -> UserRow | None:
+        """The user read from SQL, its snapshot stored again for the next reads unless the user changed since
+        ``version`` (the snapshot version read with the snapshot that was missing). For every Redis store whose
+        per-request read comes with the user's snapshot (sessions, API keys)."""
+        user = await self.users.get_user(user_id)
+        if user is not None and self._snapshot_ms is not None:
             encoded = _snapshot_of(user)
             if encoded is not None:
                 async with _redis_errors():
@@ -284,7 +286,7 @@ class RedisSessionAdapter:
                         keys=self._snapshot_keys(user.id),
                         args=[encoded, _text(version) if version is not None else "", self._snapshot_ms],
                     )
-        return session, user
+        return user
 
     async def set_session(self, session: SessionRow) -> None:
         if await self.users.get_user(session.user_id) is None:
@@ -339,19 +341,49 @@ class RedisSessionAdapter:
 
     # Keys and conversions ---------------------------------------------------------------------------------------
 
-    async def _read_together(self, digest: str) -> list[Any]:
-        """The ``_READ`` answer for ``digest``: alone at once when no read is on its way, else with every read
-        that arrived meanwhile, in one call as soon as the current one is back."""
+    def _session_key(self, digest: str) -> str:
+        return f"{self.prefix}s:{digest}"
+
+    def _user_key(self, user_id: str) -> str:
+        return f"{self.prefix}u:{user_id}"
+
+    def _snapshot_keys(self, user_id: str) -> list[str]:
+        return [f"{self.prefix}us:{user_id}", f"{self.prefix}uv:{user_id}"]
+
+    def _ttl_ms(self, idle_expires: int, now: int) -> int:
+        return max(idle_expires - now, 0) + max(self._margin_ms, 1)
+
+
+class ReadsTogether:
+    """One read script whose calls go together: a read that arrives while one is on its way waits for it, then goes
+    with every other that arrived meanwhile in **one** script call (the worker's CPU per Redis command is what
+    bounds a Redis store under load: see docs/how-to/multiple-hosts.md). A lone read runs at once, alone.
+
+    ``script`` takes one Redis key per read (``key_of(value)``) and the fixed ``args``, and answers a list with one
+    answer per key, in order."""
+
+    def __init__(self, script: AsyncScript, key_of: Callable[[str], str], *, args: Sequence[str]) -> None:
+        self.script = script
+        self.key_of = key_of
+        self.args = list(args)
+        self._reading = False
+        self._reading_loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: dict[str, list[asyncio.Future[list[Any]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def read(self, value: str) -> list[Any]:
+        """The script's answer for ``value``: alone at once when no read is on its way, else with every read that
+        arrived meanwhile, in one call as soon as the current one is back."""
         loop = asyncio.get_running_loop()
         if self._reading and self._reading_loop is loop:
             future: asyncio.Future[list[Any]] = loop.create_future()
-            self._waiting.setdefault(digest, []).append(future)
+            self._waiting.setdefault(value, []).append(future)
             return await future
         # Not reading, or the reading belonged to an event loop that is gone (a test's): start afresh.
         self._reading, self._reading_loop, self._waiting = True, loop, {}
         try:
             async with _redis_errors():
-                (found,) = await self._read(keys=[self._session_key(digest)], args=[self.prefix])
+                (found,) = await self.script(keys=[self.key_of(value)], args=self.args)
             return list(found)
         finally:
             if self._waiting:
@@ -365,10 +397,10 @@ class RedisSessionAdapter:
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, {}
-                digests = list(batch)
+                values = list(batch)
                 try:
                     async with _redis_errors():
-                        found = await self._read(keys=[self._session_key(d) for d in digests], args=[self.prefix])
+                        found = await self.script(keys=[self.key_of(v) for v in values], args=self.args)
                 except BaseException as error:  # every waiting read gets the error it would have had alone
                     for futures in batch.values():
                         for future in futures:
@@ -377,24 +409,12 @@ class RedisSessionAdapter:
                     if not isinstance(error, Exception):
                         raise
                     continue
-                for digest, answer in zip(digests, found, strict=True):
-                    for future in batch[digest]:
+                for value, answer in zip(values, found, strict=True):
+                    for future in batch[value]:
                         if not future.done():
                             future.set_result(list(answer))
         finally:
             self._reading = False
-
-    def _session_key(self, digest: str) -> str:
-        return f"{self.prefix}s:{digest}"
-
-    def _user_key(self, user_id: str) -> str:
-        return f"{self.prefix}u:{user_id}"
-
-    def _snapshot_keys(self, user_id: str) -> list[str]:
-        return [f"{self.prefix}us:{user_id}", f"{self.prefix}uv:{user_id}"]
-
-    def _ttl_ms(self, idle_expires: int, now: int) -> int:
-        return max(idle_expires - now, 0) + max(self._margin_ms, 1)
 
 
 def _text(value: bytes | str) -> str:

@@ -268,7 +268,7 @@ class ApiKeys(Generic[UserT]):
         now = self.auth.clock()
         if row.expires_at is not None and now >= row.expires_at:
             raise ApiKeyError("API_KEY_INVALID", "the key has expired")
-        self._note_use(KeyUse(row.id, now, client_address))
+        self._note_use(KeyUse(row.id, row.digest, now, client_address))
         user = self.auth.transform_user(User(user_row.id, user_row.attributes))
         return Principal(user=user, key=self._key(row))
 

@@ -32,9 +32,11 @@ class ApiKeyRow:
 
 @dataclass(frozen=True, slots=True)
 class KeyUse:
-    """That a key was used at ``at`` from ``address``: ``record_uses`` writes these in batches."""
+    """That a key was used at ``at`` from ``address``: ``record_uses`` writes these in batches. ``digest``
+    names the key too, for stores that keep keys under it (Redis)."""
 
     key_id: str
+    digest: str
     at: int
     address: str | None
 
