@@ -81,11 +81,12 @@ async def test_password_key_needs_its_password(auth: Auth) -> None:
     assert error.value.code == "AUTH_INVALID_PASSWORD"
 
 
-@pytest.mark.parametrize("password", ["", "x" * 4097, "bad \ud800 surrogate"])
+@pytest.mark.parametrize("password", ["", "seven77", "x" * 257, "x" * 4097, "bad \ud800 surrogate"])
 async def test_unusable_passwords_are_refused_at_creation(auth: Auth, password: str) -> None:
+    """The password policy (core.password_policy): a new password that cannot be set is ``INVALID_PASSWORD``."""
     with pytest.raises(LuciaError) as error:
         await auth.create_user(key=KeySpec("email", email(), password))
-    assert error.value.code == "AUTH_INVALID_PASSWORD"
+    assert error.value.code == "INVALID_PASSWORD"
 
 
 async def test_unusable_password_at_sign_in_is_a_wrong_password(auth: Auth) -> None:
@@ -100,7 +101,7 @@ async def test_unusable_password_at_sign_in_is_a_wrong_password(auth: Auth) -> N
 @pytest.mark.parametrize(("provider_id", "provider_user_id"), [("", "a"), ("email", ""), ("e:mail", "a")])
 async def test_malformed_key_ids_are_refused(auth: Auth, provider_id: str, provider_user_id: str) -> None:
     with pytest.raises(LuciaError) as error:
-        await auth.create_user(key=KeySpec(provider_id, provider_user_id, "pw"))
+        await auth.create_user(key=KeySpec(provider_id, provider_user_id, "long enough pw"))
     assert error.value.code == "AUTH_INVALID_KEY_ID"
 
 
@@ -135,7 +136,7 @@ async def test_unknown_user_ids(auth: Auth) -> None:
     for call in (
         auth.get_user("nobody"),
         auth.update_user_attributes("nobody", {}),
-        auth.create_key("nobody", KeySpec("email", email(), "pw")),
+        auth.create_key("nobody", KeySpec("email", email(), "long enough pw")),
         auth.create_session("nobody"),
         auth.get_all_user_keys("nobody"),
     ):
@@ -145,7 +146,7 @@ async def test_unknown_user_ids(auth: Auth) -> None:
 
 
 async def test_keys_of_a_user(auth: Auth) -> None:
-    user = await auth.create_user(key=KeySpec("email", "a@example.com", "pw one"))
+    user = await auth.create_user(key=KeySpec("email", "a@example.com", "pw one two three"))
     await auth.create_key(user.user_id, KeySpec("github", "ada"))
     keys = await auth.get_all_user_keys(user.user_id)
     assert sorted(keys, key=lambda k: k.provider_id) == [
@@ -171,12 +172,12 @@ async def test_update_key_password(auth: Auth) -> None:
         await auth.use_key("email", "b@example.com", "old password")
     assert not (await auth.update_key_password("email", "b@example.com", None)).has_password
     with pytest.raises(LuciaError) as error:
-        await auth.update_key_password("email", "nobody@example.com", "pw")
+        await auth.update_key_password("email", "nobody@example.com", "long enough pw")
     assert error.value.code == "AUTH_INVALID_KEY_ID"
 
 
 async def test_delete_user_takes_keys_and_sessions(auth: Auth) -> None:
-    user = await auth.create_user(key=KeySpec("email", "c@example.com", "pw"))
+    user = await auth.create_user(key=KeySpec("email", "c@example.com", "long enough pw"))
     session = await auth.create_session(user.user_id)
     await auth.delete_user(user.user_id)
     for call in (

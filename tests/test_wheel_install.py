@@ -57,7 +57,7 @@ def test_the_readme_install_line_runs_the_readme_sample(tmp_path: Path) -> None:
     metadata = "from importlib.metadata import metadata; print(*metadata('lucia_fastapi').get_all('Provides-Extra'))"
     promised = set(run([str(venv / "bin" / "python"), "-c", metadata], cwd=tmp_path).stdout.split())
     table = (ROOT / "docs" / "getting-started.md").read_text().split("| extra |")[1].split("\n\n")[0]
-    documented = {name for row in table.splitlines()[2:] for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    documented = {name for row in table.splitlines()[2:] for name in re.findall(r"`([\w-]+)`", row.split("|")[1])}
     assert promised == documented
 
     project = tmp_path / "project"

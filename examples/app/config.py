@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from lucia_fastapi.core.password_policy import PasswordPolicy
 from lucia_fastapi.core.ratelimit import RateLimitStore
 from lucia_fastapi.features.email import EmailSender, OutboxEmailSender, SMTPEmailSender
 from lucia_fastapi.features.oauth import OAuthProvider, OIDCProvider, github, google
@@ -106,3 +107,15 @@ def rate_limit_store() -> RateLimitStore | None:
     from lucia_fastapi.adapters.redis.rate_limits import RedisRateLimitStore
 
     return RedisRateLimitStore.from_url(env["REDIS_URL"])
+
+
+def password_policy() -> PasswordPolicy:
+    """8 to 256 characters; with ``PWNED_PASSWORDS_URL`` (``https://api.pwnedpasswords.com/range/`` in production, a
+    local mirror when air-gapped) also not known from a breach, checked by k-anonymity: only five characters of the
+    password's SHA-1 leave the server. If the service cannot answer, the password is taken and a warning logged."""
+    url = env.get("PWNED_PASSWORDS_URL")
+    if not url:
+        return PasswordPolicy()
+    from lucia_fastapi.features.breached_passwords import PwnedPasswords
+
+    return PasswordPolicy(breached=PwnedPasswords(url))

@@ -45,6 +45,7 @@ stack = AuthStack(
     env=config.ENV,
     rate_limit_store=config.rate_limit_store(),
     recent_auth_max_age=config.REAUTH_AFTER,  # one window for every sensitive action
+    password_policy=config.password_policy(),  # PWNED_PASSWORDS_URL turns the breached-password check on
     api_keys=["profile:read"],  # the scopes a key may have: /account/api-keys makes them
 )
 assert stack.api_keys is not None

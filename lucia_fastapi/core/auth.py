@@ -28,6 +28,7 @@ from lucia_fastapi.core.ids import (
 )
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
 from lucia_fastapi.core.origin import normalize_origins
+from lucia_fastapi.core.password_policy import MAX_PASSWORD_LENGTH, PasswordPolicy
 from lucia_fastapi.core.passwords import PasswordHasher
 from lucia_fastapi.core.policy import (
     CREDENTIAL_EVENTS,
@@ -52,7 +53,6 @@ MAX_ATTRIBUTE_NAME_LENGTH = 63  # PostgreSQL's limit for a column name
 MAX_ATTRIBUTE_LENGTH = (
     65_536  # a user agent is capped at 512 by AuthRequest; an app's own text columns rarely need more
 )
-MAX_PASSWORD_LENGTH = 4096  # long enough for any passphrase, short enough that nobody hashes a megabyte
 
 
 _DEFAULT_THROTTLE: Any = object()  # "a fresh SignInThrottle per Auth": a shared default would mix apps' counts
@@ -92,6 +92,8 @@ class Auth(Generic[UserT]):
         user_type: The app's user class (a dataclass, a Pydantic model, ...): ``CurrentUser[Member]`` returns it.
         password_hasher: How passwords are hashed and verified (Argon2id; Lucia's scrypt hashes are verified and
             rehashed at sign-in).
+        password_policy: What a new password must be (``PasswordPolicy``: 8 to 256 characters, no composition
+            rules, optionally not known from a breach), checked by every call here that sets one.
         sign_in_throttle: The sign-in limits per client address, per account and per both (in memory by default:
             give one with a shared store when several workers serve the app); ``None`` turns them off.
         recent_auth_max_age: How long a proof of the account's strongest factor counts as recent for sensitive
@@ -113,6 +115,7 @@ class Auth(Generic[UserT]):
         transform_user: Callable[[User], UserT] | None = None,
         user_type: type[UserT] | None = None,
         password_hasher: PasswordHasher | None = None,
+        password_policy: PasswordPolicy | None = None,
         sign_in_throttle: SignInThrottle | None = _DEFAULT_THROTTLE,
         recent_auth_max_age: timedelta = timedelta(minutes=10),
         clock: Clock = system_clock,
@@ -143,6 +146,7 @@ class Auth(Generic[UserT]):
         elif transform_user is not None:
             self.transform_user = transform_user
         self.password_hasher = password_hasher or PasswordHasher()
+        self.password_policy = password_policy or PasswordPolicy()
         self.sign_in_throttle = (
             SignInThrottle(clock=clock) if sign_in_throttle is _DEFAULT_THROTTLE else sign_in_throttle
         )
@@ -324,11 +328,7 @@ class Auth(Generic[UserT]):
         return KeyRow(id=key_id, user_id=_user_id(user_id), hashed_password=hashed)
 
     async def _hash_new_password(self, password: str) -> str:
-        if not _is_usable_password(password):
-            raise LuciaError(
-                "AUTH_INVALID_PASSWORD",
-                f"a password must be 1 to {MAX_PASSWORD_LENGTH} characters of valid text",
-            )
+        await self.password_policy.check(password)  # PasswordRejected: every way a password is set goes here
         return await self.password_hasher.hash(password)
 
     # Sessions -------------------------------------------------------------------------------------------------

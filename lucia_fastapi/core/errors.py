@@ -22,6 +22,8 @@ ErrorCode = Literal[
     # Not in Lucia: the one answer of a sign-in (or a password confirmation) that failed, whether the account
     # exists or not, so that no answer tells which accounts exist;
     "AUTH_INVALID_CREDENTIALS",
+    # Not in Lucia: a new password the password policy refuses (``core.password_policy.PasswordRejected``);
+    "INVALID_PASSWORD",
     "UNKNOWN_ERROR",
     # Not in Lucia: a store that cannot be reached must never look like "not signed in",
     "DATABASE_UNAVAILABLE",

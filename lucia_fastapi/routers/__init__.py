@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.errors import LuciaError
-from lucia_fastapi.web.account import AccountActions, PasswordRules
+from lucia_fastapi.web.account import AccountActions
 from lucia_fastapi.web.actions import Action, InputError, json_endpoint
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ def auth_actions(
     mfa: MFA | None = None,
     oauth: OAuth | None = None,
     api_keys: ApiKeys[Any] | None = None,
-    password_rules: PasswordRules | None = None,
     prefix: str = "/auth",
 ) -> list[Action]:
     """Every action of the core and of the features given, in the order they are mounted; ``prefix`` is where
@@ -50,10 +49,9 @@ def auth_actions(
         from lucia_fastapi.features.email.endpoints import email_actions
         from lucia_fastapi.features.email.flows import normalize_email
 
-        rules = password_rules or PasswordRules(email.min_password_length, email.max_password_length)
-        account = AccountActions(auth, provider_id=email.provider_id, normalize=normalize_email, password_rules=rules)
+        account = AccountActions(auth, provider_id=email.provider_id, normalize=normalize_email)
     else:
-        account = AccountActions(auth, password_rules=password_rules)
+        account = AccountActions(auth)
     actions = account.actions()
     if email is not None:
         actions += email_actions(email)
@@ -90,7 +88,6 @@ def auth_routes(
     oauth: OAuth | None = None,
     api_keys: ApiKeys[Any] | None = None,
     prefix: str = "/auth",
-    password_rules: PasswordRules | None = None,
     pages: bool | Pages = False,
 ) -> list[BaseRoute]:
     """The JSON endpoints as Starlette routes under ``prefix``: ``Starlette(routes=[*auth_routes(auth, ...)])``.
@@ -98,19 +95,16 @@ def auth_routes(
     Options (``auth_router`` takes the same, plus ``tags``):
 
     - ``email``: the email flows (``EmailFlows``): sign-up, verification, password reset, email change; sign-in then
-      uses their key provider and address normalisation, and their password lengths unless ``password_rules``.
+      uses their key provider and address normalisation. Every new password meets ``auth.password_policy``.
     - ``mfa``: second factors (``MFA``): the second step of sign-in, passkey sign-in, TOTP, recovery codes, passkeys.
     - ``oauth``: providers (``OAuth``): start, callback (at each provider's redirect URI, which must be under
       ``prefix``: ``ValueError`` at build time otherwise), link, unlink, the lists.
     - ``api_keys``: API keys (``ApiKeys``): list, create (the secret shown once), revoke one or all.
     - ``prefix``: where the JSON endpoints go (``"/auth"``).
-    - ``password_rules``: ``PasswordRules(min_length, max_length)`` for sign-up, password change and reset.
     - ``pages``: ``True`` or a configured ``Pages(templates=..., home=..., app_name=...)`` mounts the HTML pages
       too, at the paths of ``lucia_fastapi.pages.LINKS`` (``/sign-in``, ``/account``, ...), outside ``prefix``.
     """
-    actions = auth_actions(
-        auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, password_rules=password_rules, prefix=prefix
-    )
+    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, prefix=prefix)
     routes: list[BaseRoute] = [
         Route(action.path, json_endpoint(action), methods=[action.method], name=action.name) for action in actions
     ]
@@ -139,7 +133,6 @@ def auth_router(
     oauth: OAuth | None = None,
     api_keys: ApiKeys[Any] | None = None,
     prefix: str = "/auth",
-    password_rules: PasswordRules | None = None,
     tags: Sequence[str] = ("auth",),
     pages: bool | Pages = False,
 ) -> APIRouter:
@@ -151,9 +144,7 @@ def auth_router(
     from lucia_fastapi.routers.openapi import openapi_extra, responses, statuses_of
     from lucia_fastapi.web.dependencies import bearer_scheme, session_cookie_scheme
 
-    actions = auth_actions(
-        auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, password_rules=password_rules, prefix=prefix
-    )
+    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, prefix=prefix)
     status_of = statuses_of(
         _error_classes(email=email is not None, oauth=oauth is not None, api_keys=api_keys is not None)
     )

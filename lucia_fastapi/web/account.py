@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -27,22 +26,6 @@ from lucia_fastapi.web.actions import Action, Call, Field, InputError
 
 PASSWORD = Field("password", required=True, max_length=1024, secret=True)
 NOT_THE_OWNER: Final = "AUTH_INVALID_CREDENTIALS"
-
-
-@dataclass(frozen=True, slots=True)
-class PasswordRules:
-    """What a new password must be: at least ``min_length`` characters and at most ``max_length`` (Argon2 hashes
-    any length, but a megabyte password is a denial of service). No composition rules (NIST SP 800-63B)."""
-
-    min_length: int = 8
-    max_length: int = 256
-
-    def check(self, password: str) -> None:
-        """``InputError`` on the field ``new_password`` unless ``password`` is acceptable."""
-        if len(password) < self.min_length:
-            raise InputError("INVALID_INPUT", f"Use at least {self.min_length} characters.", field="new_password")
-        if len(password) > self.max_length:
-            raise InputError("INVALID_INPUT", f"Use at most {self.max_length} characters.", field="new_password")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -126,12 +109,10 @@ class AccountActions:
         *,
         provider_id: str = "email",
         normalize: Callable[[str], str] | None = None,
-        password_rules: PasswordRules | None = None,
     ) -> None:
         self.auth = auth
         self.provider_id = provider_id
         self.normalize = normalize or (lambda value: value.strip().lower())
-        self.password_rules = password_rules or PasswordRules()
 
     # Helpers ---------------------------------------------------------------------------------------------------
 
@@ -220,7 +201,7 @@ class AccountActions:
         session = call.signed_in()
         new_password = call.text("new_password")
         key = await self.confirm_password(call, session.user_id, call.text("current_password"))
-        self.password_rules.check(new_password)
+        await self.auth.password_policy.check(new_password, field="new_password")
         await self.auth.update_key_password(key.provider_id, key.provider_user_id, new_password)
         return {"status": "password-changed"}
 

@@ -52,6 +52,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "AUTH_DUPLICATE_KEY_ID": 409,
     "AUTH_DUPLICATE_SESSION_ID": 409,
     "AUTH_TOO_MANY_ATTEMPTS": 429,
+    "INVALID_PASSWORD": 400,
     "MFA_INVALID_CODE": 400,
     "MFA_INVALID_PASSKEY": 400,
     "MFA_INVALID_CHALLENGE": 400,
@@ -77,6 +78,7 @@ _MESSAGES: dict[str, str] = {
     "AUTH_DUPLICATE_KEY_ID": "An account with this identifier exists already.",
     "AUTH_DUPLICATE_SESSION_ID": "The session exists already.",
     "AUTH_TOO_MANY_ATTEMPTS": "Too many attempts; try again later.",
+    "INVALID_PASSWORD": "That password cannot be used; please choose another.",
     # An authenticator code works once: one just used (to turn the app on, say) is refused until the next.
     "MFA_INVALID_CODE": (
         "That code is not right, or it was used already. An authenticator app shows a new code every 30 seconds:"

@@ -40,7 +40,6 @@ logger = logging.getLogger("lucia_fastapi")
 
 EmailFlowErrorCode = Literal[
     "INVALID_EMAIL",  # not an address we can send to
-    "INVALID_PASSWORD",  # a new password that cannot be used (too short or too long)
     "WRONG_PASSWORD",  # the current password, asked again, was wrong
     "EMAIL_TAKEN",  # only when enumeration is allowed: sign-up with an address that has an account
     "SAME_EMAIL",  # an email change to the address the account has
@@ -82,7 +81,6 @@ class EmailFlowError(LuciaError):
     CODES: ClassVar[frozenset[str]] = frozenset(get_args(EmailFlowErrorCode))
     STATUS: ClassVar[Mapping[str, int]] = {
         "INVALID_EMAIL": 400,
-        "INVALID_PASSWORD": 400,
         "WRONG_PASSWORD": 403,
         "EMAIL_TAKEN": 409,
         "SAME_EMAIL": 400,
@@ -92,7 +90,6 @@ class EmailFlowError(LuciaError):
     }
     MESSAGES: ClassVar[Mapping[str, str]] = {
         "INVALID_EMAIL": "Please enter a valid email address.",
-        "INVALID_PASSWORD": "That password cannot be used; please choose another.",
         "WRONG_PASSWORD": "Your current password is not right.",
         "EMAIL_TAKEN": "That address has an account; choose another.",
         "SAME_EMAIL": "That is already your address.",
@@ -199,8 +196,6 @@ class EmailFlows:
         code_expires_in: timedelta = timedelta(minutes=15),
         reset_expires_in: timedelta = timedelta(hours=1),
         change_expires_in: timedelta = timedelta(hours=1),
-        min_password_length: int = 8,
-        max_password_length: int = 256,
         prevent_enumeration: bool = True,
         second_factor: SecondFactor | None = None,
         send_limit: RateLimit = SEND_LIMIT,
@@ -238,8 +233,6 @@ class EmailFlows:
         self.RESET = TokenPurpose("password-reset", reset_expires_in)
         self.CHANGE = TokenPurpose("email-change", change_expires_in)
         self.CANCEL_CHANGE = TokenPurpose("email-change-cancel", max(change_expires_in, timedelta(days=1)))
-        self.min_password_length = min_password_length
-        self.max_password_length = max_password_length
         self.prevent_enumeration = prevent_enumeration
         self.second_factor = second_factor
         self.send_limit = send_limit
@@ -291,15 +284,11 @@ class EmailFlows:
         address" mail instead and ``SignUpResult(user=None)`` comes back, after the same work (the password is
         hashed either way). Without it, a taken address raises ``EmailFlowError("EMAIL_TAKEN")``."""
         address = normalize_email(email)
-        self.check_new_password(password)
+        await self.check_new_password(password)
         values = {**(attributes or {}), self.email_attribute: address, self.verified_attribute: None}
         try:
             user = await self.auth.create_user(key=KeySpec(self.provider_id, address, password), attributes=values)
         except LuciaError as error:
-            if error.code == "AUTH_INVALID_PASSWORD":
-                raise EmailFlowError(
-                    "INVALID_PASSWORD", "That password cannot be used; please choose another."
-                ) from None
             if error.code not in ("AUTH_DUPLICATE_KEY_ID", "UNKNOWN_ERROR"):
                 raise
             if not self.prevent_enumeration:
@@ -434,7 +423,7 @@ class EmailFlows:
         checked before anything changes (``SECOND_FACTOR_REQUIRED`` / ``WRONG_SECOND_FACTOR``; the link stays
         usable until it expires). If it has only passkeys, the new session is **pending** its second factor: a
         mailed link alone never grants a full session to an account with a second factor."""
-        self.check_new_password(new_password)
+        await self.check_new_password(new_password)
         peeked = await self.tokens.validate(token, self.RESET)
         second = await self._prove_second_factor(peeked.user_id, second_factor_code)
         verified = await self.tokens.use(token, self.RESET, user_id=peeked.user_id)  # a racing use loses here
@@ -461,21 +450,10 @@ class EmailFlows:
             second_factor_pending=pending,
         )
 
-    def check_new_password(self, password: str) -> None:
-        """Raise ``EmailFlowError("INVALID_PASSWORD")`` unless the length is within the configured bounds and the
-        password is text that can be hashed (no lone surrogates)."""
-        if not isinstance(password, str) or len(password) < self.min_password_length:
-            raise EmailFlowError(
-                "INVALID_PASSWORD", f"Use at least {self.min_password_length} characters for your password."
-            )
-        if len(password) > self.max_password_length:
-            raise EmailFlowError(
-                "INVALID_PASSWORD", f"That password is too long ({self.max_password_length} characters at most)."
-            )
-        try:
-            password.encode("utf-8")  # lone surrogates (broken JSON, say) cannot be hashed: Auth would refuse them
-        except UnicodeEncodeError:
-            raise EmailFlowError("INVALID_PASSWORD") from None
+    async def check_new_password(self, password: str) -> None:
+        """Raise ``PasswordRejected`` (``INVALID_PASSWORD``, its message saying why) unless ``auth``'s password
+        policy takes ``password``: checked before a link is spent, and by ``Auth`` again as it is set."""
+        await self.auth.password_policy.check(password, field="password")
 
     # Email change -----------------------------------------------------------------------------------------------
 
