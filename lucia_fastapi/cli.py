@@ -1,8 +1,8 @@
 """The ``lucia-fastapi`` command (also ``python -m lucia_fastapi``).
 
 - ``migrate --database-url URL``: create or upgrade the auth tables (the migrations shipped in the package);
-- ``cleanup --database-url URL``: delete dead sessions, expired rate-limit counters and expired single-use tokens
-  (for cron or a systemd timer).
+- ``cleanup --database-url URL``: delete dead sessions, expired rate-limit counters, single-use tokens and API
+  keys, and security activity older than ``--activity-days`` (90) (for cron or a systemd timer).
 
 ``--database-url`` defaults to ``$DATABASE_URL``.
 """
@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from lucia_fastapi.core.errors import LuciaError
@@ -30,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("migrate", "create or upgrade the auth tables to the newest schema"),
-        ("cleanup", "delete every dead session, expired rate-limit counter and expired token; print how many"),
+        (
+            "cleanup",
+            "delete every dead session, expired rate-limit counter, token and API key, and old security activity;"
+            " print how many",
+        ),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument(
@@ -38,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
             default=os.environ.get("DATABASE_URL"),
             help="e.g. postgresql://user@host/db or sqlite:///auth.sqlite3 (default: $DATABASE_URL)",
         )
+        if name == "cleanup":
+            command.add_argument(
+                "--activity-days", type=int, default=90, help="how long security activity is kept (default: 90)"
+            )
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("--database-url (or DATABASE_URL) is required")
@@ -46,16 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "migrate":
             print(_migrate(args.database_url))
         else:
-            deleted, counters, tokens = asyncio.run(_cleanup(args.database_url))
-            print(f"deleted {deleted} dead session{'s' if deleted != 1 else ''}")
-            if counters is None:
-                print("no auth_rate_limit table (migration 0003 not applied): no rate-limit counters to delete")
-            else:
-                print(f"deleted {counters} expired rate-limit counter{'s' if counters != 1 else ''}")
-            if tokens is None:
-                print("no auth_token table (migration 0004 not applied): no tokens to delete")
-            else:
-                print(f"deleted {tokens} expired token{'s' if tokens != 1 else ''}")
+            for line in asyncio.run(_cleanup(args.database_url, activity_days=max(1, args.activity_days))):
+                print(line)
     except (LuciaError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -86,43 +87,54 @@ def _migrate(database_url: str) -> str:
     return f"upgraded the auth tables from revision {before} to {after}"
 
 
-async def _cleanup(database_url: str) -> tuple[int, int | None, int | None]:
+async def _cleanup(database_url: str, *, activity_days: int = 90) -> list[str]:
+    """What was deleted, a line per kind (a table a migration has not made yet is said to be missing)."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from lucia_fastapi.adapters.sqlalchemy import SQLAlchemyAdapter, async_database_url
+    from lucia_fastapi.adapters.sqlalchemy.activity import ACTIVITY_TABLE, SQLAlchemyActivityStore
+    from lucia_fastapi.adapters.sqlalchemy.api_keys import API_KEY_TABLE, SQLAlchemyApiKeyStore
+    from lucia_fastapi.adapters.sqlalchemy.rate_limits import RATE_LIMIT_TABLE, SQLAlchemyRateLimitStore
+    from lucia_fastapi.adapters.sqlalchemy.tokens import TOKEN_TABLE, SQLAlchemyTokenStore
     from lucia_fastapi.core.auth import Auth
+    from lucia_fastapi.core.clock import system_clock
+    from lucia_fastapi.core.ratelimit import RateLimiter
 
     engine = create_async_engine(async_database_url(database_url))
+    now = system_clock()
+    sweeps: list[tuple[str, str, str, Callable[[], Awaitable[int]]]] = [
+        (
+            RATE_LIMIT_TABLE,
+            "0003",
+            "expired rate-limit counter",
+            RateLimiter(SQLAlchemyRateLimitStore(engine)).delete_expired,
+        ),
+        (TOKEN_TABLE, "0004", "expired token", lambda: SQLAlchemyTokenStore(engine).delete_expired_tokens(now)),
+        (API_KEY_TABLE, "0009", "expired API key", lambda: SQLAlchemyApiKeyStore(engine).delete_expired_keys(now)),
+        (
+            ACTIVITY_TABLE,
+            "0010",
+            f"security activity entry older than {activity_days} days",
+            lambda: SQLAlchemyActivityStore(engine).delete_older_than(now - activity_days * 86_400_000),
+        ),
+    ]
     try:
         deleted = await Auth(SQLAlchemyAdapter(engine)).delete_dead_sessions()
-        return deleted, await _delete_expired_counters(engine), await _delete_expired_tokens(engine)
+        lines = [f"deleted {deleted} dead session{'s' if deleted != 1 else ''}"]
+        for table, revision, what, sweep in sweeps:
+            if not await _has_table(engine, table):
+                lines.append(f"no {table} table (migration {revision} not applied): nothing to delete there")
+                continue
+            count = await sweep()
+            plural = what.replace(" entry", " entries") if count != 1 and " entry" in what else what + "s"
+            lines.append(f"deleted {count} {what if count == 1 else plural}")
+        return lines
     finally:
         await engine.dispose()
 
 
-async def _delete_expired_counters(engine: AsyncEngine) -> int | None:
-    """Expired rate-limit counters deleted, or ``None`` when the database has no ``auth_rate_limit`` table."""
+async def _has_table(engine: AsyncEngine, name: str) -> bool:
     from sqlalchemy import inspect
 
-    from lucia_fastapi.adapters.sqlalchemy.rate_limits import RATE_LIMIT_TABLE, SQLAlchemyRateLimitStore
-    from lucia_fastapi.core.ratelimit import RateLimiter
-
     async with engine.connect() as conn:
-        has_table = await conn.run_sync(lambda sync: inspect(sync).has_table(RATE_LIMIT_TABLE))
-    if not has_table:
-        return None
-    return await RateLimiter(SQLAlchemyRateLimitStore(engine)).delete_expired()
-
-
-async def _delete_expired_tokens(engine: AsyncEngine) -> int | None:
-    """Expired single-use tokens deleted, or ``None`` when the database has no ``auth_token`` table."""
-    from sqlalchemy import inspect
-
-    from lucia_fastapi.adapters.sqlalchemy.tokens import TOKEN_TABLE, SQLAlchemyTokenStore
-    from lucia_fastapi.core.clock import system_clock
-
-    async with engine.connect() as conn:
-        has_table = await conn.run_sync(lambda sync: inspect(sync).has_table(TOKEN_TABLE))
-    if not has_table:
-        return None
-    return await SQLAlchemyTokenStore(engine).delete_expired_tokens(system_clock())
+        return bool(await conn.run_sync(lambda sync: inspect(sync).has_table(name)))

@@ -33,6 +33,7 @@ from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from lucia_fastapi.adapters.cached import CachedAdapter
+from lucia_fastapi.adapters.sqlalchemy.activity import SQLAlchemyActivityStore, define_activity_tables
 from lucia_fastapi.adapters.sqlalchemy.adapter import SQLAlchemyAdapter, async_database_url
 from lucia_fastapi.adapters.sqlalchemy.api_keys import SQLAlchemyApiKeyStore, define_api_key_tables
 from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
@@ -43,6 +44,7 @@ from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_a
 from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore, define_token_tables
 from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.ratelimit import RateLimiter, RateLimitStore, SignInThrottle
+from lucia_fastapi.features.activity import EmailNewDeviceNotifier, SecurityActivity
 from lucia_fastapi.features.email.flows import EmailFlows, normalize_email
 from lucia_fastapi.features.email.sender import EmailSender, OutboxEmailSender, SMTPEmailSender
 from lucia_fastapi.features.tokens import SingleUseTokens
@@ -107,6 +109,17 @@ def _relying_party_id(host: str) -> str:
     return "localhost"
 
 
+class _Notices:
+    """An ``EmailSender`` for security notices (MFA changes, new devices) to the account's own address: through the
+    email flows' per-recipient limit."""
+
+    def __init__(self, email: EmailFlows) -> None:
+        self.email = email
+
+    async def send(self, message: Any) -> None:
+        await self.email.deliver(message, notice=True)
+
+
 class AuthStack:
     """Every part of the library for one app, on one SQL database (see the module docstring).
 
@@ -119,6 +132,8 @@ class AuthStack:
     (default: a table in the same database; ``RedisRateLimitStore`` for Redis; either is shared by every worker).
     ``session_cache``: answer repeated session reads from each worker's memory, PostgreSQL telling every worker of
     every change (``adapters.cached.CachedAdapter``; PostgreSQL only; ``stack.session_cache`` when on).
+    The security activity log is always on (``stack.activity``): every security event of an account with its
+    address and device, for the account page, and a mail on a sign-in from a new device (``notify_new_devices``).
     ``api_keys``: API keys for scripts and other services (``features.api_keys.ApiKeys``, ``stack.api_keys``):
     ``True`` for keys with any scopes, or the scopes keys may have (``["reports:read", ...]``); off by default.
     Every other keyword goes to ``Auth``.
@@ -138,6 +153,7 @@ class AuthStack:
         rate_limit_store: RateLimitStore | None = None,
         session_cache: bool = False,
         api_keys: bool | Iterable[str] = False,
+        notify_new_devices: bool = True,
         **auth_options: Any,
     ) -> None:
         parts = urlsplit(base_url)
@@ -183,6 +199,11 @@ class AuthStack:
         )
         self.email = EmailFlows(self.auth, tokens=tokens, sender=self.sender, base_url=self.base_url, app_name=app_name)
         self.mfa: MFA | None = self._mfa(secret_keys, app_name, parts.hostname) if mfa else None
+        self.activity = SecurityActivity(
+            self.auth,
+            SQLAlchemyActivityStore(self.engine, define_activity_tables(self.metadata)),
+            notifier=self._new_device_notifier(app_name) if notify_new_devices else None,
+        )
         self.api_keys: ApiKeys[Any] | None = None
         if api_keys is not False:
             from lucia_fastapi.features.api_keys import ApiKeys
@@ -231,27 +252,28 @@ class AuthStack:
             f" api_keys={self.api_keys is not None})"
         )
 
+    def _new_device_notifier(self, app_name: str) -> EmailNewDeviceNotifier:
+        return EmailNewDeviceNotifier(
+            _Notices(self.email),
+            address_of=self._address_of,
+            sessions_url=f"{self.base_url}/account",
+            app_name=app_name,
+        )
+
+    async def _address_of(self, user_id: str) -> str | None:
+        return self.email.address_of(await self.auth.get_user(user_id))
+
     def _mfa(self, secret_keys: Sequence[str | bytes], app_name: str, host: str) -> MFA:
         from lucia_fastapi.features.mfa import MFA, EmailMFANotifier, RelyingParty
 
         origin = f"{urlsplit(self.base_url).scheme}://{urlsplit(self.base_url).netloc}"
         relying_party = RelyingParty(id=_relying_party_id(host), name=app_name, origins=[origin])
-        email = self.email
-
-        async def address_of(user_id: str) -> str | None:
-            return email.address_of(await self.auth.get_user(user_id))
-
-        class _Notices:
-            # MFA changes are security notices to the account's own address, through the per-recipient limit.
-            async def send(self, message: Any) -> None:
-                await email.deliver(message, notice=True)
-
         return MFA(
             self.auth,
             SQLAlchemyMFAStore(self.engine, define_mfa_tables(self.metadata)),
             totp_keys=derive_keys(secret_keys, "lucia_fastapi totp secrets"),
             relying_party=relying_party,
-            notifier=EmailMFANotifier(_Notices(), address_of=address_of, app_name=app_name),
+            notifier=EmailMFANotifier(_Notices(self.email), address_of=self._address_of, app_name=app_name),
             rate_limiter=self.rate_limiter,
         )
 
@@ -266,6 +288,7 @@ class AuthStack:
             mfa=self.mfa,
             oauth=self.oauth,
             api_keys=self.api_keys,
+            activity=self.activity,
             prefix=prefix,
             pages=self._pages(pages),
         )
@@ -278,6 +301,7 @@ class AuthStack:
             mfa=self.mfa,
             oauth=self.oauth,
             api_keys=self.api_keys,
+            activity=self.activity,
             prefix=prefix,
             pages=self._pages(pages),
         )
@@ -302,7 +326,8 @@ class AuthStack:
                 await install_triggers(connection)
 
     async def close(self) -> None:
-        """Deliver queued mail, then close the database connections."""
+        """Write the activity noted, deliver queued mail, then close the database connections."""
+        await self.activity.aclose()
         await self.email.drain()
         if self.api_keys is not None:
             await self.api_keys.aclose()  # the last uses noted, written

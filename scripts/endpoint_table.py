@@ -31,7 +31,9 @@ def table() -> str:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from lucia_fastapi import Auth, MemoryAdapter
+    from lucia_fastapi.adapters.sqlalchemy.activity import SQLAlchemyActivityStore
     from lucia_fastapi.adapters.sqlalchemy.api_keys import SQLAlchemyApiKeyStore
+    from lucia_fastapi.features.activity import SecurityActivity
     from lucia_fastapi.features.api_keys import ApiKeys
     from lucia_fastapi.features.email import OutboxEmailSender
     from lucia_fastapi.features.email.flows import EmailFlows
@@ -60,7 +62,9 @@ def table() -> str:
     )
     oauth = OAuth(auth, providers=[provider], secret_keys=[Fernet.generate_key().decode()])
     # The SQL store of the keys: its engine connects only when used, which listing the actions never does.
-    api_keys = ApiKeys(auth, SQLAlchemyApiKeyStore(create_async_engine("sqlite+aiosqlite://")))
+    unused = create_async_engine("sqlite+aiosqlite://")
+    api_keys = ApiKeys(auth, SQLAlchemyApiKeyStore(unused))
+    activity = SecurityActivity(auth, SQLAlchemyActivityStore(unused))
     rows = [
         "| method | path | needs | body | success | errors (besides the policy's and the body's) |",
         "|---|---|---|---|---|---|",
@@ -76,7 +80,9 @@ def table() -> str:
         "BODY_TOO_LARGE",
         "UNSUPPORTED_MEDIA_TYPE",
     }
-    for action in auth_actions(auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, prefix=PREFIX):
+    for action in auth_actions(
+        auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, activity=activity, prefix=PREFIX
+    ):
         body = ", ".join(f"`{spec.name}`" + ("" if spec.required else "?") for spec in action.fields) or "—"
         if action.fields and not action.unsafe:
             body = "query: " + body

@@ -93,7 +93,13 @@ def library_tables() -> tuple[dict[tuple[str, str], Action], dict[str, Action | 
     from examples.app.main import pages, stack  # only to read the routes; the server under test is its own process
 
     actions = auth_actions(
-        stack.auth, email=stack.email, mfa=stack.mfa, oauth=stack.oauth, api_keys=stack.api_keys, prefix=API_PREFIX
+        stack.auth,
+        email=stack.email,
+        mfa=stack.mfa,
+        oauth=stack.oauth,
+        api_keys=stack.api_keys,
+        activity=stack.activity,
+        prefix=API_PREFIX,
     )
     by_name = {action.name: action for action in actions}
     json_endpoints: dict[tuple[str, str], Action] = {(a.method, API_PREFIX + a.path): a for a in actions}

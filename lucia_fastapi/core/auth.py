@@ -240,6 +240,7 @@ class Auth(Generic[UserT]):
                 raise LuciaError("AUTH_INVALID_KEY_ID", "no such key")
             raise LuciaError("AUTH_INVALID_PASSWORD", "wrong password")
         if not await hasher.verify(row.hashed_password, password):
+            await self.security.emit("sign_in_failed", row.user_id, {"key": key_id.partition(":")[0]})
             raise LuciaError("AUTH_INVALID_PASSWORD", "wrong password")
         if hasher.needs_rehash(row.hashed_password):
             await self.adapter.update_key_password(row.id, await hasher.hash(password))
@@ -378,7 +379,12 @@ class Auth(Generic[UserT]):
             verified_factors=with_factors("", proven, now),
             attributes=attributes,
         )
-        return await self._insert_session(row, now)
+        session = await self._insert_session(row, now)
+        details = {"session": session.digest[:8], "factors": " ".join(sorted(set(proven)))}
+        if second_factor_pending:
+            details["second_factor"] = "pending"
+        await self.security.emit("signed_in", user_id, details)  # the activity log, the new-device mail
+        return session
 
     async def _insert_session(self, row: SessionRow, now: int) -> Session:
         session_id = new_session_id()
@@ -475,7 +481,10 @@ class Auth(Generic[UserT]):
         row = await self.adapter.get_session(digest) if is_digest_shaped(digest) else None
         if row is None or row.user_id != user_id:
             return False
-        return await self.adapter.delete_session(row.digest)
+        deleted = await self.adapter.delete_session(row.digest)
+        if deleted:
+            await self.security.emit("session_revoked", user_id, {"session": row.digest[:8]})
+        return deleted
 
     async def bump_credential_generation(self, user_id: str) -> None:
         """Kill every session of the user, including sign-ins still in flight: the user's credential generation

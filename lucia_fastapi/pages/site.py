@@ -61,6 +61,29 @@ NOTICES: Mapping[str, str] = {  # a redirect asks for one with ?notice=; a fixed
 }
 
 
+ACTIVITY_LABELS: Mapping[str, str] = {  # how the activity page names each kind of security event
+    "signed_in": "Signed in",
+    "sign_in_failed": "Wrong password entered",
+    "second_factor_failed": "Wrong two-step code entered",
+    "new_device": "Sign-in from a new device",
+    "session_revoked": "A device was signed out",
+    "password_changed": "Password changed",
+    "password_reset": "Password reset",
+    "email_changed": "Email address changed",
+    "email_change_cancelled": "Email change cancelled",
+    "second_factor_added": "Two-step sign-in turned on",
+    "second_factor_removed": "Two-step sign-in turned off",
+    "passkey_added": "Passkey added",
+    "passkey_removed": "Passkey removed",
+    "provider_linked": "Account connected",
+    "provider_unlinked": "Account disconnected",
+    "signed_out_everywhere": "Signed out everywhere",
+    "api_key_created": "API key made",
+    "api_key_revoked": "API key revoked",
+    "api_keys_revoked": "Every API key revoked",
+}
+
+
 CROSS_SITE_MESSAGE = (
     "Nothing was changed: that form was sent from another website. If you meant to do it, do it here on this site."
 )
@@ -352,4 +375,5 @@ def page_environment(templates: str | Path | None) -> Environment:
         loader=ChoiceLoader(loaders), autoescape=select_autoescape(default=True), enable_async=True
     )
     environment.filters["urlquote"] = lambda value: quote(str(value), safe="")
+    environment.globals["activity_labels"] = ACTIVITY_LABELS
     return environment

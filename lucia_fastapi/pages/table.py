@@ -31,6 +31,7 @@ LINKS: Final[Mapping[str, str]] = {
     "two_step": "/account/two-step",
     "totp": "/account/two-step/totp",
     "api_keys": "/account/api-keys",
+    "activity": "/account/activity",
     "forgot_password": "/forgot-password",
     "reset_password": "/reset-password",
     "verify_email": "/verify-email",
@@ -152,6 +153,13 @@ def default_pages(home: str) -> list[Page]:
             needs=Assurance.SIGNED_IN,
         ),
         Page(f"{account}/connections/unlink", "oauth:unlink", then=_with_notice(account, "account-disconnected")),
+        Page(
+            links["activity"],
+            template="lucia/activity.html",
+            title="Recent security activity",
+            show=("activity:recent",),
+            needs=Assurance.SIGNED_IN,
+        ),
         # API keys
         Page(
             links["api_keys"],

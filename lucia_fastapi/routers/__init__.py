@@ -25,6 +25,7 @@ from lucia_fastapi.web.actions import Action, InputError, json_endpoint
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from lucia_fastapi.features.activity import SecurityActivity
     from lucia_fastapi.features.api_keys import ApiKeys
     from lucia_fastapi.features.email.flows import EmailFlows
     from lucia_fastapi.features.mfa import MFA
@@ -41,6 +42,7 @@ def auth_actions(
     mfa: MFA | None = None,
     oauth: OAuth | None = None,
     api_keys: ApiKeys[Any] | None = None,
+    activity: SecurityActivity | None = None,
     prefix: str = "/auth",
 ) -> list[Action]:
     """Every action of the core and of the features given, in the order they are mounted; ``prefix`` is where
@@ -67,6 +69,10 @@ def auth_actions(
         from lucia_fastapi.features.api_keys.endpoints import api_key_actions
 
         actions += api_key_actions(api_keys)
+    if activity is not None:
+        from lucia_fastapi.features.activity.endpoints import activity_actions
+
+        actions += activity_actions(activity)
     _check_unique(actions)
     return actions
 
@@ -87,6 +93,7 @@ def auth_routes(
     mfa: MFA | None = None,
     oauth: OAuth | None = None,
     api_keys: ApiKeys[Any] | None = None,
+    activity: SecurityActivity | None = None,
     prefix: str = "/auth",
     pages: bool | Pages = False,
 ) -> list[BaseRoute]:
@@ -100,11 +107,12 @@ def auth_routes(
     - ``oauth``: providers (``OAuth``): start, callback (at each provider's redirect URI, which must be under
       ``prefix``: ``ValueError`` at build time otherwise), link, unlink, the lists.
     - ``api_keys``: API keys (``ApiKeys``): list, create (the secret shown once), revoke one or all.
+    - ``activity``: the security activity log (``SecurityActivity``): the account's recent security events.
     - ``prefix``: where the JSON endpoints go (``"/auth"``).
     - ``pages``: ``True`` or a configured ``Pages(templates=..., home=..., app_name=...)`` mounts the HTML pages
       too, at the paths of ``lucia_fastapi.pages.LINKS`` (``/sign-in``, ``/account``, ...), outside ``prefix``.
     """
-    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, prefix=prefix)
+    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, activity=activity, prefix=prefix)
     routes: list[BaseRoute] = [
         Route(action.path, json_endpoint(action), methods=[action.method], name=action.name) for action in actions
     ]
@@ -132,6 +140,7 @@ def auth_router(
     mfa: MFA | None = None,
     oauth: OAuth | None = None,
     api_keys: ApiKeys[Any] | None = None,
+    activity: SecurityActivity | None = None,
     prefix: str = "/auth",
     tags: Sequence[str] = ("auth",),
     pages: bool | Pages = False,
@@ -144,7 +153,7 @@ def auth_router(
     from lucia_fastapi.routers.openapi import openapi_extra, responses, statuses_of
     from lucia_fastapi.web.dependencies import bearer_scheme, session_cookie_scheme
 
-    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, prefix=prefix)
+    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, activity=activity, prefix=prefix)
     status_of = statuses_of(
         _error_classes(email=email is not None, oauth=oauth is not None, api_keys=api_keys is not None)
     )

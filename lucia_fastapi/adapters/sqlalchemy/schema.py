@@ -132,3 +132,7 @@ default_mfa_tables = define_mfa_tables(metadata)  # TOTP, recovery codes, passke
 from lucia_fastapi.adapters.sqlalchemy.api_keys import define_api_key_tables  # noqa: E402
 
 api_key_table = define_api_key_tables(metadata)  # auth_api_key: API keys (migration 0009)
+
+from lucia_fastapi.adapters.sqlalchemy.activity import define_activity_tables  # noqa: E402
+
+activity_table = define_activity_tables(metadata)  # auth_security_event: the security activity log (migration 0010)

@@ -218,8 +218,18 @@ class MFAActions:
         return response
 
     async def check_code(self, user_id: str, code: str) -> tuple[Factor, int | None]:
-        """The factor a typed code proves (and the recovery codes left after one is spent); told apart by their
-        shape, so that a mistyped TOTP code never costs a recovery-code attempt (each has its own limit)."""
+        """The factor a typed code proves (and the recovery codes left after one is spent); a wrong one is a
+        ``second_factor_failed`` security event (the owner sees it in the activity log)."""
+        try:
+            return await self._check_code(user_id, code)
+        except LuciaError as error:
+            if error.code == "MFA_INVALID_CODE":
+                await self.mfa.auth.security.emit("second_factor_failed", user_id)
+            raise
+
+    async def _check_code(self, user_id: str, code: str) -> tuple[Factor, int | None]:
+        # Told apart by their shape, so that a mistyped TOTP code never costs a recovery-code attempt (each has
+        # its own limit).
         if normalize_code(code) is not None:
             await self.mfa.totp.verify(user_id, code)
             return "totp", None
