@@ -455,3 +455,41 @@ async def test_cross_site_sign_out_and_sign_in_show_human_pages(browser: Browser
     await page.goto("/profile")
     await expect(page.locator("h1")).to_have_text("Hello, crossed@example.com")  # not Mallory
     await victim.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS, ids=[w.name for w in WIDTHS])
+async def test_api_keys_and_activity_pages(browser: Browser, example_url: str, width: Width) -> None:
+    """Issue 24's pages at every width, with axe: make a key (its secret shown once), use it on the example's API,
+    revoke it, and read the account's security activity, which names this browser."""
+    email = f"keys-{width.name}@example.com"
+    laptop = await device(browser, example_url, width)
+    page = laptop.page
+    await sign_up(page, email, PASSWORD)
+    await expect(page).to_have_url(re.compile(r"/profile$"))
+    await page.goto("/account")
+    await page.click('main a[href="/account/api-keys"]')
+    await expect(page.locator("main")).to_contain_text("No API keys yet.")
+    await laptop.check("20-api-keys")
+    await page.fill("#name", "nightly export")
+    await page.fill("#scopes", "profile:read")
+    await page.fill("#expires_in_days", "30")
+    await page.click("main form button[type=submit]")
+    secret = (await page.locator("code.secret").text_content() or "").strip()
+    assert secret.startswith("lfa_") and len(secret) == 40
+    await laptop.check("21-api-key-made")
+    answer = await page.request.get("/api/profile", headers={"authorization": f"Bearer {secret}"})
+    assert answer.status == 200 and (await answer.json())["via"] == "api_key"
+    await page.goto("/account/api-keys")
+    await expect(page.locator("main ul.keys")).to_contain_text("nightly export")
+    await page.click("main ul.keys button[type=submit]")
+    await expect(page.locator("main")).to_contain_text("The API key was revoked")
+    refused = await page.request.get("/api/profile", headers={"authorization": f"Bearer {secret}"})
+    assert refused.status == 401
+    await page.goto("/account")
+    await page.click('main a[href="/account/activity"]')
+    activity = page.locator("main ul.activity")
+    for label in ("Signed in", "API key made", "API key revoked"):
+        await expect(activity).to_contain_text(label)
+    await expect(activity).to_contain_text("Chrome")  # the device, from this browser's user agent
+    await laptop.check("22-activity")
+    await laptop.close()

@@ -3,7 +3,7 @@
 | path | body | needs | answer |
 |---|---|---|---|
 | ``GET /api-keys`` | | signed in | ``{"keys", "scopes"}``: the keys (never a secret), the scopes a key may have |
-| ``POST /api-keys`` | ``name``, ``scopes`` (list), ``expires_in_days`` | recent | 201 ``{"secret", "key"}`` (once) |
+| ``POST /api-keys`` | ``name``, ``scopes`` (spaced), ``expires_in_days`` | recent | 201 ``{"secret", "key"}`` (once) |
 | ``DELETE /api-keys/{key_id}`` | | recent | ``{"status": "api-key-revoked"}`` |
 | ``POST /api-keys/revoke-all`` | | recent | ``{"revoked": <how many>}`` |
 
@@ -108,7 +108,11 @@ class ApiKeyActions:
                 "Make an API key: its secret is in this answer and never shown again.",
                 fields=(
                     Field("name", required=True, max_length=200, description="What the key is for."),
-                    Field("scopes", kind="json", max_length=4096, description="A list of scopes."),
+                    Field(
+                        "scopes",
+                        max_length=2048,
+                        description="The key's scopes, separated by spaces (as OAuth's scope parameter).",
+                    ),
                     Field("expires_in_days", kind="json", max_length=16, description="Days until it expires."),
                 ),
                 status=201,
@@ -139,14 +143,8 @@ class ApiKeyActions:
 
 
 def _scopes(value: Any) -> list[str]:
-    """A JSON list, or a form's checkboxes joined by spaces or commas."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return value.replace(",", " ").split()
-    if isinstance(value, list) and all(isinstance(scope, str) for scope in value):
-        return value
-    raise InputError("INVALID_INPUT", "The scopes are a list of words.", field="scopes")
+    """Scopes separated by spaces (or commas), in JSON and forms alike: OAuth's convention for a scope list."""
+    return value.replace(",", " ").split() if isinstance(value, str) else []
 
 
 def _days(value: Any) -> timedelta | None:
