@@ -80,6 +80,26 @@ def assert_security_headers(response: httpx.Response, *, cacheable: bool = False
     assert response.headers.get("x-content-type-options") == "nosniff"
     if not cacheable:
         assert response.headers.get("cache-control") == "no-store", response.url
+    # Served over plain HTTP in development: HSTS there would lock the browser out of http://localhost.
+    assert "strict-transport-security" not in response.headers
+
+
+async def test_production_sends_strict_transport_security() -> None:
+    """An https:// base URL turns HSTS on (``examples/app/main.py``); checked on the middleware itself."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from examples.app.security import SecurityHeaders
+
+    async def hello(_: object) -> PlainTextResponse:
+        return PlainTextResponse("hi")
+
+    for hsts, expected in ((True, "max-age=63072000; includeSubDomains"), (False, None)):
+        app = SecurityHeaders(Starlette(routes=[Route("/", hello)]), hsts=hsts)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://app.example") as c:
+            answer = await c.get("/")
+        assert answer.headers.get("strict-transport-security") == expected
 
 
 async def test_every_kind_of_response_carries_the_security_headers(client: httpx.AsyncClient) -> None:

@@ -57,7 +57,12 @@ class ExampleApp(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         # Outermost, so that even the 500 page from Starlette's error middleware carries the headers.
         forms_go_to = config.provider_origins(providers)  # a "Connect" form is sent on to the provider
-        return SecurityHeaders(super().build_middleware_stack(), form_action=forms_go_to, docs=config.DEV)
+        return SecurityHeaders(
+            super().build_middleware_stack(),
+            form_action=forms_go_to,
+            docs=config.DEV,
+            hsts=config.BASE_URL.startswith("https://"),  # HSTS only where the app is served over HTTPS
+        )
 
 
 @asynccontextmanager

@@ -9,7 +9,11 @@
   ``Referrer-Policy: same-origin``, ``Cross-Origin-Opener-Policy: same-origin``, a ``Permissions-Policy`` that
   turns off what the app never uses;
 - ``Cache-Control: no-store`` on everything but ``/static/``: account pages must not be kept by a shared computer's
-  browser cache or a proxy.
+  browser cache or a proxy;
+- in production (``hsts=True``, an ``https://`` base URL), ``Strict-Transport-Security: max-age=63072000;
+  includeSubDomains``: after one visit the browser never speaks plain HTTP to the app again, so nobody on the
+  network can strip TLS from a later visit and read a session cookie (two years; add ``preload`` only once every
+  subdomain serves HTTPS and you mean to submit the domain to the preload list).
 
 ``BodyLimit`` answers 413 to a request body over ``max_bytes`` (by ``Content-Length``, or counted as it streams),
 before any form or JSON parsing sees it.
@@ -22,6 +26,7 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DOCS_PATHS = ("/docs", "/openapi.json")
+HSTS = "max-age=63072000; includeSubDomains"
 # Swagger UI (DEV only) loads its script and style from a CDN and starts with an inline script.
 DOCS_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
@@ -39,10 +44,15 @@ def content_security_policy(form_action: Iterable[str] = ()) -> str:
 
 
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp, *, form_action: Iterable[str] = (), docs: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, *, form_action: Iterable[str] = (), docs: bool = False, hsts: bool = False
+    ) -> None:
         self.app = app
         self.docs = docs
+        # Never over plain HTTP in development: a browser would then refuse http://localhost for two years.
+        transport = [(b"strict-transport-security", HSTS.encode())] if hsts else []
         common = [
+            *transport,
             (b"x-frame-options", b"DENY"),
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"same-origin"),
