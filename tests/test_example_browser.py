@@ -493,3 +493,48 @@ async def test_api_keys_and_activity_pages(browser: Browser, example_url: str, w
     await expect(activity).to_contain_text("Chrome")  # the device, from this browser's user agent
     await laptop.check("22-activity")
     await laptop.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS, ids=[w.name for w in WIDTHS])
+async def test_sign_in_by_email(browser: Browser, example_url: str, width: Width) -> None:
+    """Issue 26: "Email me a sign-in link" on the sign-in page; the mailed link signs this browser in; another
+    browser opening it is asked for the mail's code, which signs that one in too. axe on every page."""
+    email = f"mailed-{width.name}@example.com"
+    laptop = await device(browser, example_url, width)
+    page = laptop.page
+    await sign_up(page, email, PASSWORD)
+    await page.click("header form button[type=submit]")  # sign out
+    await page.goto("/sign-in")
+    await page.click('main a[href="/sign-in/email"]')
+    await laptop.check("23-email-sign-in")
+    await page.fill("#email", email)
+    await page.click("main form button[type=submit]")
+    await expect(page.locator("h1")).to_have_text("Check your email")
+    await laptop.check("24-email-sign-in-sent")
+    link = await mailed_link(page, email, "/sign-in/email")
+    await page.goto(link)
+    await laptop.check("25-email-sign-in-link")
+    await page.click("main form button[type=submit]")
+    await expect(page).to_have_url(re.compile(r"/profile$"))
+
+    phone = await device(browser, example_url, width)  # another browser: the link alone does not sign it in
+    await page.click("header form button[type=submit]")
+    await page.goto("/sign-in/email")
+    await page.fill("#email", email)
+    await page.click("main form button[type=submit]")
+    await expect(page.locator("h1")).to_have_text("Check your email")
+    link = await mailed_link(page, email, "/sign-in/email")
+    await phone.page.goto(link)
+    await phone.page.click("main form button[type=submit]")
+    await expect(phone.page.locator("#form-error")).to_contain_text("type the code")
+    await phone.check("26-email-sign-in-other-browser")
+    await page.goto("/dev/outbox")
+    mail = page.locator(f'article.mail:has-text("To {email}")').first
+    code = re.search(r"Or type this code there: (\d+)", await mail.inner_text())
+    assert code, await mail.inner_text()
+    await phone.page.fill("#email", email)
+    await phone.page.fill("#code", code.group(1))
+    await phone.page.click("main form button[type=submit]")
+    await expect(phone.page).to_have_url(re.compile(r"/profile$"))
+    await laptop.close()
+    await phone.close()

@@ -124,7 +124,7 @@ class PageSite:
     @property
     def entrances(self) -> frozenset[str]:
         """The pages that start a sign-in: never a ``next``."""
-        names = ("sign_in", "sign_up", "sign_out", "second_factor")
+        names = ("sign_in", "sign_up", "sign_out", "second_factor", "email_sign_in")
         return frozenset(self.links[name] for name in names if name in self.links)
 
     def has(self, name: str) -> bool:
@@ -337,6 +337,8 @@ async def _after(site: PageSite, page: Page, request: Request, answer: Answer) -
 
 _FIELDS_BY_CODE: Mapping[str, tuple[str, ...]] = {
     "INVALID_EMAIL": ("email",),
+    "INVALID_TOKEN": ("code",),  # a mailed code typed wrong (a link's token is no field of the form)
+    "EXPIRED_TOKEN": ("code",),
     "SAME_EMAIL": ("email",),
     "INVALID_PASSWORD": ("new_password", "password"),
     "AUTH_INVALID_CREDENTIALS": ("current_password", "password"),

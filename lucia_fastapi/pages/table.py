@@ -21,6 +21,7 @@ from lucia_fastapi.web.policy import auth_request_of
 LINKS: Final[Mapping[str, str]] = {
     "sign_in": "/sign-in",
     "sign_up": "/sign-up",
+    "email_sign_in": "/sign-in/email",
     "second_factor": "/second-factor",
     "reauthenticate": "/reauthenticate",
     "sign_out": "/sign-out",
@@ -41,7 +42,9 @@ LINKS: Final[Mapping[str, str]] = {
 """Where each page is; templates link through these names (``links.sign_in``)."""
 
 
-ENTRANCES: Final = frozenset(LINKS[name] for name in ("sign_in", "sign_up", "sign_out", "second_factor"))
+ENTRANCES: Final = frozenset(
+    LINKS[name] for name in ("sign_in", "sign_up", "sign_out", "second_factor", "email_sign_in")
+)
 """The pages that start a sign-in: never a ``next``."""
 
 
@@ -93,6 +96,27 @@ def default_pages(home: str) -> list[Page]:
             links["sign_up"], "email:sign_up", "lucia/sign_up.html", "Create an account", done="lucia/check_email.html"
         ),
         Page(links["sign_in"], "sign_in", "lucia/sign_in.html", "Sign in", ("oauth:providers",), _after_sign_in(home)),
+        Page(
+            links["email_sign_in"],
+            "email:request_sign_in",
+            "lucia/email_sign_in.html",
+            "Sign in by email",
+            done="lucia/email_sign_in_sent.html",
+        ),
+        Page(
+            f"{links['email_sign_in']}/link",
+            "email:sign_in_link",
+            "lucia/email_sign_in.html",
+            "Sign in by email",
+            then=_after_sign_in(home),
+        ),
+        Page(
+            f"{links['email_sign_in']}/code",
+            "email:sign_in_code",
+            "lucia/email_sign_in_sent.html",
+            "Sign in by email",
+            then=_after_sign_in(home),
+        ),
         Page(
             links["second_factor"],
             "mfa:verify",

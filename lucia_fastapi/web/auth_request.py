@@ -54,6 +54,7 @@ class AuthRequest(Generic[UserT]):
     """The session this request was given (sign-in, or a replacement after a credential event or a step-up), if
     any: a route hands a token client its new ``session_id``."""
     _deletions: list[Cookie] | None = None
+    _other_cookies: list[Cookie] | None = None
     response_started = False
     principal: object | None = None
     """Who a feature found this request to be by other credentials than a session (the API-keys feature's
@@ -208,11 +209,13 @@ class AuthRequest(Generic[UserT]):
     def start_response(self) -> list[str]:
         """Mark the response as started and return the ``Set-Cookie`` values to send with it."""
         self.response_started = True
-        if self._cookie is None and not self._deletions:
+        if self._cookie is None and not self._deletions and not self._other_cookies:
             return []  # the usual answer: nothing to send
         cookies = [self._cookie] if self._cookie is not None else []
         if self._deletions:
             cookies += self._deletions
+        if self._other_cookies:
+            cookies += self._other_cookies
         return [cookie.serialize() for cookie in cookies]
 
     async def _validate(self) -> None:
@@ -256,6 +259,13 @@ class AuthRequest(Generic[UserT]):
         self._session, self._user = session, user
         if session is not None and session.is_fresh and self._from_cookie and not self.response_started:
             self._cookie = self.auth.create_session_cookie(session)  # renewed: push the later expiry out
+
+    def send_cookie(self, cookie: Cookie) -> None:
+        """Send another cookie than the session's with the response, whatever serves it (JSON or a page): a
+        feature's own binding cookie (email sign-in's). ``ResponseStartedError`` once the headers are sent."""
+        if self.response_started:
+            raise ResponseStartedError("the response has already started: send cookies before returning it")
+        self._other_cookies = [*(self._other_cookies or []), cookie]
 
     def _delete_tossed_cookies(self) -> None:
         # Two different session cookies: one was planted by a sibling subdomain. Trusted for neither (above); here

@@ -11,17 +11,26 @@ served by ``lucia_fastapi.routers`` (and by ``email_router`` on their own).
 | ``POST /email-change/request`` | ``email``, ``password`` | recently verified (2) | 202 |
 | ``POST /email-change/confirm`` | ``token`` | anyone | 200 ``{"email": ...}`` |
 | ``POST /email-change/cancel`` | ``token`` (mailed to the old address) | anyone | 200; every session ends |
+| ``POST /sign-in/email`` | ``email`` | anyone | 202 "check-your-email", account or not (3) |
+| ``POST /sign-in/email/link`` | ``token`` | anyone | 200, a new session, in the browser that asked (3) |
+| ``POST /sign-in/email/code`` | ``email``, ``code`` | anyone | 200, a new session |
 
 (1) Pending its second factor for an account with passkeys only. (2) For an account without a second factor, the
-``password`` in the body proves it at once.
+``password`` in the body proves it at once. (3) The browser that asks gets a secret in an HttpOnly cookie
+(``lucia_email_sign_in``, ``__Host-`` when Secure); the link works only where that cookie comes back
+(``SIGN_IN_OTHER_BROWSER`` elsewhere: that browser is asked for the mail's code); a token client uses the code.
+A session from either proves the ``email`` factor, and is pending its second factor when the account has one.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
+from lucia_fastapi.core.clock import to_datetime
+from lucia_fastapi.core.cookies import Cookie, CookieOptions, build_cookie
 from lucia_fastapi.core.policy import Assurance
-from lucia_fastapi.features.email.flows import EmailFlows
+from lucia_fastapi.features.email.flows import EmailFlows, normalize_email
 from lucia_fastapi.web.actions import Action, Call, Field
 from lucia_fastapi.web.policy import authorize_request
 
@@ -89,6 +98,33 @@ def email_actions(flows: EmailFlows) -> list[Action]:
         session = await call.auth_request.get_session()  # another account's session is refused by the flow
         await flows.cancel_email_change(call.text("token"), user_id=session.user_id if session else None)
         return {"status": "change-cancelled"}
+
+    async def request_sign_in(call: Call) -> dict[str, Any]:
+        browser = None if call.token_client else call.request.cookies.get(sign_in_cookie_name(flows))
+        if not call.token_client and not browser:
+            browser = secrets.token_urlsafe(32)
+            call.auth_request.send_cookie(_sign_in_cookie(flows, browser))
+        await flows.request_sign_in(call.text("email"), browser=browser, client_address=call.client_address)
+        return {"status": "check-your-email", "email": normalize_email(call.text("email"))}
+
+    async def signed_in_answer(call: Call, session: Any) -> dict[str, Any]:
+        call.auth_request.set_session(session)
+        return {
+            "status": "signed-in",
+            "user_id": session.user_id,
+            "second_factor_pending": session.second_factor_pending,
+        }
+
+    async def sign_in_link(call: Call) -> dict[str, Any]:
+        browser = call.request.cookies.get(sign_in_cookie_name(flows))
+        attributes = call.auth_request.session_attributes()
+        session = await flows.sign_in_with_link(call.text("token"), browser=browser, session_attributes=attributes)
+        return await signed_in_answer(call, session)
+
+    async def sign_in_code(call: Call) -> dict[str, Any]:
+        attributes = call.auth_request.session_attributes()
+        session = await flows.sign_in_with_code(call.text("email"), call.text("code"), session_attributes=attributes)
+        return await signed_in_answer(call, session)
 
     anyone, signed_in, recent = Assurance.ANONYMOUS, Assurance.SIGNED_IN, Assurance.RECENT
     password = Field("password", max_length=1024, secret=True)
@@ -178,6 +214,35 @@ def email_actions(flows: EmailFlows) -> list[Action]:
             errors=(*token_errors, "EMAIL_TAKEN"),
         ),
         action(
+            "request_sign_in",
+            "/sign-in/email",
+            anyone,
+            request_sign_in,
+            "Mail a sign-in link and code; the same answer whether the address has an account or not.",
+            (EMAIL,),
+            status=202,
+            errors=("INVALID_EMAIL", "AUTH_TOO_MANY_ATTEMPTS"),
+            result=CHECK_YOUR_EMAIL,
+        ),
+        action(
+            "sign_in_link",
+            "/sign-in/email/link",
+            anyone,
+            sign_in_link,
+            "Sign in with the mailed link's `token`, in the browser that asked for it.",
+            (Field("token", required=True, max_length=512, secret=True),),
+            errors=(*token_errors, "SIGN_IN_OTHER_BROWSER"),
+        ),
+        action(
+            "sign_in_code",
+            "/sign-in/email/code",
+            anyone,
+            sign_in_code,
+            "Sign in with the mailed code.",
+            (EMAIL, Field("code", required=True, max_length=64, secret=True)),
+            errors=(*token_errors, "INVALID_EMAIL"),
+        ),
+        action(
             "cancel_email_change",
             "/email-change/cancel",
             anyone,
@@ -192,3 +257,20 @@ def email_actions(flows: EmailFlows) -> list[Action]:
 async def _signed_in(call: Call) -> Any:
     # A code is bound to the signed-in user: the action is open to anyone (a mailed link works signed out).
     return await authorize_request(call.request, Assurance.SIGNED_IN)
+
+
+SIGN_IN_COOKIE = "lucia_email_sign_in"
+
+
+def sign_in_cookie_name(flows: EmailFlows) -> str:
+    """``lucia_email_sign_in``, or ``__Host-lucia_email_sign_in`` when cookies are Secure."""
+    return f"__Host-{SIGN_IN_COOKIE}" if flows.auth.cookie_secure else SIGN_IN_COOKIE
+
+
+def _sign_in_cookie(flows: EmailFlows, browser: str) -> Cookie:
+    # HttpOnly; SameSite=Lax, so that it comes back when the mailed link is opened as a top-level navigation.
+    secure = flows.auth.cookie_secure
+    options = CookieOptions(name=sign_in_cookie_name(flows), secure=secure, same_site="lax")
+    now = to_datetime(flows.clock())
+    expires = to_datetime(flows.clock() + int(flows.SIGN_IN.expires_in.total_seconds() * 1000) + 60_000)
+    return build_cookie(options, secure=secure, value=browser, expires=expires, now=now)

@@ -18,6 +18,7 @@ own route may let them all through: ``AuthMiddleware`` answers each with its 4xx
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 import re
@@ -46,6 +47,7 @@ EmailFlowErrorCode = Literal[
     "SECOND_FACTOR_REQUIRED",  # a password reset of an account with a second factor: ask for it
     "WRONG_SECOND_FACTOR",
     "NO_ADDRESS",  # the user has no email address to verify
+    "SIGN_IN_OTHER_BROWSER",  # a sign-in link opened in another browser than the one that asked for it
 ]
 SEND_LIMIT = RateLimit(3, timedelta(minutes=15))
 """Verification and email-change mails per user."""
@@ -53,6 +55,10 @@ RESET_LIMIT = RateLimit(3, timedelta(hours=1))
 """Password reset requests per address (known or not)."""
 RESET_CLIENT_LIMIT = RateLimit(30, timedelta(hours=1))
 """Password reset requests per client address."""
+SIGN_IN_LIMIT = RateLimit(5, timedelta(hours=1))
+"""Email sign-in requests per address (known or not)."""
+SIGN_IN_CLIENT_LIMIT = RateLimit(30, timedelta(hours=1))
+"""Email sign-in requests per client address."""
 NOTICE_LIMIT = RateLimit(3, timedelta(hours=1))
 """"Someone tried to use your address" mails per address (more are skipped, and logged)."""
 RECIPIENT_LIMIT = RateLimit(10, timedelta(hours=1))
@@ -87,6 +93,7 @@ class EmailFlowError(LuciaError):
         "SECOND_FACTOR_REQUIRED": 409,
         "WRONG_SECOND_FACTOR": 403,
         "NO_ADDRESS": 400,
+        "SIGN_IN_OTHER_BROWSER": 409,
     }
     MESSAGES: ClassVar[Mapping[str, str]] = {
         "INVALID_EMAIL": "Please enter a valid email address.",
@@ -95,6 +102,9 @@ class EmailFlowError(LuciaError):
         "SAME_EMAIL": "That is already your address.",
         "SECOND_FACTOR_REQUIRED": "Enter the code from your authenticator app.",
         "WRONG_SECOND_FACTOR": "That code is not right.",
+        "SIGN_IN_OTHER_BROWSER": (
+            "This sign-in link was asked for in another browser. To sign in here, type the code from the same mail."
+        ),
         "NO_ADDRESS": "This account has no email address.",
     }
     code: EmailFlowErrorCode
@@ -196,6 +206,8 @@ class EmailFlows:
         code_expires_in: timedelta = timedelta(minutes=15),
         reset_expires_in: timedelta = timedelta(hours=1),
         change_expires_in: timedelta = timedelta(hours=1),
+        sign_in_expires_in: timedelta = timedelta(minutes=15),
+        sign_up_by_email: bool = False,
         prevent_enumeration: bool = True,
         second_factor: SecondFactor | None = None,
         send_limit: RateLimit = SEND_LIMIT,
@@ -226,9 +238,13 @@ class EmailFlows:
             "change": "/confirm-email-change",
             "cancel-change": "/cancel-email-change",
             "forgot": "/forgot-password",
+            "sign-in": "/sign-in/email",
             **(paths or {}),
         }
         self.VERIFY = TokenPurpose("email-verification", verification_expires_in)
+        self.SIGN_IN = TokenPurpose("email-sign-in", sign_in_expires_in)
+        self.SIGN_IN_CODE = TokenPurpose("email-sign-in-code", sign_in_expires_in, kind="code")
+        self.sign_up_by_email = sign_up_by_email
         self.VERIFY_CODE = TokenPurpose("email-verification-code", code_expires_in, kind="code")
         self.RESET = TokenPurpose("password-reset", reset_expires_in)
         self.CHANGE = TokenPurpose("email-change", change_expires_in)
@@ -358,6 +374,90 @@ class EmailFlows:
         if self.is_verified(user):
             return user
         return await self.auth.update_user_attributes(verified.user_id, {self.verified_attribute: self.clock()})
+
+    # Sign-in by email -------------------------------------------------------------------------------------------
+
+    async def request_sign_in(
+        self, email: str, *, browser: str | None = None, client_address: str | None = None
+    ) -> None:
+        """Mail a sign-in link and code to ``email`` if it has an account (or, with ``sign_up_by_email``, make one
+        first). Answers the same, in the same time, either way (the lookup and the mail happen in the background).
+
+        ``browser`` is the secret of the browser that asks (a cookie the routers set): the link works only where
+        it is presented again, so a link mailed to someone cannot sign the attacker's browser in, nor an attacker's
+        link sign a victim's browser into the attacker's account. Without it (an API client) only the code works.
+        Limits per address and per client raise ``AUTH_TOO_MANY_ATTEMPTS`` alike for known and unknown addresses;
+        the mail goes through the per-recipient limit too."""
+        address = normalize_email(email)
+        if client_address:
+            await self.rate_limiter.consume("email-sign-in-client", client_address, SIGN_IN_CLIENT_LIMIT)
+        await self.rate_limiter.consume("email-sign-in-mail", address, SIGN_IN_LIMIT)
+        binding = _binding(browser)
+        self._in_background(self._send_sign_in_mail(address, binding), f"sign-in mail to {address}")
+
+    async def _send_sign_in_mail(self, address: str, binding: str) -> None:
+        try:
+            user_id = (await self.auth.get_key(self.provider_id, address)).user_id
+        except LuciaError as error:
+            if error.code != "AUTH_INVALID_KEY_ID":
+                raise
+            if not self.sign_up_by_email:
+                logger.info("email sign-in asked for %s: no such account, no mail", address)
+                return
+            values = {self.email_attribute: address, self.verified_attribute: None}
+            user = await self.auth.create_user(key=KeySpec(self.provider_id, address), attributes=values)
+            user_id = user.user_id
+        link = await self.tokens.issue(user_id, self.SIGN_IN, value=binding)
+        code = await self.tokens.issue(user_id, self.SIGN_IN_CODE)
+        ctx = MailContext(
+            self.app_name,
+            address,
+            link=self.link("sign-in", link.token),
+            code=code.token,
+            expires_in_minutes=_minutes(self.SIGN_IN.expires_in),
+        )
+        await self._send(address, self.templates.sign_in(ctx))
+
+    async def sign_in_with_link(
+        self, token: str, *, browser: str | None, session_attributes: Mapping[str, Any] | None = None
+    ) -> Session:
+        """Use a mailed sign-in link in ``browser`` (the one that asked; elsewhere ``SIGN_IN_OTHER_BROWSER``, the link
+        left unspent: that browser is asked for the mail's code instead, so a forwarded or planted link alone never
+        signs a browser in). Once: concurrent uses give one session. The address counts as verified; the mail's
+        code dies with it. The session proves the ``email`` factor; an account with a second factor gets a session
+        pending it."""
+        peeked = await self.tokens.validate(token, self.SIGN_IN)
+        binding = _binding(browser)
+        if not browser or not hmac.compare_digest(peeked.value or "", binding):
+            raise EmailFlowError("SIGN_IN_OTHER_BROWSER")
+        verified = await self.tokens.use(token, self.SIGN_IN, value=binding)  # a racing use loses here
+        await self.tokens.invalidate_user_tokens(verified.user_id, self.SIGN_IN_CODE)
+        return await self._signed_in_by_email(verified.user_id, session_attributes)
+
+    async def sign_in_with_code(
+        self, email: str, code: str, *, session_attributes: Mapping[str, Any] | None = None
+    ) -> Session:
+        """Use the mailed code for ``email``: ``INVALID_TOKEN`` for a wrong code or an address without an account
+        (one answer), attempts limited per account. Once; the mail's link dies with it."""
+        address = normalize_email(email)
+        try:
+            user_id = (await self.auth.get_key(self.provider_id, address)).user_id
+        except LuciaError as error:
+            if error.code != "AUTH_INVALID_KEY_ID":
+                raise
+            raise TokenError("INVALID_TOKEN", "no account for this address") from None
+        verified = await self.tokens.use_code(user_id, code, self.SIGN_IN_CODE)
+        await self.tokens.invalidate_user_tokens(verified.user_id, self.SIGN_IN)
+        return await self._signed_in_by_email(verified.user_id, session_attributes)
+
+    async def _signed_in_by_email(self, user_id: str, session_attributes: Mapping[str, Any] | None) -> Session:
+        user = await self.auth.get_user(user_id)
+        if not self.is_verified(user):  # the mail reached the address
+            await self.auth.update_user_attributes(user_id, {self.verified_attribute: self.clock()})
+        pending = bool(await self.auth.security.second_factors(user_id))
+        return await self.auth.create_session(
+            user_id, attributes=session_attributes, factors=("email",), second_factor_pending=pending
+        )
 
     # Password reset ---------------------------------------------------------------------------------------------
 
@@ -659,3 +759,11 @@ def _attribute(user: Any, name: str) -> Any:
 
 def _user_id(user: Any) -> str:
     return str(getattr(user, "user_id", None) or getattr(user, "id"))  # noqa: B009 - a transformed user object
+
+
+def _binding(browser: str | None) -> str:
+    """What a sign-in link is bound to: the SHA-256 of the browser's secret (never the secret), or a value no
+    browser's secret hashes to, for a request without one (its link works nowhere; its code does)."""
+    if not browser:
+        return "no-browser"
+    return hashlib.sha256(browser.encode("utf-8", "replace")).hexdigest()

@@ -157,6 +157,16 @@ _PASSWORD_RESET = _Wording(
         "If you did not ask for this, ignore this mail: your password stays as it is.",
     ),
 )
+_SIGN_IN = _Wording(
+    "Sign in to {app_name}",
+    (
+        "Someone (hopefully you) asked to sign in to {app_name} as {address:b}.",
+        _Link("link", "Open this link in the browser where you asked:", "Sign in"),
+        _Code("Or type this code there:"),
+        "{expiry} Either one works once. If you did not ask for this, ignore this mail: nobody can sign in with it"
+        " without this mailbox.",
+    ),
+)
 _CONFIRM_EMAIL_CHANGE = _Wording(
     "Confirm your new email address for {app_name}",
     (
@@ -242,6 +252,11 @@ class EmailTemplates:
         """The password reset mail, with its single-use link."""
         assert ctx.link is not None
         return _render(_PASSWORD_RESET, ctx)
+
+    def sign_in(self, ctx: MailContext) -> RenderedMail:
+        """Sign in by email: a link (for the browser that asked) and a code, in one mail."""
+        assert ctx.link is not None and ctx.code is not None
+        return _render(_SIGN_IN, ctx)
 
     def confirm_email_change(self, ctx: MailContext) -> RenderedMail:
         """To the new address: the link that confirms an email change."""
