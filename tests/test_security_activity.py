@@ -1,8 +1,9 @@
 """The security activity log (issue 24), over real HTTP (uvicorn) through ``AuthStack``'s routers, on real SQLite
 and PostgreSQL, with mail through a real SMTP server: every security-relevant action lands in the log with the
 device and address of the request that did it; a sign-in from a device never seen for the account is mailed to its
-owner, a known device is not, nor the account's first sign-in. Writes are batched off the request; a failing store
-never fails a request; retention is swept by the CLI."""
+owner, a known device is not, nor the account's first sign-in. Wrong second-step codes, a revoked session and a
+lockout (once, when it begins; never for the refusals after it) are entries too. Writes are batched off the
+request; a failing store never fails a request; retention is swept by the CLI."""
 
 from __future__ import annotations
 
@@ -11,14 +12,26 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from fastapi import FastAPI
 
-from lucia_fastapi import AuthMiddleware, LuciaError
+from lucia_fastapi import (
+    Auth,
+    AuthMiddleware,
+    KeySpec,
+    LuciaError,
+    MemoryAdapter,
+    PasswordHasher,
+    RateLimit,
+    SignInThrottle,
+)
+from lucia_fastapi.core.context import current_slot
 from lucia_fastapi.core.policy import SecurityEvent
 from lucia_fastapi.features.activity import ActivityRow, SecurityActivity
 from lucia_fastapi.features.email import SMTPEmailSender
@@ -242,8 +255,6 @@ async def test_retention_is_swept_by_the_cli(tmp_path: Path) -> None:
 
 
 async def test_a_listener_outside_a_request_records_no_device() -> None:
-    from lucia_fastapi import Auth, MemoryAdapter
-
     rows: list[ActivityRow] = []
 
     class Memory(FailingStore):
@@ -261,8 +272,6 @@ async def test_a_listener_outside_a_request_records_no_device() -> None:
 
 
 async def test_entries_wait_through_an_outage_and_are_written_after() -> None:
-    from lucia_fastapi import Auth, MemoryAdapter
-
     rows: list[ActivityRow] = []
 
     class Flaky(FailingStore):
@@ -285,3 +294,162 @@ async def test_entries_wait_through_an_outage_and_are_written_after() -> None:
     store.down = False
     await activity.flush()
     assert [row.at for row in rows] == [0, 1, 2]
+
+
+async def test_wrong_codes_a_revoked_session_and_a_lockout_land_in_the_log(site: Site) -> None:
+    """The events the core and MFA emit besides sign-ins: a wrong second-step code (the sign-in's second step, and
+    a step-up through the policy's ``verify_code``), a device signed out from the sessions list, and the failed
+    attempt that locks the account for an address, each with the device and session of the request."""
+    await site.stack.email.sign_up("ada@example.com", PASSWORD)
+    user_id = (await site.stack.auth.get_key("email", "ada@example.com")).user_id
+    assert site.stack.mfa is not None
+    enrolment = await site.stack.mfa.totp.begin_enrolment(user_id, "ada@example.com")
+    recovery = await site.stack.mfa.totp.confirm_enrolment(user_id, pyotp.TOTP(enrolment.secret).now())
+    assert recovery
+    wrong = "000000" if pyotp.TOTP(enrolment.secret).now() != "000000" else "111111"
+
+    pending = await site.sign_in(CHROME)
+    assert pending.json()["second_factor_pending"] is True
+    async with site.client(CHROME, cookie_of(pending)) as chrome:
+        assert (await chrome.post("/auth/mfa/verify", json={"code": wrong})).status_code == 400
+        verified = await chrome.post("/auth/mfa/verify", json={"code": recovery[0]})
+        assert verified.status_code == 200, verified.text
+    async with site.client(CHROME, cookie_of(verified)) as chrome:
+        step_up = await chrome.post("/auth/reauthenticate", json={"code": wrong})
+        assert step_up.status_code == 400, step_up.text
+    assert (await site.sign_in(FIREFOX)).status_code == 200  # another device, pending its second factor
+    async with site.client(CHROME, cookie_of(verified)) as chrome:
+        listed = (await chrome.get("/auth/sessions")).json()
+        other = next(session["id"] for session in listed if not session["current"])
+        assert (await chrome.delete(f"/auth/sessions/{other}")).status_code == 204
+
+    for _ in range(5):  # per address and account: 5 attempts in 15 minutes, the fifth failure locks
+        assert (await site.sign_in(FIREFOX, "not the password")).status_code == 401
+    assert (await site.sign_in(FIREFOX, "not the password")).status_code == 429  # refused: no entry, no read
+
+    entries = list(reversed(await site.stack.activity.recent(user_id, 200)))  # oldest first
+    kinds = [entry.kind for entry in entries]
+    chrome_sign_in = next(
+        entry for entry in entries if entry.kind == "signed_in" and entry.device == "Chrome on Windows"
+    )
+    failed_codes = [entry for entry in entries if entry.kind == "second_factor_failed"]
+    assert len(failed_codes) == 2, kinds
+    assert all(entry.device == "Chrome on Windows" and entry.ip_address == "127.0.0.1" for entry in failed_codes)
+    assert failed_codes[0].session == chrome_sign_in.session  # the pending session that got the code wrong
+    assert failed_codes[1].session is not None  # the verified session (a new id since the second step)
+    revoked = next(entry for entry in entries if entry.kind == "session_revoked")
+    assert revoked.session == other[:8] and revoked.device == "Chrome on Windows"
+    assert kinds.count("sign_in_failed") == 5
+    assert kinds.count("locked_out") == 1 and kinds[-1] == "locked_out"  # after the fifth failure, once
+    locked = entries[-1]
+    assert locked.device == "Firefox on Linux" and locked.ip_address == "127.0.0.1"
+    assert locked.details == {"key": "email", "by": "address"}
+
+
+FAST_HASHER = PasswordHasher(memory_cost=1024, time_cost=1)  # the events are under test, not Argon2
+
+
+async def test_a_lockout_is_one_event_when_it_begins_and_refusals_add_none() -> None:
+    auth = Auth(MemoryAdapter(), password_hasher=FAST_HASHER)
+    await auth.create_user(key=KeySpec("email", "ada@example.com", PASSWORD))
+    heard: list[SecurityEvent] = []
+
+    async def hear(event: SecurityEvent) -> None:
+        heard.append(event)
+
+    auth.security.add_listener(hear)
+    for _ in range(5):
+        with pytest.raises(LuciaError, match="AUTH_INVALID_PASSWORD"):
+            await auth.use_key("email", "ada@example.com", "wrong", client_address="203.0.113.9")
+    for _ in range(3):
+        with pytest.raises(LuciaError, match="AUTH_TOO_MANY_ATTEMPTS"):
+            await auth.use_key("email", "ada@example.com", "wrong", client_address="203.0.113.9")
+    assert [event.kind for event in heard] == ["sign_in_failed"] * 5 + ["locked_out"]
+    assert heard[-1].details == {"key": "email", "by": "address"}
+    with pytest.raises(LuciaError, match="AUTH_INVALID_KEY_ID"):  # nobody's account: nobody to tell
+        await auth.use_key("email", "nobody@example.com", "wrong", client_address="203.0.113.9")
+    assert len(heard) == 6
+
+
+async def test_a_lockout_of_the_account_from_many_addresses_is_told_too() -> None:
+    throttle = SignInThrottle(per_address_account=None, per_account=RateLimit(3, timedelta(hours=1)))
+    auth = Auth(MemoryAdapter(), password_hasher=FAST_HASHER, sign_in_throttle=throttle)
+    await auth.create_user(key=KeySpec("email", "ada@example.com", PASSWORD))
+    heard: list[SecurityEvent] = []
+
+    async def hear(event: SecurityEvent) -> None:
+        heard.append(event)
+
+    auth.security.add_listener(hear)
+    for n in range(3):
+        with pytest.raises(LuciaError, match="AUTH_INVALID_PASSWORD"):
+            await auth.use_key("email", "ada@example.com", "wrong", client_address=f"198.51.100.{n}")
+    assert [event.kind for event in heard] == ["sign_in_failed"] * 3 + ["locked_out"]
+    assert heard[-1].details["by"] == "account"
+
+
+async def test_concurrent_failures_that_see_the_lockout_make_one_entry() -> None:
+    rows: list[ActivityRow] = []
+
+    class Memory(FailingStore):
+        async def add_entries(self, batch: Any) -> None:
+            rows.extend(batch)
+
+        async def sign_in_agents(self, user_id: str, limit: int) -> set[str]:
+            return set()
+
+    auth = Auth(MemoryAdapter(), password_hasher=FAST_HASHER)
+    user = await auth.create_user(key=KeySpec("email", "ada@example.com", PASSWORD))
+    activity = SecurityActivity(auth, Memory())
+
+    async def attempt() -> str:
+        try:
+            await auth.use_key("email", "ada@example.com", "wrong", client_address="203.0.113.9")
+        except LuciaError as error:
+            return error.code
+        return "signed in"
+
+    codes = await asyncio.gather(*(attempt() for _ in range(40)))
+    assert codes.count("AUTH_INVALID_PASSWORD") == 5
+    await activity.flush()
+    assert [row.kind for row in rows].count("sign_in_failed") == 5
+    assert [row.kind for row in rows].count("locked_out") == 1
+    assert {row.user_id for row in rows} == {user.user_id}
+
+
+async def test_an_event_shows_the_requests_session_only_if_it_is_the_same_users() -> None:
+    """A credential change names no session: the entry takes the one the request was made in. A failed sign-in
+    to Ada's account from a browser signed in as Bob must not show Bob's session in Ada's log."""
+    rows: list[ActivityRow] = []
+
+    class Memory(FailingStore):
+        async def add_entries(self, batch: Any) -> None:
+            rows.extend(batch)
+
+        async def sign_in_agents(self, user_id: str, limit: int) -> set[str]:
+            return set()
+
+    auth = Auth(MemoryAdapter())
+    activity = SecurityActivity(auth, Memory())
+    bob = await auth.create_session((await auth.create_user()).user_id)
+    ada = (await auth.create_user()).user_id
+    await activity.flush()
+    rows.clear()
+
+    class Slot:  # what AuthRequest offers a listener, without a query
+        known_session = bob
+
+        def session_attributes(self) -> dict[str, str]:
+            return {"user_agent": FIREFOX, "ip_address": "192.0.2.7"}
+
+    token = current_slot.set(Slot())  # type: ignore[arg-type]
+    try:
+        await auth.security.emit("sign_in_failed", ada, {"key": "email"})
+        await auth.security.emit("password_changed", bob.user_id)
+    finally:
+        current_slot.reset(token)
+    await activity.flush()
+    assert [(row.kind, row.session, row.device, row.ip_address) for row in rows] == [
+        ("sign_in_failed", None, "Firefox on Linux", "192.0.2.7"),
+        ("password_changed", bob.digest[:8], "Firefox on Linux", "192.0.2.7"),
+    ]

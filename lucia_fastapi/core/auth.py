@@ -40,7 +40,7 @@ from lucia_fastapi.core.policy import (
     decode_factors,
     with_factors,
 )
-from lucia_fastapi.core.ratelimit import SignInThrottle
+from lucia_fastapi.core.ratelimit import SignInAttempt, SignInThrottle
 from lucia_fastapi.core.storage import Adapter, KeyRow, SessionRow, UserRow
 from lucia_fastapi.core.user_type import user_factory
 
@@ -214,7 +214,7 @@ class Auth(Generic[UserT]):
         # attempt's slots, then the hash. Unknown accounts are counted alike, so a lockout tells nothing.
         with self.password_hasher.admission():
             attempt = await throttle.before_attempt(key_id, client_address) if throttle is not None else None
-            row = await self._check_password(key_id, password)
+            row = await self._check_password(key_id, password, attempt)
         if throttle is not None and attempt is not None:
             await throttle.succeeded(attempt)
         return _key(row)
@@ -231,20 +231,31 @@ class Auth(Generic[UserT]):
             raise LuciaError("AUTH_INVALID_PASSWORD", "this key has a password: use use_key")
         return _key(row)
 
-    async def _check_password(self, key_id: str, password: str) -> KeyRow:
+    async def _check_password(self, key_id: str, password: str, attempt: SignInAttempt | None = None) -> KeyRow:
         row = await self.adapter.get_key(key_id)
         hasher = self.password_hasher
         if row is None or row.hashed_password is None or not _is_usable_password(password):
             await hasher.verify_nothing(password if _is_usable_password(password) else "")
+            locked = await self._locked_out_by(attempt)  # asked for unknown accounts too: the time tells nothing
             if row is None:
                 raise LuciaError("AUTH_INVALID_KEY_ID", "no such key")
+            if locked is not None:
+                await self.security.emit("locked_out", row.user_id, {"key": key_id.partition(":")[0], "by": locked})
             raise LuciaError("AUTH_INVALID_PASSWORD", "wrong password")
         if not await hasher.verify(row.hashed_password, password):
+            locked = await self._locked_out_by(attempt)
             await self.security.emit("sign_in_failed", row.user_id, {"key": key_id.partition(":")[0]})
+            if locked is not None:
+                await self.security.emit("locked_out", row.user_id, {"key": key_id.partition(":")[0], "by": locked})
             raise LuciaError("AUTH_INVALID_PASSWORD", "wrong password")
         if hasher.needs_rehash(row.hashed_password):
             await self.adapter.update_key_password(row.id, await hasher.hash(password))
         return row
+
+    async def _locked_out_by(self, attempt: SignInAttempt | None) -> str | None:
+        # The counter this failed attempt used up (a lockout begins now), or None: see SignInThrottle.locked_out_by.
+        throttle = self.sign_in_throttle
+        return await throttle.locked_out_by(attempt) if throttle is not None and attempt is not None else None
 
     async def get_key(self, provider_id: str, provider_user_id: str) -> Key:
         """The key (never its hash); ``AUTH_INVALID_KEY_ID`` if there is none. Checks no password."""

@@ -280,6 +280,8 @@ class SignInAttempt:
 
     account: str
     address: str | None
+    account_counted: bool = False
+    """Whether the attempt took a slot of ``per_account`` (it came from an address not known for the account)."""
 
 
 class SignInThrottle:
@@ -335,9 +337,11 @@ class SignInThrottle:
             await limiter.consume(f"{scope}:address", address, self.per_address)
         if self.per_address_account is not None:
             await limiter.consume(f"{scope}:address-account", _pair(address, account), self.per_address_account)
+        counted = False
         if self.per_account is not None and not await self._is_known(account, address):
+            counted = True
             await limiter.consume(f"{scope}:account", account, self.per_account)
-        return SignInAttempt(account, address)
+        return SignInAttempt(account, address, counted)
 
     async def succeeded(self, attempt: SignInAttempt) -> None:
         """The password was right: clear the address+account counter and remember the address as known."""
@@ -345,6 +349,28 @@ class SignInThrottle:
             await self.limiter.reset(f"{self.scope}:address-account", _pair(attempt.address, attempt.account))
         if self._known is not None and attempt.address is not None:
             await self.limiter.hit(f"{self.scope}:known", _pair(attempt.address, attempt.account), self._known)
+
+    async def locked_out_by(self, attempt: SignInAttempt) -> str | None:
+        """After ``attempt`` failed: the counter it used up, so that the next attempt is refused (``"address"``:
+        this address for this account, ``"account"``: the account from unknown addresses), else ``None``.
+
+        Asked only after a failure, which a lockout always follows: the failure that fills a counter is the one
+        moment a lockout begins, and the caller knows the account then (the refusals after it are many and name
+        none). One counter read, two at most; a store that fails is logged and taken as "no lockout"."""
+        try:
+            if self.per_address_account is not None:
+                used = await self.limiter.count(
+                    f"{self.scope}:address-account", _pair(attempt.address, attempt.account)
+                )
+                if used >= self.per_address_account.attempts:
+                    return "address"
+            if attempt.account_counted and self.per_account is not None:
+                used = await self.limiter.count(f"{self.scope}:account", attempt.account)
+                if used >= self.per_account.attempts:
+                    return "account"
+        except LuciaError as error:  # the lockout itself holds; only its notice is lost
+            logger.warning("lucia_fastapi: could not tell whether a sign-in lockout began: %s", error)
+        return None
 
     async def _is_known(self, account: str, address: str | None) -> bool:
         if self._known is None or address is None:

@@ -159,6 +159,12 @@ class AuthRequest(Generic[UserT]):
         session_id = self.session_id
         return session_digest(session_id) if session_id is not None else None
 
+    @property
+    def known_session(self) -> Session | None:
+        """The session this request has already read or been given (``get_session``, sign-in), or ``None``: none,
+        or not read yet. No query: for a listener that must not add one (the activity log)."""
+        return self._session if isinstance(self._session, Session) else None
+
     def replace_session(self, session: Session | None) -> None:
         """The core replaced this request's session (``SessionSlot``): answer later calls with ``session``, and
         send its cookie when the session came in a cookie. A bearer client is handed the new token by the route

@@ -8,7 +8,8 @@
 It listens to ``auth.security`` (``core.policy``): every ``SecurityEvent`` of every feature becomes an entry, with
 the address and user agent of the request it happened in (``current_slot``: none outside a request). What is
 recorded, by kind: ``signed_in`` (also a sign-in still pending its second factor: the password was right),
-``sign_in_failed`` (a wrong password for an existing account), ``second_factor_failed``, ``new_device``,
+``sign_in_failed`` (a wrong password for an existing account), ``locked_out`` (the failed attempt that used up a
+sign-in limit of the account: ``by`` ``address`` or ``account``), ``second_factor_failed``, ``new_device``,
 ``session_revoked``, every credential event (``password_changed``, ``password_reset``, ``email_changed``,
 ``second_factor_added``, ``passkey_added``, ``provider_linked``, ``signed_out_everywhere``, ...), and the API keys'
 ``api_key_created`` / ``api_key_revoked`` / ``api_keys_revoked``.
@@ -41,6 +42,7 @@ from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.clock import to_datetime, to_ms
 from lucia_fastapi.core.context import current_slot
 from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.models import Session
 from lucia_fastapi.core.policy import SecurityEvent
 from lucia_fastapi.features.activity.store import ActivityRow, ActivityStore
 from lucia_fastapi.features.email.sender import EmailMessage, EmailSender
@@ -149,7 +151,14 @@ class SecurityActivity:
         known: dict[str, set[str]] = {}
         out: list[ActivityRow] = []
         notices: list[tuple[str, ActivityEntry]] = []
+        lockouts: set[tuple[str, str | None, tuple[tuple[str, str], ...]]] = set()
         for row in rows:
+            if row.kind == "locked_out":
+                # Concurrent failed attempts can each see the counter full: one lockout, one entry.
+                same = (row.user_id, row.ip_address, tuple(sorted(row.details.items())))
+                if same in lockouts:
+                    continue
+                lockouts.add(same)
             out.append(row)
             if row.kind != "signed_in":
                 continue
@@ -202,11 +211,19 @@ class SecurityActivity:
 
 
 def _row_of(event: SecurityEvent) -> ActivityRow:
+    # Read now, in the listener: the background write runs outside the request, where current_slot is None.
     slot = current_slot.get()
     attributes = getattr(slot, "session_attributes", None)
     seen: dict[str, Any] = attributes() if callable(attributes) else {}
     agent, address = seen.get("user_agent"), seen.get("ip_address")
     details = dict(event.details)
+    # An event that names no session was made in the request's own (a password change, a key made): that one,
+    # if the request already read it and it is the same user's (a failed sign-in from a browser signed in to
+    # another account must not show that account's session). A digest prefix is safe to show (see ActivityRow).
+    known = getattr(slot, "known_session", None)
+    session = details.pop("session", None)
+    if session is None and isinstance(known, Session) and known.user_id == event.user_id:
+        session = known.digest[:8]
     return ActivityRow(
         user_id=event.user_id,
         kind=event.kind,
@@ -214,7 +231,7 @@ def _row_of(event: SecurityEvent) -> ActivityRow:
         ip_address=address,
         user_agent=agent,
         device=device_name(agent) if agent else ("Unknown device" if slot is not None else None),
-        session=details.pop("session", None),
+        session=session,
         key_id=details.pop("key_id", None),
         details=details,
     )

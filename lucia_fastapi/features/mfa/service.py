@@ -136,8 +136,9 @@ class MFA:
 
     async def verify_code(self, user_id: str, code: str) -> Factor | None:
         """``FactorSource`` of the policy: a TOTP code, else a recovery code (used up), for a flow that asks for a
-        code outside the second-step pages (a password reset). The factor it proved, or ``None``; attempts count
-        against the factors' own limits (``AUTH_TOO_MANY_ATTEMPTS`` is raised as it is)."""
+        code outside the second-step pages (a password reset). The factor it proved, or ``None``, a
+        ``second_factor_failed`` security event (the owner's activity log); attempts count against the factors' own
+        limits (``AUTH_TOO_MANY_ATTEMPTS`` is raised as it is)."""
         for factor, check in (("totp", self.totp.verify), ("recovery_code", self.recovery_codes.use)):
             try:
                 await check(user_id, code)
@@ -146,6 +147,7 @@ class MFA:
                     continue
                 raise
             return factor  # type: ignore[return-value]
+        await self.auth.security.emit("second_factor_failed", user_id)  # a reset link or a step-up, wrong code
         return None
 
     async def complete_verification(self, session_id: str, factor: Factor) -> Session:
