@@ -211,3 +211,17 @@ async def test_a_passwordless_account_made_by_email_has_no_password_to_guess(sit
     with pytest.raises(Exception):  # noqa: B017 - any refusal: no password opens it
         await site.stack.auth.use_key("email", "nopass@example.com", "anything at all")
     _ = KeySpec  # the key was made passwordless by the flow, not by a KeySpec here
+
+
+@pytest.mark.parametrize("event", ["signed_out_everywhere", "password_changed"])
+async def test_a_credential_event_kills_outstanding_sign_in_links_and_codes(site: Site, event: str) -> None:
+    """A mailed sign-in link or code must not outlive "sign out everywhere" or a password change: a stolen mail
+    read later would otherwise sign its reader in after the owner locked the account down."""
+    async with site.browser() as browser:
+        await ask(browser)
+        token, code = await site.mail()
+        user_id = (await site.stack.auth.get_key("email", ADA)).user_id
+        await site.stack.auth.credential_event(user_id, event)  # type: ignore[arg-type]
+        assert (await browser.post("/auth/sign-in/email/link", json={"token": token})).status_code == 400
+        typed = await browser.post("/auth/sign-in/email/code", json={"email": ADA, "code": code})
+        assert typed.status_code == 400

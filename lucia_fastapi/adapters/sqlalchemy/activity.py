@@ -64,6 +64,9 @@ class SQLAlchemyActivityStore:
         self.table = table
         self._users = table.metadata.tables["auth_user"]
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        from lucia_fastapi.adapters.sqlalchemy.adapter import enforce_foreign_keys
+
+        enforce_foreign_keys(engine)  # a deleted user's entries go with it, on SQLite too
 
     def __repr__(self) -> str:
         return f"SQLAlchemyActivityStore({self.table.name!r})"

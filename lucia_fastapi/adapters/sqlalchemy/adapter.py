@@ -54,8 +54,7 @@ class SQLAlchemyAdapter:
         self.engine = engine
         self.tables = tables
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        if engine.dialect.name == "sqlite":
-            event.listen(engine.sync_engine, "checkout", _enable_sqlite_foreign_keys)
+        enforce_foreign_keys(engine)
         user, session = tables.user, tables.session
         self._user_attribute_names = frozenset(c.name for c in user.columns) - set(USER_CORE_COLUMNS)
         self._session_attribute_names = frozenset(c.name for c in session.columns) - set(SESSION_CORE_COLUMNS)
@@ -341,6 +340,15 @@ def _key_values(key: KeyRow) -> dict[str, Any]:
 
 def _key_row(row: Row[Any]) -> KeyRow:
     return KeyRow(row.id, row.user_id, row.hashed_password, row.credential_generation)
+
+
+def enforce_foreign_keys(engine: AsyncEngine) -> None:
+    """On SQLite, switch foreign keys on for every connection ``engine`` hands out (once per engine, whichever
+    store asks first): a row of a user that does not exist is refused, and a user's rows go with it."""
+    if engine.dialect.name == "sqlite" and not event.contains(
+        engine.sync_engine, "checkout", _enable_sqlite_foreign_keys
+    ):
+        event.listen(engine.sync_engine, "checkout", _enable_sqlite_foreign_keys)
 
 
 def _enable_sqlite_foreign_keys(

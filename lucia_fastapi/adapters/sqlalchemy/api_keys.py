@@ -71,7 +71,7 @@ class SQLAlchemyApiKeyStore:
             from lucia_fastapi.adapters.sqlalchemy.schema import metadata
 
             table = metadata.tables[API_KEY_TABLE]
-        from lucia_fastapi.adapters.sqlalchemy.adapter import _ColumnPlaces, _enable_sqlite_foreign_keys
+        from lucia_fastapi.adapters.sqlalchemy.adapter import _ColumnPlaces, enforce_foreign_keys
         from lucia_fastapi.adapters.sqlalchemy.schema import USER_CORE_COLUMNS
 
         self.engine = engine
@@ -98,11 +98,7 @@ class SQLAlchemyApiKeyStore:
                 .where(table.c.digest == any_(digests)),
                 key_at=list(table.columns).index(table.c.digest),
             )
-        if engine.dialect.name == "sqlite":
-            from sqlalchemy import event
-
-            if not event.contains(engine.sync_engine, "checkout", _enable_sqlite_foreign_keys):
-                event.listen(engine.sync_engine, "checkout", _enable_sqlite_foreign_keys)
+        enforce_foreign_keys(engine)
 
     def __repr__(self) -> str:
         return f"SQLAlchemyApiKeyStore({self.table.name!r})"

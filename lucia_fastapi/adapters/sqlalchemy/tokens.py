@@ -47,13 +47,9 @@ class SQLAlchemyTokenStore:
         self.engine = engine
         self.table = table
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        if engine.dialect.name == "sqlite":
-            from sqlalchemy import event
+        from lucia_fastapi.adapters.sqlalchemy.adapter import enforce_foreign_keys
 
-            from lucia_fastapi.adapters.sqlalchemy.adapter import _enable_sqlite_foreign_keys
-
-            if not event.contains(engine.sync_engine, "checkout", _enable_sqlite_foreign_keys):
-                event.listen(engine.sync_engine, "checkout", _enable_sqlite_foreign_keys)
+        enforce_foreign_keys(engine)
 
     def __repr__(self) -> str:
         return f"SQLAlchemyTokenStore({self.table.name!r})"
