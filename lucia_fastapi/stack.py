@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from lucia_fastapi.adapters.cached import CachedAdapter
 from lucia_fastapi.adapters.sqlalchemy.activity import SQLAlchemyActivityStore, define_activity_tables
 from lucia_fastapi.adapters.sqlalchemy.adapter import SQLAlchemyAdapter, async_database_url
+from lucia_fastapi.adapters.sqlalchemy.admin import SQLAlchemyAdminStore, define_admin_tables
 from lucia_fastapi.adapters.sqlalchemy.api_keys import SQLAlchemyApiKeyStore, define_api_key_tables
 from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
 from lucia_fastapi.adapters.sqlalchemy.mfa import SQLAlchemyMFAStore, define_mfa_tables
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
     from starlette.routing import BaseRoute
 
+    from lucia_fastapi.features.admin import Admin, IsAdmin
     from lucia_fastapi.features.api_keys import ApiKeys
     from lucia_fastapi.features.mfa import MFA
     from lucia_fastapi.features.oauth import OAuth, OAuthIdentity, OAuthProvider
@@ -136,7 +138,9 @@ class AuthStack:
     address and device, for the account page, and a mail on a sign-in from a new device (``notify_new_devices``).
     ``api_keys``: API keys for scripts and other services (``features.api_keys.ApiKeys``, ``stack.api_keys``):
     ``True`` for keys with any scopes, or the scopes keys may have (``["reports:read", ...]``); off by default.
-    Every other keyword goes to ``Auth``.
+    ``is_admin``: the app's rule for who is an admin (``features.admin.IsAdmin``, a function of the user); given,
+    administration is on (``stack.admin``): account search, sessions, bans, impersonation. Every other keyword goes
+    to ``Auth``.
     """
 
     def __init__(
@@ -154,6 +158,7 @@ class AuthStack:
         session_cache: bool = False,
         api_keys: bool | Iterable[str] = False,
         notify_new_devices: bool = True,
+        is_admin: IsAdmin | None = None,
         **auth_options: Any,
     ) -> None:
         parts = urlsplit(base_url)
@@ -213,6 +218,13 @@ class AuthStack:
             store = SQLAlchemyApiKeyStore(self.engine, define_api_key_tables(self.metadata))
             scopes = None if api_keys is True else list(api_keys)
             self.api_keys = ApiKeys(self.auth, store, scopes=scopes)
+        self.admin: Admin[Any] | None = None
+        define_admin_tables(self.metadata)  # bans: the table exists whether or not administration is on
+        if is_admin is not None:
+            from lucia_fastapi.features.admin import Admin
+
+            bans = SQLAlchemyAdminStore(self.engine, self.metadata.tables["auth_user_ban"])
+            self.admin = Admin(self.auth, bans, is_admin=is_admin, api_keys=self.api_keys, activity=self.activity)
         self.oauth: OAuth | None = None
         define_oauth_tables(self.metadata)  # provider tokens, when a provider keeps them
         if oauth_providers:
@@ -249,7 +261,7 @@ class AuthStack:
     def __repr__(self) -> str:
         return (
             f"AuthStack(base_url={self.base_url!r}, mfa={self.mfa is not None}, oauth={self.oauth is not None},"
-            f" api_keys={self.api_keys is not None})"
+            f" api_keys={self.api_keys is not None}, admin={self.admin is not None})"
         )
 
     def _new_device_notifier(self, app_name: str) -> EmailNewDeviceNotifier:
@@ -289,6 +301,7 @@ class AuthStack:
             oauth=self.oauth,
             api_keys=self.api_keys,
             activity=self.activity,
+            admin=self.admin,
             prefix=prefix,
             pages=self._pages(pages),
         )
@@ -302,6 +315,7 @@ class AuthStack:
             oauth=self.oauth,
             api_keys=self.api_keys,
             activity=self.activity,
+            admin=self.admin,
             prefix=prefix,
             pages=self._pages(pages),
         )

@@ -43,12 +43,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from lucia_fastapi import Auth, AuthMiddleware, KeySpec, LuciaError, MemoryAdapter, PasswordHasher, SQLAlchemyAdapter
+from lucia_fastapi.adapters.sqlalchemy.admin import SQLAlchemyAdminStore, define_admin_tables
 from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
 from lucia_fastapi.adapters.sqlalchemy.mfa import SQLAlchemyMFAStore, define_mfa_tables
 from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
 from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore, define_token_tables
 from lucia_fastapi.core.models import Session
 from lucia_fastapi.core.policy import CREDENTIAL_EVENTS, KEEPS_CURRENT_SESSION, Assurance, SecurityEvent
+from lucia_fastapi.features.admin import Admin, MemoryAdminStore
 from lucia_fastapi.features.email import OutboxEmailSender
 from lucia_fastapi.features.email.flows import EmailFlows
 from lucia_fastapi.features.email.router import email_router
@@ -79,6 +81,7 @@ NOTICE_SUBJECTS = {
     "provider_linked": "sign-in method was connected",
     "provider_unlinked": "sign-in method was removed",
     "account_deleted": "account was deleted",
+    "account_banned": "account was suspended",
 }
 MFA_NOTICE_SUBJECTS = {
     "second_factor_added": "authenticator app was added",
@@ -127,7 +130,7 @@ class World:
     ``/me`` (a signed-in route), ``/act`` (runs ``self.action`` in a request of a recently verified session),
     ``/auth/email/...`` (``email_router``) and the OAuth routes."""
 
-    def __init__(self, adapter: Any, tokens: Any, mfa_store: Any) -> None:
+    def __init__(self, adapter: Any, tokens: Any, mfa_store: Any, admin_store: Any) -> None:
         self.clock = ManualClock()
         self.auth: Auth[Any] = Auth(adapter, clock=self.clock, password_hasher=FAST_HASHER)
         self.outbox = OutboxEmailSender()
@@ -146,6 +149,7 @@ class World:
             notifier=EmailMFANotifier(self.outbox, address_of=address_of),
         )
         self.oauth = github_oauth(self.auth)
+        self.admin = Admin(self.auth, admin_store, is_admin=lambda user: user.attributes["email"].startswith("admin-"))
         self.heard: list[SecurityEvent] = []
         self.auth.security.add_listener(self.hear)
         self.action: Callable[[Request, Session], Awaitable[object]] | None = None
@@ -187,17 +191,20 @@ async def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     record_database(request, request.param)
     engine: AsyncEngine | None = None
     if request.param == "memory":
-        built = World(MemoryAdapter(), MemoryTokenStore(), MemoryMFAStore())
+        adapter = MemoryAdapter()
+        built = World(adapter, MemoryTokenStore(), MemoryMFAStore(), MemoryAdminStore(adapter))
     else:
         metadata = MetaData(naming_convention=NAMING_CONVENTION)
         auth_tables = define_auth_tables(metadata, user_columns=email_user_columns())
         token_table = define_token_tables(metadata)
         mfa_tables = define_mfa_tables(metadata)
+        ban_table = define_admin_tables(metadata)
         engine = await make_engine(request, request.param, tmp_path_factory, metadata)
         built = World(
             SQLAlchemyAdapter(engine, auth_tables),
             SQLAlchemyTokenStore(engine, token_table),
             SQLAlchemyMFAStore(engine, mfa_tables),
+            SQLAlchemyAdminStore(engine, ban_table),
         )
     yield built
     await built.http.aclose()
@@ -433,6 +440,15 @@ async def signed_out_everywhere(world: World, event: Event) -> httpx.Response:
     )
 
 
+async def account_banned(world: World, event: Event) -> httpx.Response:
+    """An admin's ban, in a request of the admin's (recently verified) session: A's device is not the admin's."""
+    email = f"admin-{event.a.user_id}@example.com"
+    admin = await world.auth.create_user(key=KeySpec("email", email, PASSWORD), attributes={"email": email})
+    world.action = lambda _r, session: world.admin.ban(session, event.a.user_id, reason="a credential-event test")
+    admin_session = await world.auth.create_session(admin.user_id, factors=("password",))
+    return await world.http.post("/act", headers=cookie(admin_session.session_id))
+
+
 async def account_deleted(world: World, event: Event) -> httpx.Response:
     return await act(world, event, lambda _r, _s: world.auth.delete_user(event.a.user_id))
 
@@ -449,6 +465,7 @@ LIBRARY_TRIGGERS: dict[str, Trigger] = {
     "provider_linked": provider_linked,
     "provider_unlinked": provider_unlinked,
     "signed_out_everywhere": signed_out_everywhere,
+    "account_banned": account_banned,
     "account_deleted": account_deleted,
 }
 

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from lucia_fastapi import Auth, AuthMiddleware, LuciaError, MemoryAdapter, PasswordHasher
 from lucia_fastapi.core.errors import ERROR_CODES
 from lucia_fastapi.core.password_policy import PasswordRejected
+from lucia_fastapi.features.admin import AdminError
 from lucia_fastapi.features.api_keys import ApiKeyError
 from lucia_fastapi.features.email import OutboxEmailSender
 from lucia_fastapi.features.email.flows import EmailFlowError, EmailFlowErrorCode, EmailFlows
@@ -38,7 +39,14 @@ from lucia_fastapi.web.actions import InputError
 from lucia_fastapi.web.responses import error_headers, error_response, public_message, status_for
 from tests.web_apps import serve
 
-FEATURE_ERRORS: tuple[type[LuciaError], ...] = (TokenError, EmailFlowError, OAuthError, InputError, ApiKeyError)
+FEATURE_ERRORS: tuple[type[LuciaError], ...] = (
+    TokenError,
+    EmailFlowError,
+    OAuthError,
+    InputError,
+    ApiKeyError,
+    AdminError,
+)
 SECRET = "an app secret key of at least thirty-two bytes"
 PASSWORD = "long enough password"
 

@@ -29,6 +29,7 @@ from lucia_fastapi import Auth, AuthMiddleware, KeySpec, LuciaError, MemoryAdapt
 from lucia_fastapi.core.models import Session
 from lucia_fastapi.core.policy import Assurance, SecurityEvent
 from lucia_fastapi.core.storage import KeyRow
+from lucia_fastapi.features.admin import MemoryAdminStore
 from lucia_fastapi.features.email import OutboxEmailSender
 from lucia_fastapi.features.email.flows import RECIPIENT_LIMIT, EmailFlows
 from lucia_fastapi.features.mfa import MFA, EmailMFANotifier, MemoryMFAStore, RelyingParty, SecretCipher
@@ -159,7 +160,8 @@ class TokenRoundTrips(MemoryTokenStore):
 @pytest.fixture
 async def router_world() -> AsyncIterator[RouterWorld]:
     """``tests/test_credential_events.py``'s world: email router, OAuth routes and ``/act`` behind AuthMiddleware."""
-    world = RouterWorld(MemoryAdapter(), MemoryTokenStore(), MemoryMFAStore())
+    adapter = MemoryAdapter()
+    world = RouterWorld(adapter, MemoryTokenStore(), MemoryMFAStore(), MemoryAdminStore(adapter))
     yield world
     await world.http.aclose()
     await world.flows.drain()

@@ -51,6 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from lucia_fastapi import Auth, AuthMiddleware, KeySpec, PasswordHasher, SQLAlchemyAdapter, handle_logout_requests
 from lucia_fastapi.adapters.sqlalchemy.activity import SQLAlchemyActivityStore, define_activity_tables
+from lucia_fastapi.adapters.sqlalchemy.admin import define_admin_tables
 from lucia_fastapi.adapters.sqlalchemy.api_keys import SQLAlchemyApiKeyStore, define_api_key_tables
 from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
 from lucia_fastapi.adapters.sqlalchemy.mfa import SQLAlchemyMFAStore, define_mfa_tables
@@ -178,6 +179,7 @@ class Schema:
         self.rate_limits = define_rate_limit_tables(self.metadata)
         self.api_keys = define_api_key_tables(self.metadata)
         self.activity = define_activity_tables(self.metadata)
+        self.admin = define_admin_tables(self.metadata)
         define_oauth_tables(self.metadata)  # provider tokens: the example's AuthStack defines the table too
 
 

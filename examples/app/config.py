@@ -38,6 +38,16 @@ ENV: Literal["DEV", "PROD"] | None = {"DEV": "DEV", "PROD": "PROD"}.get(env.get(
 DEV = (ENV or ("PROD" if BASE_URL.startswith("https://") else "DEV")) == "DEV"
 REAUTH_AFTER = timedelta(seconds=int(env.get("LUCIA_EXAMPLE_REAUTH_SECONDS", "300")))
 SECRET_KEYS = [key.strip() for key in env.get("LUCIA_SECRET_KEYS", "").split(",") if key.strip()] or None
+ADMIN_EMAILS = frozenset(
+    address.strip().lower() for address in env.get("LUCIA_EXAMPLE_ADMINS", "").split(",") if address.strip()
+)
+
+
+def is_admin(user: Any) -> bool:
+    """The example's admins: the addresses in ``LUCIA_EXAMPLE_ADMINS`` (comma-separated), once **verified**: an
+    unverified sign-up with an admin's address, before the admin made the account, must not become an admin."""
+    attributes = user.attributes
+    return attributes.get("email") in ADMIN_EMAILS and attributes.get("email_verified_at") is not None
 
 
 def mail_sender() -> EmailSender:

@@ -31,7 +31,7 @@ from lucia_fastapi.features.api_keys import Principal
 from lucia_fastapi.features.email import OutboxEmailSender
 from lucia_fastapi.pages import Pages
 from lucia_fastapi.stack import AuthStack
-from lucia_fastapi.web.policy import declare
+from lucia_fastapi.web.policy import auth_request_of, declare
 
 HERE = Path(__file__).parent
 providers = config.oauth_providers()
@@ -47,6 +47,7 @@ stack = AuthStack(
     recent_auth_max_age=config.REAUTH_AFTER,  # one window for every sensitive action
     password_policy=config.password_policy(),  # PWNED_PASSWORDS_URL turns the breached-password check on
     api_keys=["profile:read"],  # the scopes a key may have: /account/api-keys makes them
+    is_admin=config.is_admin,  # LUCIA_EXAMPLE_ADMINS: their /admin finds accounts, bans, impersonates
 )
 assert stack.api_keys is not None
 pages = Pages(templates=HERE / "templates", home="/profile", app_name="lucia_fastapi example")
@@ -93,7 +94,10 @@ async def home() -> Response:
 @app.get("/profile", include_in_schema=False)
 @declare(Assurance.SIGNED_IN)
 async def profile(request: Request) -> Response:
-    return await pages.page(request, "profile.html", title="Profile")
+    assert stack.admin is not None
+    user = (await auth_request_of(request).get_session_user()).user
+    admin = user is not None and await stack.admin.is_admin(user)
+    return await pages.page(request, "profile.html", title="Profile", is_admin=admin)
 
 
 @app.get("/api/profile")

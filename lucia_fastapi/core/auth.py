@@ -98,6 +98,8 @@ class Auth(Generic[UserT]):
             give one with a shared store when several workers serve the app); ``None`` turns them off.
         recent_auth_max_age: How long a proof of the account's strongest factor counts as recent for sensitive
             actions (the policy's ``RECENT`` level).
+        impersonation_timeout: The whole life of a session an admin starts as another user (``features.admin``),
+            whatever its renewals (1 hour).
         clock: The time in epoch milliseconds (``lucia_fastapi.testing.ManualClock`` in tests).
     """
 
@@ -118,6 +120,7 @@ class Auth(Generic[UserT]):
         password_policy: PasswordPolicy | None = None,
         sign_in_throttle: SignInThrottle | None = _DEFAULT_THROTTLE,
         recent_auth_max_age: timedelta = timedelta(minutes=10),
+        impersonation_timeout: timedelta = timedelta(hours=1),
         clock: Clock = system_clock,
     ) -> None:
         if env not in ("DEV", "PROD"):
@@ -126,6 +129,8 @@ class Auth(Generic[UserT]):
             raise TypeError("give Auth either transform_user or user_type, not both: user_type builds the former")
         if absolute_timeout is not None and absolute_timeout <= timedelta(0):
             raise ValueError("absolute_timeout must be positive")
+        if impersonation_timeout <= timedelta(0):
+            raise ValueError("impersonation_timeout must be positive")
         self.adapter = adapter
         self.env = env
         self.session_timeout = session_timeout
@@ -157,6 +162,8 @@ class Auth(Generic[UserT]):
         self._active_ms = to_ms(session_timeout.active_period)
         self._idle_ms = to_ms(session_timeout.idle_period)
         self._absolute_ms = to_ms(absolute_timeout) if absolute_timeout is not None else None
+        self.impersonation_timeout = impersonation_timeout
+        self._impersonation_ms = to_ms(impersonation_timeout)
 
     # Users ----------------------------------------------------------------------------------------------------
 
@@ -354,6 +361,7 @@ class Auth(Generic[UserT]):
         second_factor_pending: bool = False,
         factors: Iterable[Factor] | None = None,
         credential_generation: int | None = None,
+        impersonated_by: str | None = None,
     ) -> Session:
         """A new session for ``user_id`` (``is_fresh=True``: set its cookie).
 
@@ -365,7 +373,13 @@ class Auth(Generic[UserT]):
         ``second_factor_pending=True`` makes a session that ``CurrentUser`` refuses until
         ``record_verification`` (the user proved a second factor). ``credential_generation``: the user's, read
         before the factor was checked (``Passkey.credential_generation``), for a sign-in without a key: a credential
-        event in between (the passkey removed) then leaves the session born dead."""
+        event in between (the passkey removed) then leaves the session born dead. ``impersonated_by``: the admin
+        who starts this session as the user (``features.admin`` does): it never counts as recently verified and
+        lives at most ``impersonation_timeout``.
+
+        Every sign-in check registered with ``auth.security.add_sign_in_check`` is asked first, after the
+        generation was read (a ban committed in between then leaves the session born dead): a banned account gets
+        no session, whatever proved who it is."""
         _user_id(user_id)
         attributes = _attributes(attributes, "session attribute")
         if key is not None:
@@ -376,6 +390,7 @@ class Auth(Generic[UserT]):
             generation = credential_generation
         else:
             generation = (await self._existing_user_row(user_id)).credential_generation
+        await self.security.check_sign_in(user_id)
         proven: Iterable[str] = factors if factors is not None else ()
         if factors is None:
             proven = ("password",) if key is not None and key.has_password else ("sign_in",)
@@ -388,13 +403,15 @@ class Auth(Generic[UserT]):
             second_factor_pending=second_factor_pending,
             last_verified_at=now,
             verified_factors=with_factors("", proven, now),
+            impersonated_by=_user_id(impersonated_by) if impersonated_by is not None else None,
             attributes=attributes,
         )
         session = await self._insert_session(row, now)
         details = {"session": session.digest[:8], "factors": " ".join(sorted(set(proven)))}
         if second_factor_pending:
             details["second_factor"] = "pending"
-        await self.security.emit("signed_in", user_id, details)  # the activity log, the new-device mail
+        if impersonated_by is None:  # an impersonation is recorded by who started it (features.admin), not here
+            await self.security.emit("signed_in", user_id, details)  # the activity log, the new-device mail
         return session
 
     async def _insert_session(self, row: SessionRow, now: int) -> Session:
@@ -438,10 +455,13 @@ class Auth(Generic[UserT]):
         The assurance level rises, so the session gets a **new id** (returned, ``is_fresh``; the old id is dead):
         during a request the new cookie is sent by itself, and a bearer client must be handed the new token.
         A session pending its second factor leaves that state only with a second factor (``SECOND_FACTORS``);
-        anything else raises ``AUTH_SECOND_FACTOR_REQUIRED``."""
+        anything else raises ``AUTH_SECOND_FACTOR_REQUIRED``. An admin's session as the user (``impersonated_by``)
+        proves nothing: ``AUTH_IMPERSONATING``."""
         row, user_row = await self._session_and_user(session_id)
         now = self.clock()
         await self._refuse_if_dead(row, user_row, now)
+        if row.impersonated_by is not None:
+            raise LuciaError("AUTH_IMPERSONATING", "an impersonated session proves no factor of the user")
         if row.second_factor_pending and factor not in SECOND_FACTORS:
             raise LuciaError("AUTH_SECOND_FACTOR_REQUIRED", f"{factor} cannot be the second factor")
         return await self._rotate(
@@ -469,6 +489,7 @@ class Auth(Generic[UserT]):
                 "second_factor_pending": row.second_factor_pending,
                 "last_verified_at": row.last_verified_at,
                 "verified_factors": row.verified_factors,
+                "impersonated_by": row.impersonated_by,
                 **changes,
             },
         )
@@ -483,18 +504,20 @@ class Auth(Generic[UserT]):
         if is_session_id_shaped(session_id):
             await self.adapter.delete_session(session_digest(session_id))
 
-    async def invalidate_user_session(self, user_id: str, digest: str) -> bool:
+    async def invalidate_user_session(
+        self, user_id: str, digest: str, *, details: Mapping[str, str] | None = None
+    ) -> bool:
         """Revoke one of ``user_id``'s sessions by the ``digest`` a sessions page showed (``SessionInfo.digest``).
         Returns whether this call deleted it (a session that moved on to a new id meanwhile, by a step-up in
         flight, was not revoked: ``False``, and the sessions page shows its successor); another user's session is
-        never touched."""
+        never touched. ``details`` are added to the ``session_revoked`` event (an admin's id)."""
         _user_id(user_id)
         row = await self.adapter.get_session(digest) if is_digest_shaped(digest) else None
         if row is None or row.user_id != user_id:
             return False
         deleted = await self.adapter.delete_session(row.digest)
         if deleted:
-            await self.security.emit("session_revoked", user_id, {"session": row.digest[:8]})
+            await self.security.emit("session_revoked", user_id, {"session": row.digest[:8], **(details or {})})
         return deleted
 
     async def bump_credential_generation(self, user_id: str) -> None:
@@ -636,7 +659,7 @@ class Auth(Generic[UserT]):
 
     async def _renew(self, row: SessionRow, session_id: str, now: int) -> Session:
         # In place: concurrent requests carrying the same cookie stay signed in, and racing renewals agree.
-        active, idle = self._expiries(now, created_at=row.created_at)
+        active, idle = self._expiries(now, created_at=row.created_at, impersonated=row.impersonated_by is not None)
         await self.adapter.update_session_expiry(row.digest, active, idle)
         return self._session(replace(row, active_expires=active, idle_expires=idle), session_id, now, is_fresh=True)
 
@@ -650,9 +673,10 @@ class Auth(Generic[UserT]):
         second_factor_pending: bool,
         last_verified_at: int,
         verified_factors: str,
+        impersonated_by: str | None = None,
         attributes: Mapping[str, Any],
     ) -> SessionRow:
-        active, idle = self._expiries(now, created_at=created_at)
+        active, idle = self._expiries(now, created_at=created_at, impersonated=impersonated_by is not None)
         return SessionRow(
             digest="",
             user_id=user_id,
@@ -663,14 +687,18 @@ class Auth(Generic[UserT]):
             second_factor_pending=second_factor_pending,
             last_verified_at=last_verified_at,
             verified_factors=verified_factors,
+            impersonated_by=impersonated_by,
             attributes=dict(attributes),
         )
 
-    def _expiries(self, now: int, *, created_at: int) -> tuple[int, int]:
+    def _expiries(self, now: int, *, created_at: int, impersonated: bool = False) -> tuple[int, int]:
         active = now + self._active_ms
         idle = active + self._idle_ms
-        if self._absolute_ms is not None:
-            cap = created_at + self._absolute_ms  # never moves, whatever the renewals
+        caps = [created_at + self._absolute_ms] if self._absolute_ms is not None else []
+        if impersonated:
+            caps.append(created_at + self._impersonation_ms)
+        if caps:
+            cap = min(caps)  # never moves, whatever the renewals
             active, idle = min(active, cap), min(idle, cap)
         return active, idle
 
@@ -692,6 +720,7 @@ class Auth(Generic[UserT]):
             "second_factor_pending": row.second_factor_pending,
             "last_verified_at": to_datetime(row.last_verified_at),
             "verified_factors": _factor_times(row.verified_factors),
+            "impersonated_by": row.impersonated_by,
             "attributes": row.attributes,
         }
 

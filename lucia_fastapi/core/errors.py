@@ -36,6 +36,8 @@ ErrorCode = Literal[
     # the session is waiting for its second factor (``second_factor_pending``), or is too old for a sensitive action.
     "AUTH_SECOND_FACTOR_REQUIRED",
     "AUTH_REAUTHENTICATION_REQUIRED",
+    # an admin's session as another user (``Session.impersonated_by``) reached a sensitive or admin action.
+    "AUTH_IMPERSONATING",
     # Second factors (lucia_fastapi.features.mfa): a wrong or replayed code, a factor that is not (or already)
     # set up, a passkey ceremony that failed, a ceremony challenge that is missing, used, expired or not this one's.
     "MFA_INVALID_CODE",

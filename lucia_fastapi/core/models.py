@@ -67,7 +67,9 @@ class SessionInfo:
     ``second_factor_pending`` is true until the user proves a second factor; ``verified_factors`` says which
     factors the user proved on this session and when (``"password"``, ``"totp"``, ``"passkey"``, ... see
     ``lucia_fastapi.core.policy``), and ``last_verified_at`` is the latest of them: ``auth.security`` derives the
-    session's assurance level from these.
+    session's assurance level from these. ``impersonated_by`` is the id of the admin who started the session as
+    this user (``features.admin``), ``None`` for the user's own: such a session never counts as recently verified,
+    so it can do nothing sensitive, and it lives at most ``Auth(impersonation_timeout=)``.
     """
 
     digest: str
@@ -79,6 +81,7 @@ class SessionInfo:
     second_factor_pending: bool = False
     last_verified_at: datetime
     verified_factors: Mapping[str, datetime] = field(default_factory=dict)
+    impersonated_by: str | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -9,7 +9,9 @@ signed in, or recently verified. A session records *which* factors its user prov
 - a session is ``RECENT`` when its user proved, within ``recent_auth_max_age``, a factor at least as strong as
   the strongest the account has: an account with a second factor (TOTP, recovery codes, passkeys) must have
   proved one of those, not only the password;
-- otherwise it is ``SIGNED_IN``.
+- otherwise it is ``SIGNED_IN``;
+- a session an admin started as the user (``Session.impersonated_by``) is never ``RECENT``, whatever it proved:
+  ``authorize`` refuses it every sensitive and admin action with ``AUTH_IMPERSONATING``.
 
 ``AccountSecurity.authorize(session, needs)`` is the one function that answers "may this request do this"; every
 route of the library declares the level it needs (``lucia_fastapi.web.policy.requires``).
@@ -22,6 +24,7 @@ notification mail, an activity log). Features plug in here rather than being wir
     auth.security.add_factor_source(mfa)          # which second factors an account has
     auth.security.add_revoker(tokens.revoke_all)  # what dies with a credential change
     auth.security.add_listener(notify_by_mail)    # who hears of it
+    auth.security.add_sign_in_check(admin.refuse_banned)  # who may not get a session at all (a ban)
 
 This module is pure policy: it imports no web framework and no store.
 """
@@ -64,10 +67,12 @@ CredentialEvent = Literal[
     "provider_linked",
     "provider_unlinked",
     "signed_out_everywhere",
+    "account_banned",
     "account_deleted",
 ]
 CREDENTIAL_EVENTS: frozenset[str] = frozenset(CredentialEvent.__args__)  # type: ignore[attr-defined]
 KEEPS_CURRENT_SESSION: frozenset[str] = CREDENTIAL_EVENTS - {
+    "account_banned",
     "account_deleted",
     "email_change_cancelled",
     "password_reset",
@@ -121,6 +126,8 @@ Revoker = Callable[[str], Awaitable[object]]
 """Revokes one kind of outstanding capability of a user (called with the user id) at every credential event."""
 Listener = Callable[[SecurityEvent], Awaitable[None]]
 """Hears every security event: a notification mail, an activity log."""
+SignInCheck = Callable[[str], Awaitable[None]]
+"""Asked before any session is made for a user (called with the user id): raises a ``LuciaError`` to refuse it."""
 
 
 def encode_factors(factors: Mapping[str, int]) -> str:
@@ -167,6 +174,7 @@ class AccountSecurity:
         self.factor_sources: list[FactorSource] = []
         self.revokers: list[tuple[Revoker, frozenset[str] | None]] = []
         self.listeners: list[Listener] = []
+        self.sign_in_checks: list[SignInCheck] = []
 
     def __repr__(self) -> str:
         return f"AccountSecurity(recent_auth_max_age={self.recent_auth_max_age})"
@@ -191,6 +199,18 @@ class AccountSecurity:
         """Hand every ``SecurityEvent`` to ``listener`` (its failures are logged, never raised)."""
         if listener not in self.listeners:
             self.listeners.append(listener)
+
+    def add_sign_in_check(self, check: SignInCheck) -> None:
+        """Ask ``check(user_id)`` before every session ``Auth.create_session`` makes, whatever the sign-in method
+        (password, passkey, OAuth, a mailed link, an impersonation): a ban refuses them all in one place. It is
+        asked only once the person proved who they are, so its answer tells nothing to anyone else."""
+        if check not in self.sign_in_checks:
+            self.sign_in_checks.append(check)
+
+    async def check_sign_in(self, user_id: str) -> None:
+        """Run every sign-in check for ``user_id``: the first refusal is raised."""
+        for check in self.sign_in_checks:
+            await check(user_id)
 
     # Levels ------------------------------------------------------------------------------------------------------
 
@@ -224,6 +244,8 @@ class AccountSecurity:
             return Assurance.ANONYMOUS
         if session.second_factor_pending:
             return Assurance.PENDING
+        if session.impersonated_by is not None:
+            return Assurance.SIGNED_IN
         return Assurance.RECENT if await self._is_recent(session, None) else Assurance.SIGNED_IN
 
     async def _is_recent(self, session: Session, max_age: timedelta | None) -> bool:
@@ -237,7 +259,8 @@ class AccountSecurity:
         """Raise ``LuciaError`` unless a request with ``session`` may do what needs level ``needs``:
         ``NOT_AUTHENTICATED`` without a session, ``AUTH_SECOND_FACTOR_REQUIRED`` for a pending session where a
         complete one is needed, ``AUTH_REAUTHENTICATION_REQUIRED`` where a recent proof of the strongest factor is
-        needed (its detail names the factors that would do). ``max_age`` narrows "recent" for one action."""
+        needed (its detail names the factors that would do), ``AUTH_IMPERSONATING`` for an admin's session as the
+        user where a recent one is needed. ``max_age`` narrows "recent" for one action."""
         if needs <= Assurance.ANONYMOUS:
             return
         if session is None:
@@ -246,7 +269,11 @@ class AccountSecurity:
             return
         if session.second_factor_pending:
             raise LuciaError("AUTH_SECOND_FACTOR_REQUIRED", "prove your second factor first")
-        if needs <= Assurance.SIGNED_IN or await self._is_recent(session, max_age):
+        if needs <= Assurance.SIGNED_IN:
+            return
+        if session.impersonated_by is not None:  # whatever it proved: an admin never acts as the owner would
+            raise LuciaError("AUTH_IMPERSONATING", "not while impersonating the user")
+        if await self._is_recent(session, max_age):
             return
         strongest = await self.second_factors(session.user_id)
         accepted = sorted(strongest) if strongest else sorted(FIRST_FACTORS | SECOND_FACTORS)

@@ -57,6 +57,7 @@ class SessionRow:
     second_factor_pending: bool = False  # signed in with a password, the second factor not proven yet
     last_verified_at: int = 0  # when the user last proved a factor (sign-in or re-authentication)
     verified_factors: str = ""  # which factors were proven when: "password@<ms> totp@<ms>" (core.policy)
+    impersonated_by: str | None = None  # the admin who started this session as the user (features.admin)
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 

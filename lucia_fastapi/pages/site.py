@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from lucia_fastapi.core.credentials import own_origin
 from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.models import Session
 from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.web.actions import Action, Answer, InputError, prepare
 from lucia_fastapi.web.policy import auth_request_of, authorize_request, declare
@@ -58,6 +59,13 @@ NOTICES: Mapping[str, str] = {  # a redirect asks for one with ?notice=; a fixed
     "passkey-added": "The passkey was added.",
     "account-disconnected": "The account was disconnected.",
     "api-key-revoked": "The API key was revoked: it no longer works.",
+    "account-banned": "The account is banned: it was signed out everywhere.",
+    "account-unbanned": "The ban was lifted.",
+    "admin-session-revoked": "That session was signed out.",
+    "admin-signed-out-everywhere": "The account was signed out everywhere.",
+    "admin-api-keys-revoked": "Every API key of the account was revoked.",
+    "impersonating": "You are now signed in as this user. Nothing sensitive can be changed while impersonating.",
+    "impersonation-ended": "You stopped impersonating.",
 }
 
 
@@ -81,6 +89,12 @@ ACTIVITY_LABELS: Mapping[str, str] = {  # how the activity page names each kind 
     "api_key_created": "API key made",
     "api_key_revoked": "API key revoked",
     "api_keys_revoked": "Every API key revoked",
+    "locked_out": "Sign-in locked after too many wrong passwords",
+    "account_banned": "Account suspended by an administrator",
+    "account_unbanned": "Suspension lifted by an administrator",
+    "impersonation_started": "An administrator started a session as this account",
+    "impersonation_ended": "An administrator's session as this account ended",
+    "admin_action": "Administrator action",
 }
 
 
@@ -135,7 +149,7 @@ class PageSite:
 
     async def render(self, request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         """``template`` with what every page shows: who is looking, the notice asked for, the links."""
-        signed_in = await self._signed_in(request)
+        session = await self._complete_session(request)
         asked = request.query_params.get("notice", "")[:40]
         page = {
             "request": request,
@@ -143,7 +157,8 @@ class PageSite:
             "api": self.api_prefix,
             "links": self.links,
             "has": self.has,
-            "signed_in": signed_in,
+            "signed_in": session is not None,
+            "impersonating": session is not None and session.impersonated_by is not None,
             "notice": NOTICES.get(asked),
             "next": wanted_next(request, self.entrances) or "",
             "error": None,
@@ -158,14 +173,15 @@ class PageSite:
         headers = {"cache-control": "no-store", "referrer-policy": "same-origin"}
         return HTMLResponse(html, status_code=status_code, headers=headers)
 
-    async def _signed_in(self, request: Request) -> bool:
-        """Whether a complete session is looking (for the menu); ``False`` when it cannot be known."""
+    async def _complete_session(self, request: Request) -> Session | None:
+        """The complete session looking (for the menu and the impersonation banner); ``None`` when there is none,
+        it is pending its second factor, or it cannot be known."""
         auth_request = auth_request_of(request)
         try:
             session, _user = await auth_request.get_session_user()
         except LuciaError:
-            return False
-        return session is not None and not session.second_factor_pending
+            return None
+        return session if session is not None and not session.second_factor_pending else None
 
     # The policy's refusals as redirects -----------------------------------------------------------------------
 

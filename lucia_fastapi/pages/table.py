@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 
@@ -33,6 +33,8 @@ LINKS: Final[Mapping[str, str]] = {
     "totp": "/account/two-step/totp",
     "api_keys": "/account/api-keys",
     "activity": "/account/activity",
+    "admin": "/admin",
+    "stop_impersonating": "/admin/stop-impersonating",
     "forgot_password": "/forgot-password",
     "reset_password": "/reset-password",
     "verify_email": "/verify-email",
@@ -83,6 +85,43 @@ def _to_account_or_sign_in(notice: str) -> Then:
         return _with_notice(LINKS["account"] if signed_in else LINKS["sign_in"], notice)
 
     return then
+
+
+def _to_admin_user(notice: str) -> Then:
+    """Back to the account's administration page, with ``notice``."""
+
+    def then(_answer: Mapping[str, Any], request: Request) -> str:
+        return _with_notice(f"{LINKS['admin']}/users/{quote(request.path_params['user_id'], safe='')}", notice)
+
+    return then
+
+
+def _after_impersonation(_answer: Mapping[str, Any], _request: Request) -> str:
+    return _with_notice(LINKS["account"], "impersonating")
+
+
+def _after_stopping(answer: Mapping[str, Any], _request: Request) -> str:
+    # The admin's own session back: to the administration page; it had ended meanwhile: signed out.
+    return _with_notice(LINKS["admin"] if answer.get("admin_restored") else LINKS["sign_in"], "impersonation-ended")
+
+
+def _admin_pages() -> list[Page]:
+    admin, user = LINKS["admin"], f"{LINKS['admin']}/users/{{user_id}}"
+    return [
+        Page(
+            admin, template="lucia/admin_users.html", title="Accounts", show=("admin:search",), needs=Assurance.RECENT
+        ),
+        Page(user, template="lucia/admin_user.html", title="Account", show=("admin:account",), needs=Assurance.RECENT),
+        Page(f"{user}/ban", "admin:ban", then=_to_admin_user("account-banned")),
+        Page(f"{user}/unban", "admin:unban", then=_to_admin_user("account-unbanned")),
+        Page(f"{user}/sessions/revoke", "admin:revoke_session", then=_to_admin_user("admin-session-revoked")),
+        Page(
+            f"{user}/sessions/revoke-all", "admin:revoke_sessions", then=_to_admin_user("admin-signed-out-everywhere")
+        ),
+        Page(f"{user}/api-keys/revoke-all", "admin:revoke_api_keys", then=_to_admin_user("admin-api-keys-revoked")),
+        Page(f"{user}/impersonate", "admin:impersonate", then=_after_impersonation),
+        Page(LINKS["stop_impersonating"], "admin:stop_impersonating", then=_after_stopping),
+    ]
 
 
 def default_pages(home: str) -> list[Page]:
@@ -199,6 +238,8 @@ def default_pages(home: str) -> list[Page]:
             "api_keys:revoke",
             then=_with_notice(links["api_keys"], "api-key-revoked"),
         ),
+        # Administration
+        *_admin_pages(),
         # Email: verification, reset, change (the pages mailed links open)
         Page(
             links["verify_email"],

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from lucia_fastapi.features.activity import SecurityActivity
+    from lucia_fastapi.features.admin import Admin
     from lucia_fastapi.features.api_keys import ApiKeys
     from lucia_fastapi.features.email.flows import EmailFlows
     from lucia_fastapi.features.mfa import MFA
@@ -43,6 +44,7 @@ def auth_actions(
     oauth: OAuth | None = None,
     api_keys: ApiKeys[Any] | None = None,
     activity: SecurityActivity | None = None,
+    admin: Admin[Any] | None = None,
     prefix: str = "/auth",
 ) -> list[Action]:
     """Every action of the core and of the features given, in the order they are mounted; ``prefix`` is where
@@ -73,6 +75,10 @@ def auth_actions(
         from lucia_fastapi.features.activity.endpoints import activity_actions
 
         actions += activity_actions(activity)
+    if admin is not None:
+        from lucia_fastapi.features.admin.endpoints import admin_actions
+
+        actions += admin_actions(admin)
     _check_unique(actions)
     return actions
 
@@ -94,6 +100,7 @@ def auth_routes(
     oauth: OAuth | None = None,
     api_keys: ApiKeys[Any] | None = None,
     activity: SecurityActivity | None = None,
+    admin: Admin[Any] | None = None,
     prefix: str = "/auth",
     pages: bool | Pages = False,
 ) -> list[BaseRoute]:
@@ -108,11 +115,14 @@ def auth_routes(
       ``prefix``: ``ValueError`` at build time otherwise), link, unlink, the lists.
     - ``api_keys``: API keys (``ApiKeys``): list, create (the secret shown once), revoke one or all.
     - ``activity``: the security activity log (``SecurityActivity``): the account's recent security events.
+    - ``admin``: administration (``Admin``): find accounts, end their sessions and keys, ban, impersonate.
     - ``prefix``: where the JSON endpoints go (``"/auth"``).
     - ``pages``: ``True`` or a configured ``Pages(templates=..., home=..., app_name=...)`` mounts the HTML pages
       too, at the paths of ``lucia_fastapi.pages.LINKS`` (``/sign-in``, ``/account``, ...), outside ``prefix``.
     """
-    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, activity=activity, prefix=prefix)
+    actions = auth_actions(
+        auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, activity=activity, admin=admin, prefix=prefix
+    )
     routes: list[BaseRoute] = [
         Route(action.path, json_endpoint(action), methods=[action.method], name=action.name) for action in actions
     ]
@@ -141,6 +151,7 @@ def auth_router(
     oauth: OAuth | None = None,
     api_keys: ApiKeys[Any] | None = None,
     activity: SecurityActivity | None = None,
+    admin: Admin[Any] | None = None,
     prefix: str = "/auth",
     tags: Sequence[str] = ("auth",),
     pages: bool | Pages = False,
@@ -153,9 +164,13 @@ def auth_router(
     from lucia_fastapi.routers.openapi import openapi_extra, responses, statuses_of
     from lucia_fastapi.web.dependencies import bearer_scheme, session_cookie_scheme
 
-    actions = auth_actions(auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, activity=activity, prefix=prefix)
+    actions = auth_actions(
+        auth, email=email, mfa=mfa, oauth=oauth, api_keys=api_keys, activity=activity, admin=admin, prefix=prefix
+    )
     status_of = statuses_of(
-        _error_classes(email=email is not None, oauth=oauth is not None, api_keys=api_keys is not None)
+        _error_classes(
+            email=email is not None, oauth=oauth is not None, api_keys=api_keys is not None, admin=admin is not None
+        )
     )
     # No router prefix: the pages live outside it, each JSON path carries the prefix itself.
     router = APIRouter(tags=list(tags))
@@ -179,7 +194,7 @@ def auth_router(
     return router
 
 
-def _error_classes(*, email: bool, oauth: bool, api_keys: bool) -> list[type[LuciaError]]:
+def _error_classes(*, email: bool, oauth: bool, api_keys: bool, admin: bool) -> list[type[LuciaError]]:
     classes: list[type[LuciaError]] = [InputError]
     if email:
         from lucia_fastapi.features.email.flows import EmailFlowError
@@ -194,4 +209,8 @@ def _error_classes(*, email: bool, oauth: bool, api_keys: bool) -> list[type[Luc
         from lucia_fastapi.features.api_keys import ApiKeyError
 
         classes.append(ApiKeyError)
+    if admin:
+        from lucia_fastapi.features.admin import AdminError
+
+        classes.append(AdminError)
     return classes

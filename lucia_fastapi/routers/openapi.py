@@ -106,7 +106,9 @@ def error_codes(action: Action, status_of: dict[str, int] | None = None) -> dict
     if action.needs >= Assurance.SIGNED_IN:
         codes.append("AUTH_SECOND_FACTOR_REQUIRED")
     if action.needs >= Assurance.RECENT:
-        codes.append("AUTH_REAUTHENTICATION_REQUIRED")
+        codes += ["AUTH_REAUTHENTICATION_REQUIRED", "AUTH_IMPERSONATING"]
+    if action.proves_factor:
+        codes.append("AUTH_IMPERSONATING")
     if action.fields and action.unsafe:
         codes += ["INVALID_INPUT", "BODY_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"]
     codes += action.errors

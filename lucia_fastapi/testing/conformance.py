@@ -329,6 +329,18 @@ async def session_keeps_its_verified_factors(t: AdapterUnderTest) -> None:
     assert found is not None and found[0] == row
 
 
+async def session_keeps_who_impersonated(t: AdapterUnderTest) -> None:
+    admin, user = await t.new_user(), await t.new_user()
+    row = replace(t.session_row(user.id), impersonated_by=admin.id)
+    await t.adapter.set_session(row)
+    assert await t.adapter.get_session(row.digest) == row
+    found = await t.adapter.get_session_and_user(row.digest)
+    assert found is not None and found[0].impersonated_by == admin.id
+    own = t.session_row(user.id)
+    await t.adapter.set_session(own)
+    assert (await t.adapter.get_session(own.digest)) == own and own.impersonated_by is None
+
+
 async def credential_generation_counts_up_and_rides_with_keys(t: AdapterUnderTest) -> None:
     user = await t.new_user(with_key=True)
     assert user.credential_generation == 0
@@ -387,6 +399,7 @@ ADAPTER_CASES: tuple[Case, ...] = (
     delete_session_removes_only_it,
     delete_sessions_by_user_id_removes_only_theirs,
     session_keeps_its_verified_factors,
+    session_keeps_who_impersonated,
     credential_generation_counts_up_and_rides_with_keys,
     delete_dead_sessions_of_one_user_and_of_all,
 )

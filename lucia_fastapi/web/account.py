@@ -64,7 +64,8 @@ def device_name(user_agent: str) -> str:
 
 def describe_session(info: SessionInfo, current: Session | None) -> dict[str, Any]:
     """A session as the sessions list shows it: its digest as ``id`` (safe to show, unusable to sign in), whether
-    it is this request's, the device and address it was made from, when it was made and last verified."""
+    it is this request's, the device and address it was made from, when it was made and last verified, and the admin
+    who started it as the user (``impersonated_by``), if one did."""
     return {
         "id": info.digest,
         "current": current is not None and info.digest == current.digest,
@@ -75,6 +76,7 @@ def describe_session(info: SessionInfo, current: Session | None) -> dict[str, An
         "last_verified_at": _iso(info.last_verified_at),
         "expires_at": _iso(info.idle_expires),
         "second_factor_pending": info.second_factor_pending,
+        "impersonated_by": info.impersonated_by,  # an admin's session as this user: the owner sees it listed
     }
 
 
@@ -330,6 +332,7 @@ class AccountActions:
                     "AUTH_TOO_MANY_ATTEMPTS",
                 ),
                 tags=tags,
+                proves_factor=True,
             ),
             Action(
                 "delete_account",

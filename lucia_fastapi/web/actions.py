@@ -142,7 +142,10 @@ Handler = Callable[[Call], Awaitable[Answer]]
 class Action:
     """One endpoint, served the same way as JSON and as a page. ``name`` is unique across an app's actions
     (``"sign_in"``, ``"mfa:totp_enable"``) and names its route and its page template; ``errors`` lists the codes it
-    may answer besides the policy's, for OpenAPI; ``result`` documents the success body (a JSON schema)."""
+    may answer besides the policy's, for OpenAPI; ``result`` documents the success body (a JSON schema).
+    ``proves_factor``: the action checks a factor of the session's own user (a step-up, the second step): an
+    admin's session as the user (``Session.impersonated_by``) is refused before any check, so that it can neither
+    raise its level nor learn whether a password or a code is right."""
 
     name: str
     method: Literal["GET", "POST", "DELETE"]
@@ -155,6 +158,7 @@ class Action:
     errors: tuple[str, ...] = ()
     result: Mapping[str, Any] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    proves_factor: bool = False
 
     @property
     def unsafe(self) -> bool:
@@ -294,6 +298,8 @@ async def prepare(action: Action, request: Request) -> Call:
     if token_client:
         auth_request.deliver_as_token()
     session = await authorize_request(request, action.needs)
+    if action.proves_factor and session is not None and session.impersonated_by is not None:
+        raise LuciaError("AUTH_IMPERSONATING", "an impersonation proves no factor of the user")
     data = await read_body(request, action.fields)
     _missing(action.fields, data)
     return Call(request, auth_request, session, data, token_client)

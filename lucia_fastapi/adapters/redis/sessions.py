@@ -9,7 +9,7 @@ Layout, under ``prefix`` (default ``lucia:``):
 
 - ``<prefix>s:<digest>``: a hash per session: ``u`` user id, ``a``/``i`` active and idle expiries, ``c`` created,
   ``g`` credential generation, ``p`` second factor pending, ``t`` last verified, ``f`` the verified factors,
-  ``x`` the attributes as JSON.
+  ``b`` the admin who started it as the user (empty for the user's own), ``x`` the attributes as JSON.
   Only the SHA-256 digest of the session id is ever a key: a dump of Redis cannot be replayed as cookies;
 - ``<prefix>u:<user id>``: a sorted set of the user's session digests scored by idle expiry, for "my sessions",
   "sign out everywhere" and credential changes. It expires with the last of its sessions, and members whose
@@ -60,13 +60,13 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-_FIELDS = ("u", "a", "i", "c", "g", "p", "t", "x", "f")
+_FIELDS = ("u", "a", "i", "c", "g", "p", "t", "x", "f", "b")
 
 # KEYS: sessions. ARGV: prefix. For each, its fields and its user's snapshot and snapshot version: one trip.
 _READ = """
 local found = {}
 for n, key in ipairs(KEYS) do
-  local s = redis.call('HMGET', key, 'u', 'a', 'i', 'c', 'g', 'p', 't', 'x', 'f')
+  local s = redis.call('HMGET', key, 'u', 'a', 'i', 'c', 'g', 'p', 't', 'x', 'f', 'b')
   if not s[1] then
     found[n] = {s, false, false}
   else
@@ -92,12 +92,12 @@ return 1
 """
 _VERSION_TTL_MS = 24 * 3600 * 1000
 
-# KEYS: session, user index. ARGV: u a i c g p t x (the fields), ttl ms, digest, prune before (ms), prefix, f.
+# KEYS: session, user index. ARGV: u a i c g p t x (the fields), ttl ms, digest, prune before (ms), prefix, f, b.
 # Refuses an existing digest (returns 0). Drops index members scored before ARGV[11] whose session has expired.
 _SET = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'u', ARGV[1], 'a', ARGV[2], 'i', ARGV[3], 'c', ARGV[4], 'g', ARGV[5], 'p', ARGV[6],
-  't', ARGV[7], 'x', ARGV[8], 'f', ARGV[13])
+  't', ARGV[7], 'x', ARGV[8], 'f', ARGV[13], 'b', ARGV[14])
 redis.call('PEXPIRE', KEYS[1], ARGV[9])
 for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[11])) do
   if redis.call('EXISTS', ARGV[12] .. 's:' .. old) == 0 then redis.call('ZREM', KEYS[2], old) end
@@ -306,6 +306,7 @@ class RedisSessionAdapter:
             now - self._margin_ms,
             self.prefix,
             session.verified_factors,
+            session.impersonated_by or "",
         ]
         keys = [self._session_key(session.digest), self._user_key(session.user_id)]
         async with _redis_errors():
@@ -422,7 +423,7 @@ def _text(value: bytes | str) -> str:
 
 
 def _session_row(digest: str, values: list[Any]) -> SessionRow | None:
-    user_id, active, idle, created, generation, pending, verified, attributes, factors = values
+    user_id, active, idle, created, generation, pending, verified, attributes, factors, started_by = values
     if user_id is None or idle is None:
         return None
     return SessionRow(
@@ -435,6 +436,7 @@ def _session_row(digest: str, values: list[Any]) -> SessionRow | None:
         second_factor_pending=pending in (b"1", "1"),
         last_verified_at=int(verified),
         verified_factors=_text(factors) if factors else "",
+        impersonated_by=_text(started_by) if started_by else None,
         attributes=json.loads(attributes) if attributes else {},
     )
 

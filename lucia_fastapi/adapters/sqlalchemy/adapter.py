@@ -228,6 +228,7 @@ class SQLAlchemyAdapter:
             "second_factor_pending": session.second_factor_pending,
             "last_verified_at": session.last_verified_at,
             "verified_factors": session.verified_factors,
+            "impersonated_by": session.impersonated_by,
             **session.attributes,
         }
         with _database_errors():
@@ -296,7 +297,9 @@ class SQLAlchemyAdapter:
 
     def _session_row(self, row: Sequence[Any]) -> SessionRow:
         places = self._session_columns
-        digest, user_id, active, idle, created_at, generation, pending, verified_at, factors = places.core(row)
+        digest, user_id, active, idle, created_at, generation, pending, verified_at, factors, impersonated_by = (
+            places.core(row)
+        )
         # bool(): SQLite's driver hands back 0/1 on the raw read.
         return SessionRow(
             digest,
@@ -308,6 +311,7 @@ class SQLAlchemyAdapter:
             bool(pending),
             verified_at,
             factors or "",
+            impersonated_by,
             places.attributes(row),
         )
 

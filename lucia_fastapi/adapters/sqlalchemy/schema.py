@@ -50,6 +50,7 @@ SESSION_CORE_COLUMNS = (
     "second_factor_pending",
     "last_verified_at",
     "verified_factors",
+    "impersonated_by",
 )
 USER_CORE_COLUMNS = ("id", "credential_generation")
 
@@ -99,11 +100,14 @@ def define_auth_tables(
         Column("last_verified_at", BigInteger, nullable=False, server_default=text("0")),  # epoch ms
         # Which factors were proven when, "password@<ms> totp@<ms>": the session's assurance (core.policy).
         Column("verified_factors", Text, nullable=False, server_default=text("''")),
+        # The admin who started this session as the user (features.admin), NULL for the user's own (0011).
+        Column("impersonated_by", String(255), nullable=True),
         Column("user_agent", Text, nullable=True),
         Column("ip_address", String(45), nullable=True),  # room for any IPv6 text form
         *session_columns,
         Index(None, "user_id"),
         Index(None, "idle_expires"),  # the dead-session sweep
+        Index(None, "impersonated_by"),  # an admin's credential change ends the sessions they started as others
     )
     # PostgreSQL announces every change of a session or user (the per-process session cache listens: see
     # adapters.sqlalchemy.invalidations); create_all installs it with the tables, as migration 0008 does.
@@ -136,3 +140,7 @@ api_key_table = define_api_key_tables(metadata)  # auth_api_key: API keys (migra
 from lucia_fastapi.adapters.sqlalchemy.activity import define_activity_tables  # noqa: E402
 
 activity_table = define_activity_tables(metadata)  # auth_security_event: the security activity log (migration 0010)
+
+from lucia_fastapi.adapters.sqlalchemy.admin import define_admin_tables  # noqa: E402
+
+ban_table = define_admin_tables(metadata)  # auth_user_ban: bans (migration 0011)

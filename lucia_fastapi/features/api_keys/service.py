@@ -53,9 +53,10 @@ logger = logging.getLogger("lucia_fastapi")
 ApiKeyErrorCode = Literal["API_KEY_INVALID", "API_KEY_SCOPE_MISSING", "API_KEY_BAD_REQUEST", "API_KEY_LIMIT"]
 
 REVOKED_ON: frozenset[CredentialEvent] = frozenset(
-    {"password_reset", "signed_out_everywhere", "email_change_cancelled", "account_deleted"}
+    {"password_reset", "signed_out_everywhere", "email_change_cancelled", "account_banned", "account_deleted"}
 )
-"""The credential events that delete every key of the account: the ways an owner takes it back."""
+"""The credential events that delete every key of the account: the ways an owner (or an admin's ban) takes it
+back."""
 
 _SCOPE = re.compile(r"[a-z0-9][a-z0-9:._-]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -222,10 +223,11 @@ class ApiKeys(Generic[UserT]):
         await self.auth.security.emit("api_key_revoked", user_id, {"key_id": key_id})
         return True
 
-    async def revoke_all(self, user_id: str) -> int:
-        """Delete every key of the user; return how many."""
+    async def revoke_all(self, user_id: str, *, details: Mapping[str, str] | None = None) -> int:
+        """Delete every key of the user; return how many. ``details`` are added to the ``api_keys_revoked`` event
+        (an admin's id)."""
         count = await self._delete_user_keys(user_id)
-        await self.auth.security.emit("api_keys_revoked", user_id, {"count": str(count)})
+        await self.auth.security.emit("api_keys_revoked", user_id, {"count": str(count), **(details or {})})
         return count
 
     async def _delete_user_keys(self, user_id: str) -> int:

@@ -220,6 +220,13 @@ SECURITY_NOTICES: dict[str, _Wording] = {
         "A sign-in method was removed from your {app_name} account",
         ("{detail} can no longer be used to sign in to your {app_name} account ({address:b}).", _NOT_YOU),
     ),
+    "account_banned": _Wording(
+        "Your {app_name} account was suspended",
+        (
+            "Your {app_name} account ({address:b}) was suspended by an administrator, and every device was signed out.",
+            "If you think this is a mistake, contact us.",
+        ),
+    ),
     "account_deleted": _Wording(
         "Your {app_name} account was deleted",
         (

@@ -425,6 +425,7 @@ class MFAActions:
                 fields=(_CODE,),
                 errors=("MFA_INVALID_CODE", "MFA_NOT_ENROLLED", "AUTH_TOO_MANY_ATTEMPTS"),
                 result=_VERIFIED,
+                proves_factor=True,
             ),
             action(
                 "verify_passkey_options",
@@ -435,6 +436,7 @@ class MFAActions:
                 "Begin proving a passkey of this account (second step of sign-in, or re-authentication).",
                 errors=("MFA_NOT_ENROLLED", "AUTH_TOO_MANY_ATTEMPTS"),
                 result=_OPTIONS,
+                proves_factor=True,
             ),
             action(
                 "verify_passkey",
@@ -446,6 +448,7 @@ class MFAActions:
                 fields=(_CREDENTIAL, _CEREMONY),
                 errors=ceremony_errors,
                 result=_VERIFIED,
+                proves_factor=True,
             ),
             action(
                 "passkey_sign_in_options",
