@@ -27,12 +27,16 @@ from lucia_fastapi.adapters.sqlalchemy.activity import SQLAlchemyActivityStore
 from lucia_fastapi.adapters.sqlalchemy.admin import SQLAlchemyAdminStore
 from lucia_fastapi.adapters.sqlalchemy.api_keys import SQLAlchemyApiKeyStore
 from lucia_fastapi.adapters.sqlalchemy.mfa import SQLAlchemyMFAStore
+from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore
 from lucia_fastapi.core.models import Session
 from lucia_fastapi.features.activity import SecurityActivity
 from lucia_fastapi.features.admin import Admin
 from lucia_fastapi.features.api_keys import ApiKeys
+from lucia_fastapi.features.email import OutboxEmailSender
+from lucia_fastapi.features.email.flows import EmailFlows
 from lucia_fastapi.features.mfa import MFA, RelyingParty, SecretCipher
 from lucia_fastapi.features.oauth import OAuth, OIDCProvider
+from lucia_fastapi.features.tokens import SingleUseTokens
 from lucia_fastapi.routers import auth_router
 from lucia_fastapi.testing import ManualClock
 from tests.conftest import make_engine, record_database
@@ -74,6 +78,7 @@ class World:
     mfa: MFA
     api_keys: ApiKeys[Any]
     activity: SecurityActivity
+    flows: EmailFlows
     clock: ManualClock
     app: FastAPI
     snapshots: Snapshots
@@ -121,6 +126,8 @@ async def world(
     mfa = MFA(auth, SQLAlchemyMFAStore(engine, schema.mfa), totp_keys=[SecretCipher.generate_key()], relying_party=RP)
     api_keys: ApiKeys[Any] = ApiKeys(auth, SQLAlchemyApiKeyStore(engine, schema.api_keys))
     activity = SecurityActivity(auth, SQLAlchemyActivityStore(engine, schema.activity))
+    tokens = SingleUseTokens(SQLAlchemyTokenStore(engine, schema.tokens), clock=clock)
+    flows = EmailFlows(auth, tokens=tokens, sender=OutboxEmailSender(), base_url=APP)
     corp = OIDCProvider(
         "corp", issuer=oidc.issuer, client_id="lucia-admin", client_secret="lucia-admin-secret", redirect_uri=CALLBACK
     )
@@ -130,10 +137,15 @@ async def world(
     )
     app = FastAPI()
     app.add_middleware(AuthMiddleware, auth=auth)
-    app.include_router(auth_router(auth, mfa=mfa, oauth=oauth, api_keys=api_keys, activity=activity, admin=admin))
+    app.include_router(
+        auth_router(
+            auth, email=flows, mfa=mfa, oauth=oauth, api_keys=api_keys, activity=activity, admin=admin, pages=True
+        )
+    )
     snapshots = Snapshots(engine)
     snapshots.tables = schema.metadata
-    yield World(auth, admin, mfa, api_keys, activity, clock, app, snapshots)
+    yield World(auth, admin, mfa, api_keys, activity, flows, clock, app, snapshots)
+    await flows.drain()
     await api_keys.aclose()
     await activity.aclose()
     await engine.dispose()
@@ -379,6 +391,14 @@ async def test_a_ban_refuses_every_sign_in_method_and_lifts(world: World, oidc: 
         refused = await browser.get(callback.removeprefix(APP), headers=NAVIGATION)
         assert refused.status_code == 403 and code_of(refused) == "ACCOUNT_BANNED", refused.text
         assert world.auth.cookie_name not in refused.cookies
+    # A password reset link: refused before the password changes, the link left unspent.
+    reset = (await world.flows.tokens.issue(alice, world.flows.RESET, value="alice@example.com")).token
+    async with world.client(bearer=True) as client:
+        before = await world.snapshots()
+        answer = await client.post("/auth/password-reset", json={"token": reset, "password": "a new long password"})
+        assert answer.status_code == 403 and code_of(answer) == "ACCOUNT_BANNED"
+        assert changes(before, await world.snapshots()) == {}
+    await world.flows.tokens.validate(reset, world.flows.RESET)
     await world.activity.flush()
     assert ("account_banned", {"admin": admin_id, "until": "lifted"}) in await world.entries(alice)
 
@@ -491,3 +511,44 @@ async def test_a_credential_event_ends_the_impersonation(world: World, whose: st
     async with world.client(bearer=True) as as_alice:
         as_alice.headers["authorization"] = f"Bearer {token}"
         assert (await as_alice.get("/auth/session")).status_code == 401
+
+
+# Pages ------------------------------------------------------------------------------------------------------------
+
+
+async def test_the_pages_find_show_ban_and_impersonate(world: World) -> None:
+    admin_id = await world.user("admin@example.com")
+    alice = await world.user("alice@example.com")
+    await world.session(alice)
+    async with world.client(await world.session(admin_id, stale=True)) as stale:
+        asked = await stale.get("/admin")
+        assert asked.status_code == 303 and asked.headers["location"] == "/reauthenticate?next=%2Fadmin"
+    async with world.client(await world.session(alice)) as not_admin:
+        refused = await not_admin.get("/admin")
+        assert refused.status_code == 403 and 'data-code="ADMIN_REQUIRED"' in refused.text
+    async with world.client() as browser:  # signed in by the server: its cookies are the server's own
+        assert (
+            await browser.post("/auth/sign-in", json={"email": "admin@example.com", "password": PASSWORD})
+        ).is_success
+        listed = await browser.get("/admin", params={"query": "alice"})
+        assert listed.status_code == 200 and f'href="/admin/users/{alice}"' in listed.text
+        assert "alice@example.com" in listed.text and "admin@example.com" not in listed.text
+        shown = await browser.get(f"/admin/users/{alice}")
+        assert shown.status_code == 200 and "Ban the account" in shown.text and "Impersonate" in shown.text
+        # A form's blank number field is "no end" (it was a 400 "not valid JSON" for every such optional field).
+        banned = await browser.post(f"/admin/users/{alice}/ban", data={"reason": "<b>spam</b>", "expires_in_hours": ""})
+        assert banned.status_code == 303 and banned.headers["location"] == f"/admin/users/{alice}?notice=account-banned"
+        shown = await browser.get(banned.headers["location"])
+        assert "Reason: &lt;b&gt;spam&lt;/b&gt;" in shown.text and "Lift the ban" in shown.text
+        assert (await browser.post(f"/admin/users/{alice}/unban")).status_code == 303
+        started = await browser.post(f"/admin/users/{alice}/impersonate")
+        assert started.status_code == 303 and started.headers["location"] == "/account?notice=impersonating"
+        account = await browser.get("/account")
+        assert 'class="impersonation"' in account.text and "Stop impersonating" in account.text
+        made = await browser.post("/account/api-keys", data={"name": "no expiry", "expires_in_days": ""})
+        assert made.status_code == 403 and "AUTH_IMPERSONATING" in made.text  # and never as the user
+        stopped = await browser.post("/admin/stop-impersonating")
+        assert stopped.headers["location"] == "/admin?notice=impersonation-ended"
+        assert 'class="impersonation"' not in (await browser.get("/admin")).text
+        made = await browser.post("/account/api-keys", data={"name": "no expiry", "scopes": "", "expires_in_days": ""})
+        assert made.status_code == 200 and "lfa_" in made.text, made.text

@@ -56,7 +56,7 @@ def example_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "LUCIA_ENV", "SMTP_HOST")}
     port = free_port()  # mail links point at APP_BASE_URL; mail goes to the DEV outbox (/dev/outbox)
     origin = f"http://localhost:{port}"
-    env |= {"PYTHONPATH": str(ROOT), "APP_BASE_URL": origin}
+    env |= {"PYTHONPATH": str(ROOT), "APP_BASE_URL": origin, "LUCIA_EXAMPLE_ADMINS": "admin@example.com"}
     server = UvicornProcess("examples.app.main:app", cwd=workdir, env=env, port=port)
     try:
         yield origin
@@ -544,3 +544,68 @@ async def test_sign_in_by_email(browser: Browser, example_url: str, width: Width
     await expect(phone.page).to_have_url(re.compile(r"/profile$"))
     await laptop.close()
     await phone.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS, ids=[w.name for w in WIDTHS])
+async def test_administration(browser: Browser, example_url: str, width: Width) -> None:
+    """Issue 25's pages at every width, with axe: the admin (``LUCIA_EXAMPLE_ADMINS``, address verified) finds an
+    account, impersonates it (a banner with "Stop impersonating" on every page; a sensitive form refused), stops and
+    is the admin again, bans it (its browser is signed out; signing in is refused with a clear message), lifts it."""
+    admin = await device(browser, example_url, width)
+    page = admin.page
+    await sign_up(page, "admin@example.com", PASSWORD)
+    await page.goto(await mailed_link(page, "admin@example.com", "/verify-email"))
+    await page.click("main form button[type=submit]")
+    await expect(page.locator(".notice")).to_have_text("Your email address is verified.")
+    alice_email = f"alice-{width.name}@example.com"
+    alice = await device(browser, example_url, width)
+    await sign_up(alice.page, alice_email, PASSWORD)
+    await expect(alice.page).to_have_url(re.compile(r"/profile$"))
+
+    await page.goto("/profile")
+    await page.click('main a[href="/admin"]')
+    await expect(page.locator("h1")).to_have_text("Accounts")
+    await admin.check("30-admin-accounts")
+    await page.fill("#query", "alice-")
+    await page.click("main form[role=search] button[type=submit]")
+    await page.click(f'main ul.accounts a:has-text("{alice_email}")')
+    await expect(page.locator("main h2").first).to_have_text(alice_email)
+    await expect(page.locator("main ul.sessions")).to_contain_text("Chrome")
+    await admin.check("31-admin-account")
+
+    await page.click('main form[action$="/impersonate"] button[type=submit]')
+    banner = page.locator("aside.impersonation")
+    await expect(banner).to_contain_text("You are impersonating this user.")
+    await expect(page.locator("main")).to_contain_text(f"Signed in as {alice_email}")
+    await admin.check("32-impersonating")
+    await page.goto("/account/password")
+    await expect(banner).to_be_visible()
+    await page.fill("#current_password", PASSWORD)
+    await page.fill("#new_password", "the admin must not set this")
+    await page.click("main form button[type=submit]")
+    await expect(page.locator("#form-error")).to_have_text("Not while impersonating a user: stop impersonating first.")
+    await admin.check("33-impersonating-refused")
+    await banner.locator("button").click()
+    await expect(page.locator(".notice")).to_have_text("You stopped impersonating.")
+    await expect(banner).to_have_count(0)
+    await expect(page.locator("h1")).to_have_text("Accounts")
+
+    await page.fill("#query", alice_email)
+    await page.click("main form[role=search] button[type=submit]")
+    await page.click(f'main ul.accounts a:has-text("{alice_email}")')
+    await page.fill("#reason", "the browser test")
+    await page.click('main form[action$="/ban"] button[type=submit]')
+    await expect(page.locator(".notice")).to_have_text("The account is banned: it was signed out everywhere.")
+    await expect(page.locator("main")).to_contain_text("Reason: the browser test")
+    await admin.check("34-banned")
+    await alice.page.goto("/profile")
+    await expect(alice.page).to_have_url(re.compile(r"/sign-in"))
+    await sign_in(alice.page, alice_email, PASSWORD)
+    await expect(alice.page.locator("#form-error")).to_contain_text("This account is suspended.")
+    await alice.check("35-banned-sign-in")
+    await page.click('main form[action$="/unban"] button[type=submit]')
+    await expect(page.locator(".notice")).to_have_text("The ban was lifted.")
+    await sign_in(alice.page, alice_email, PASSWORD)
+    await expect(alice.page).to_have_url(re.compile(r"/profile$"))
+    await admin.close()
+    await alice.close()

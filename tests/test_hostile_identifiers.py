@@ -99,6 +99,7 @@ def library_tables() -> tuple[dict[tuple[str, str], Action], dict[str, Action | 
         oauth=stack.oauth,
         api_keys=stack.api_keys,
         activity=stack.activity,
+        admin=stack.admin,
         prefix=API_PREFIX,
     )
     by_name = {action.name: action for action in actions}

@@ -14,7 +14,11 @@ Each route is sent by five sessions:
 - ``stale``: A's session that proved password and TOTP an hour ago, still alive (``ManualClock`` in the past);
 - ``other``: user B's recently verified session, sent with A's identifiers (A's session digest, passkey, provider
   identity, codes) wherever the route takes one;
-- ``recent``: A's session that proved password and TOTP just now.
+- ``recent``: A's session that proved password and TOTP just now;
+- ``admin``: an admin's recently verified session (issue 25), sent with A's identifiers: it may act on A through the
+  admin routes only; anywhere else it is one more other user, who must leave A's rows as they were;
+- ``impersonated``: an admin's session *as A* (``impersonated_by``): signed in, never recent, so every route that
+  needs ``RECENT`` refuses it (403 ``AUTH_IMPERSONATING``; a page shows that refusal), and a step-up refuses it too.
 
 Users and sessions are written straight into the app's database by an ``Auth`` of this process over the same store:
 new users A and B for every route, a new session for every (route, session) pair (a route may end or rotate it).
@@ -49,9 +53,17 @@ from fastapi import FastAPI
 from sqlalchemy import MetaData, event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from lucia_fastapi import Auth, AuthMiddleware, KeySpec, PasswordHasher, SQLAlchemyAdapter, handle_logout_requests
+from lucia_fastapi import (
+    Auth,
+    AuthMiddleware,
+    KeySpec,
+    LuciaError,
+    PasswordHasher,
+    SQLAlchemyAdapter,
+    handle_logout_requests,
+)
 from lucia_fastapi.adapters.sqlalchemy.activity import SQLAlchemyActivityStore, define_activity_tables
-from lucia_fastapi.adapters.sqlalchemy.admin import define_admin_tables
+from lucia_fastapi.adapters.sqlalchemy.admin import SQLAlchemyAdminStore, define_admin_tables
 from lucia_fastapi.adapters.sqlalchemy.api_keys import SQLAlchemyApiKeyStore, define_api_key_tables
 from lucia_fastapi.adapters.sqlalchemy.email import email_user_columns
 from lucia_fastapi.adapters.sqlalchemy.mfa import SQLAlchemyMFAStore, define_mfa_tables
@@ -64,6 +76,7 @@ from lucia_fastapi.core.models import Session
 from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.core.ratelimit import RateLimiter, SignInThrottle
 from lucia_fastapi.features.activity import SecurityActivity
+from lucia_fastapi.features.admin import Admin
 from lucia_fastapi.features.api_keys import ApiKeys
 from lucia_fastapi.features.email import OutboxEmailSender
 from lucia_fastapi.features.email.flows import EmailFlows
@@ -87,13 +100,23 @@ FAST_HASHER = PasswordHasher(memory_cost=1024, time_cost=1)  # the server verifi
 SKIPPED_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})  # FastAPI's own pages
 SKIPPED_MOUNTS = ("/static",)  # files, not endpoints
 IMPLIED_METHODS = frozenset({"HEAD"})  # Starlette adds HEAD to every GET
-KINDS = ("none", "pending", "stale", "other", "recent")
+KINDS = ("none", "pending", "stale", "other", "recent", "admin", "impersonated")
+ADMIN_EMAIL = "admin-matrix@example.com"  # the example's LUCIA_EXAMPLE_ADMINS, and the routers app's rule
+
+
+def is_admin(user: Any) -> bool:
+    """The routers app's rule, the example's: a verified ``ADMIN_EMAIL``."""
+    return user.attributes.get("email") == ADMIN_EMAIL and user.attributes.get("email_verified_at") is not None
+
+
 LEVEL = {
     "none": Assurance.ANONYMOUS,
     "pending": Assurance.PENDING,
     "stale": Assurance.SIGNED_IN,
     "other": Assurance.RECENT,
     "recent": Assurance.RECENT,
+    "admin": Assurance.RECENT,
+    "impersonated": Assurance.SIGNED_IN,  # and never more: AUTH_IMPERSONATING where RECENT is needed
     "between": Assurance.SIGNED_IN,  # for the example, whose sensitive routes want a proof of 5 minutes at most
 }
 # What a refusal tells each kind of session: sign in; finish the second step; prove the strongest factor again.
@@ -102,6 +125,7 @@ EXPECTED_REFUSAL = {
     "pending": "second-factor",
     "stale": "reauthenticate",
     "between": "reauthenticate",
+    "impersonated": "impersonating",
 }
 # A's passkey is registered by this process (the ceremony checks the origin then, never again): the relying party's
 # id is what matters, "localhost" as in the example served at http://localhost:<port>.
@@ -301,8 +325,25 @@ class Accounts:
         await self.auth.create_key(account.user_id, KeySpec("github", account.github_subject))
         return account
 
+    async def admin(self) -> Account:
+        """The admin (``ADMIN_EMAIL``, verified): made once per database, again if a route deleted it."""
+        self.now()
+        try:
+            user_id = (await self.auth.get_key("email", ADMIN_EMAIL)).user_id
+            # A route the admin sent may have changed its password: the next ones confirm with PASSWORD again.
+            await self.auth.update_key_password("email", ADMIN_EMAIL, PASSWORD)
+        except LuciaError:
+            attributes = {"email": ADMIN_EMAIL, "email_verified_at": self.clock()}
+            user_id = (
+                await self.auth.create_user(key=KeySpec("email", ADMIN_EMAIL, PASSWORD), attributes=attributes)
+            ).user_id
+        return Account(user_id, ADMIN_EMAIL)
+
     async def session(self, account: Account, kind: str) -> Session:
         self.now()
+        if kind == "impersonated":  # A's session started by the admin
+            admin = await self.admin()
+            return await self.auth.create_session(account.user_id, factors=(), impersonated_by=admin.user_id)
         if kind == "pending":
             return await self.auth.create_session(account.user_id, factors=("password",), second_factor_pending=True)
         factors: tuple[Any, ...] = ("password", "totp") if account.totp_secret else ("password",)
@@ -345,13 +386,13 @@ class Context:
         return pyotp.TOTP(self.a.totp_secret).at(system_clock() // 1000)
 
     def link(self, name: str) -> str:
-        # A link token is a capability by itself (whoever holds it may act): B is not given A's.
-        return "" if self.kind == "other" else self.a.tokens.get(name, "")
+        # A link token is a capability by itself (whoever holds it may act): B (or the admin) is not given A's.
+        return "" if self.kind in ("other", "admin") else self.a.tokens.get(name, "")
 
     @property
     def sign_in_as(self) -> Account:
-        # A password is a capability too: B signs in as B.
-        return self.b if self.kind == "other" else self.a
+        # A password is a capability too: B (or the admin) signs in as B.
+        return self.b if self.kind in ("other", "admin") else self.a
 
 
 TOKENS_OF_ROUTE = {  # the links and codes of A a route takes
@@ -396,6 +437,8 @@ def example_bodies(ctx: Context) -> tuple[dict[tuple[str, str], dict[str, Any]],
         },
         ("POST", "/confirm-email-change"): {"token": ctx.link("change")},
         ("POST", "/cancel-email-change"): {"token": ctx.link("cancel")},
+        ("POST", "/admin/users/{user_id}/ban"): {"reason": "the route matrix"},
+        ("POST", "/admin/users/{user_id}/sessions/revoke"): {"session": ctx.bystander.digest},
     }
     _forms, bodies = routers_bodies(ctx)
     return forms, bodies
@@ -433,7 +476,7 @@ def request_of(case: RouteCase, ctx: Context, app: str, *, page: bool) -> dict[s
     # A's identifiers in the path: another device's session (by its digest), A's passkey.
     path = case.path.replace("{digest}", ctx.bystander.digest).replace("{session_id}", ctx.bystander.digest)
     path = path.replace("{credential_id}", ctx.a.passkey_id).replace("{name}", "lucia.css")
-    path = path.replace("{key_id}", ctx.a.api_key_id)
+    path = path.replace("{key_id}", ctx.a.api_key_id).replace("{user_id}", quote(ctx.a.user_id, safe=""))
     token_names = TOKENS_OF_ROUTE.get(case.path, ())
     if case.method == "GET" and token_names:
         path += f"?token={quote(ctx.link(token_names[0]))}"
@@ -467,6 +510,10 @@ def refusal_of(response: httpx.Response, *, page: bool) -> str | None:
             return None
         return refusal
     if page and response.headers.get("content-type", "").startswith("text/html"):
+        if status == 403 and 'data-code="AUTH_IMPERSONATING"' in response.text:
+            return "impersonating"  # shown on the page: there is no page to send an impersonation to
+        if status == 403 and 'data-code="ADMIN_REQUIRED"' in response.text:
+            return None  # the admin feature's refusal of a non-admin, past the policy (tests/test_admin.py)
         return f"page {status}" if status in (401, 403) else None
     code = ""
     if response.headers.get("content-type", "").startswith("application/json") and response.content:
@@ -479,6 +526,8 @@ def refusal_of(response: httpx.Response, *, page: bool) -> str | None:
         return "second-factor"
     if code == "AUTH_REAUTHENTICATION_REQUIRED":
         return "reauthenticate"
+    if code == "AUTH_IMPERSONATING":
+        return "impersonating"
     return None
 
 
@@ -545,6 +594,8 @@ async def run_case(target: Target, case: RouteCase, kind: str) -> list[str]:
     acting = None
     if kind == "other":
         acting = await accounts.session(b, "recent")
+    elif kind == "admin":
+        acting = await accounts.session(await accounts.admin(), "recent")
     elif kind != "none":
         acting = await accounts.session(a, kind)
     page = target.is_page(case)
@@ -557,7 +608,7 @@ async def run_case(target: Target, case: RouteCase, kind: str) -> list[str]:
         if acting is not None:
             headers["cookie"] = f"auth_session={acting.session_id}"
     wanted = expected_refusal(case, kind)
-    watched = wanted is not None or kind == "other"
+    watched = wanted is not None or kind in ("other", "admin")
     before = await target.snapshots() if watched else {}
     sent = request_of(case, ctx, target.name, page=page)
     response = await target.client.request(**sent, headers=headers)
@@ -565,6 +616,8 @@ async def run_case(target: Target, case: RouteCase, kind: str) -> list[str]:
     got = refusal_of(response, page=page)
     where = f"{case.method} {case.path} [{kind} session; the route needs {case.needs.name}]"
     problems = []
+    if kind == "impersonated" and wanted is None and got == "impersonating":
+        got = None  # a step-up or second step refuses an impersonation before it checks anything: never unsafe
     if got != wanted:
         if wanted is None:
             problems.append(f"{where}: refused ({got}) though the session is enough: {describe(response)}")
@@ -572,14 +625,16 @@ async def run_case(target: Target, case: RouteCase, kind: str) -> list[str]:
             problems.append(f"{where}: NOT REFUSED (expected {wanted}): {describe(response)}")
         else:
             problems.append(f"{where}: refused as {got!r}, expected {wanted!r}: {describe(response)}")
-    elif got is not None and page and case.method == "GET" and comes_back_to(response) != sent["url"]:
+    elif (
+        got not in (None, "impersonating") and page and case.method == "GET" and comes_back_to(response) != sent["url"]
+    ):
         problems.append(f"{where}: refused, but would not come back to the page afterwards: {describe(response)}")
     if wanted is not None and before != after:
         problems.append(f"{where}: the database changed, the request being one to refuse: {changes(before, after)}")
-    if kind == "other":
+    if kind == "other" or (kind == "admin" and "/admin/" not in case.path):
         moved = changes(rows_naming(before, a.user_id), rows_naming(after, a.user_id))
         if moved:
-            problems.append(f"{where}: B's session changed A's rows: {moved}")
+            problems.append(f"{where}: {'B' if kind == 'other' else 'the admin'}'s session changed A's rows: {moved}")
     return problems
 
 
@@ -643,6 +698,7 @@ def example_environment(workdir: Path, url: str, secret: str) -> dict[str, str]:
         "LUCIA_SECRET_KEYS": secret,  # this process derives the same TOTP key from it, to enrol A
         "GITHUB_CLIENT_ID": "route-matrix",  # the GitHub preset: the OAuth routes exist; nothing is fetched
         "GITHUB_CLIENT_SECRET": "route-matrix",
+        "LUCIA_EXAMPLE_ADMINS": ADMIN_EMAIL,  # the admin kind's address, verified by Accounts.admin
     }
 
 
@@ -821,6 +877,7 @@ class Features:
     outbox: OutboxEmailSender
     api_keys: ApiKeys[Any]
     activity: SecurityActivity
+    admin: Admin[Any]
 
     def router_options(self) -> dict[str, Any]:
         """``auth_router(features.auth, **features.router_options())``: every feature turned on."""
@@ -830,6 +887,7 @@ class Features:
             "oauth": self.oauth,
             "api_keys": self.api_keys,
             "activity": self.activity,
+            "admin": self.admin,
         }
 
 
@@ -881,7 +939,10 @@ def every_feature(
     )
     api_keys: ApiKeys[Any] = ApiKeys(auth, SQLAlchemyApiKeyStore(engine, schema.api_keys), rate_limiter=limiter)
     activity = SecurityActivity(auth, SQLAlchemyActivityStore(engine, schema.activity))
-    return Features(auth, email, mfa, oauth, outbox, api_keys, activity)
+    admin: Admin[Any] = Admin(
+        auth, SQLAlchemyAdminStore(engine, schema.admin), is_admin=is_admin, api_keys=api_keys, activity=activity
+    )
+    return Features(auth, email, mfa, oauth, outbox, api_keys, activity, admin)
 
 
 @dataclass
@@ -941,6 +1002,8 @@ def routers_bodies(ctx: Context) -> tuple[dict[tuple[str, str], dict[str, Any]],
         ("POST", "/auth/mfa/passkeys/{credential_id}/rename"): {"name": "Renamed"},
         ("POST", "/auth/oauth/unlink"): {"provider": "github", "subject": a.github_subject},
         ("POST", "/auth/api-keys"): {"name": "CI"},
+        ("POST", "/auth/admin/users/{user_id}/ban"): {"reason": "the route matrix"},
+        ("POST", "/auth/admin/users/{user_id}/sessions/revoke"): {"session": ctx.bystander.digest},
     }
     return {}, bodies
 

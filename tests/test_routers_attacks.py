@@ -58,6 +58,8 @@ from lucia_fastapi import AuthMiddleware, PasswordHasher
 from lucia_fastapi.core.clock import system_clock
 from lucia_fastapi.core.errors import ERROR_CODES
 from lucia_fastapi.core.policy import Assurance
+from lucia_fastapi.features.admin import AdminError
+from lucia_fastapi.features.api_keys import ApiKeyError
 from lucia_fastapi.features.email.flows import EmailFlowError
 from lucia_fastapi.features.mfa import SecretCipher
 from lucia_fastapi.features.oauth import OAuthError
@@ -87,8 +89,9 @@ QUICK_HASHER = PasswordHasher(memory_cost=1024, time_cost=1, lucia_scrypt=False)
 EVIL = "https://evil.example"
 PREFIX = "/auth"
 SKIPPED_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})  # FastAPI's own pages
-KNOWN_CODES = ERROR_CODES | InputError.CODES | EmailFlowError.CODES | TokenError.CODES | OAuthError.CODES
-STATUS_OF = statuses_of([InputError, EmailFlowError, TokenError, OAuthError])
+FEATURE_ERRORS = [InputError, EmailFlowError, TokenError, OAuthError, ApiKeyError, AdminError]
+KNOWN_CODES = ERROR_CODES.union(*(cls.CODES for cls in FEATURE_ERRORS))
+STATUS_OF = statuses_of(FEATURE_ERRORS)
 POLICY_REFUSALS = frozenset(
     {"NOT_AUTHENTICATED", "AUTH_INVALID_SESSION_ID", "AUTH_SECOND_FACTOR_REQUIRED", "AUTH_REAUTHENTICATION_REQUIRED"}
 )
@@ -355,6 +358,7 @@ class World:
             "session_id": self.bystander_digest,
             "credential_id": self.a.passkey_id,
             "key_id": self.a.api_key_id,
+            "user_id": self.a.user_id,
         }
         path = (PREFIX + action.path).encode()
         for name in re.findall(r"{(\w+)}", action.path):

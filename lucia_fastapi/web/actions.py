@@ -260,6 +260,8 @@ def _checked(spec: Field, value: Any) -> Any:
             return value.lower() in ("1", "true", "on", "yes")
         raise InputError("INVALID_INPUT", f"The {label} must be true or false.", field=spec.name)
     if spec.kind == "json":
+        if isinstance(value, str) and not value.strip():
+            return None  # a form's empty field (an expiry left blank): absent, as in JSON
         if isinstance(value, str):  # a form carries JSON as text
             try:
                 value = json.loads(value)

@@ -522,10 +522,13 @@ class EmailFlows:
         as verified (the mail reached it). If the account has a code factor (TOTP, recovery codes), the code is
         checked before anything changes (``SECOND_FACTOR_REQUIRED`` / ``WRONG_SECOND_FACTOR``; the link stays
         usable until it expires). If it has only passkeys, the new session is **pending** its second factor: a
-        mailed link alone never grants a full session to an account with a second factor."""
+        mailed link alone never grants a full session to an account with a second factor. A banned account is
+        refused (``ACCOUNT_BANNED``) before the password changes or the link is spent."""
         await self.check_new_password(new_password)
         peeked = await self.tokens.validate(token, self.RESET)
         second = await self._prove_second_factor(peeked.user_id, second_factor_code)
+        # A banned account (features.admin) gets no session at the end: refused now, before anything changes.
+        await self.auth.security.check_sign_in(peeked.user_id)
         verified = await self.tokens.use(token, self.RESET, user_id=peeked.user_id)  # a racing use loses here
         user = await self.auth.get_user(verified.user_id)
         address = self.address_of(user)
