@@ -10,6 +10,7 @@ its end. Every action is in the account's activity log naming the admin, and in 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -552,3 +553,26 @@ async def test_the_pages_find_show_ban_and_impersonate(world: World) -> None:
         assert 'class="impersonation"' not in (await browser.get("/admin")).text
         made = await browser.post("/account/api-keys", data={"name": "no expiry", "scopes": "", "expires_in_days": ""})
         assert made.status_code == 200 and "lfa_" in made.text, made.text
+
+
+async def test_sign_ins_racing_a_ban_all_end_dead(world: World) -> None:
+    """20 sign-ins with the right password in flight while the admin bans: each is refused, or its session is born
+    dead (the generation it read is older than the ban's); none outlives the ban."""
+    admin_id = await world.user("admin@example.com")
+    alice = await world.user("alice@example.com")
+    admin_session = await world.session(admin_id)
+
+    async def ban() -> httpx.Response:
+        async with world.client(admin_session) as client:
+            return await client.post(f"/auth/admin/users/{alice}/ban", json={"reason": "racing"})
+
+    answers = await asyncio.gather(*(sign_in(world, "alice@example.com") for _ in range(20)), ban())
+    assert answers[-1].status_code == 200
+    tokens = [answer.json()["token"] for answer in answers[:-1] if answer.status_code == 200]
+    refused = [code_of(answer) for answer in answers[:-1] if answer.status_code != 200]
+    assert set(refused) <= {"ACCOUNT_BANNED", "AUTH_TOO_MANY_ATTEMPTS"}, refused
+    for token in tokens:
+        async with world.client(bearer=True) as client:
+            client.headers["authorization"] = f"Bearer {token}"
+            assert (await client.get("/auth/session")).status_code == 401
+    assert await world.auth.get_all_user_sessions(alice) == []
