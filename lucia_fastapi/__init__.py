@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from lucia_fastapi.adapters.memory import MemoryAdapter
 from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME, Cookie, CookieOptions
+from lucia_fastapi.core.devices import KnownDevices
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.lazy import lazy_attributes
 from lucia_fastapi.core.models import Key, KeySpec, Session, SessionInfo, SessionTimeout, SessionUser, User
@@ -40,6 +41,7 @@ __all__ = [
     "CookieOptions",
     "Key",
     "KeySpec",
+    "KnownDevices",
     "LuciaError",
     "MemoryAdapter",
     "PasswordHasher",

@@ -44,6 +44,7 @@ from lucia_fastapi.adapters.sqlalchemy.rate_limits import SQLAlchemyRateLimitSto
 from lucia_fastapi.adapters.sqlalchemy.schema import NAMING_CONVENTION, define_auth_tables
 from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore, define_token_tables
 from lucia_fastapi.core.auth import Auth
+from lucia_fastapi.core.devices import KnownDevices
 from lucia_fastapi.core.ratelimit import RateLimiter, RateLimitStore, SignInThrottle
 from lucia_fastapi.features.activity import EmailNewDeviceNotifier, SecurityActivity
 from lucia_fastapi.features.email.flows import EmailFlows, normalize_email
@@ -127,9 +128,9 @@ class AuthStack:
 
     ``database_url``: ``sqlite:///file.sqlite3`` or ``postgresql://user:password@host/db``. ``base_url``: where the
     app is served (mail links, passkeys, origins). ``secret_keys``: the app's secrets, newest first, at least 32
-    bytes each (TOTP secrets and OAuth state are encrypted with keys derived from them; in DEV a development secret
-    is kept in ``.lucia-development-secret`` when none is given). ``mfa``: TOTP, recovery
-    codes and passkeys. ``oauth_providers``: "Sign in with ..." (their redirect URIs at
+    bytes each (TOTP secrets and OAuth state are encrypted, and known-device tokens signed, with keys derived from
+    them; in DEV a development secret is kept in ``.lucia-development-secret`` when none is given). ``mfa``: TOTP,
+    recovery codes and passkeys. ``oauth_providers``: "Sign in with ..." (their redirect URIs at
     ``{base_url}/auth/oauth/{name}/callback``). ``rate_limit_store``: where sign-in and flow limits are counted
     (default: a table in the same database; ``RedisRateLimitStore`` for Redis; either is shared by every worker).
     ``session_cache``: answer repeated session reads from each worker's memory, PostgreSQL telling every worker of
@@ -190,6 +191,9 @@ class AuthStack:
             from lucia_fastapi.adapters.sqlalchemy.invalidations import PostgresInvalidations
 
             adapter = self.session_cache = CachedAdapter(adapter, PostgresInvalidations(database_url))
+        # Known-device tokens, signed with a key derived from the app's secrets: a device that signed in goes ahead of
+        # strangers at its next sign-in, and their guessing never locks it out (core.devices).
+        auth_options.setdefault("known_devices", KnownDevices(secret_keys))
         self.auth: Auth[Any] = Auth(
             adapter,
             env=env,

@@ -70,13 +70,20 @@ async def test_a_busy_refusal_counts_no_attempt(adapter: Adapter) -> None:
         return "OK"
 
     burst = [asyncio.create_task(guess()) for _ in range(6)]
-    for _ in range(500):  # until the two admitted attempts hold the queue and the four others were refused
-        if sum(task.done() for task in burst) == 4:
+    for _ in range(500):  # until the admitted attempts hold their places and every other one was refused
+        if sum(task.done() for task in burst) + hasher.pending == 6 and hasher.waiting == 0:
             break
         await asyncio.sleep(0.01)
     hasher.gate.set()
     answers = sorted(await asyncio.gather(*burst))
+    # Two took the two places, one waited for a place that never freed in time (the gate was shut), the others found
+    # the waiting room full for their address: four refusals, none counted.
+    hashed = answers.count("AUTH_INVALID_PASSWORD")
     assert answers == ["AUTH_INVALID_PASSWORD"] * 2 + ["AUTH_TOO_MANY_ATTEMPTS:1"] * 4, answers
+    counted = await auth.sign_in_throttle.limiter.count(  # type: ignore[union-attr]
+        "sign-in:address-account", "192.0.2.7\x00email:busy@example.com"
+    )
+    assert counted == hashed == hasher.verified, "the counter never passes the attempts that were hashed"
     # Two attempts counted, not six: the owner still signs in from that address.
     key = await auth.use_key("email", "busy@example.com", PASSWORD, client_address="192.0.2.7")
     assert key.provider_user_id == "busy@example.com"

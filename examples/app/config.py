@@ -7,7 +7,9 @@
   origin all follow from it; ``https://`` means PROD (``Secure``, ``__Host-`` cookies).
 - ``LUCIA_ENV``: ``DEV`` or ``PROD``, when it should not follow from ``APP_BASE_URL`` (PROD also hides ``/docs``).
 - ``LUCIA_SECRET_KEYS``: the app's secrets, comma-separated, newest first, at least 32 characters each (they seal
-  TOTP secrets and the OAuth state); required in PROD, a development secret is made otherwise.
+  TOTP secrets and the OAuth state, and sign the known-device cookie a password sign-in leaves: with it the next
+  sign-in goes ahead of a flood and is not locked out by strangers); required in PROD, a development secret is made
+  otherwise (every worker must have the same: set it when running several).
 - ``LUCIA_EXAMPLE_REAUTH_SECONDS``: how long a proof of the account's strongest factor counts for sensitive actions
   (default 300): the policy's ``recent_auth_max_age``.
 - ``REDIS_URL``: count sign-in and flow limits in Redis instead of the database.

@@ -17,6 +17,7 @@ from lucia_fastapi.core.clock import Clock, system_clock, to_datetime, to_ms
 from lucia_fastapi.core.context import current_slot
 from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME, Cookie, CookieOptions, build_cookie
 from lucia_fastapi.core.credentials import Scope, bearer_token, header, read_session_id, verify_origin
+from lucia_fastapi.core.devices import KnownDevices
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.ids import (
     check_identifier,
@@ -100,6 +101,10 @@ class Auth(Generic[UserT]):
             actions (the policy's ``RECENT`` level).
         impersonation_timeout: The whole life of a session an admin starts as another user (``features.admin``),
             whatever its renewals (1 hour).
+        known_devices: Known-device tokens (``core.devices.KnownDevices``, signed with the app's secrets): a
+            sign-in presenting one for its account goes ahead of strangers in the hashing queue and skips their
+            lockouts (``use_key(device_token=)``, ``issue_device_token``); ``None`` (the default here,
+            ``AuthStack`` gives one): none.
         clock: The time in epoch milliseconds (``lucia_fastapi.testing.ManualClock`` in tests).
     """
 
@@ -121,6 +126,7 @@ class Auth(Generic[UserT]):
         sign_in_throttle: SignInThrottle | None = _DEFAULT_THROTTLE,
         recent_auth_max_age: timedelta = timedelta(minutes=10),
         impersonation_timeout: timedelta = timedelta(hours=1),
+        known_devices: KnownDevices | None = None,
         clock: Clock = system_clock,
     ) -> None:
         if env not in ("DEV", "PROD"):
@@ -164,6 +170,7 @@ class Auth(Generic[UserT]):
         self._absolute_ms = to_ms(absolute_timeout) if absolute_timeout is not None else None
         self.impersonation_timeout = impersonation_timeout
         self._impersonation_ms = to_ms(impersonation_timeout)
+        self.known_devices = known_devices
 
     # Users ----------------------------------------------------------------------------------------------------
 
@@ -197,7 +204,13 @@ class Auth(Generic[UserT]):
         return _key(row)
 
     async def use_key(
-        self, provider_id: str, provider_user_id: str, password: str, *, client_address: str | None = None
+        self,
+        provider_id: str,
+        provider_user_id: str,
+        password: str,
+        *,
+        client_address: str | None = None,
+        device_token: str | None = None,
     ) -> Key:
         """The sign-in check: the key if ``password`` is right for it, else ``LuciaError``.
 
@@ -208,7 +221,13 @@ class Auth(Generic[UserT]):
         (on by default) the attempt takes its slots per client address, per account and per both *before* any
         hashing, and ``AUTH_TOO_MANY_ATTEMPTS`` (with ``retry_after``) refuses it when one is exhausted or when the
         hashing queue is full; pass the request's ``client_address`` so that per-address limits apply (see
-        ``SignInThrottle``).
+        ``SignInThrottle``) and the hashing queue's places are shared fairly between clients (``PasswordHasher``).
+
+        ``device_token``: the known-device token the client presented (``known_devices``). Valid for this key, its
+        user and their current credential generation, the attempt goes ahead of strangers in the hashing queue and
+        takes a slot of the device's own limit (``SignInThrottle.per_device``) instead of the strangers' counters;
+        forged, another account's, expired, from before a credential event, or its device out of slots: the attempt
+        is a stranger's, as without one. After a success, ``issue_device_token`` gives the device its next token.
         """
         key_id = _key_id(provider_id, provider_user_id)
         if not password:  # never a way in: see use_passwordless_key
@@ -216,12 +235,26 @@ class Auth(Generic[UserT]):
                 "AUTH_INVALID_PASSWORD", "a password is required (passwordless keys: use_passwordless_key)"
             )
         throttle = self.sign_in_throttle
-        # A place in the hashing queue first, held until the hash is done: refused at once when the queue is full,
-        # and then nothing was counted (a busy server costs nobody an attempt, however many ask at once); then the
-        # attempt's slots, then the hash. Unknown accounts are counted alike, so a lockout tells nothing.
-        with self.password_hasher.admission():
-            attempt = await throttle.before_attempt(key_id, client_address) if throttle is not None else None
-            row = await self._check_password(key_id, password, attempt)
+        devices = self.known_devices
+        claim = devices.read(device_token, key_id, now=self.clock()) if devices and device_token else None
+        if claim is not None and (throttle is None or not await throttle.device_allowed(claim.device_id)):
+            claim = None  # no per-device limit, or the device used its slots up: a stranger
+        # A place in the hashing queue first, held until the hash is done: refused when none is free for this client
+        # (shared fairly, known devices ahead), and then nothing was counted (a busy server costs nobody an attempt,
+        # however many ask at once); then the attempt's slots, then the hash. Unknown accounts are counted alike, so
+        # a lockout tells nothing.
+        async with self.password_hasher.admission(client_address, priority=claim is not None):
+            attempt = None
+            if throttle is not None and claim is not None:
+                attempt = await throttle.before_device_attempt(claim.device_id, key_id, client_address)
+            if throttle is not None and attempt is None:
+                attempt = await throttle.before_attempt(key_id, client_address)
+            row = await self.adapter.get_key(key_id)
+            stale = claim is not None and (row is None or not claim.belongs_to(row.user_id, row.credential_generation))
+            if throttle is not None and stale and attempt is not None and attempt.device is not None:
+                # Another account's, or from before a credential event: a stranger's attempt after all.
+                attempt = await throttle.before_attempt(key_id, client_address)
+            row = await self._check_password(key_id, password, attempt, row)
         if throttle is not None and attempt is not None:
             await throttle.succeeded(attempt)
         return _key(row)
@@ -238,8 +271,25 @@ class Auth(Generic[UserT]):
             raise LuciaError("AUTH_INVALID_PASSWORD", "this key has a password: use use_key")
         return _key(row)
 
-    async def _check_password(self, key_id: str, password: str, attempt: SignInAttempt | None = None) -> KeyRow:
-        row = await self.adapter.get_key(key_id)
+    def issue_device_token(self, key: Key, previous: str | None = None) -> str | None:
+        """The known-device token to give the device that just signed in with ``key`` (``use_key`` accepted it):
+        the same device as the ``previous`` token when that one is valid for the key and its user, else a new
+        device; ``None`` without ``known_devices``. Browsers keep it in an HttpOnly cookie, other clients send it
+        back with their next sign-in (the routers do both)."""
+        devices = self.known_devices
+        if devices is None:
+            return None
+        key_id = f"{key.provider_id}:{key.provider_user_id}"
+        now = self.clock()
+        claim = devices.read(previous, key_id, now=now) if previous else None
+        same = claim is not None and claim.belongs_to(key.user_id, claim.credential_generation)
+        device_id = claim.device_id if claim is not None and same else None
+        return devices.issue(key_id, key.user_id, key.credential_generation, now=now, device_id=device_id)
+
+    async def _check_password(
+        self, key_id: str, password: str, attempt: SignInAttempt | None, row: KeyRow | None
+    ) -> KeyRow:
+        # ``row``: the key as use_key read it (None: no such key), for known and unknown accounts alike.
         hasher = self.password_hasher
         if row is None or row.hashed_password is None or not _is_usable_password(password):
             await hasher.verify_nothing(password if _is_usable_password(password) else "")

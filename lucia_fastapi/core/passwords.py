@@ -6,10 +6,24 @@ Hashing is deliberately slow, so it runs in a worker thread and never on the eve
 ``max_concurrency`` hashes run at once, so a burst of sign-ins cannot take every core away from the requests
 that only read sessions.
 
-Admission control: at most ``max_queue`` more wait for a thread. When that queue is full, a new hash or verify is
-refused at once with ``LuciaError("AUTH_TOO_MANY_ATTEMPTS", retry_after=1)`` (429 + ``Retry-After`` on the web)
-instead of queueing for seconds: a flood of bogus sign-ins makes the real user's sign-in wait behind at most
-``max_concurrency + max_queue`` hashes (about 0.3 s with the defaults on one core), or be refused fast.
+Admission control: at most ``max_queue`` more wait for a thread: ``max_concurrency + max_queue`` *places*. When they
+are taken, a new hash or verify is refused with ``LuciaError("AUTH_TOO_MANY_ATTEMPTS", retry_after=1)`` (429 +
+``Retry-After`` on the web) instead of queueing for seconds: a flood of bogus sign-ins makes the real user's sign-in
+wait behind at most ``max_concurrency + max_queue`` hashes (about 0.3 s with the defaults on one core), or be
+refused fast. The places are shared fairly (``admission``):
+
+- **known devices first**: a sign-in with a valid device token (``core.devices``) takes a place of its own lane
+  (``priority_places``, as many again), and waits for a thread ahead of every other;
+- **a short fair wait instead of first come, first served**: when every place is taken, a sign-in that names its
+  client's address waits up to ``max_wait`` (1 s) in a bounded waiting room (``max_waiting``, four times the places;
+  at most ``address_places`` waiting per address, a quarter of the places, and ``network_places`` per network, half
+  of them; networks are IPv4 /24 and IPv6 /64), and each place that frees goes to the waiting *network that holds
+  the fewest places*, then the address that holds the fewest, never to whoever asks first: a flood that retries at
+  once cannot retake the freed places, and one address or network holding them all gets the next one only when
+  nobody else waits. A refusal (the waiting room full, or full for that client, or the wait over) counts nothing
+  anywhere.
+
+Calls that name no client (``hash`` at sign-up, direct calls) take a free place or are refused at once.
 
 A wrong password costs the same whatever the account holds (like Django's ``harden_runtime``): a legacy scrypt
 hash takes about four times as long to check as our Argon2id, so without care an attacker could find the accounts
@@ -24,13 +38,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections import Counter, OrderedDict, deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import anyio
@@ -44,8 +61,29 @@ from lucia_fastapi.core.errors import LuciaError
 
 T = TypeVar("T")
 
-# The hasher whose queue the current task holds a place in (``PasswordHasher.admission``).
-_admitted_to: ContextVar[PasswordHasher | None] = ContextVar("lucia_fastapi_hashing_admission", default=None)
+
+@dataclass(slots=True)
+class _Place:
+    """A place in one hasher's queue, held by the current task (``PasswordHasher.admission``)."""
+
+    hasher: PasswordHasher
+    priority: bool
+    address: str | None = None
+    network: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Waiter:
+    """A sign-in waiting for a place: handed one (``place`` set) by the task that freed it."""
+
+    address: str
+    network: str
+    event: anyio.Event = field(default_factory=anyio.Event)
+    place: _Place | None = None
+
+
+# The place the current task holds (``PasswordHasher.admission``): nested blocks and the hashes inside use it.
+_admitted_to: ContextVar[_Place | None] = ContextVar("lucia_fastapi_hashing_admission", default=None)
 
 # OWASP's first Argon2id recommendation: 19 MiB, 2 iterations, 1 lane.
 ARGON2_MEMORY_KIB = 19 * 1024
@@ -76,6 +114,8 @@ class PasswordHasher:
         max_concurrency: int | None = None,
         max_queue: int | None = None,
         lucia_scrypt: bool = True,
+        priority_places: int | None = None,
+        max_wait: float = 1.0,
     ) -> None:
         self._argon2 = Argon2Hasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=Type.ID)
         self.lucia_scrypt = lucia_scrypt
@@ -85,8 +125,23 @@ class PasswordHasher:
         self.max_queue = max_queue if max_queue is not None else 8 * self.max_concurrency
         if self.max_concurrency < 1 or self.max_queue < 0:
             raise ValueError("max_concurrency must be at least 1 and max_queue at least 0")
+        if max_wait < 0 or (priority_places is not None and priority_places < 0):
+            raise ValueError("max_wait and priority_places must not be negative")
+        self.max_places = self.max_concurrency + self.max_queue
+        self.priority_places = priority_places if priority_places is not None else self.max_places
+        self.address_places = max(1, self.max_places // 4)
+        self.network_places = max(self.address_places, self.max_places // 2)
+        self.max_waiting = 4 * self.max_places
+        self.max_wait = max_wait
         self._limiter = CapacityLimiter(self.max_concurrency)
-        self._admitted = 0  # running or waiting for a thread; at most max_concurrency + max_queue
+        self._threads = _Threads(self.max_concurrency)
+        self._admitted = 0  # places of the ordinary lane taken: running or waiting for a thread; at most max_places
+        self._priority_admitted = 0  # places of known devices' lane taken; at most priority_places
+        self._by_address: Counter[str] = Counter()  # places held per client address / network
+        self._by_network: Counter[str] = Counter()
+        self._waiting: OrderedDict[str, deque[_Waiter]] = OrderedDict()  # by network, the next to be served first
+        self._waiting_by_address: Counter[str] = Counter()
+        self._waiting_count = 0
         # Verified against when a key does not exist, so that "no such account" costs as much as
         # "wrong password" and timing does not reveal which accounts exist.
         self._dummy_hash = self._argon2.hash("lucia_fastapi dummy password")
@@ -175,37 +230,193 @@ class PasswordHasher:
 
     @property
     def pending(self) -> int:
-        """Hashes and verifications running or waiting for a thread now."""
-        return self._admitted
+        """Hashes and verifications running or waiting for a thread now (both lanes)."""
+        return self._admitted + self._priority_admitted
+
+    @property
+    def waiting(self) -> int:
+        """Sign-ins waiting for a place now."""
+        return self._waiting_count
 
     def check_admission(self) -> None:
-        """Raise ``AUTH_TOO_MANY_ATTEMPTS`` (``retry_after=1``) if the hashing queue is full now; reserve nothing
-        (``admission`` reserves: sign-in holds a place from before it counts its attempt until its hash is done, so
-        a refusal for a busy server costs no attempt)."""
-        if self._admitted >= self.max_concurrency + self.max_queue and _admitted_to.get() is not self:
-            raise LuciaError(
-                "AUTH_TOO_MANY_ATTEMPTS", "the server is busy checking passwords; try again shortly", retry_after=1
-            )
+        """Raise ``AUTH_TOO_MANY_ATTEMPTS`` (``retry_after=1``) if a call that names no client would be refused now
+        (every place of the ordinary lane taken); reserve nothing."""
+        if self._admitted >= self.max_places and _admitted_to.get() is None:
+            raise _busy()
 
-    @contextmanager
-    def admission(self) -> Iterator[None]:
-        """A place in the hashing queue for the block, or ``AUTH_TOO_MANY_ATTEMPTS`` (``retry_after=1``) at once
-        when the queue is full. Hashes and verifications inside the block use this place (nested blocks too)."""
-        if _admitted_to.get() is self:
+    @asynccontextmanager
+    async def admission(self, client_address: str | None = None, *, priority: bool = False) -> AsyncIterator[None]:
+        """A place in the hashing queue for the block, or ``AUTH_TOO_MANY_ATTEMPTS`` (``retry_after=1``). Hashes and
+        verifications inside the block use this place (nested blocks too). Sign-in takes it before it counts its
+        attempt, so a refusal for lack of a place counts nothing.
+
+        ``priority``: a sign-in with a valid device token: a place of its own lane while one is free (else the
+        ordinary lane, as a stranger), and a thread before every ordinary place. ``client_address``: the place is
+        shared fairly (see the module docstring); with ``None`` a free place is taken or the call refused at once."""
+        held = _admitted_to.get()
+        if held is not None and held.hasher is self:
             yield
             return
-        self.check_admission()
-        self._admitted += 1
-        token = _admitted_to.set(self)
+        place = await self._admit(client_address, priority)
+        token = _admitted_to.set(place)
         try:
             yield
         finally:
             _admitted_to.reset(token)
-            self._admitted -= 1
+            self._release(place)
+
+    async def _admit(self, client_address: str | None, priority: bool) -> _Place:
+        if priority and self._priority_admitted < self.priority_places:
+            self._priority_admitted += 1
+            return _Place(self, True)
+        if client_address is None:
+            if self._admitted >= self.max_places:
+                raise _busy()
+            self._admitted += 1
+            return _Place(self, False)
+        address, network = hashing_units(client_address)
+        if self._admitted < self.max_places:  # a free place: nobody is waiting for it (_hand_over), it is this one's
+            return self._take(address, network)
+        if (
+            self.max_wait <= 0
+            or self._waiting_count >= self.max_waiting
+            or self._waiting_by_address[address] >= self.address_places
+            or len(self._waiting.get(network, ())) >= self.network_places
+        ):
+            raise _busy()
+        waiter = _Waiter(address, network)
+        self._waiting.setdefault(network, deque()).append(waiter)
+        self._waiting_by_address[address] += 1
+        self._waiting_count += 1
+        try:
+            with anyio.move_on_after(self.max_wait):
+                await waiter.event.wait()
+        except BaseException:  # cancelled: a place handed over meanwhile goes on to the next
+            if waiter.place is not None:
+                self._release(waiter.place)
+            else:
+                self._forget(waiter)
+            raise
+        if waiter.place is None:
+            self._forget(waiter)
+            raise _busy()
+        return waiter.place
+
+    def _take(self, address: str, network: str) -> _Place:
+        self._admitted += 1
+        self._by_address[address] += 1
+        self._by_network[network] += 1
+        return _Place(self, False, address, network)
+
+    def _forget(self, waiter: _Waiter) -> None:
+        queue = self._waiting.get(waiter.network)
+        if queue is not None and waiter in queue:
+            queue.remove(waiter)
+            if not queue:
+                del self._waiting[waiter.network]
+            self._unwait(waiter)
+
+    def _unwait(self, waiter: _Waiter) -> None:
+        self._waiting_count -= 1
+        self._waiting_by_address[waiter.address] -= 1
+        if self._waiting_by_address[waiter.address] <= 0:
+            del self._waiting_by_address[waiter.address]
+
+    def _release(self, place: _Place) -> None:
+        if place.priority:
+            self._priority_admitted -= 1
+            return
+        self._admitted -= 1
+        if place.address is not None and place.network is not None:
+            for counter, unit in ((self._by_address, place.address), (self._by_network, place.network)):
+                counter[unit] -= 1
+                if counter[unit] <= 0:
+                    del counter[unit]
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Give free places to waiting sign-ins, fairly: each to the waiting network that holds the fewest places
+        now, of its waiters the one whose address holds the fewest (ties: the network served longest ago, then the
+        longest waiting). A network served goes to the back of the line: a flood that holds most places gets the next
+        one only when nobody else is waiting."""
+        while self._admitted < self.max_places and self._waiting:
+            network, queue, waiter = min(
+                (
+                    (network, queue, min(queue, key=lambda w: self._by_address[w.address]))
+                    for network, queue in self._waiting.items()
+                ),
+                key=lambda item: (self._by_network[item[0]], self._by_address[item[2].address]),
+            )
+            queue.remove(waiter)
+            if queue:
+                self._waiting.move_to_end(network)
+            else:
+                del self._waiting[network]
+            self._unwait(waiter)
+            waiter.place = self._take(waiter.address, waiter.network)
+            waiter.event.set()
 
     async def _in_thread(self, func: Callable[..., T], *args: object) -> T:
-        with self.admission():
-            return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+        async with self.admission():
+            place = _admitted_to.get()
+            await self._threads.acquire(place is not None and place.priority)
+            try:
+                return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+            finally:
+                self._threads.release()
+
+
+class _Threads:
+    """The hashing threads, handed out in order: known devices' places first, then the others, each lane first come
+    first served."""
+
+    def __init__(self, count: int) -> None:
+        self.free = count
+        self._waiting: dict[bool, deque[list[object]]] = {True: deque(), False: deque()}
+
+    async def acquire(self, priority: bool) -> None:
+        if self.free > 0 and not self._waiting[True] and not self._waiting[False]:
+            self.free -= 1
+            return
+        entry: list[object] = [anyio.Event(), False]  # the event, and whether a thread was handed over
+        self._waiting[priority].append(entry)
+        try:
+            await entry[0].wait()  # type: ignore[attr-defined]
+        except BaseException:
+            if entry[1]:
+                self.release()
+            else:
+                self._waiting[priority].remove(entry)
+            raise
+
+    def release(self) -> None:
+        for lane in (True, False):
+            if self._waiting[lane]:
+                entry = self._waiting[lane].popleft()
+                entry[1] = True
+                entry[0].set()  # type: ignore[attr-defined]
+                return
+        self.free += 1
+
+
+def _busy() -> LuciaError:
+    return LuciaError(
+        "AUTH_TOO_MANY_ATTEMPTS", "the server is busy checking passwords; try again shortly", retry_after=1
+    )
+
+
+def hashing_units(client_address: str) -> tuple[str, str]:
+    """The address and the network the hashing queue shares its places by: an IPv4 address and its /24, an IPv6
+    address and its /64 (IPv4-mapped IPv6 is IPv4); anything else (a Unix socket, a test client's name) is both."""
+    try:
+        ip = ipaddress.ip_address(client_address.strip().split("%", 1)[0])
+    except ValueError:
+        unit = client_address[:256]
+        return unit, unit
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if isinstance(ip, ipaddress.IPv4Address) else 64
+    return str(ip), str(ipaddress.ip_network((ip, prefix), strict=False))
 
 
 def _scheme(hashed: str, lucia_scrypt: bool) -> str:

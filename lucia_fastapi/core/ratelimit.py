@@ -282,6 +282,8 @@ class SignInAttempt:
     address: str | None
     account_counted: bool = False
     """Whether the attempt took a slot of ``per_account`` (it came from an address not known for the account)."""
+    device: str | None = None
+    """The known device (``core.devices``) whose slot the attempt took instead of a stranger's, if any."""
 
 
 class SignInThrottle:
@@ -292,12 +294,17 @@ class SignInThrottle:
     | ``per_address`` | 30 / 10 min | guessing from one address, whatever accounts it tries |
     | ``per_address_account`` | 5 / 15 min, cleared by a success | guessing one account from one address |
     | ``per_account`` | 50 / 1 h, unknown addresses only | guessing one account from many addresses |
+    | ``per_device`` | 10 / 15 min, cleared by a success | a known device's token guessing (instead of the others) |
 
     An address that signed in to the account successfully within ``known_address_period`` (30 days) is *known*
     for it: its attempts skip the ``per_account`` counter, so an attacker elsewhere who exhausts that counter does
     not lock the owner out of their usual address (the server-side form of OWASP's device cookies). Without a
     client address (``client_address=None``), ``per_address_account`` is kept per account alone, as a strict
     5 / 15 min lockout.
+
+    A sign-in with a valid known-device token (``core.devices``) takes none of the three: it takes a slot of
+    ``per_device`` instead (``before_device_attempt``), so strangers cannot lock the owner's devices out; a device
+    that used its slots up is a stranger again until its window ends.
 
     The counters live in ``limiter``'s store (memory unless given): pass a ``RateLimiter`` on a SQL or Redis store
     when several workers or hosts serve sign-ins. ``store`` and ``clock`` are shortcuts for building it.
@@ -309,6 +316,7 @@ class SignInThrottle:
         per_address: RateLimit | None = RateLimit(30, timedelta(minutes=10)),
         per_address_account: RateLimit | None = RateLimit(5, timedelta(minutes=15)),
         per_account: RateLimit | None = RateLimit(50, timedelta(hours=1)),
+        per_device: RateLimit | None = RateLimit(10, timedelta(minutes=15)),
         known_address_period: timedelta | None = timedelta(days=30),
         limiter: RateLimiter | None = None,
         store: RateLimitStore | None = None,
@@ -320,6 +328,7 @@ class SignInThrottle:
         self.per_address = per_address
         self.per_address_account = per_address_account
         self.per_account = per_account
+        self.per_device = per_device
         self.known_address_period = known_address_period
         self.limiter = limiter if limiter is not None else RateLimiter(store, clock=clock)
         self.scope = scope
@@ -343,9 +352,32 @@ class SignInThrottle:
             await limiter.consume(f"{scope}:account", account, self.per_account)
         return SignInAttempt(account, address, counted)
 
+    async def device_allowed(self, device_id: str) -> bool:
+        """Whether the known device ``device_id`` has slots of ``per_device`` left (reads its counter, counts
+        nothing): asked before the hashing queue, whose priority lane only such a device may use."""
+        if self.per_device is None:
+            return False
+        return await self.limiter.count(f"{self.scope}:device", device_id) < self.per_device.attempts
+
+    async def before_device_attempt(
+        self, device_id: str, account: str, client_address: str | None
+    ) -> SignInAttempt | None:
+        """Take a slot of ``per_device`` for a sign-in with a valid token of the known device ``device_id``, instead
+        of a stranger's slots; ``None`` when the device has none left (or ``per_device`` is off): the attempt is then
+        a stranger's (``before_attempt``)."""
+        if self.per_device is None:
+            return None
+        if await self.limiter.hit(f"{self.scope}:device", device_id, self.per_device) > 0:
+            return None
+        address = normalize_client_address(client_address)[:256] if client_address is not None else None
+        return SignInAttempt(account, address, device=device_id)
+
     async def succeeded(self, attempt: SignInAttempt) -> None:
-        """The password was right: clear the address+account counter and remember the address as known."""
-        if self.per_address_account is not None:
+        """The password was right: clear the address+account counter (or the device's) and remember the address as
+        known."""
+        if attempt.device is not None and self.per_device is not None:
+            await self.limiter.reset(f"{self.scope}:device", attempt.device)
+        elif self.per_address_account is not None:
             await self.limiter.reset(f"{self.scope}:address-account", _pair(attempt.address, attempt.account))
         if self._known is not None and attempt.address is not None:
             await self.limiter.hit(f"{self.scope}:known", _pair(attempt.address, attempt.account), self._known)
@@ -356,8 +388,15 @@ class SignInThrottle:
 
         Asked only after a failure, which a lockout always follows: the failure that fills a counter is the one
         moment a lockout begins, and the caller knows the account then (the refusals after it are many and name
-        none). One counter read, two at most; a store that fails is logged and taken as "no lockout"."""
+        none). One counter read, two at most; a store that fails is logged and taken as "no lockout". For a known
+        device's attempt: ``"device"`` when it used up the device's slots (its next attempt is a stranger's)."""
         try:
+            if attempt.device is not None:
+                if self.per_device is not None:
+                    used = await self.limiter.count(f"{self.scope}:device", attempt.device)
+                    if used >= self.per_device.attempts:
+                        return "device"
+                return None
             if self.per_address_account is not None:
                 used = await self.limiter.count(
                     f"{self.scope}:address-account", _pair(attempt.address, attempt.account)

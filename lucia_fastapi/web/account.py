@@ -6,6 +6,10 @@ the library's one error shape. What a careful app would otherwise have to rememb
 - sign-in never tells an unknown account from a wrong password (one code, ``AUTH_INVALID_CREDENTIALS``, after the
   same hashing work), counts the attempt per address and account, ends the session the browser had, and leaves the
   new session pending when the account has a second factor;
+- a password sign-in gives the device a known-device token (``core.devices``, when ``auth.known_devices`` is set):
+  a browser in an HttpOnly cookie, a token client as ``device_token`` in the answer, sent back with its next
+  sign-in in the ``X-Device-Token`` header or the ``device_token`` field; that sign-in then goes ahead of strangers
+  and is not locked out by their guessing;
 - revoking other devices, a password change and deletion need the account's strongest factor recently (``RECENT``);
   the device that asked goes on under a new session id (a token client gets the new ``token``);
 - sessions are named by their digest, never by a usable id.
@@ -19,6 +23,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from lucia_fastapi.core.auth import Auth
+from lucia_fastapi.core.devices import DEVICE_HEADER, device_cookie_name
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Key, Session, SessionInfo, User
 from lucia_fastapi.core.policy import Assurance
@@ -138,17 +143,34 @@ class AccountActions:
                 raise LuciaError(NOT_THE_OWNER) from None
             raise
 
+    def device_token(self, call: Call) -> str | None:
+        """The known-device token the client presented: the browser's cookie, else the ``X-Device-Token`` header,
+        else the body's ``device_token`` field."""
+        request = call.request
+        return (
+            request.cookies.get(device_cookie_name(self.auth.cookie_secure))
+            or request.headers.get(DEVICE_HEADER)
+            or call.text("device_token")
+            or None
+        )
+
     # Handlers --------------------------------------------------------------------------------------------------
 
     async def sign_in(self, call: Call) -> dict[str, Any]:
-        """Sign in by password; the session waits for the second factor when the account has one."""
+        """Sign in by password; the session waits for the second factor when the account has one. The device gets
+        its next known-device token."""
         try:
             identifier = self.normalize(call.text("email"))
         except (LuciaError, ValueError):  # not an address: no account can have it
             raise LuciaError(NOT_THE_OWNER) from None
+        presented = self.device_token(call)
         try:
             key = await self.auth.use_key(
-                self.provider_id, identifier, call.text("password"), client_address=call.client_address
+                self.provider_id,
+                identifier,
+                call.text("password"),
+                client_address=call.client_address,
+                device_token=presented,
             )
         except LuciaError as error:
             # One answer for an unknown account and a wrong password, after the same hashing work.
@@ -159,7 +181,15 @@ class AccountActions:
         session = await call.auth_request.create_session(
             key.user_id, key=key, second_factor_pending=pending, factors=("password",)
         )
-        return {"user_id": session.user_id, "second_factor_pending": session.second_factor_pending}
+        answer: dict[str, Any] = {"user_id": session.user_id, "second_factor_pending": session.second_factor_pending}
+        device = self.auth.issue_device_token(key, previous=presented)  # rotated on every sign-in
+        if device is not None and self.auth.known_devices is not None:
+            if call.token_client:
+                answer["device_token"] = device
+            else:
+                cookie = self.auth.known_devices.cookie(device, secure=self.auth.cookie_secure, now=self.auth.clock())
+                call.auth_request.send_cookie(cookie)
+        return answer
 
     async def sign_out(self, call: Call) -> None:
         """End the request's session (a success without one too)."""
@@ -253,7 +283,17 @@ class AccountActions:
                 anyone,
                 self.sign_in,
                 "Sign in with an email address and password.",
-                fields=(email, PASSWORD),
+                fields=(
+                    email,
+                    PASSWORD,
+                    Field(
+                        "device_token",
+                        max_length=1024,
+                        secret=True,
+                        description="The known-device token a previous sign-in gave a client without cookies (or"
+                        " the X-Device-Token header).",
+                    ),
+                ),
                 errors=("AUTH_INVALID_CREDENTIALS", "AUTH_TOO_MANY_ATTEMPTS"),
                 result={
                     "type": "object",
@@ -261,6 +301,10 @@ class AccountActions:
                         "user_id": {"type": "string"},
                         "second_factor_pending": {"type": "boolean"},
                         "token": {"type": "string", "description": "Only for a client without cookies."},
+                        "device_token": {
+                            "type": "string",
+                            "description": "Only for a client without cookies: send it with the next sign-in.",
+                        },
                     },
                 },
                 tags=tags,
