@@ -237,8 +237,8 @@ class Auth(Generic[UserT]):
         throttle = self.sign_in_throttle
         devices = self.known_devices
         claim = devices.read(device_token, key_id, now=self.clock()) if devices and device_token else None
-        if claim is not None and (throttle is None or not await throttle.device_allowed(claim.device_id)):
-            claim = None  # no per-device limit, or the device used its slots up: a stranger
+        if throttle is None or (throttle.per_device is None and claim is not None):
+            claim = None  # no per-device limit to hold a known device to: no device goes ahead
         # A place in the hashing queue first, held until the hash is done: refused when none is free for this client
         # (shared fairly, known devices ahead), and then nothing was counted (a busy server costs nobody an attempt,
         # however many ask at once); then the attempt's slots, then the hash. Unknown accounts are counted alike, so

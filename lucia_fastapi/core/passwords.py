@@ -399,6 +399,13 @@ class _Threads:
         self.free += 1
 
 
+def holds_known_device_place() -> bool:
+    """Whether the current task holds a place of the known devices' lane in a hashing queue: stores that send their
+    writes one at a time (SQLite's rate-limit counters) let such a sign-in's go first."""
+    place = _admitted_to.get()
+    return place is not None and place.priority
+
+
 def _busy() -> LuciaError:
     return LuciaError(
         "AUTH_TOO_MANY_ATTEMPTS", "the server is busy checking passwords; try again shortly", retry_after=1

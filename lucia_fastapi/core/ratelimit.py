@@ -352,13 +352,6 @@ class SignInThrottle:
             await limiter.consume(f"{scope}:account", account, self.per_account)
         return SignInAttempt(account, address, counted)
 
-    async def device_allowed(self, device_id: str) -> bool:
-        """Whether the known device ``device_id`` has slots of ``per_device`` left (reads its counter, counts
-        nothing): asked before the hashing queue, whose priority lane only such a device may use."""
-        if self.per_device is None:
-            return False
-        return await self.limiter.count(f"{self.scope}:device", device_id) < self.per_device.attempts
-
     async def before_device_attempt(
         self, device_id: str, account: str, client_address: str | None
     ) -> SignInAttempt | None:

@@ -6,7 +6,8 @@ the same key are serialized by the database and no two of them read the same cou
 
 SQLite lets one writer in at a time and makes the others wait (its busy timeout, 5 s by default) or fail with
 "database is locked". So that a burst of attempts in one process does not pile up on that lock, this store sends
-its SQLite writes one at a time per engine; other processes on the same file still wait on SQLite's own lock.
+its SQLite writes one at a time per engine, a known device's sign-in's first (``holds_known_device_place``: it is
+not kept waiting behind a flood's counters); other processes on the same file still wait on SQLite's own lock.
 (For several workers on one host, WAL mode — ``PRAGMA journal_mode=WAL`` — lets reads go on during writes.)
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +24,7 @@ from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, bindp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lucia_fastapi.adapters.sqlalchemy.upsert import UpsertStore
+from lucia_fastapi.core.passwords import holds_known_device_place
 
 RATE_LIMIT_TABLE = "auth_rate_limit"
 
@@ -99,22 +102,59 @@ class SQLAlchemyRateLimitStore(UpsertStore):
         if not (write and self._sqlite):
             yield
             return
-        async with _sqlite_write_lock(self.engine):
+        turns = _sqlite_write_turns(self.engine)
+        await turns.acquire(holds_known_device_place())
+        try:
             yield
+        finally:
+            turns.release()
 
 
-_sqlite_locks: weakref.WeakKeyDictionary[Any, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = (
+class _WriteTurns:
+    """This process's SQLite writes of rate-limit counters, one at a time: a known device's sign-in's first, then
+    the others in the order they came."""
+
+    def __init__(self) -> None:
+        self.busy = False
+        self._waiting: dict[bool, deque[asyncio.Future[None]]] = {True: deque(), False: deque()}
+
+    async def acquire(self, first: bool) -> None:
+        if not self.busy and not self._waiting[True] and not self._waiting[False]:
+            self.busy = True
+            return
+        turn = asyncio.get_running_loop().create_future()
+        self._waiting[first].append(turn)
+        try:
+            await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self.release()  # handed the turn as this task was cancelled: pass it on
+            elif turn in self._waiting[first]:
+                self._waiting[first].remove(turn)
+            raise
+
+    def release(self) -> None:
+        for lane in (True, False):
+            while self._waiting[lane]:
+                turn = self._waiting[lane].popleft()
+                if not turn.done():
+                    turn.set_result(None)
+                    return
+        self.busy = False
+
+
+_sqlite_turns: weakref.WeakKeyDictionary[Any, tuple[asyncio.AbstractEventLoop, _WriteTurns]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _sqlite_write_lock(engine: AsyncEngine) -> asyncio.Lock:
-    """One lock per engine (and event loop): this process's SQLite writes of rate-limit counters, one at a time."""
+def _sqlite_write_turns(engine: AsyncEngine) -> _WriteTurns:
+    """One queue of turns per engine (and event loop): this process's SQLite writes of rate-limit counters."""
     loop = asyncio.get_running_loop()
-    found = _sqlite_locks.get(engine.sync_engine)
+    found = _sqlite_turns.get(engine.sync_engine)
     if found is None or found[0] is not loop:
-        found = (loop, asyncio.Lock())
-        _sqlite_locks[engine.sync_engine] = found
+        found = (loop, _WriteTurns())
+        _sqlite_turns[engine.sync_engine] = found
     return found[1]
 
 
