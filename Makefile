@@ -71,6 +71,8 @@ bench: $(BENCH_VENV)/.installed
 	bash scripts/system-deps.sh bench
 	$(BENCH_VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.revocation
+	$(BENCH_VENV)/bin/python -m benchmarks.sign_in_flood_devices --database sqlite
+	$(BENCH_VENV)/bin/python -m benchmarks.sign_in_flood_devices --database postgresql
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
