@@ -189,7 +189,8 @@ class Example:
         body = b"email=" + quote(email).encode() + b"&password=" + quote(PASSWORD).encode()
         response = self.send("POST", b"/sign-in", form, body)
         assert response.status == 303, response.raw[:400]
-        [cookie] = [c.split(b";", 1)[0] for c in response.set_cookies() if not c.split(b";", 1)[0].endswith(b"=")]
+        named = [c.split(b";", 1)[0] for c in response.set_cookies() if not c.split(b";", 1)[0].endswith(b"=")]
+        [cookie] = [c for c in named if b"lucia_device=" not in c]  # the session's, not the known-device cookie
         return cookie
 
     def live_token(self) -> bytes:
