@@ -30,6 +30,7 @@ from lucia_fastapi import (
     PasswordHasher,
     RateLimit,
     SignInThrottle,
+    SQLAlchemyAdapter,
 )
 from lucia_fastapi.core.context import current_slot
 from lucia_fastapi.core.policy import SecurityEvent
@@ -453,3 +454,31 @@ async def test_an_event_shows_the_requests_session_only_if_it_is_the_same_users(
         ("sign_in_failed", None, "Firefox on Linux", "192.0.2.7"),
         ("password_changed", bob.digest[:8], "Firefox on Linux", "192.0.2.7"),
     ]
+
+
+async def test_an_account_deleted_while_its_entries_are_written_loses_only_its_own(engine: Any) -> None:
+    """The store reads which users exist, then inserts: an account deleted between the two (its last events still
+    being written) failed the whole batch on its foreign key. The batch is read again and the others land."""
+    from lucia_fastapi.adapters.sqlalchemy.activity import SQLAlchemyActivityStore
+
+    class DeletedAfterTheFirstRead(SQLAlchemyActivityStore):
+        reads = 0
+
+        async def _fetch(self, statement: Any) -> list[Any]:
+            found = await super()._fetch(statement)
+            self.reads += 1
+            if self.reads == 1:  # the account goes just after the store saw it
+                await auth.delete_user(leaving.user_id)
+            return found
+
+    auth: Auth[Any] = Auth(SQLAlchemyAdapter(engine))
+    leaving, staying = await auth.create_user(), await auth.create_user()
+    store = DeletedAfterTheFirstRead(engine)
+    rows = [
+        ActivityRow(user.user_id, "signed_in", 1, None, None, "Unknown device", None, None, {})
+        for user in (leaving, staying, staying)
+    ]
+    await store.add_entries(rows)
+    assert store.reads == 2
+    assert len(await store.recent_entries(staying.user_id, 10)) == 2
+    assert await store.recent_entries(leaving.user_id, 10) == []

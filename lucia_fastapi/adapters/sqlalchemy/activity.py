@@ -75,7 +75,6 @@ class SQLAlchemyActivityStore:
         """One statement for the batch; entries of users that no longer exist are left out."""
         if not rows:
             return
-        t = self.table
         values = [
             {
                 "user_id": row.user_id,
@@ -90,15 +89,32 @@ class SQLAlchemyActivityStore:
             }
             for row in rows
         ]
-        existing = {
-            user_id
-            for (user_id,) in await self._fetch(
-                select(self._users.c.id).where(self._users.c.id.in_({row.user_id for row in rows}))
-            )
-        }
-        kept = [value for value in values if value["user_id"] in existing]
-        for first in range(0, len(kept), _ROWS_PER_STATEMENT):  # multi-row VALUES: one statement, not executemany
-            await self._run(t.insert().values(kept[first : first + _ROWS_PER_STATEMENT]))
+        for first in range(0, len(values), _ROWS_PER_STATEMENT):  # multi-row VALUES: one statement, not executemany
+            await self._insert_of_existing_users(values[first : first + _ROWS_PER_STATEMENT])
+
+    async def _insert_of_existing_users(self, values: list[dict[str, Any]]) -> None:
+        # The users are read first; one deleted between that read and the INSERT fails the statement on its foreign
+        # key (an account deleted while its last events were being written): read again, and again, then give up.
+        from sqlalchemy.exc import IntegrityError
+
+        from lucia_fastapi.adapters.sqlalchemy.adapter import _database_errors
+
+        for attempt in range(3):
+            named = {value["user_id"] for value in values}
+            existing = {
+                user_id for (user_id,) in await self._fetch(select(self._users.c.id).where(self._users.c.id.in_(named)))
+            }
+            values = [value for value in values if value["user_id"] in existing]
+            if not values:
+                return
+            with _database_errors():
+                try:
+                    async with self._autocommit.connect() as conn:
+                        await conn.execute(self.table.insert().values(values))
+                    return
+                except IntegrityError:
+                    if attempt == 2:
+                        raise
 
     async def recent_entries(self, user_id: str, limit: int) -> list[ActivityRow]:
         """The user's newest ``limit`` entries, newest first."""
@@ -128,13 +144,6 @@ class SQLAlchemyActivityStore:
         with _database_errors():
             async with self._autocommit.connect() as conn:
                 return list((await conn.execute(statement)).fetchall())
-
-    async def _run(self, statement: Any) -> None:
-        from lucia_fastapi.adapters.sqlalchemy.adapter import _database_errors
-
-        with _database_errors():
-            async with self._autocommit.connect() as conn:
-                await conn.execute(statement)
 
 
 def _row(m: dict[str, Any]) -> ActivityRow:
