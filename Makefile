@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 BENCH_VENV ?= benchmarks/.venv
 # The extras each target installs the library with (the tools besides: examples/requirements.txt,
 # requirements-dev.txt; nothing of the checkout is an extra of the wheel).
-EXAMPLE_EXTRAS := sqlite,fastapi,migrations,email,oauth,mfa,pages
+EXAMPLE_EXTRAS := sqlite,fastapi,migrations,email,oauth,mfa,pages,challenge
 DEV_EXTRAS := $(EXAMPLE_EXTRAS),postgres,redis,forms,testing,breached-passwords
 
 .PHONY: run run-postgres test lint docs bench system-deps clean screenshots

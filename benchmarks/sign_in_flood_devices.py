@@ -18,13 +18,18 @@ the fair queue, which shares places by network), ``one network`` puts them in as
 
 SQLite runs in WAL mode (``--sqlite-journal wal``, set in the file before the workers start), as the rate-limits page
 advises for several processes on one file; ``--sqlite-journal delete`` keeps SQLite's default rollback journal.
-Writes ``benchmarks/results/sign_in_flood_devices_<database>.md``. Nothing here is a test.
+``--challenge always`` (or ``under_load``) turns the proof-of-work challenge on (``LUCIA_EXAMPLE_PROOF_OF_WORK``):
+the users solve it when asked (ALTCHA's solver, its time counted in theirs); the flood does not, and is answered
+400 before any hash. Writes ``benchmarks/results/sign_in_flood_devices_<database>[_challenge_<mode>].md``. Nothing
+here is a test.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import json
 import multiprocessing
 import os
 import random
@@ -107,13 +112,15 @@ class User:
         headers = {"x-forwarded-for": self.address}
         if self.device_token:
             headers["x-device-token"] = self.device_token
+        body = {"email": self.email, "password": PASSWORD}
         while time.perf_counter() < until:
             try:
-                answer = await client.post(
-                    "/auth/sign-in", json={"email": self.email, "password": PASSWORD}, headers=headers
-                )
+                answer = await client.post("/auth/sign-in", json=body, headers=headers)
             except httpx.TransportError:
                 await asyncio.sleep(1)
+                continue
+            if answer.status_code == 400 and answer.json()["detail"]["code"] == "CHALLENGE_REQUIRED":
+                body["altcha"] = await solved(client)  # what the pages' script does, timed with the rest
                 continue
             if answer.status_code == 200:
                 if self.known:
@@ -125,6 +132,19 @@ class User:
                 min(float(answer.headers.get("retry-after", "1")), max(0.0, until - time.perf_counter()))
             )
         return None
+
+
+async def solved(client: httpx.AsyncClient) -> str:
+    """A solution of a fresh challenge (``GET /auth/challenge``), found by ALTCHA's own solver in a thread."""
+    from altcha.v1 import solve_challenge
+
+    challenge = (await client.get("/auth/challenge")).json()["challenge"]
+    found = await asyncio.to_thread(
+        solve_challenge, challenge["challenge"], challenge["salt"], challenge["algorithm"], challenge["maxNumber"]
+    )
+    assert found is not None
+    payload = {**{k: challenge[k] for k in ("algorithm", "challenge", "salt", "signature")}, "number": found.number}
+    return base64.b64encode(json.dumps(payload).encode()).decode()
 
 
 async def _users_during(url: str, users: list[User], seconds: float) -> dict[bool, list[float | None]]:
@@ -159,7 +179,10 @@ async def run(
     people = [User(n, known=True) for n in range(users)] + [User(n, known=False) for n in range(users)]
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         for user in people:
-            answer = await client.post("/auth/sign-up", json={"email": user.email, "password": PASSWORD})
+            body = {"email": user.email, "password": PASSWORD}
+            answer = await client.post("/auth/sign-up", json=body)
+            if answer.status_code == 400:  # the challenge is on
+                answer = await client.post("/auth/sign-up", json={**body, "altcha": await solved(client)})
             assert answer.status_code == 202, answer.text
     rows: list[dict[str, object]] = [_row("no flood", None, await _quiet(url, people))]
     for user in people:
@@ -209,6 +232,7 @@ def report(rows: list[dict[str, object]], args: argparse.Namespace, name: str) -
         f"# Real users during a sign-in flood from many addresses: {where}",
         "",
         f"`python -m benchmarks.sign_in_flood_devices --database {args.database}{journal} --seconds {args.seconds:g}"
+        f"{' --challenge ' + args.challenge if args.challenge != 'off' else ''}"
         f" --flood {args.flood} --addresses {args.addresses} --users {args.users}`: the example app, 2 uvicorn"
         f" workers, {where}, rate limits in the same database, {os.cpu_count()} CPUs (one hashing thread and 8 places"
         f" per worker, and as many for known devices); run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},"
@@ -242,6 +266,9 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--layout", choices=sorted(LAYOUTS), action="append")
     parser.add_argument("--sqlite-journal", choices=["wal", "delete"], default="wal")
+    parser.add_argument(
+        "--challenge", choices=["off", "always", "under_load"], default="off", help="the proof-of-work challenge"
+    )
     args = parser.parse_args()
     args.load_before = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="lucia-flood-devices-"))
@@ -261,6 +288,7 @@ def main() -> None:
         "DATABASE_URL": database_url,
         "LUCIA_SECRET_KEYS": SECRET,
         "APP_BASE_URL": f"http://127.0.0.1:{port}",
+        "LUCIA_EXAMPLE_PROOF_OF_WORK": "" if args.challenge == "off" else args.challenge,
     }
     env.pop("REDIS_URL", None)
     quiet = ["--log-level", "warning"]
@@ -288,6 +316,8 @@ def main() -> None:
             postgres.stop()
     name = args.database if args.database != "sqlite" else f"sqlite_{args.sqlite_journal}"
     text = report(rows, args, name)
+    if args.challenge != "off":
+        name += f"_challenge_{args.challenge}"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"sign_in_flood_devices_{name}.md").write_text(text)
     print(text)

@@ -141,7 +141,9 @@ class AuthStack:
     ``True`` for keys with any scopes, or the scopes keys may have (``["reports:read", ...]``); off by default.
     ``is_admin``: the app's rule for who is an admin (``features.admin.IsAdmin``, a function of the user); given,
     administration is on (``stack.admin``): account search, sessions, bans, impersonation. Every other keyword goes
-    to ``Auth``.
+    to ``Auth``, except ``proof_of_work``: ``"always"`` or ``"under_load"`` asks anonymous sign-ins and sign-ups for a
+    proof-of-work challenge's solution (``core.challenge.ProofOfWork``, the ``challenge`` extra), counted in the
+    shared rate-limit store.
     """
 
     def __init__(
@@ -160,6 +162,7 @@ class AuthStack:
         api_keys: bool | Iterable[str] = False,
         notify_new_devices: bool = True,
         is_admin: IsAdmin | None = None,
+        proof_of_work: Literal["always", "under_load"] | None = None,
         **auth_options: Any,
     ) -> None:
         parts = urlsplit(base_url)
@@ -201,6 +204,11 @@ class AuthStack:
             **auth_options,
         )
         self.rate_limiter = RateLimiter(limits, clock=self.auth.clock)
+        if proof_of_work is not None:
+            from lucia_fastapi.core.challenge import ProofOfWork
+
+            key = derive_keys(secret_keys, "lucia_fastapi proof of work")[0]
+            self.auth.proof_of_work = ProofOfWork(key, mode=proof_of_work, rate_limiter=self.rate_limiter)
         tokens = SingleUseTokens(
             SQLAlchemyTokenStore(self.engine, define_token_tables(self.metadata)),
             clock=self.auth.clock,

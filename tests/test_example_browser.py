@@ -52,11 +52,21 @@ WIDTHS = [DESKTOP, PHONE, SMALL]
 def example_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``uvicorn examples.app.main:app`` in its own process, with its SQLite file in a fresh directory: one per
     test, since every browser here signs in from 127.0.0.1 and the sign-in limits count per address."""
+    yield from served_example(tmp_path_factory)
+
+
+@pytest.fixture
+def example_with_challenge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The example asking every sign-in and sign-up for a proof of work (``LUCIA_EXAMPLE_PROOF_OF_WORK=always``)."""
+    yield from served_example(tmp_path_factory, LUCIA_EXAMPLE_PROOF_OF_WORK="always")
+
+
+def served_example(tmp_path_factory: pytest.TempPathFactory, **settings: str) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("example")
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "LUCIA_ENV", "SMTP_HOST")}
     port = free_port()  # mail links point at APP_BASE_URL; mail goes to the DEV outbox (/dev/outbox)
     origin = f"http://localhost:{port}"
-    env |= {"PYTHONPATH": str(ROOT), "APP_BASE_URL": origin, "LUCIA_EXAMPLE_ADMINS": "admin@example.com"}
+    env |= {"PYTHONPATH": str(ROOT), "APP_BASE_URL": origin, "LUCIA_EXAMPLE_ADMINS": "admin@example.com", **settings}
     server = UvicornProcess("examples.app.main:app", cwd=workdir, env=env, port=port)
     try:
         yield origin
@@ -609,3 +619,25 @@ async def test_administration(browser: Browser, example_url: str, width: Width) 
     await expect(alice.page).to_have_url(re.compile(r"/profile$"))
     await admin.close()
     await alice.close()
+
+
+async def test_the_challenge_is_solved_by_the_pages_script(browser: Browser, example_with_challenge: str) -> None:
+    """Issue 27: with the proof of work always on, the sign-up and sign-in forms solve it in the browser (the pages'
+    own script, allowed by the example's script-src 'self') and go through; axe on both pages; a POST without a
+    solution, as a browser without JavaScript sends it, is refused with a message that says why."""
+    laptop = await device(browser, example_with_challenge)
+    page = laptop.page
+    await page.goto("/sign-up")
+    await laptop.check("40-sign-up-challenge")
+    await sign_up(page, "puzzle@example.com", PASSWORD)
+    await expect(page).to_have_url(re.compile(r"/profile$"))
+    solved = await page.request.get("/auth/challenge")
+    assert (await solved.json())["required"] is True
+    await laptop.context.clear_cookies()  # a new browser: no known-device cookie to exempt it
+    refused = await page.request.post(
+        "/sign-in",
+        form={"email": "puzzle@example.com", "password": PASSWORD},
+        headers={"origin": example_with_challenge},
+    )
+    assert refused.status == 400 and "solve a small puzzle" in await refused.text()
+    await laptop.close()

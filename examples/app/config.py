@@ -13,6 +13,9 @@
 - ``LUCIA_EXAMPLE_REAUTH_SECONDS``: how long a proof of the account's strongest factor counts for sensitive actions
   (default 300): the policy's ``recent_auth_max_age``.
 - ``REDIS_URL``: count sign-in and flow limits in Redis instead of the database.
+- ``LUCIA_EXAMPLE_ADMINS``: the administrators' addresses, comma-separated (admins once the address is verified).
+- ``LUCIA_EXAMPLE_PROOF_OF_WORK``: ``always`` or ``under_load`` asks sign-in and sign-up for a proof-of-work
+  challenge's solution (the pages' script solves it); unset: never.
 - Mail over SMTP when ``SMTP_HOST`` is set (``SMTP_PORT``, ``SMTP_SECURITY`` = starttls|tls|none,
   ``SMTP_USERNAME``, ``SMTP_PASSWORD``, ``MAIL_FROM``); otherwise into the folder ``OUTBOX_DIR`` (default
   ``outbox``), shown at ``/dev/outbox`` in DEV.
@@ -40,6 +43,9 @@ ENV: Literal["DEV", "PROD"] | None = {"DEV": "DEV", "PROD": "PROD"}.get(env.get(
 DEV = (ENV or ("PROD" if BASE_URL.startswith("https://") else "DEV")) == "DEV"
 REAUTH_AFTER = timedelta(seconds=int(env.get("LUCIA_EXAMPLE_REAUTH_SECONDS", "300")))
 SECRET_KEYS = [key.strip() for key in env.get("LUCIA_SECRET_KEYS", "").split(",") if key.strip()] or None
+PROOF_OF_WORK: Literal["always", "under_load"] | None = {"always": "always", "under_load": "under_load"}.get(  # type: ignore[assignment]
+    env.get("LUCIA_EXAMPLE_PROOF_OF_WORK", "")
+)
 ADMIN_EMAILS = frozenset(
     address.strip().lower() for address in env.get("LUCIA_EXAMPLE_ADMINS", "").split(",") if address.strip()
 )

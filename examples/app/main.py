@@ -48,6 +48,7 @@ stack = AuthStack(
     password_policy=config.password_policy(),  # PWNED_PASSWORDS_URL turns the breached-password check on
     api_keys=["profile:read"],  # the scopes a key may have: /account/api-keys makes them
     is_admin=config.is_admin,  # LUCIA_EXAMPLE_ADMINS: their /admin finds accounts, bans, impersonates
+    proof_of_work=config.PROOF_OF_WORK,  # LUCIA_EXAMPLE_PROOF_OF_WORK: a challenge for sign-in and sign-up
 )
 assert stack.api_keys is not None
 pages = Pages(templates=HERE / "templates", home="/profile", app_name="lucia_fastapi example")

@@ -13,6 +13,7 @@ from typing import Any, Generic, Literal
 
 from typing_extensions import TypeVar
 
+from lucia_fastapi.core.challenge import ProofOfWork
 from lucia_fastapi.core.clock import Clock, system_clock, to_datetime, to_ms
 from lucia_fastapi.core.context import current_slot
 from lucia_fastapi.core.cookies import SESSION_COOKIE_NAME, Cookie, CookieOptions, build_cookie
@@ -105,6 +106,9 @@ class Auth(Generic[UserT]):
             sign-in presenting one for its account goes ahead of strangers in the hashing queue and skips their
             lockouts (``use_key(device_token=)``, ``issue_device_token``); ``None`` (the default here,
             ``AuthStack`` gives one): none.
+        proof_of_work: A challenge anonymous sign-ins and sign-ups must solve, always or under load
+            (``core.challenge.ProofOfWork``, the ``challenge`` extra), checked by the routers before anything else;
+            ``None``: none.
         clock: The time in epoch milliseconds (``lucia_fastapi.testing.ManualClock`` in tests).
     """
 
@@ -127,6 +131,7 @@ class Auth(Generic[UserT]):
         recent_auth_max_age: timedelta = timedelta(minutes=10),
         impersonation_timeout: timedelta = timedelta(hours=1),
         known_devices: KnownDevices | None = None,
+        proof_of_work: ProofOfWork | None = None,
         clock: Clock = system_clock,
     ) -> None:
         if env not in ("DEV", "PROD"):
@@ -171,6 +176,7 @@ class Auth(Generic[UserT]):
         self.impersonation_timeout = impersonation_timeout
         self._impersonation_ms = to_ms(impersonation_timeout)
         self.known_devices = known_devices
+        self.proof_of_work = proof_of_work
 
     # Users ----------------------------------------------------------------------------------------------------
 

@@ -31,6 +31,8 @@ ErrorCode = Literal[
     "DATABASE_ERROR",
     # rate limits: too many attempts (or the password hashing queue is full); see ``retry_after``;
     "AUTH_TOO_MANY_ATTEMPTS",
+    # a proof-of-work challenge (core.challenge) is needed for this sign-in or sign-up, and none (or no right one) came;
+    "CHALLENGE_REQUIRED",
     # a request without credentials reached a route that needs a session;
     "NOT_AUTHENTICATED",
     # the session is waiting for its second factor (``second_factor_pending``), or is too old for a sensitive action.

@@ -38,7 +38,7 @@ from lucia_fastapi.web.responses import error_headers, local_path, log_error, pu
 logger = logging.getLogger("lucia_fastapi")
 
 STATIC = Path(__file__).parent / "static"
-STATIC_FILES = {"lucia.css": "text/css", "passkeys.js": "text/javascript"}
+STATIC_FILES = {"lucia.css": "text/css", "passkeys.js": "text/javascript", "challenge.js": "text/javascript"}
 
 NOTICES: Mapping[str, str] = {  # a redirect asks for one with ?notice=; a fixed list, so a link cannot put words here
     "signed-out": "You are signed out.",

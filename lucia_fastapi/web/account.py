@@ -27,7 +27,7 @@ from lucia_fastapi.core.devices import DEVICE_HEADER, device_cookie_name
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Key, Session, SessionInfo, User
 from lucia_fastapi.core.policy import Assurance
-from lucia_fastapi.web.actions import Action, Call, Field, InputError
+from lucia_fastapi.web.actions import CHALLENGE, Action, Call, Field, InputError, check_challenge
 
 PASSWORD = Field("password", required=True, max_length=1024, secret=True)
 NOT_THE_OWNER: Final = "AUTH_INVALID_CREDENTIALS"
@@ -154,6 +154,19 @@ class AccountActions:
             or None
         )
 
+    def is_known_device(self, token: str | None, identifier: str) -> bool:
+        """Whether ``token`` is a valid known-device token of the account ``identifier`` names (its signature, its
+        account, its expiry: no database)."""
+        devices = self.auth.known_devices
+        key_id = f"{self.provider_id}:{identifier}"
+        return devices is not None and devices.read(token, key_id, now=self.auth.clock()) is not None
+
+    async def challenge(self, call: Call) -> dict[str, Any]:
+        """A proof-of-work challenge, and whether sign-in and sign-up need its solution now."""
+        proof_of_work = self.auth.proof_of_work
+        assert proof_of_work is not None  # mounted only with one
+        return {"required": proof_of_work.required(self.auth.password_hasher), "challenge": proof_of_work.challenge()}
+
     # Handlers --------------------------------------------------------------------------------------------------
 
     async def sign_in(self, call: Call) -> dict[str, Any]:
@@ -164,6 +177,8 @@ class AccountActions:
         except (LuciaError, ValueError):  # not an address: no account can have it
             raise LuciaError(NOT_THE_OWNER) from None
         presented = self.device_token(call)
+        if not self.is_known_device(presented, identifier):  # a known device never needs to solve a challenge
+            await check_challenge(call)
         try:
             key = await self.auth.use_key(
                 self.provider_id,
@@ -286,6 +301,7 @@ class AccountActions:
                 fields=(
                     email,
                     PASSWORD,
+                    CHALLENGE,
                     Field(
                         "device_token",
                         max_length=1024,
@@ -294,7 +310,7 @@ class AccountActions:
                         " the X-Device-Token header).",
                     ),
                 ),
-                errors=("AUTH_INVALID_CREDENTIALS", "AUTH_TOO_MANY_ATTEMPTS"),
+                errors=("AUTH_INVALID_CREDENTIALS", "AUTH_TOO_MANY_ATTEMPTS", "CHALLENGE_REQUIRED"),
                 result={
                     "type": "object",
                     "properties": {
@@ -390,4 +406,25 @@ class AccountActions:
                 errors=("AUTH_INVALID_CREDENTIALS", "AUTH_TOO_MANY_ATTEMPTS"),  # the password counts like a sign-in
                 tags=tags,
             ),
+            *self.challenge_actions(),
+        ]
+
+    def challenge_actions(self) -> list[Action]:
+        """``GET /challenge`` when the app asks for a proof of work (``Auth(proof_of_work=)``)."""
+        if self.auth.proof_of_work is None:
+            return []
+        return [
+            Action(
+                "challenge",
+                "GET",
+                "/challenge",
+                Assurance.ANONYMOUS,
+                self.challenge,
+                "A proof-of-work challenge (ALTCHA's v1) and whether sign-in and sign-up need its solution now.",
+                result={
+                    "type": "object",
+                    "properties": {"required": {"type": "boolean"}, "challenge": {"type": "object"}},
+                },
+                tags=("account",),
+            )
         ]

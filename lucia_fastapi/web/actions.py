@@ -33,6 +33,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from lucia_fastapi.core.challenge import CHALLENGE_HEADER
 from lucia_fastapi.core.credentials import own_origin
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.models import Session
@@ -305,6 +306,24 @@ async def prepare(action: Action, request: Request) -> Call:
     data = await read_body(request, action.fields)
     _missing(action.fields, data)
     return Call(request, auth_request, session, data, token_client)
+
+
+CHALLENGE = Field(
+    "altcha",
+    max_length=1024,
+    description="The solution of a proof-of-work challenge (GET /challenge), when the server asks for one; or the"
+    " X-Altcha header.",
+)
+"""The field that carries a challenge's solution (``core.challenge``), on sign-in and sign-up."""
+
+
+async def check_challenge(call: Call) -> None:
+    """Refuse (400 ``CHALLENGE_REQUIRED``) an anonymous sign-in or sign-up that must solve the proof-of-work challenge
+    now and brings no right solution (``Auth(proof_of_work=)``); before anything else the handler does."""
+    auth = call.auth_request.auth
+    if auth.proof_of_work is not None:
+        solution = call.text("altcha") or call.request.headers.get(CHALLENGE_HEADER)
+        await auth.proof_of_work.check(solution, auth.password_hasher)
 
 
 def issued_token(call: Call) -> dict[str, Any]:

@@ -53,6 +53,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "AUTH_DUPLICATE_KEY_ID": 409,
     "AUTH_DUPLICATE_SESSION_ID": 409,
     "AUTH_TOO_MANY_ATTEMPTS": 429,
+    "CHALLENGE_REQUIRED": 400,
     "INVALID_PASSWORD": 400,
     "MFA_INVALID_CODE": 400,
     "MFA_INVALID_PASSKEY": 400,
@@ -80,6 +81,10 @@ _MESSAGES: dict[str, str] = {
     "AUTH_DUPLICATE_KEY_ID": "An account with this identifier exists already.",
     "AUTH_DUPLICATE_SESSION_ID": "The session exists already.",
     "AUTH_TOO_MANY_ATTEMPTS": "Too many attempts; try again later.",
+    "CHALLENGE_REQUIRED": (
+        "Many sign-ins are arriving: your browser must solve a small puzzle first. Turn JavaScript on, or try again"
+        " in a minute."
+    ),
     "INVALID_PASSWORD": "That password cannot be used; please choose another.",
     # An authenticator code works once: one just used (to turn the app on, say) is refused until the next.
     "MFA_INVALID_CODE": (

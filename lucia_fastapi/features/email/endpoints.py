@@ -31,7 +31,7 @@ from lucia_fastapi.core.clock import to_datetime
 from lucia_fastapi.core.cookies import Cookie, CookieOptions, build_cookie
 from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.features.email.flows import EmailFlows, normalize_email
-from lucia_fastapi.web.actions import Action, Call, Field
+from lucia_fastapi.web.actions import CHALLENGE, Action, Call, Field, check_challenge
 from lucia_fastapi.web.policy import authorize_request
 
 EMAIL = Field("email", required=True, max_length=320, label="email address")
@@ -43,6 +43,7 @@ def email_actions(flows: EmailFlows) -> list[Action]:
     """Every action of the email flows of ``flows``."""
 
     async def sign_up(call: Call) -> dict[str, Any]:
+        await check_challenge(call)  # before the password is hashed or the address looked up
         await flows.sign_up(call.text("email"), call.text("password"))
         return {"status": "check-your-email"}
 
@@ -143,9 +144,9 @@ def email_actions(flows: EmailFlows) -> list[Action]:
             anyone,
             sign_up,
             "Create an account; the same answer whether the address was free or taken (its owner is told).",
-            (EMAIL, Field("password", required=True, max_length=1024, secret=True)),
+            (EMAIL, Field("password", required=True, max_length=1024, secret=True), CHALLENGE),
             status=202,
-            errors=("INVALID_EMAIL", "INVALID_PASSWORD", "AUTH_TOO_MANY_ATTEMPTS"),
+            errors=("INVALID_EMAIL", "INVALID_PASSWORD", "AUTH_TOO_MANY_ATTEMPTS", "CHALLENGE_REQUIRED"),
             result=CHECK_YOUR_EMAIL,
         ),
         action(
