@@ -73,6 +73,7 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m benchmarks.revocation
 	$(BENCH_VENV)/bin/python -m benchmarks.sign_in_flood_devices --database sqlite
 	$(BENCH_VENV)/bin/python -m benchmarks.sign_in_flood_devices --database postgresql
+	$(BENCH_VENV)/bin/python -m benchmarks.sign_in_flood_devices --database sqlite --challenge always
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
