@@ -54,7 +54,7 @@ lint: $(BIN)/.installed
 
 ## The whole suite: lint and types, the docs site, then every test on SQLite and on a throwaway PostgreSQL 15 server.
 test: $(BIN)/.installed system-deps lint docs
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## The documentation site, built strictly (a warning is an error) into a throwaway directory; `mkdocs serve` previews.
 docs: $(BIN)/.installed

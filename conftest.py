@@ -14,7 +14,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The blocks of a page share a namespace: with pytest-xdist (``--dist loadgroup``) a page runs on one worker."""
+    """The blocks of a page share a namespace, so a page runs on one worker: ``make test`` uses ``--dist loadfile``
+    (a page is one file). The mark is for ``--dist loadgroup``, which pytest-xdist 3.8 here did not honour: a page's
+    blocks were split between workers, and its later blocks missed the names its first block defined."""
     for item in items:
         if type(item).__name__ == "SybilItem":
             item.add_marker(pytest.mark.xdist_group(str(item.path)))
