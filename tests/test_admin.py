@@ -445,6 +445,11 @@ async def test_what_an_admin_may_not_do_to_an_account(world: World) -> None:
         assert refused.status_code == 403 and code_of(refused) == "ADMIN_FORBIDDEN"
         missing = await client.post("/auth/admin/users/nobody/ban", json={"reason": "x"})
         assert missing.status_code == 404 and code_of(missing) == "AUTH_INVALID_USER_ID"
+        for hostile in ("a%00b", "%ED%A0%80", "x" * 5000):  # a NUL, a lone surrogate, far too long: never a 500
+            for method, path, body in ADMIN_ROUTES[1:]:
+                answer = await send(client, method, path, body, hostile)
+                assert answer.status_code == 404, (path, answer.text)
+                assert code_of(answer) in ("AUTH_INVALID_USER_ID", "NOT_FOUND"), (path, answer.text)
 
 
 # Impersonation ----------------------------------------------------------------------------------------------------

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, get_args
 
-from lucia_fastapi.core.auth import Auth, UserT
+from lucia_fastapi.core.auth import MAX_USER_ID_LENGTH, Auth, UserT
 from lucia_fastapi.core.clock import to_datetime, to_ms
 from lucia_fastapi.core.errors import LuciaError
 from lucia_fastapi.core.ids import check_identifier
-from lucia_fastapi.core.models import Key, Session, SessionInfo
+from lucia_fastapi.core.models import Key, Session, SessionInfo, User
 from lucia_fastapi.core.policy import Assurance
 from lucia_fastapi.features.admin.store import AdminStore, BanRow
 
@@ -207,11 +207,13 @@ class Admin(Generic[UserT]):
         """Everything an admin sees of ``user_id`` (``AUTH_INVALID_USER_ID`` if there is none). Recorded in the
         admin's own activity log (``admin_action``, ``action: view``)."""
         admin_id = await self.require_admin(session)
-        user = await self.auth.get_user(user_id)
-        row = await self.auth.adapter.get_user(user_id)
+        row = await self.auth.adapter.get_user(_user_id(user_id))  # once: its columns as stored, and the user object
+        if row is None:
+            raise LuciaError("AUTH_INVALID_USER_ID", f"no user {user_id!r}")
+        user = self.auth.transform_user(User(row.id, row.attributes))
         account = Account(
             user_id=user_id,
-            attributes=row.attributes if row is not None else {},
+            attributes=row.attributes,
             keys=await self.auth.get_all_user_keys(user_id),
             second_factors=await self.auth.security.second_factors(user_id),
             sessions=await self.auth.get_all_user_sessions(user_id),
@@ -279,7 +281,7 @@ class Admin(Generic[UserT]):
     async def unban(self, session: Session | None, user_id: str) -> bool:
         """Lift the account's ban; whether there was one (an expired one counts: it is removed)."""
         admin_id = await self.require_admin(session)
-        lifted = await self.store.delete_ban(user_id)
+        lifted = await self.store.delete_ban(_user_id(user_id))
         if lifted:
             await self.auth.security.emit("account_unbanned", user_id, {"admin": admin_id})
             await self._record(admin_id, "unban", user_id)
@@ -345,6 +347,11 @@ class Admin(Generic[UserT]):
 
     async def _record(self, admin_id: str, action: str, user_id: str) -> None:
         await self.auth.security.emit("admin_action", admin_id, {"action": action, "user": user_id})
+
+
+def _user_id(user_id: str) -> str:
+    # A path's id, checked as the core checks one, before it reaches a store directly: a NUL is "no such user".
+    return check_identifier(user_id, name="user_id", max_length=MAX_USER_ID_LENGTH, code="AUTH_INVALID_USER_ID")
 
 
 def _checked_text(value: str, name: str, max_length: int) -> str:
