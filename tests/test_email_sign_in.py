@@ -16,15 +16,13 @@ from pathlib import Path
 import httpx
 import pyotp
 import pytest
-from fastapi import FastAPI
 
-from lucia_fastapi import AuthMiddleware, KeySpec
+from lucia_fastapi import KeySpec
 from lucia_fastapi.features.email import SMTPEmailSender
 from lucia_fastapi.stack import AuthStack
 from lucia_fastapi.testing.clock import ManualClock
-from lucia_fastapi.testing.postgres import PostgresServer
 from lucia_fastapi.testing.smtp import SMTPTestServer
-from tests.web_apps import serve
+from tests.web_apps import served_stack, stack_database_url
 
 SECRET = "email-sign-in-test-secret-email-sign-in"
 ADA = "ada@example.com"
@@ -63,23 +61,11 @@ class Site:
 async def site(
     request: pytest.FixtureRequest, sql_database: str, tmp_path: Path, smtp: SMTPTestServer
 ) -> AsyncIterator[Site]:
-    if sql_database == "sqlite":
-        url = f"sqlite:///{tmp_path / 'sign-in.sqlite3'}"
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        url = server.url
+    url = stack_database_url(request, sql_database, tmp_path, "sign-in")
     sender = SMTPEmailSender(host=smtp.host, port=smtp.port, security="none", from_address="app@example.com")
     clock = ManualClock()
     stack = AuthStack(url, base_url="http://127.0.0.1", secret_keys=[SECRET], sender=sender, clock=clock)
-    if sql_database != "sqlite":
-        async with stack.engine.begin() as connection:
-            await connection.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-            await connection.exec_driver_sql("CREATE SCHEMA public")
-    app = FastAPI()
-    app.add_middleware(AuthMiddleware, auth=stack.auth)
-    app.include_router(stack.router())
-    async with stack.lifespan(app), serve(app) as base:
-        stack.auth.allowed_origins = frozenset({base})
+    async with served_stack(stack) as base:
         await stack.email.sign_up(ADA, "correct horse battery staple")
         yield Site(stack, base, smtp, clock)
 

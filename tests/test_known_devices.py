@@ -23,14 +23,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from lucia_fastapi import AuthMiddleware, KeySpec, PasswordHasher
+from lucia_fastapi import KeySpec, PasswordHasher
 from lucia_fastapi.features.email import OutboxEmailSender
 from lucia_fastapi.stack import AuthStack
 from lucia_fastapi.testing.clock import ManualClock
-from lucia_fastapi.testing.postgres import PostgresServer
-from tests.web_apps import serve
+from tests.web_apps import served_stack, stack_database_url
 
 SECRET = "known-devices-test-secret-known-devices-test"
 ADA, BOB = "ada@example.com", "bob@example.com"
@@ -101,11 +99,7 @@ class Site:
 
 @pytest.fixture
 async def site(request: pytest.FixtureRequest, sql_database: str, tmp_path: Path) -> AsyncIterator[Site]:
-    if sql_database == "sqlite":
-        url = f"sqlite:///{tmp_path / 'devices.sqlite3'}"
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        url = server.url
+    url = stack_database_url(request, sql_database, tmp_path, "devices")
     clock = ManualClock()
     hasher = GatedHasher(max_concurrency=1, max_queue=3, max_wait=30)
     stack = AuthStack(
@@ -116,15 +110,7 @@ async def site(request: pytest.FixtureRequest, sql_database: str, tmp_path: Path
         clock=clock,
         password_hasher=hasher,
     )
-    if sql_database != "sqlite":
-        async with stack.engine.begin() as connection:
-            await connection.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-            await connection.exec_driver_sql("CREATE SCHEMA public")
-    app = FastAPI()
-    app.add_middleware(AuthMiddleware, auth=stack.auth)
-    app.include_router(stack.router())
-    async with stack.lifespan(app), serve(app) as base:
-        stack.auth.allowed_origins = frozenset({base})
+    async with served_stack(stack) as base:
         for email in (ADA, BOB):
             await stack.auth.create_user(key=KeySpec("email", email, PASSWORD), attributes={"email": email})
         yield Site(stack, base, clock, hasher)

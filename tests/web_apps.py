@@ -212,3 +212,27 @@ def app_from_environment() -> FastAPI:
             await conn.run_sync(metadata.create_all)
 
     return app
+
+
+def stack_database_url(request: Any, sql_database: str, tmp_path: Any, name: str) -> str:
+    """A database URL for an ``AuthStack`` under test: a fresh SQLite file, or the session's PostgreSQL server
+    (whose schema ``served_stack`` empties)."""
+    if sql_database == "sqlite":
+        return f"sqlite:///{tmp_path / f'{name}.sqlite3'}"
+    return str(request.getfixturevalue("postgres_server").url)
+
+
+@contextlib.asynccontextmanager
+async def served_stack(stack: Any) -> AsyncIterator[str]:
+    """``stack`` (an ``AuthStack``) behind ``AuthMiddleware`` with its router, served by uvicorn on loopback with its
+    lifespan, on an empty PostgreSQL schema when it is PostgreSQL; yield the base URL (trusted as an origin)."""
+    if stack.engine.dialect.name == "postgresql":
+        async with stack.engine.begin() as connection:
+            await connection.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+            await connection.exec_driver_sql("CREATE SCHEMA public")
+    app = FastAPI()
+    app.add_middleware(AuthMiddleware, auth=stack.auth)
+    app.include_router(stack.router())
+    async with stack.lifespan(app), serve(app) as base:
+        stack.auth.allowed_origins = frozenset({base})
+        yield base
