@@ -136,6 +136,15 @@ def encoded(payload: Any) -> str:
     return base64.b64encode(json.dumps(payload).encode()).decode()
 
 
+async def test_a_burst_with_one_solution_gets_through_once(world: World) -> None:
+    """Ten sign-ins at once with the same right solution: one is let through to the password, the others refused
+    (the solution is counted once, atomically, in the rate-limit store)."""
+    shared = await solution(world.client)
+    answers = await asyncio.gather(*(world.client.post("/auth/sign-in", json=sign_in_body(shared)) for _ in range(10)))
+    assert sorted(answer.status_code for answer in answers) == [200] + [400] * 9
+    assert {code_of(answer) for answer in answers if answer.status_code == 400} == {"CHALLENGE_REQUIRED"}
+
+
 async def test_forged_tampered_expired_and_garbage_solutions_are_refused(world: World) -> None:
     right = json.loads(base64.b64decode(await solution(world.client)))
     other_key = create_challenge(ChallengeOptions(hmac_key="another key of thirty-two bytes or more", max_number=1000))
