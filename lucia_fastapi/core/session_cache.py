@@ -234,6 +234,8 @@ def entry_size(session: SessionRow, user: UserRow) -> int:
     """About the bytes one cached read holds (its rows, their text and the cache's bookkeeping), for the byte
     bound; calibrated against tracemalloc (``tests/test_session_cache.py``)."""
     text = sum(sys.getsizeof(part) for part in (session.digest, session.user_id, session.verified_factors, user.id))
+    if session.impersonated_by is not None:  # an admin's id, on an admin's session as the user (features.admin)
+        text += sys.getsizeof(session.impersonated_by)
     return _FIXED_SIZE + text + _estimate(session.attributes) + _estimate(user.attributes)
 
 
