@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
+import pytest
 
 from lucia_fastapi.testing.postgres import free_port
 
@@ -114,7 +115,12 @@ class OIDCProviderProcess:
 def running_provider(
     clients: Sequence[Client], log_dir: Path, port: int | None = None
 ) -> Iterator[OIDCProviderProcess]:
-    provider = OIDCProviderProcess(clients, port=port, log_dir=log_dir)
+    """The provider for the block, stopped after; a provider that cannot start fails the test, saying why (never a
+    skip: the project installs Node.js and the provider itself)."""
+    try:
+        provider = OIDCProviderProcess(clients, port=port, log_dir=log_dir)
+    except HarnessUnavailable as error:
+        pytest.fail(f"the OpenID provider could not be started: {error}", pytrace=False)
     try:
         yield provider
     finally:

@@ -41,7 +41,7 @@ from lucia_fastapi.features.tokens import SingleUseTokens
 from lucia_fastapi.routers import auth_router
 from lucia_fastapi.testing import ManualClock
 from tests.conftest import make_engine, record_database
-from tests.oidc_harness import Client, HarnessUnavailable, OIDCProviderProcess, walk_provider
+from tests.oidc_harness import Client, OIDCProviderProcess, running_provider, walk_provider
 from tests.soft_authenticator import SoftAuthenticator
 from tests.test_route_policy_matrix import Schema, Snapshots, changes
 
@@ -62,14 +62,10 @@ def is_admin(user: Any) -> bool:
 
 @pytest.fixture(scope="module")
 def oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OIDCProviderProcess]:
-    try:
-        provider = OIDCProviderProcess(
-            [Client("lucia-admin", "lucia-admin-secret", [CALLBACK])], log_dir=tmp_path_factory.mktemp("oidc")
-        )
-    except HarnessUnavailable as error:
-        pytest.fail(f"the OpenID provider could not be started: {error}", pytrace=False)
-    yield provider
-    provider.stop()
+    with running_provider(
+        [Client("lucia-admin", "lucia-admin-secret", [CALLBACK])], tmp_path_factory.mktemp("oidc")
+    ) as provider:
+        yield provider
 
 
 @dataclass

@@ -25,7 +25,7 @@ from lucia_fastapi.core.ratelimit import RateLimit, RateLimiter
 from lucia_fastapi.core.storage import Adapter
 from lucia_fastapi.features.oauth import MemoryOAuthTokenStore, OAuth, OAuthIdentity, OIDCProvider
 from lucia_fastapi.testing import ManualClock
-from tests.oidc_harness import Client, HarnessUnavailable, OIDCProviderProcess, walk_provider
+from tests.oidc_harness import Client, OIDCProviderProcess, running_provider, walk_provider
 
 APP = "http://127.0.0.1:9"  # the in-process app's origin (never listened on: the user agent hands it the URLs)
 CALLBACK = f"{APP}/oauth/corp/callback"
@@ -34,14 +34,10 @@ SECRET = Fernet.generate_key()
 
 @pytest.fixture(scope="module")
 def oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OIDCProviderProcess]:
-    try:
-        provider = OIDCProviderProcess(
-            [Client("lucia-test", "lucia-test-secret", [CALLBACK])], log_dir=tmp_path_factory.mktemp("oidc")
-        )
-    except HarnessUnavailable as error:
-        pytest.fail(f"the OpenID provider could not be started: {error}", pytrace=False)
-    yield provider
-    provider.stop()
+    with running_provider(
+        [Client("lucia-test", "lucia-test-secret", [CALLBACK])], tmp_path_factory.mktemp("oidc")
+    ) as provider:
+        yield provider
 
 
 class World:

@@ -36,7 +36,7 @@ from lucia_fastapi.features.oauth.endpoints import oauth_actions
 from lucia_fastapi.routers import auth_actions, auth_router, auth_routes
 from lucia_fastapi.testing import ManualClock
 from lucia_fastapi.web.policy import endpoints
-from tests.oidc_harness import Client, HarnessUnavailable, OIDCProviderProcess, walk_provider
+from tests.oidc_harness import Client, OIDCProviderProcess, running_provider, walk_provider
 
 APP = "http://127.0.0.1:9"  # the in-process app's origin (never listened on: the user agent hands it the URLs)
 CALLBACK = f"{APP}/auth/oauth/corp/callback"
@@ -50,14 +50,10 @@ NAVIGATION = {"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate", "acc
 
 @pytest.fixture(scope="module")
 def oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OIDCProviderProcess]:
-    try:
-        provider = OIDCProviderProcess(
-            [Client("lucia-test", "lucia-test-secret", [CALLBACK])], log_dir=tmp_path_factory.mktemp("oidc")
-        )
-    except HarnessUnavailable as error:
-        pytest.fail(f"the OpenID provider could not be started: {error}", pytrace=False)
-    yield provider
-    provider.stop()
+    with running_provider(
+        [Client("lucia-test", "lucia-test-secret", [CALLBACK])], tmp_path_factory.mktemp("oidc")
+    ) as provider:
+        yield provider
 
 
 def corp(oidc: OIDCProviderProcess, redirect_uri: str = CALLBACK, *, store_tokens: bool = False) -> OIDCProvider:
