@@ -123,6 +123,8 @@ async def test_the_minimal_app_in_a_browser(browser: Browser, minimal_app: tuple
     secret = (await page.locator("code.secret").inner_text()).strip()
     await page.fill("#code", pyotp.TOTP(secret).now())
     await page.click("text=Turn on")
+    # The click submits a form; wait for the next page before reading it (reading at once can see the old page).
+    await expect(page.locator("ul.codes li")).to_have_count(10)
     codes = [text.strip() for text in await page.locator("ul.codes li").all_inner_texts()]
     assert len(codes) == 10
     await check_at_every_width(page, f"{name}-06-recovery-codes")
