@@ -26,7 +26,7 @@ from lucia_fastapi.adapters.sqlalchemy.invalidations import PostgresInvalidation
 from lucia_fastapi.adapters.sqlalchemy.mfa import SQLAlchemyMFAStore
 from lucia_fastapi.adapters.sqlalchemy.schema import default_tables
 from lucia_fastapi.adapters.sqlalchemy.schema import metadata as default_metadata
-from lucia_fastapi.core.session_cache import Invalidation, LocalInvalidations, SessionCache
+from lucia_fastapi.core.session_cache import BuiltSessions, Invalidation, LocalInvalidations, SessionCache
 from lucia_fastapi.core.storage import SessionRow, UserRow
 from lucia_fastapi.features.mfa import MFA, SecretCipher
 from lucia_fastapi.testing.postgres import PostgresServer
@@ -171,6 +171,47 @@ async def test_unknown_ids_are_not_cached(local: tuple[Auth[Any], CountingAdapte
         with pytest.raises(LuciaError):
             await auth.validate_session_user(f"{number:032x}" + "a" * 20)
     assert len(cached.cache) == 0
+
+
+async def test_a_hit_reuses_the_session_built_from_the_same_row_and_never_an_older_one(
+    local: tuple[Auth[Any], CountingAdapter, CachedAdapter],
+) -> None:
+    """Behind the cache, ``Auth`` builds a session's object once per cached row (``BuiltSessions``); a change is
+    a new row, so what the next request gets is built from it: never the object of a row that changed."""
+    auth, _inner, cached = local
+    user = await auth.create_user(key=KeySpec("email", "ada@example.com", PASSWORD))
+    session = await auth.create_session(user.user_id)
+    await cached.start()
+    first = (await auth.validate_session_user(session.session_id)).session
+    again = (await auth.validate_session_user(session.session_id)).session
+    assert again is first and not again.is_fresh and again.state == "active"
+    assert await auth.get_session(session.session_id) is first
+    # Two users' objects are never shared: the user is built afresh on every request (the app may change it).
+    assert (await auth.validate_session_user(session.session_id)).user == user
+
+    renewed = await auth.renew_session(session.session_id)  # a write: the cached row is forgotten
+    after = (await auth.validate_session_user(session.session_id)).session
+    assert after is not first and after.is_fresh is False and after.active_expires == renewed.active_expires
+    await auth.invalidate_session(session.session_id)
+    with pytest.raises(LuciaError):
+        await auth.validate_session_user(session.session_id)
+
+
+async def test_sessions_are_kept_only_behind_a_store_that_reuses_rows(engine: AsyncEngine) -> None:
+    assert Auth(SQLAlchemyAdapter(engine, default_tables))._built is None  # new rows every read: nothing kept
+    built = BuiltSessions(max_entries=3)
+    auth = Auth(CachedAdapter(SQLAlchemyAdapter(engine, default_tables), LocalInvalidations()))
+    user = await auth.create_user()
+    sessions = [await auth.create_session(user.user_id) for _ in range(5)]
+    now = auth.clock()
+    for session in sessions:
+        row = SessionRow(session.digest, user.user_id, now + 60_000, now + 120_000, now)
+        built.put(row, auth._session(row, session.session_id, now))
+        assert built.get(row, session.session_id) is not None
+        assert built.get(row, "another-id") is None  # only for the id it was built for
+        equal_row = SessionRow(session.digest, user.user_id, now + 60_000, now + 120_000, now)
+        assert built.get(equal_row, session.session_id) is None  # an equal row is not the same object
+    assert len(built) == 3  # bounded: the oldest went first
 
 
 # Across processes on PostgreSQL (LISTEN/NOTIFY) ------------------------------------------------------------------

@@ -28,6 +28,9 @@ T = TypeVar("T")
 class CachedAdapter:
     """``adapter`` with its session read cached per process, invalidated through ``invalidations``."""
 
+    reuses_rows = True
+    """A hit returns the very row objects cached, so ``Auth`` may keep what it built from them (``BuiltSessions``)."""
+
     def __init__(self, adapter: Adapter, invalidations: Invalidations, cache: SessionCache | None = None) -> None:
         self.adapter = adapter
         self.invalidations = invalidations

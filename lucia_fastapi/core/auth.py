@@ -43,6 +43,7 @@ from lucia_fastapi.core.policy import (
     with_factors,
 )
 from lucia_fastapi.core.ratelimit import SignInAttempt, SignInThrottle
+from lucia_fastapi.core.session_cache import BuiltSessions
 from lucia_fastapi.core.storage import Adapter, KeyRow, SessionRow, UserRow
 from lucia_fastapi.core.user_type import user_factory
 
@@ -177,6 +178,9 @@ class Auth(Generic[UserT]):
         self._impersonation_ms = to_ms(impersonation_timeout)
         self.known_devices = known_devices
         self.proof_of_work = proof_of_work
+        # Behind a cache that hands back the same row objects (adapters.cached), the sessions built from them are
+        # kept too; any other store returns new rows every time, where keeping them would only cost memory.
+        self._built = BuiltSessions() if getattr(adapter, "reuses_rows", False) else None
 
     # Users ----------------------------------------------------------------------------------------------------
 
@@ -487,7 +491,7 @@ class Auth(Generic[UserT]):
         now = self.clock()
         await self._refuse_if_dead(row, user_row, now)
         if now < row.active_expires:
-            session = self._session(row, session_id, now)
+            session = self._active_session(row, session_id, now)
         else:
             session = await self._renew(row, session_id, now)
         return SessionUser(session, self._user(user_row))
@@ -497,7 +501,11 @@ class Auth(Generic[UserT]):
         row, user_row = await self._session_and_user(session_id)
         now = self.clock()
         await self._refuse_if_dead(row, user_row, now)
-        return self._session(row, session_id, now)
+        return (
+            self._active_session(row, session_id, now)
+            if now < row.active_expires
+            else self._session(row, session_id, now)
+        )
 
     async def renew_session(self, session_id: str) -> Session:
         """Extend a living session now, whatever its state: same id, new expiries, ``is_fresh=True``."""
@@ -760,6 +768,17 @@ class Auth(Generic[UserT]):
 
     def _session_info(self, row: SessionRow, now: int) -> SessionInfo:
         return SessionInfo(**self._session_fields(row, now))
+
+    def _active_session(self, row: SessionRow, session_id: str, now: int) -> Session:
+        # An active session's fields depend on its row and id alone: built once per row object (BuiltSessions).
+        built = self._built
+        if built is None:
+            return self._session(row, session_id, now)
+        session = built.get(row, session_id)
+        if session is None:
+            session = self._session(row, session_id, now)
+            built.put(row, session)
+        return session
 
     def _session(self, row: SessionRow, session_id: str, now: int, *, is_fresh: bool = False) -> Session:
         return Session(**self._session_fields(row, now), session_id=session_id, is_fresh=is_fresh)

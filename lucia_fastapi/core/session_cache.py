@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from lucia_fastapi.core.models import Session
 from lucia_fastapi.core.storage import SessionRow, UserRow
 
 logger = logging.getLogger("lucia_fastapi")
@@ -320,3 +321,41 @@ class SessionCache:
             digests.discard(digest)
             if not digests:
                 del self._by_user[entry.user.id]
+
+
+DEFAULT_MAX_BUILT = 10_000
+
+
+class BuiltSessions:
+    """The ``Session`` objects ``Auth`` built from the rows of a store that hands back the **same row object**
+    while nothing changed (``CachedAdapter``: ``reuses_rows``), by digest.
+
+    A row that changed is a new object, so an entry is used only for the very row it was built from, and then it
+    is the ``Session`` that ``Auth`` would build again (active, not just renewed): building one (four datetimes, a
+    frozen dataclass) was most of what a cached request cost the library. Bounded in entries, oldest out; an entry
+    whose row is gone from the cache only holds memory until it is pushed out.
+    """
+
+    def __init__(self, max_entries: int = DEFAULT_MAX_BUILT) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be positive")
+        self.max_entries = max_entries
+        self._built: dict[str, tuple[SessionRow, Session]] = {}
+
+    def __len__(self) -> int:
+        return len(self._built)
+
+    def get(self, row: SessionRow, session_id: str) -> Session | None:
+        """The session built from this very ``row`` object for ``session_id``, if any."""
+        found = self._built.get(row.digest)
+        if found is not None and found[0] is row and found[1].session_id == session_id:
+            return found[1]
+        return None
+
+    def put(self, row: SessionRow, session: Session) -> None:
+        """Remember ``session`` as built from ``row`` (replacing what was built from an older row)."""
+        built = self._built
+        built.pop(row.digest, None)  # re-inserted last: the oldest entry is the first to go
+        built[row.digest] = (row, session)
+        if len(built) > self.max_entries:
+            del built[next(iter(built))]
