@@ -50,7 +50,7 @@ class GatedHasher(PasswordHasher):
 
     def queued_for_a_thread(self) -> int:
         """Places waiting for a hashing thread now."""
-        return len(self._threads._waiting[True]) + len(self._threads._waiting[False])
+        return self._threads.waiting
 
     def _timed_verify(self, hashed: str, password: str) -> tuple[bool, str, float]:
         with self._lock:

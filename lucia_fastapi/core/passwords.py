@@ -58,6 +58,7 @@ from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from lucia_fastapi.core.errors import LuciaError
+from lucia_fastapi.core.turns import PriorityTurns
 
 T = TypeVar("T")
 
@@ -134,7 +135,7 @@ class PasswordHasher:
         self.max_waiting = 4 * self.max_places
         self.max_wait = max_wait
         self._limiter = CapacityLimiter(self.max_concurrency)
-        self._threads = _Threads(self.max_concurrency)
+        self._threads = PriorityTurns(self.max_concurrency)  # known devices' places first
         self._admitted = 0  # places of the ordinary lane taken: running or waiting for a thread; at most max_places
         self._priority_admitted = 0  # places of known devices' lane taken; at most priority_places
         self._by_address: Counter[str] = Counter()  # places held per client address / network
@@ -364,39 +365,6 @@ class PasswordHasher:
                 return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
             finally:
                 self._threads.release()
-
-
-class _Threads:
-    """The hashing threads, handed out in order: known devices' places first, then the others, each lane first come
-    first served."""
-
-    def __init__(self, count: int) -> None:
-        self.free = count
-        self._waiting: dict[bool, deque[list[object]]] = {True: deque(), False: deque()}
-
-    async def acquire(self, priority: bool) -> None:
-        if self.free > 0 and not self._waiting[True] and not self._waiting[False]:
-            self.free -= 1
-            return
-        entry: list[object] = [anyio.Event(), False]  # the event, and whether a thread was handed over
-        self._waiting[priority].append(entry)
-        try:
-            await entry[0].wait()  # type: ignore[attr-defined]
-        except BaseException:
-            if entry[1]:
-                self.release()
-            else:
-                self._waiting[priority].remove(entry)
-            raise
-
-    def release(self) -> None:
-        for lane in (True, False):
-            if self._waiting[lane]:
-                entry = self._waiting[lane].popleft()
-                entry[1] = True
-                entry[0].set()  # type: ignore[attr-defined]
-                return
-        self.free += 1
 
 
 def holds_known_device_place() -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lucia_fastapi.adapters.sqlalchemy.upsert import UpsertStore
 from lucia_fastapi.core.passwords import holds_known_device_place
+from lucia_fastapi.core.turns import PriorityTurns
 
 RATE_LIMIT_TABLE = "auth_rate_limit"
 
@@ -110,50 +110,18 @@ class SQLAlchemyRateLimitStore(UpsertStore):
             turns.release()
 
 
-class _WriteTurns:
-    """This process's SQLite writes of rate-limit counters, one at a time: a known device's sign-in's first, then
-    the others in the order they came."""
-
-    def __init__(self) -> None:
-        self.busy = False
-        self._waiting: dict[bool, deque[asyncio.Future[None]]] = {True: deque(), False: deque()}
-
-    async def acquire(self, first: bool) -> None:
-        if not self.busy and not self._waiting[True] and not self._waiting[False]:
-            self.busy = True
-            return
-        turn = asyncio.get_running_loop().create_future()
-        self._waiting[first].append(turn)
-        try:
-            await turn
-        except BaseException:
-            if turn.done() and not turn.cancelled():
-                self.release()  # handed the turn as this task was cancelled: pass it on
-            elif turn in self._waiting[first]:
-                self._waiting[first].remove(turn)
-            raise
-
-    def release(self) -> None:
-        for lane in (True, False):
-            while self._waiting[lane]:
-                turn = self._waiting[lane].popleft()
-                if not turn.done():
-                    turn.set_result(None)
-                    return
-        self.busy = False
-
-
-_sqlite_turns: weakref.WeakKeyDictionary[Any, tuple[asyncio.AbstractEventLoop, _WriteTurns]] = (
+_sqlite_turns: weakref.WeakKeyDictionary[Any, tuple[asyncio.AbstractEventLoop, PriorityTurns]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _sqlite_write_turns(engine: AsyncEngine) -> _WriteTurns:
-    """One queue of turns per engine (and event loop): this process's SQLite writes of rate-limit counters."""
+def _sqlite_write_turns(engine: AsyncEngine) -> PriorityTurns:
+    """One writer at a time per engine (and event loop): this process's SQLite writes of rate-limit counters, a
+    known device's sign-in's first, then the others in the order they came."""
     loop = asyncio.get_running_loop()
     found = _sqlite_turns.get(engine.sync_engine)
     if found is None or found[0] is not loop:
-        found = (loop, _WriteTurns())
+        found = (loop, PriorityTurns(1))
         _sqlite_turns[engine.sync_engine] = found
     return found[1]
 
