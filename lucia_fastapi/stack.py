@@ -46,6 +46,7 @@ from lucia_fastapi.adapters.sqlalchemy.tokens import SQLAlchemyTokenStore, defin
 from lucia_fastapi.core.auth import Auth
 from lucia_fastapi.core.devices import KnownDevices
 from lucia_fastapi.core.ratelimit import RateLimiter, RateLimitStore, SignInThrottle
+from lucia_fastapi.core.secret_keys import secret_key_materials
 from lucia_fastapi.features.activity import EmailNewDeviceNotifier, SecurityActivity
 from lucia_fastapi.features.email.flows import EmailFlows, normalize_email
 from lucia_fastapi.features.email.sender import EmailSender, OutboxEmailSender, SMTPEmailSender
@@ -71,15 +72,8 @@ def derive_keys(secret_keys: Sequence[str | bytes], purpose: str) -> list[str]:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-    if isinstance(secret_keys, str | bytes) or not secret_keys:
-        raise ValueError("secret_keys is a non-empty list of secrets (newest first)")
     derived = []
-    for key in secret_keys:
-        material = key.encode() if isinstance(key, str) else bytes(key)
-        if len(material) < 32:
-            raise ValueError(
-                "each secret key must be at least 32 bytes: python -c 'import secrets;print(secrets.token_urlsafe(32))'"
-            )
+    for material in secret_key_materials(secret_keys):
         raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(material)
         derived.append(base64.urlsafe_b64encode(raw).decode("ascii"))
     return derived

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lucia_fastapi import KeySpec, PasswordHasher
+from lucia_fastapi import KeySpec, KnownDevices, PasswordHasher
 from lucia_fastapi.features.email import OutboxEmailSender
 from lucia_fastapi.stack import AuthStack
 from lucia_fastapi.testing.clock import ManualClock
@@ -237,3 +237,11 @@ async def test_one_address_filling_the_queue_does_not_starve_another(site: Site)
     # The first freed place went to the other address, not to the flood's waiting sign-in that came before it.
     waited = next(guess for guess in hasher.order[hasher.max_places :] if guess.startswith("flood"))
     assert hasher.order.index("carol's own guess") < hasher.order.index(waited), hasher.order
+
+
+def test_the_secret_keys_are_checked_like_every_other_feature_s() -> None:
+    """A lone string, an empty list or a short key is refused (``core.secret_keys``), as for OAuth and AuthStack."""
+    for keys in ("s" * 40, [], ["short"], ["s" * 40, "short"]):
+        with pytest.raises(ValueError, match=r"secret_keys|32 bytes"):
+            KnownDevices(keys)  # type: ignore[arg-type]
+    KnownDevices(["s" * 32])

@@ -39,6 +39,7 @@ from typing import Final
 
 from lucia_fastapi.core.clock import to_datetime, to_ms
 from lucia_fastapi.core.cookies import Cookie, CookieAttributes
+from lucia_fastapi.core.secret_keys import secret_key_materials
 
 TOKEN_PREFIX: Final = "ld1."  # noqa: S105 - the format's marker, not a secret
 MAX_TOKEN_LENGTH: Final = 160
@@ -86,17 +87,10 @@ class KnownDevices:
     a token lives after it was issued (30 days). Give it to ``Auth(known_devices=...)``; ``AuthStack`` does."""
 
     def __init__(self, secret_keys: Sequence[str | bytes], *, lifetime: timedelta = timedelta(days=30)) -> None:
-        if isinstance(secret_keys, str | bytes) or not secret_keys:
-            raise ValueError("secret_keys is a non-empty list of secrets (newest first)")
+        materials = secret_key_materials(secret_keys)
         if lifetime <= timedelta(0):
             raise ValueError("lifetime must be positive")
-        keys = []
-        for key in secret_keys:
-            material = key.encode() if isinstance(key, str) else bytes(key)
-            if len(material) < 32:
-                raise ValueError("each secret key must be at least 32 bytes")
-            keys.append(hmac.new(material, b"lucia_fastapi device tokens", hashlib.sha256).digest())
-        self._keys = keys
+        self._keys = [hmac.new(m, b"lucia_fastapi device tokens", hashlib.sha256).digest() for m in materials]
         self.lifetime = lifetime
         self.lifetime_ms = to_ms(lifetime)
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from lucia_fastapi.core.secret_keys import secret_key_materials
 from lucia_fastapi.features.oauth.errors import OAuthError
 
 if TYPE_CHECKING:
@@ -42,13 +43,8 @@ def derive_fernet(secret_keys: Sequence[str | bytes], purpose: str) -> MultiFern
     putting a new key first). Each key is any string or bytes of at least 32 bytes, for example
     ``Fernet.generate_key()``; a separate subkey per purpose comes from HKDF-SHA256."""
     fernet, hashes, hkdf_class = _require_cryptography()
-    if isinstance(secret_keys, str | bytes) or not secret_keys:
-        raise ValueError("secret_keys must be a non-empty list of keys (newest first)")
     ciphers = []
-    for key in secret_keys:
-        material = key.encode() if isinstance(key, str) else bytes(key)
-        if len(material) < 32:
-            raise ValueError("each secret key must be at least 32 bytes; make one with Fernet.generate_key()")
+    for material in secret_key_materials(secret_keys):
         derived = hkdf_class(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(material)
         ciphers.append(fernet.Fernet(base64.urlsafe_b64encode(derived)))
     return fernet.MultiFernet(ciphers)  # type: ignore[no-any-return]
